@@ -1,0 +1,58 @@
+//! The command line. Every flag also reads an environment variable
+//! (`ROLLCALL_<FLAG>`); a flag given on the command line wins.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rollcall",
+    version,
+    about = "Webex membership audit logger: signed webhooks in, append-only hash-chained join/leave records out",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The audit log directory.
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLCALL_DIR",
+        default_value = "./audit-logs"
+    )]
+    pub dir: PathBuf,
+    /// Also write rollcall's own logs to daily files in this directory.
+    #[arg(long, global = true, env = "ROLLCALL_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server that receives Webex membership webhooks.
+    Serve(cmd::serve::Args),
+    /// Post signed sample join/leave deliveries to a running server.
+    Simulate(cmd::simulate::Args),
+    /// Make sure this server's membership webhooks exist in Webex.
+    Subscribe(cmd::subscribe::Args),
+    /// List the Webex webhooks of the token, with their status.
+    Webhooks(cmd::webhooks::Args),
+    /// Export records as CSV (default) or JSON lines.
+    Export(cmd::export::Args),
+    /// Show the latest records, and follow new ones with -f.
+    Tail(cmd::tail::Args),
+    /// Compress every closed day into the archive, with digests.
+    Archive(cmd::archive::Args),
+    /// Check every record, day file, archive and digest.
+    Verify(cmd::verify::Args),
+}

@@ -1,0 +1,12 @@
+//! `rollcall export`.
+
+use std::process::ExitCode;
+
+use crate::cli::Global;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_global: &Global, _args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("rollcall export is not available yet")
+}

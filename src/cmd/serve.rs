@@ -1,0 +1,48 @@
+//! `rollcall serve`: the webhook receiver.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::Global;
+use crate::clock::SystemClock;
+use crate::secret;
+use crate::startup::{Application, Settings};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "ROLLCALL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Accept deliveries without a valid X-Spark-Signature. Anyone who can
+    /// reach the server can then write to the log: for local trials only.
+    #[arg(long, env = "ROLLCALL_INSECURE_ACCEPT_UNSIGNED")]
+    pub insecure_accept_unsigned: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings {
+        dir: global.dir.clone(),
+        listen: args.listen,
+        secret: secret::from_env(),
+        insecure_accept_unsigned: args.insecure_accept_unsigned,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let app = Application::build(settings, Arc::new(SystemClock)).await?;
+        app.run_until_stopped(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,162 @@
+//! `rollcall simulate`: posts signed, realistic membership deliveries to a
+//! running server (joins, a few leaves and rejoins, across several rooms),
+//! so a new user sees records appear without a Webex account.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::cli::Global;
+use crate::log::record::format_timestamp;
+use crate::secret;
+use crate::webhook::signature;
+
+const PEOPLE: [(&str, &str); 12] = [
+    ("Ana Silva", "ana.silva"),
+    ("Bilal Haddad", "bilal.haddad"),
+    ("Chen Wei", "chen.wei"),
+    ("Dagny Olsen", "dagny.olsen"),
+    ("Emeka Obi", "emeka.obi"),
+    ("Fatima Zahra", "fatima.zahra"),
+    ("Gustavo Reyes", "gustavo.reyes"),
+    ("Hana Sato", "hana.sato"),
+    ("Ivan Petrov", "ivan.petrov"),
+    ("Julia Novak", "julia.novak"),
+    ("Kofi Mensah", "kofi.mensah"),
+    ("Lea Dubois", "lea.dubois"),
+];
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Base URL of the running server.
+    #[arg(long, env = "ROLLCALL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Webhook target to post to (`URL/hooks/TARGET`).
+    #[arg(long, env = "ROLLCALL_TARGET", default_value = "default")]
+    pub target: String,
+    /// How many deliveries to post.
+    #[arg(long, env = "ROLLCALL_COUNT", default_value_t = 20)]
+    pub count: u32,
+    /// How many rooms the people join.
+    #[arg(long, env = "ROLLCALL_ROOMS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rooms: u32,
+}
+
+/// One person's membership of one room during the run.
+struct Member {
+    room: u32,
+    person: usize,
+    in_room: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let (secret, _) = secret::webhook_secret(&global.dir, secret::from_env())?;
+    let url = format!("{}/hooks/{}", args.url.trim_end_matches('/'), args.target);
+    let mut run_tag = [0u8; 4];
+    getrandom::fill(&mut run_tag).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let run_tag = hex::encode(run_tag);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let client = reqwest::Client::new();
+    let mut members: Vec<Member> = Vec::new();
+    let (mut recorded, mut other) = (0u32, 0u32);
+    for i in 0..args.count {
+        let (index, joined) = next_event(&mut members, i, args.rooms);
+        let member = &members[index];
+        let (name, user) = PEOPLE[member.person % PEOPLE.len()];
+        let body = delivery(&run_tag, member, index, joined, i);
+        let body = serde_json::to_vec(&body)?;
+        let sig = signature::sign(&secret, &body);
+        let answer = runtime.block_on(async {
+            let response = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-spark-signature", sig)
+                .body(body)
+                .send()
+                .await?;
+            let status = response.status();
+            let text = response.text().await?;
+            Ok::<_, reqwest::Error>((status, text))
+        });
+        let (status, text) = answer
+            .with_context(|| format!("posting to {url}: is `rollcall serve` running there?"))?;
+        let verb = if joined { "joined" } else { "left  " };
+        println!(
+            "{verb} {name} <{user}@example.com> room {}: {status} {text}",
+            member.room + 1
+        );
+        if status.is_success() && text.contains("\"recorded\"") {
+            recorded += 1;
+        } else {
+            other += 1;
+        }
+    }
+    println!(
+        "{} deliveries posted to {url}: {recorded} recorded, {other} not",
+        args.count
+    );
+    Ok(if other == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Picks the next event: mostly new joins, every fourth a leave, every
+/// sixth a rejoin of someone who left. Returns the member and whether it
+/// is a join.
+fn next_event(members: &mut Vec<Member>, i: u32, rooms: u32) -> (usize, bool) {
+    let pick = |want_in: bool, members: &mut Vec<Member>| {
+        let found = members.iter().position(|m| m.in_room == want_in)?;
+        members[found].in_room = !want_in;
+        Some((found, !want_in))
+    };
+    let chosen = match i % 12 {
+        3 | 7 | 11 => pick(true, members),
+        5 | 9 => pick(false, members),
+        _ => None,
+    };
+    chosen.unwrap_or_else(|| {
+        let n = members.len();
+        members.push(Member {
+            room: n as u32 % rooms,
+            person: n / rooms as usize + n,
+            in_room: true,
+        });
+        (n, true)
+    })
+}
+
+fn delivery(run_tag: &str, member: &Member, index: usize, joined: bool, i: u32) -> Value {
+    let (name, user) = PEOPLE[member.person % PEOPLE.len()];
+    let created =
+        format_timestamp(OffsetDateTime::now_utc() + time::Duration::milliseconds(i.into()));
+    let room_id = format!("sim-{run_tag}-room-{}", member.room + 1);
+    json!({
+        "id": format!("sim-{run_tag}-webhook-{}", if joined { "created" } else { "deleted" }),
+        "name": "rollcall simulate",
+        "resource": "memberships",
+        "event": if joined { "created" } else { "deleted" },
+        "filter": format!("roomId={room_id}"),
+        "orgId": "sim-org",
+        "createdBy": "sim-admin",
+        "ownedBy": "creator",
+        "status": "active",
+        "actorId": "sim-admin",
+        "data": {
+            "id": format!("sim-{run_tag}-membership-{index}"),
+            "roomId": room_id,
+            "roomType": "group",
+            "personId": format!("sim-person-{}", member.person % PEOPLE.len()),
+            "personEmail": format!("{user}@example.com"),
+            "personDisplayName": name,
+            "personOrgId": "sim-org",
+            "isModerator": member.person.is_multiple_of(5),
+            "isMonitor": false,
+            "isRoomHidden": false,
+            "created": created,
+        }
+    })
+}

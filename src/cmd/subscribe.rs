@@ -1,0 +1,12 @@
+//! `rollcall subscribe`.
+
+use std::process::ExitCode;
+
+use crate::cli::Global;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_global: &Global, _args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("rollcall subscribe is not available yet")
+}

@@ -1,0 +1,25 @@
+//! rollcall: a Webex membership audit logger.
+//!
+//! Webex posts a `memberships` webhook for every join and leave; rollcall
+//! checks its signature and writes one append-only, hash-chained record
+//! per event, durably and exactly once. The crate is laid out as:
+//!
+//! - [`webhook`]: what Webex posts (payload, signature) and the warp routes.
+//! - [`log`]: the audit log on disk: record format and hash chain, day
+//!   files, and the single durable writer.
+//! - [`webex`]: the Webex API client and the room-title cache.
+//! - [`startup`]: building and running the server ([`startup::Application`]).
+//! - [`cmd`]: one module per subcommand, behind [`cli`].
+//! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
+//!   redacted secrets, `/metrics` counters and rollcall's own logs.
+
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod log;
+pub mod metrics;
+pub mod secret;
+pub mod startup;
+pub mod telemetry;
+pub mod webex;
+pub mod webhook;

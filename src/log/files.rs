@@ -1,0 +1,42 @@
+//! File-system steps shared by everything that writes under `DIR`: the
+//! modes audit data is kept with, and the fsyncs that make a new name
+//! durable.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Audit files are readable by the owner's group (auditors), nobody else.
+pub const FILE_MODE: u32 = 0o640;
+pub const DIR_MODE: u32 = 0o750;
+
+/// Creates `dir` (and its parents) with [`DIR_MODE`] if missing.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+}
+
+/// Opens `path` for appending, creating it with [`FILE_MODE`].
+pub fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Creates `path` new (failing if it exists) with [`FILE_MODE`].
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Makes the directory's entries (a created, renamed or removed name)
+/// durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,8 @@
+//! The audit log on disk: the record format and hash chain ([`record`]),
+//! where each day lives ([`days`]), the single durable writer ([`writer`]),
+//! and the file-system steps they share ([`files`]).
+
+pub mod days;
+pub mod files;
+pub mod record;
+pub mod writer;

@@ -1,0 +1,220 @@
+//! One audit record: its fields, its JSONL line, and the hash that chains it
+//! to the record before it.
+//!
+//! A line is the record's JSON with `"hash"` as its last member. The hash is
+//! SHA-256 over the line's exact bytes without that member (the JSON up to
+//! and including `prev_hash`, closed with `}`), so any changed byte shows and
+//! no canonical re-serialisation is ever needed to check it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+/// `prev_hash` of the very first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const HASH_HEX_LEN: usize = 64;
+const HASH_PREFIX: &[u8] = b",\"hash\":\"";
+const HASH_SUFFIX: &[u8] = b"\"}";
+const HASH_MEMBER_LEN: usize = HASH_PREFIX.len() + HASH_HEX_LEN + HASH_SUFFIX.len();
+
+const RECEIVED_AT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// A join or a leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Joined,
+    Left,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Joined => "joined",
+            Event::Left => "left",
+        }
+    }
+}
+
+/// One line of the log. Field order is the line's member order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub received_at: String,
+    pub event: Event,
+    pub room_id: String,
+    pub room_title: Option<String>,
+    pub room_type: Option<String>,
+    pub person_id: String,
+    pub person_email: Option<String>,
+    pub person_display_name: Option<String>,
+    pub person_org_id: Option<String>,
+    pub is_moderator: Option<bool>,
+    pub is_monitor: Option<bool>,
+    pub is_room_hidden: Option<bool>,
+    pub membership_id: String,
+    pub membership_created: Option<String>,
+    pub actor_id: Option<String>,
+    pub org_id: Option<String>,
+    pub webhook_id: Option<String>,
+    pub webhook_name: Option<String>,
+    pub target: String,
+    pub prev_hash: String,
+    /// Empty until the record is sealed into a line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+impl Record {
+    /// The identity of the event this record was made from: a retried
+    /// delivery of the same event has the same key.
+    pub fn dedup_key(&self) -> DedupKey {
+        DedupKey::new(
+            self.event,
+            &self.membership_id,
+            self.membership_created.as_deref().unwrap_or(""),
+        )
+    }
+
+    /// The UTC day file this record belongs in (`YYYY-MM-DD`).
+    pub fn day(&self) -> &str {
+        self.received_at.get(..10).unwrap_or("")
+    }
+
+    /// Fills in `hash` and returns the record's line, newline included.
+    pub fn seal(&mut self) -> Vec<u8> {
+        self.hash.clear();
+        let mut line = serde_json::to_vec(self).expect("a record always serialises");
+        self.hash = hex::encode(Sha256::digest(&line));
+        line.pop();
+        line.extend_from_slice(HASH_PREFIX);
+        line.extend_from_slice(self.hash.as_bytes());
+        line.extend_from_slice(HASH_SUFFIX);
+        line.push(b'\n');
+        line
+    }
+}
+
+/// A 128-bit digest of `(event, membership id, membership created)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DedupKey(u128);
+
+impl DedupKey {
+    pub fn new(event: Event, membership_id: &str, created: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(event.as_str());
+        h.update([0]);
+        h.update(membership_id);
+        h.update([0]);
+        h.update(created);
+        let digest = h.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        Self(u128::from_le_bytes(first))
+    }
+}
+
+/// Why a line is not a whole, untouched record.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LineError {
+    #[error("not a record: {0}")]
+    Parse(String),
+    #[error("hash does not match the record's content")]
+    HashMismatch,
+}
+
+/// Parses one line (without its newline) and checks its own hash.
+/// Chain links and seq order are the caller's to check.
+pub fn parse_line(line: &[u8]) -> Result<Record, LineError> {
+    let record: Record =
+        serde_json::from_slice(line).map_err(|e| LineError::Parse(e.to_string()))?;
+    if record.hash.len() != HASH_HEX_LEN
+        || line.len() < HASH_MEMBER_LEN + 1
+        || !line.ends_with(HASH_SUFFIX)
+    {
+        return Err(LineError::Parse("no trailing hash member".into()));
+    }
+    let content_end = line.len() - HASH_MEMBER_LEN;
+    let member = &line[content_end..];
+    if !member.starts_with(HASH_PREFIX)
+        || &member[HASH_PREFIX.len()..HASH_PREFIX.len() + HASH_HEX_LEN] != record.hash.as_bytes()
+    {
+        return Err(LineError::Parse("no trailing hash member".into()));
+    }
+    let mut h = Sha256::new();
+    h.update(&line[..content_end]);
+    h.update(b"}");
+    if hex::encode(h.finalize()) != record.hash {
+        return Err(LineError::HashMismatch);
+    }
+    Ok(record)
+}
+
+/// `received_at` form: RFC 3339, UTC, milliseconds. Being fixed-width, it
+/// sorts as text in time order.
+pub fn format_timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(RECEIVED_AT)
+        .expect("a UTC time always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            seq: 7,
+            received_at: "2026-11-28T10:00:00.123Z".into(),
+            event: Event::Joined,
+            room_id: "room".into(),
+            room_title: None,
+            room_type: Some("group".into()),
+            person_id: "person".into(),
+            person_email: Some("ana@example.com".into()),
+            person_display_name: Some("Ana \"A\" Silva\n".into()),
+            person_org_id: None,
+            is_moderator: Some(true),
+            is_monitor: Some(false),
+            is_room_hidden: None,
+            membership_id: "m".into(),
+            membership_created: Some("2026-11-28T09:59:59.000Z".into()),
+            actor_id: None,
+            org_id: None,
+            webhook_id: None,
+            webhook_name: None,
+            target: "default".into(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_sealed_line_parses_back_to_the_same_record() {
+        let mut record = sample();
+        let line = record.seal();
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        let parsed = parse_line(&line[..line.len() - 1]).unwrap();
+        assert_eq!(parsed, record);
+    }
+
+    #[test]
+    fn any_changed_content_byte_breaks_the_hash() {
+        let mut record = sample();
+        let line = record.seal();
+        let text = String::from_utf8(line[..line.len() - 1].to_vec()).unwrap();
+        let edited = text.replace("ana@example.com", "eve@example.com");
+        assert_eq!(parse_line(edited.as_bytes()), Err(LineError::HashMismatch));
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds_and_z() {
+        let at = time::macros::datetime!(2026-11-28 23:59:59.9876 UTC);
+        assert_eq!(format_timestamp(at), "2026-11-28T23:59:59.987Z");
+    }
+}

@@ -1,0 +1,499 @@
+//! The one writer of the log. It owns the day file, gives each record its
+//! `seq` and chain link, drops retried events, and acknowledges a record
+//! only once it is on disk.
+//!
+//! Deliveries queue on a channel; a dedicated thread takes everything that
+//! has queued up, appends it with one `write`, makes it durable with one
+//! `fdatasync`, and only then answers every waiting delivery (group commit).
+//! A batch that cannot be made durable is cut off the file again and every
+//! delivery in it is answered with an error, so nothing unacknowledged
+//! stays in the chain.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use serde::Deserialize;
+use time::{Date, Duration, OffsetDateTime};
+use tokio::sync::oneshot;
+
+use super::days::{self, Day};
+use super::files;
+use super::record::{self, DedupKey, Event, GENESIS_HASH, Record, format_timestamp};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+
+/// Retried deliveries are recognised for at least this many days.
+pub const DEDUP_DAYS: i64 = 7;
+/// Most deliveries one fdatasync covers.
+const MAX_BATCH: usize = 4096;
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// What became of an appended record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Written and durable under this seq.
+    Recorded(u64),
+    /// The same event was already recorded under this seq; nothing written.
+    Duplicate(u64),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error("the audit log could not be made durable: {0}")]
+    Io(String),
+    #[error("the audit log writer has stopped")]
+    Stopped,
+}
+
+struct Job {
+    record: Record,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// Handle to the writer thread. Dropping it finishes the queued work and
+/// stops the thread.
+pub struct LogWriter {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl LogWriter {
+    /// Recovers the log in `dir` (moving a torn last line aside) and starts
+    /// the writer thread.
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let mut state = State::recover(dir, clock, metrics, healthy.clone())?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    state.commit(batch);
+                }
+            })
+            .context("starting the log writer thread")?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            healthy,
+        })
+    }
+
+    /// Appends `record` (its seq, received_at and hashes are filled in
+    /// here) and resolves once it is durable, or known to be a duplicate.
+    pub async fn append(&self, record: Record) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .as_ref()
+            .ok_or(AppendError::Stopped)?
+            .send(Job { record, reply })
+            .map_err(|_| AppendError::Stopped)?;
+        answer.await.map_err(|_| AppendError::Stopped)?
+    }
+
+    /// False after a batch failed to become durable, until one succeeds.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The day file records are being appended to.
+struct OpenDay {
+    date: Date,
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+/// Everything the writer thread owns.
+struct State {
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    healthy: Arc<AtomicBool>,
+    day: Option<OpenDay>,
+    next_seq: u64,
+    last_hash: String,
+    last_received: OffsetDateTime,
+    seen: HashMap<DedupKey, (u64, Date)>,
+    /// The file may hold bytes the state does not account for: recover
+    /// from disk before the next write.
+    broken: bool,
+}
+
+/// The fields of a line needed to remember it as already recorded.
+#[derive(Deserialize)]
+struct KeyView<'a> {
+    seq: u64,
+    event: Event,
+    #[serde(borrow)]
+    membership_id: Cow<'a, str>,
+    #[serde(borrow)]
+    membership_created: Option<Cow<'a, str>>,
+}
+
+impl State {
+    fn recover(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        healthy: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        files::create_dir(dir)
+            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        let all_days = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(live) = all_days.last().and_then(|d| d.live.as_deref()) {
+            repair_torn_tail(dir, live)?;
+        }
+        let mut state = State {
+            dir: dir.to_path_buf(),
+            clock,
+            metrics,
+            healthy,
+            day: None,
+            next_seq: 1,
+            last_hash: GENESIS_HASH.to_string(),
+            last_received: OffsetDateTime::UNIX_EPOCH,
+            seen: HashMap::new(),
+            broken: false,
+        };
+        if let Some(last) = last_record(&all_days)? {
+            state.next_seq = last.seq + 1;
+            state.last_received = OffsetDateTime::parse(
+                &last.received_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .with_context(|| format!("record {} has a bad received_at", last.seq))?;
+            state.last_hash = last.hash;
+        }
+        let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
+        for day in all_days.iter().filter(|d| d.date >= since) {
+            state.remember(day)?;
+        }
+        Ok(state)
+    }
+
+    /// Loads the dedup keys of one day's records.
+    fn remember(&mut self, day: &Day) -> anyhow::Result<()> {
+        let path = day.path();
+        let mut lines = day
+            .lines()
+            .with_context(|| format!("reading {}", path.display()))?;
+        while let Some((line, _)) = lines
+            .next_line()
+            .with_context(|| format!("reading {}", path.display()))?
+        {
+            let view: KeyView = serde_json::from_slice(line)
+                .with_context(|| format!("{} holds a line that is not a record", path.display()))?;
+            let key = DedupKey::new(
+                view.event,
+                &view.membership_id,
+                view.membership_created.as_deref().unwrap_or(""),
+            );
+            self.seen.insert(key, (view.seq, day.date));
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, batch: Vec<Job>) {
+        match self.try_commit(batch) {
+            Ok(()) => self.healthy.store(true, Ordering::Relaxed),
+            Err((jobs, error)) => {
+                self.healthy.store(false, Ordering::Relaxed);
+                self.metrics.sync_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %error, "a batch of {} deliveries could not be made durable", jobs.len());
+                for reply in jobs {
+                    let _ = reply.send(Err(AppendError::Io(error.clone())));
+                }
+            }
+        }
+    }
+
+    /// Writes and syncs one batch. On failure, the state and the file are as
+    /// before the batch, and the replies still owed are handed back.
+    #[allow(clippy::type_complexity)]
+    fn try_commit(
+        &mut self,
+        batch: Vec<Job>,
+    ) -> Result<(), (Vec<oneshot::Sender<Result<Appended, AppendError>>>, String)> {
+        if self.broken
+            && let Err(e) = self.reload()
+        {
+            return Err((
+                batch.into_iter().map(|j| j.reply).collect(),
+                format!("{e:#}"),
+            ));
+        }
+        let now = self.clock.now().max(self.last_received);
+        let date = now.date();
+        if self.day.as_ref().is_none_or(|d| d.date != date)
+            && let Err(e) = self.open_day(date)
+        {
+            return Err((
+                batch.into_iter().map(|j| j.reply).collect(),
+                format!("{e:#}"),
+            ));
+        }
+        let received_at = format_timestamp(now);
+        let first_seq = self.next_seq;
+        let first_hash = self.last_hash.clone();
+        let mut buf = Vec::new();
+        let mut added = Vec::new();
+        let mut owed = Vec::new();
+        for Job { mut record, reply } in batch {
+            let key = record.dedup_key();
+            if let Some(&(seq, _)) = self.seen.get(&key) {
+                if seq < first_seq {
+                    let _ = reply.send(Ok(Appended::Duplicate(seq)));
+                } else {
+                    owed.push((reply, Appended::Duplicate(seq)));
+                }
+                continue;
+            }
+            record.seq = self.next_seq;
+            record.received_at.clone_from(&received_at);
+            record.prev_hash = std::mem::take(&mut self.last_hash);
+            buf.extend_from_slice(&record.seal());
+            self.last_hash = record.hash;
+            self.next_seq += 1;
+            self.seen.insert(key, (record.seq, date));
+            added.push(key);
+            owed.push((reply, Appended::Recorded(record.seq)));
+        }
+        if added.is_empty() {
+            for (reply, outcome) in owed {
+                let _ = reply.send(Ok(outcome));
+            }
+            return Ok(());
+        }
+        let day = self.day.as_mut().expect("opened above");
+        let written = durable_append(day, &buf);
+        self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = written {
+            self.next_seq = first_seq;
+            self.last_hash = first_hash;
+            for key in added {
+                self.seen.remove(&key);
+            }
+            if day
+                .file
+                .set_len(day.len)
+                .and_then(|()| day.file.sync_data())
+                .is_err()
+            {
+                self.broken = true;
+            }
+            let error = format!("appending to {}: {e}", day.path.display());
+            return Err((owed.into_iter().map(|(reply, _)| reply).collect(), error));
+        }
+        day.len += buf.len() as u64;
+        self.last_received = now;
+        self.metrics
+            .records_written
+            .fetch_add(added.len() as u64, Ordering::Relaxed);
+        for (reply, outcome) in owed {
+            let _ = reply.send(Ok(outcome));
+        }
+        Ok(())
+    }
+
+    fn open_day(&mut self, date: Date) -> anyhow::Result<()> {
+        self.day = None;
+        let path = days::live_path(&self.dir, date);
+        let file =
+            files::open_append(&path).with_context(|| format!("opening {}", path.display()))?;
+        files::sync_dir(&self.dir)
+            .with_context(|| format!("syncing directory {}", self.dir.display()))?;
+        let len = file.metadata()?.len();
+        let oldest = date - Duration::days(DEDUP_DAYS + 1);
+        self.seen.retain(|_, (_, day)| *day >= oldest);
+        self.day = Some(OpenDay {
+            date,
+            path,
+            file,
+            len,
+        });
+        Ok(())
+    }
+
+    /// After a batch could not be cut off the file again: take the truth
+    /// from disk. The chain never goes backwards, even if the directory
+    /// lost files meanwhile.
+    fn reload(&mut self) -> anyhow::Result<()> {
+        let fresh = State::recover(
+            &self.dir,
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.healthy.clone(),
+        )?;
+        if fresh.next_seq >= self.next_seq {
+            self.next_seq = fresh.next_seq;
+            self.last_hash = fresh.last_hash;
+            self.last_received = fresh.last_received;
+        }
+        self.seen.extend(fresh.seen);
+        self.day = None;
+        self.broken = false;
+        Ok(())
+    }
+}
+
+/// One write and one fdatasync; fails if the file is no longer the one at
+/// its path (the directory was removed or the file replaced), since bytes
+/// written to an unlinked file are not in the log.
+fn durable_append(day: &mut OpenDay, buf: &[u8]) -> io::Result<()> {
+    let ours = day.file.metadata()?;
+    let named = std::fs::metadata(&day.path)?;
+    if ours.ino() != named.ino() || ours.dev() != named.dev() {
+        return Err(io::Error::other("the day file was removed or replaced"));
+    }
+    day.file.write_all(buf)?;
+    day.file.sync_data()
+}
+
+/// The newest whole record of the log, if any.
+fn last_record(all_days: &[Day]) -> anyhow::Result<Option<Record>> {
+    for day in all_days.iter().rev() {
+        let path = day.path();
+        let last = match &day.live {
+            Some(live) => last_line(live)?,
+            None => {
+                let mut lines = day
+                    .lines()
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut last = None;
+                while let Some((line, _)) = lines.next_line()? {
+                    last = Some(line.to_vec());
+                }
+                last
+            }
+        };
+        if let Some(line) = last {
+            let record = record::parse_line(&line)
+                .with_context(|| format!("the last record of {} is damaged", path.display()))?;
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+/// The last newline-terminated line of a plain file, read from its end.
+fn last_line(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let end = file.metadata()?.len();
+    if end == 0 {
+        return Ok(None);
+    }
+    let start = line_start_before(&mut file, end - 1)?;
+    let mut line = vec![0; (end - 1 - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut line)?;
+    Ok(Some(line))
+}
+
+/// The offset just after the last newline before `end`, or 0.
+fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut pos = end;
+    let mut buf = vec![0; CHUNK as usize];
+    while pos > 0 {
+        let from = pos.saturating_sub(CHUNK);
+        let chunk = &mut buf[..(pos - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(from + i as u64 + 1);
+        }
+        pos = from;
+    }
+    Ok(0)
+}
+
+/// A crash can leave the last write half done: a line without its newline,
+/// or whole-looking lines that do not check out. Those trailing bytes are
+/// moved to `DIR/quarantine/` (never silently dropped) and cut off, so the
+/// chain resumes from the last whole record.
+fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let len = file.metadata()?.len();
+    let mut good_end = len;
+    loop {
+        if good_end == 0 {
+            break;
+        }
+        let mut last = [0u8];
+        file.seek(SeekFrom::Start(good_end - 1))?;
+        file.read_exact(&mut last)?;
+        let (line_end, search_from) = if last[0] == b'\n' {
+            (good_end - 1, good_end - 1)
+        } else {
+            (good_end, good_end)
+        };
+        let start = line_start_before(&mut file, search_from)?;
+        let mut line = vec![0; (line_end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut line)?;
+        if last[0] == b'\n' && record::parse_line(&line).is_ok() {
+            break;
+        }
+        good_end = start;
+    }
+    if good_end == len {
+        return Ok(());
+    }
+    let mut torn = vec![0; (len - good_end) as usize];
+    file.seek(SeekFrom::Start(good_end))?;
+    file.read_exact(&mut torn)?;
+    let quarantine = dir.join(QUARANTINE_DIR);
+    files::create_dir(&quarantine).with_context(|| format!("creating {}", quarantine.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("day");
+    let (aside, mut out) = (1..)
+        .map(|n| quarantine.join(format!("{name}.at-{good_end}.{n}.torn")))
+        .find_map(|aside| match files::create_new(&aside) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
+            opened => Some(opened.map(|f| (aside, f))),
+        })
+        .expect("an unbounded range always finds a free name")
+        .with_context(|| format!("creating a file in {}", quarantine.display()))?;
+    out.write_all(&torn)?;
+    out.sync_all()?;
+    files::sync_dir(&quarantine)?;
+    file.set_len(good_end)?;
+    file.sync_all()?;
+    tracing::warn!(
+        file = %path.display(),
+        bytes = torn.len(),
+        moved_to = %aside.display(),
+        "the log ended in a torn write; moved it aside and resumed from the last whole record"
+    );
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Process-local counters for `GET /metrics`, in Prometheus text format.
+//! They reset with the process but never lie while it runs.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the ack latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// How a delivery was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Recorded,
+    Duplicate,
+    Ignored,
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    TooLarge,
+    Unavailable,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 8] = [
+        Outcome::Recorded,
+        Outcome::Duplicate,
+        Outcome::Ignored,
+        Outcome::BadRequest,
+        Outcome::Unauthorized,
+        Outcome::NotFound,
+        Outcome::TooLarge,
+        Outcome::Unavailable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Recorded => "recorded",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::NotFound => "not_found",
+            Outcome::TooLarge => "too_large",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    deliveries: [AtomicU64; 8],
+    pub records_written: AtomicU64,
+    pub syncs: AtomicU64,
+    pub sync_failures: AtomicU64,
+    pub room_lookups: AtomicU64,
+    pub room_lookup_failures: AtomicU64,
+    pub archive_runs: AtomicU64,
+    pub archive_failures: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one answered delivery and how long its answer took.
+    pub fn delivery(&self, outcome: Outcome, took: Duration) {
+        let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.deliveries[index].fetch_add(1, Relaxed);
+        let secs = took.as_secs_f64();
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP rollcall_deliveries_total Webhook deliveries by outcome.\n");
+        out.push_str("# TYPE rollcall_deliveries_total counter\n");
+        for (outcome, count) in Outcome::ALL.iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "rollcall_deliveries_total{{outcome=\"{}\"}} {}",
+                outcome.label(),
+                count.load(Relaxed)
+            );
+        }
+        for (name, help, value) in [
+            (
+                "rollcall_records_written_total",
+                "Records made durable.",
+                &self.records_written,
+            ),
+            (
+                "rollcall_fdatasync_total",
+                "fdatasync calls on the log.",
+                &self.syncs,
+            ),
+            (
+                "rollcall_fdatasync_failures_total",
+                "Batches that could not be made durable.",
+                &self.sync_failures,
+            ),
+            (
+                "rollcall_room_lookups_total",
+                "GET /rooms requests made.",
+                &self.room_lookups,
+            ),
+            (
+                "rollcall_room_lookup_failures_total",
+                "Room lookups that failed or timed out.",
+                &self.room_lookup_failures,
+            ),
+            (
+                "rollcall_archive_runs_total",
+                "Archival runs.",
+                &self.archive_runs,
+            ),
+            (
+                "rollcall_archive_failures_total",
+                "Archival runs that failed.",
+                &self.archive_failures,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        out.push_str("# HELP rollcall_ack_seconds Time from request to answer.\n");
+        out.push_str("# TYPE rollcall_ack_seconds histogram\n");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "rollcall_ack_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(out, "rollcall_ack_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "rollcall_ack_seconds_sum {}",
+            self.latency_sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "rollcall_ack_seconds_count {count}");
+        out
+    }
+}

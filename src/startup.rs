@@ -1,0 +1,182 @@
+//! Building and running the server: [`Application::build`] takes the
+//! directory lock, recovers the log, binds the listener (port 0 works, and
+//! [`Application::local_addr`] tells the real one), and
+//! [`Application::run_until_stopped`] serves until the shutdown future
+//! resolves, then finishes in-flight writes.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::log::files;
+use crate::log::writer::LogWriter;
+use crate::metrics::Metrics;
+use crate::secret::{self, Secret, SecretSource};
+use crate::webex::titles::RoomTitles;
+use crate::webhook::routes::{self, AppState};
+
+pub const LOCK_FILE: &str = ".lock";
+/// A client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long in-flight requests get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `ROLLCALL_SECRET`, if set.
+    pub secret: Option<Secret>,
+    pub insecure_accept_unsigned: bool,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    _lock: File,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let dir = settings.dir;
+        let lock = lock_dir(&dir)?;
+        let secret = if settings.insecure_accept_unsigned {
+            tracing::warn!(
+                "--insecure-accept-unsigned: signatures are NOT checked; anyone who can reach this server can write to the audit log"
+            );
+            None
+        } else {
+            let (secret, source) = secret::webhook_secret(&dir, settings.secret)?;
+            match source {
+                SecretSource::Environment => tracing::info!("webhook secret from ROLLCALL_SECRET"),
+                SecretSource::File(path) => {
+                    tracing::info!(file = %path.display(), "webhook secret from file")
+                }
+                SecretSource::Generated(path) => tracing::info!(
+                    file = %path.display(),
+                    "generated a new webhook secret (mode 0600): give its contents as the `secret` of your Webex webhooks, or let `rollcall subscribe` register them"
+                ),
+            }
+            Some(secret)
+        };
+        let metrics = Arc::new(Metrics::default());
+        let writer = LogWriter::open(&dir, clock, metrics.clone())?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        let state = Arc::new(AppState {
+            dir,
+            writer,
+            secret,
+            metrics,
+            titles: RoomTitles,
+        });
+        Ok(Self {
+            listener,
+            state,
+            _lock: lock,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets
+    /// in-flight deliveries finish, and flushes the writer.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let service = warp::service(routes::routes(self.state.clone()));
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut shutdown = std::pin::pin!(shutdown);
+        tracing::info!(
+            address = %self.local_addr(),
+            dir = %self.state.dir.display(),
+            "rollcall is listening; deliveries go to POST /hooks/{{target}}"
+        );
+        loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
+            let (stream, _) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = http.serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            );
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        tracing::info!("shutting down: finishing in-flight deliveries");
+        drop(self.listener);
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not finish in time");
+        }
+        drop(service);
+        let state = Arc::into_inner(self.state);
+        // Dropping the writer finishes its queue and syncs.
+        tokio::task::spawn_blocking(move || drop(state))
+            .await
+            .context("stopping the log writer")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// One `serve` per directory: an exclusive lock on `DIR/.lock`, held for
+/// the life of the process (the kernel drops it if the process dies).
+fn lock_dir(dir: &Path) -> anyhow::Result<File> {
+    files::create_dir(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = files::open_append(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another rollcall serve is already using {} (it holds {}); stop it first, or give this one another --dir",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}

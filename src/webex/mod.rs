@@ -1,0 +1,3 @@
+//! Talking back to Webex: the API client and the room-title cache.
+
+pub mod titles;
