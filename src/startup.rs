@@ -44,6 +44,18 @@ pub struct Settings {
     pub insecure_accept_unsigned: bool,
 }
 
+impl Settings {
+    /// Settings for `dir` and `listen`, everything else at its default.
+    pub fn new(dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            dir,
+            listen,
+            secret: None,
+            insecure_accept_unsigned: false,
+        }
+    }
+}
+
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,

@@ -1,6 +1,8 @@
 //! rollcall's own logs (not the audit log): to stderr, and with `--log-dir`
 //! also to daily files. `RUST_LOG` overrides the level.
 
+use std::io::IsTerminal;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -14,7 +16,9 @@ use crate::cli::Global;
 pub fn init(global: &Global, server: bool) -> anyhow::Result<Option<WorkerGuard>> {
     let default = if server { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let (file, guard) = match &global.log_dir {
         Some(dir) => {
             crate::log::files::create_dir(dir)?;

@@ -24,10 +24,9 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
-        dir: global.dir.clone(),
-        listen: args.listen,
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
+        ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

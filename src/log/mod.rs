@@ -4,5 +4,6 @@
 
 pub mod days;
 pub mod files;
+pub mod reader;
 pub mod record;
 pub mod writer;

@@ -1,0 +1,1 @@
+//! Reading the log in seq order across live and archived days.

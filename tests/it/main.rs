@@ -1,0 +1,10 @@
+//! Integration tests: the real server on 127.0.0.1:0 and the real binary,
+//! each test in its own temp directory.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod archive;
+mod ingest;
+mod read_side;
+mod webex;

@@ -1,0 +1,158 @@
+//! [`TestApp`]: the real server, in process, on 127.0.0.1:0 with its own
+//! temp directory and a fake clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rollcall::clock::FakeClock;
+use rollcall::secret::Secret;
+use rollcall::startup::{Application, Settings};
+use rollcall::webhook::signature;
+use serde_json::Value;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SECRET: &str = "test-webhook-secret";
+/// Where every test's fake clock starts.
+pub const START: OffsetDateTime = datetime!(2026-11-27 12:00:00 UTC);
+
+pub struct TestApp {
+    pub address: String,
+    pub dir: PathBuf,
+    pub clock: Arc<FakeClock>,
+    pub client: reqwest::Client,
+    _temp: Option<TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// A server on a fresh directory with default settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server on a fresh directory; `configure` may change the settings.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let dir = temp.path().join("audit-logs");
+        let mut app = Self::spawn_in(&dir, Arc::new(FakeClock::new(START)), configure).await;
+        app._temp = Some(temp);
+        app
+    }
+
+    /// A server on `dir` (which may hold a log already) with `clock`.
+    pub async fn spawn_in(
+        dir: &Path,
+        clock: Arc<FakeClock>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let mut settings = Settings {
+            secret: Some(Secret::new(SECRET.into())),
+            ..Settings::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap())
+        };
+        configure(&mut settings);
+        let app = Application::build(settings, clock.clone())
+            .await
+            .expect("building the application");
+        let address = format!("http://{}", app.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            dir: dir.to_path_buf(),
+            clock,
+            client: reqwest::Client::new(),
+            _temp: None,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Posts `body` to `/hooks/{target}`, signed with the server's secret.
+    pub async fn deliver(&self, target: &str, body: &[u8]) -> reqwest::Response {
+        let sig = signature::sign(&Secret::new(SECRET.into()), body);
+        self.post(target, body, Some(&sig)).await
+    }
+
+    /// Posts `body` to `/hooks/{target}` with the given signature header.
+    pub async fn post(
+        &self,
+        target: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/hooks/{target}", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(sig) = signature {
+            request = request.header("x-spark-signature", sig);
+        }
+        request.send().await.expect("posting a delivery")
+    }
+
+    /// Every record in the live day files, in file-name then line order.
+    pub fn records(&self) -> Vec<Value> {
+        live_records(&self.dir)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A delivery body and its JSON answer.
+pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("reading the answer");
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text}"));
+    (status, value)
+}
+
+/// Every record in `dir`'s live day files, in file-name then line order.
+pub fn live_records(dir: &Path) -> Vec<Value> {
+    let mut days: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("reading the log directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    days.sort();
+    days.iter()
+        .flat_map(|day| {
+            std::fs::read_to_string(day)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("a record line is JSON"))
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! The real `rollcall` binary: one-shot commands with a report of what ran
+//! when they fail, and a `serve` process on 127.0.0.1:0.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
+
+/// `rollcall --dir DIR`, with no rollcall or Webex settings inherited from
+/// the environment.
+pub fn rollcall(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ROLLCALL_") || key.starts_with("WEBEX_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.arg("--dir").arg(dir).stdin(Stdio::null());
+    command
+}
+
+/// What a finished command did.
+pub struct Run {
+    pub describe: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the command, its status and its output unless it exited 0.
+    pub fn success(self) -> Self {
+        self.code(0)
+    }
+
+    /// Panics with the command, its status and its output unless it
+    /// exited with `code`.
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(self.status.code(), Some(code), "{}", self.report());
+        self
+    }
+
+    pub fn report(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.describe, self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `command` to the end.
+pub fn run(command: &mut Command) -> Run {
+    let describe = format!("{command:?}");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {describe}: {e}"));
+    Run {
+        describe,
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A `rollcall serve` process.
+pub struct ServerProcess {
+    pub address: String,
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `rollcall serve` on 127.0.0.1:0 in `dir` and waits for its
+    /// "listening" line.
+    pub fn start(dir: &Path, configure: impl FnOnce(&mut Command)) -> Self {
+        let mut command = rollcall(dir);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("starting rollcall serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        let address = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().unwrap();
+                panic!("rollcall serve exited ({status}) before listening:\n{seen}");
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("rollcall is listening")
+                && let Some(at) = line.split("address=").nth(1)
+            {
+                break format!("http://{}", at.split_whitespace().next().unwrap());
+            }
+        };
+        let stderr = Arc::new(Mutex::new(seen));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Self {
+            address,
+            child,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) -> ExitStatus {
+        self.child.kill().expect("killing the server");
+        self.child.wait().unwrap()
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

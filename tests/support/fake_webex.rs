@@ -1,0 +1,1 @@
+//! A fake Webex API for the tests.

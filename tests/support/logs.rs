@@ -1,0 +1,1 @@
+//! Generated logs for the read-side tests.

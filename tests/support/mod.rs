@@ -1,0 +1,22 @@
+//! Shared test support: the in-process server ([`app`]), the real binary
+//! ([`bin`]), generated logs ([`logs`]) and the fake Webex API
+//! ([`fake_webex`]). Each test binary uses only part of it.
+#![allow(dead_code)]
+
+pub mod app;
+pub mod bin;
+pub mod fake_webex;
+pub mod logs;
+
+use std::path::PathBuf;
+
+/// A sample payload from `tests/fixtures/webex/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixtures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
+}
+
+/// Real-shaped Webex payloads, kept in the repo.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webex")
+}
