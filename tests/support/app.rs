@@ -156,3 +156,46 @@ pub fn live_records(dir: &Path) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Checks every live record's own hash, the chain links and that seq runs
+/// 1..=n without gaps; returns the records' seqs.
+pub fn assert_chain_whole(dir: &Path) -> Vec<u64> {
+    let mut previous = rollcall::log::record::GENESIS_HASH.to_string();
+    let mut seqs = Vec::new();
+    for day in rollcall::log::days::list(dir).expect("listing days") {
+        let mut lines = day.lines().expect("opening a day");
+        while let Some((line, whole)) = lines.next_line().expect("reading a day") {
+            assert!(whole, "{} ends in a torn line", day.path().display());
+            let record = rollcall::log::record::parse_line(line)
+                .unwrap_or_else(|e| panic!("{}: {e}", day.path().display()));
+            assert_eq!(
+                record.prev_hash, previous,
+                "chain broken at seq {}",
+                record.seq
+            );
+            assert_eq!(record.seq, seqs.len() as u64 + 1, "seq gap or repeat");
+            assert_eq!(
+                record.day(),
+                rollcall::log::days::day_name(day.date),
+                "misfiled seq {}",
+                record.seq
+            );
+            previous = record.hash;
+            seqs.push(record.seq);
+        }
+    }
+    seqs
+}
+
+/// A membership delivery body built from the `created` fixture, with the
+/// given event (`created`/`deleted`), membership id, room and `created`.
+pub fn membership(event: &str, membership_id: &str, room_id: &str, created: &str) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&crate::support::fixture("memberships-created-current.json"))
+            .unwrap();
+    body["event"] = event.into();
+    body["data"]["id"] = membership_id.into();
+    body["data"]["roomId"] = room_id.into();
+    body["data"]["created"] = created.into();
+    serde_json::to_vec(&body).unwrap()
+}
