@@ -1,0 +1,309 @@
+//! Ingest benchmark: measured, never asserted. Run with
+//! `cargo bench --bench ingest` (or `benches/run.sh`).
+//!
+//! In one run it measures, on this machine:
+//! - the disk's raw fdatasync rate (one small append + fdatasync per
+//!   record: the ceiling without group commit);
+//! - a no-op warp endpoint under the same load (the HTTP stack's ceiling);
+//! - signed `POST /hooks/{target}` deliveries to the real `rollcall serve`
+//!   process at 64 connections, with durable acks: rate, p50/p99, and the
+//!   server's peak RSS;
+//! - p50/p99 ack latency at a fixed 1,000 deliveries/s.
+//!
+//! It prints one markdown table with the ratios between them.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rollcall::secret::Secret;
+use rollcall::webhook::signature;
+use tokio::sync::Mutex;
+
+const CONNECTIONS: usize = 64;
+const LOAD_SECONDS: u64 = 10;
+const FIXED_RATE: u64 = 1_000;
+const FIXED_SECONDS: u64 = 5;
+const SECRET: &str = "bench-secret";
+const BODY: &str = include_str!("../tests/fixtures/webex/memberships-created-current.json");
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("noop-server") {
+        return noop_server();
+    }
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-ingest");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+
+    eprintln!("measuring the disk's raw fdatasync rate ...");
+    let fsync_rate = raw_fdatasync_rate(&work.join("fsync-probe"), Duration::from_secs(3))?;
+
+    eprintln!("measuring a no-op warp endpoint at {CONNECTIONS} connections ...");
+    let mut noop = Server::start(Command::new(std::env::current_exe()?).arg("noop-server"))?;
+    let noop_load = runtime.block_on(saturate(noop.address, "noop"))?;
+    noop.stop();
+
+    eprintln!("measuring rollcall serve at {CONNECTIONS} connections ...");
+    let mut serve = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(work.join("log"))
+            .env("ROLLCALL_SECRET", SECRET),
+    )?;
+    let serve_load = runtime.block_on(saturate(serve.address, "load"))?;
+    let serve_rss = serve.peak_rss_kib();
+    eprintln!("measuring rollcall serve at a fixed {FIXED_RATE}/s ...");
+    let fixed = runtime.block_on(fixed_rate(serve.address))?;
+    serve.stop();
+
+    let rows = [
+        (
+            "raw fdatasync (1 per record)",
+            format!("{fsync_rate:.0}/s"),
+            String::new(),
+        ),
+        (
+            "no-op warp endpoint, 64 conns",
+            format!("{:.0}/s", noop_load.rate),
+            format!("p50 {} p99 {}", ms(noop_load.p50), ms(noop_load.p99)),
+        ),
+        (
+            "rollcall signed deliveries, 64 conns, durable",
+            format!("{:.0}/s", serve_load.rate),
+            format!("p50 {} p99 {}", ms(serve_load.p50), ms(serve_load.p99)),
+        ),
+        (
+            "rollcall at a fixed 1,000/s",
+            format!("{:.0}/s", fixed.rate),
+            format!("p50 {} p99 {}", ms(fixed.p50), ms(fixed.p99)),
+        ),
+        (
+            "rollcall serve peak RSS",
+            format!("{:.1} MiB", serve_rss as f64 / 1024.0),
+            String::new(),
+        ),
+        (
+            "rollcall / no-op endpoint",
+            format!("{:.2}", serve_load.rate / noop_load.rate),
+            String::new(),
+        ),
+        (
+            "rollcall / raw fdatasync",
+            format!("{:.1}x", serve_load.rate / fsync_rate),
+            String::new(),
+        ),
+    ];
+    let mut table = String::from("| measure | figure | latency |\n|---|---|---|\n");
+    for (name, figure, latency) in rows {
+        table.push_str(&format!("| {name} | {figure} | {latency} |\n"));
+    }
+    println!("{table}");
+    let out = work.join("ingest.md");
+    std::fs::write(&out, &table)?;
+    eprintln!("table written to {}", out.display());
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Appends a record-sized line and fdatasyncs it, over and over.
+fn raw_fdatasync_rate(path: &Path, for_how_long: Duration) -> anyhow::Result<f64> {
+    let mut file = File::create(path)?;
+    let line = vec![b'x'; 700];
+    let started = Instant::now();
+    let mut syncs = 0u64;
+    while started.elapsed() < for_how_long {
+        file.write_all(&line)?;
+        file.sync_data()?;
+        syncs += 1;
+    }
+    Ok(syncs as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A child process that prints its address, and is killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    fn start(command: &mut Command) -> anyhow::Result<Self> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()?;
+        // The no-op server prints its address on stdout, rollcall serve on
+        // stderr in its "listening" log line.
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(at) = line.split("address=").nth(1) {
+                        let _ = tx.send(at.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+            });
+        }
+        let address = rx.recv_timeout(Duration::from_secs(30))?.parse()?;
+        Ok(Self { child, address })
+    }
+
+    /// VmHWM of the process, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The HTTP stack alone: same route shape and body limit, no signature,
+/// no disk.
+fn noop_server() -> anyhow::Result<()> {
+    use warp::Filter;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("noop listening address={}", listener.local_addr()?);
+        let route = warp::path!("hooks" / String)
+            .and(warp::post())
+            .and(warp::body::content_length_limit(64 * 1024))
+            .and(warp::body::bytes())
+            .map(|_target: String, _body: bytes::Bytes| {
+                warp::reply::json(&serde_json::json!({"status": "recorded", "seq": 0}))
+            });
+        warp::serve(route).incoming(listener).run().await;
+        Ok(())
+    })
+}
+
+struct Load {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// A distinct, signed membership delivery.
+fn delivery(tag: &str, n: usize) -> (String, String) {
+    let body = BODY.replacen(
+        "\"id\":\"Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAv",
+        &format!("\"id\":\"bench-{tag}-{n}-"),
+        1,
+    );
+    let sig = signature::sign(&Secret::new(SECRET.into()), body.as_bytes());
+    (body, sig)
+}
+
+async fn post(client: &reqwest::Client, url: &str, tag: &str, n: usize) -> anyhow::Result<()> {
+    let (body, sig) = delivery(tag, n);
+    let answer = client
+        .post(url)
+        .header("x-spark-signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(answer.status() == 200, "answer {}", answer.status());
+    answer.bytes().await?;
+    Ok(())
+}
+
+fn summarise(mut latencies: Vec<Duration>, elapsed: Duration) -> Load {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Load {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// 64 connections, each sending its next delivery as soon as the last is
+/// answered, for LOAD_SECONDS.
+async fn saturate(address: SocketAddr, tag: &'static str) -> anyhow::Result<Load> {
+    let url = format!("http://{address}/hooks/bench");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(LOAD_SECONDS);
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|worker| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()?;
+                let mut latencies = Vec::new();
+                let mut n = worker;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    post(&client, &url, tag, n).await?;
+                    latencies.push(sent.elapsed());
+                    n += CONNECTIONS;
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    Ok(summarise(all, started.elapsed()))
+}
+
+/// Open loop: one delivery every 1/FIXED_RATE s whatever the answers do;
+/// latency counts from when the delivery was due.
+async fn fixed_rate(address: SocketAddr) -> anyhow::Result<Load> {
+    let url = Arc::new(format!("http://{address}/hooks/bench"));
+    let client = reqwest::Client::new();
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / FIXED_RATE));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut requests = Vec::new();
+    for n in 0..(FIXED_RATE * FIXED_SECONDS) as usize {
+        let due = ticks.tick().await.into_std();
+        let (client, url, latencies) = (client.clone(), url.clone(), latencies.clone());
+        requests.push(tokio::spawn(async move {
+            post(&client, &url, "fixed", n).await?;
+            latencies.lock().await.push(due.elapsed());
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for request in requests {
+        request.await??;
+    }
+    let latencies = std::mem::take(&mut *latencies.lock().await);
+    Ok(summarise(latencies, started.elapsed()))
+}
