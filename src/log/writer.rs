@@ -309,6 +309,9 @@ impl State {
                 self.broken = true;
             }
             let error = format!("appending to {}: {e}", day.path.display());
+            // Reopen by name next time: the file may have been removed, and
+            // the directory may come back.
+            self.day = None;
             return Err((owed.into_iter().map(|(reply, _)| reply).collect(), error));
         }
         day.len += buf.len() as u64;

@@ -342,7 +342,7 @@ async fn a_torn_last_line_is_moved_to_quarantine_and_the_chain_resumes() {
 }
 
 #[tokio::test]
-async fn when_the_log_directory_disappears_deliveries_get_503_and_health_says_so() {
+async fn when_the_log_directory_disappears_deliveries_get_503_until_it_is_back() {
     let app = TestApp::spawn().await;
     let (status, _) = json_of(
         app.deliver("default", &fixture("memberships-created.json"))
@@ -375,6 +375,23 @@ async fn when_the_log_directory_disappears_deliveries_get_503_and_health_says_so
     )
     .await;
     assert_eq!(status, 503);
+    // When the directory is back, the server recovers by itself.
+    rollcall::log::files::create_dir(&app.dir).unwrap();
+    let (status, answer) = json_of(
+        app.deliver("default", &fixture("memberships-deleted.json"))
+            .await,
+    )
+    .await;
+    assert_eq!((status, &answer["seq"]), (200, &2.into()));
+    let (status, _) = json_of(
+        app.client
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
     app.stop().await;
 }
 
