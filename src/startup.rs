@@ -27,10 +27,6 @@ use crate::webex::titles::RoomTitles;
 use crate::webhook::routes::{self, AppState};
 
 pub const LOCK_FILE: &str = ".lock";
-/// A client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 4096;
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,6 +38,11 @@ pub struct Settings {
     /// `ROLLCALL_SECRET`, if set.
     pub secret: Option<Secret>,
     pub insecure_accept_unsigned: bool,
+    /// A client must send a request's headers within this time, and an
+    /// idle keep-alive connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Settings {
@@ -52,6 +53,8 @@ impl Settings {
             listen,
             secret: None,
             insecure_accept_unsigned: false,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
         }
     }
 }
@@ -59,6 +62,8 @@ impl Settings {
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
+    header_read_timeout: Duration,
+    max_connections: usize,
     _lock: File,
 }
 
@@ -100,6 +105,8 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            header_read_timeout: settings.header_read_timeout,
+            max_connections: settings.max_connections,
             _lock: lock,
         })
     }
@@ -115,7 +122,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let service = warp::service(routes::routes(self.state.clone()));
         let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut shutdown = std::pin::pin!(shutdown);
         tracing::info!(
             address = %self.local_addr(),
@@ -142,7 +149,7 @@ impl Application {
             };
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+                .header_read_timeout(self.header_read_timeout);
             let connection = http.serve_connection(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service.clone()),

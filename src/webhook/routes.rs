@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::TryStreamExt;
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -59,8 +60,7 @@ fn hooks(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(warp::any().map(Instant::now))
         .and(warp::header::optional::<String>(SIGNATURE_HEADER))
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
+        .and(limited_body(MAX_BODY))
         .and(with_state(state))
         .then(
             |target: String, started: Instant, signature, body, state: Arc<AppState>| async move {
@@ -70,6 +70,48 @@ fn hooks(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rej
             },
         )
 }
+
+/// The raw body, refused with 413 past `limit` bytes whether or not the
+/// client sent a Content-Length: a chunked body is cut off as it grows.
+fn limited_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(move |length: Option<u64>| async move {
+            match length {
+                Some(length) if length > limit => Err(warp::reject::custom(TooLarge)),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(move |stream| collect_limited(stream, limit))
+}
+
+async fn collect_limited<B: Buf>(
+    stream: impl futures_util::Stream<Item = Result<B, warp::Error>>,
+    limit: u64,
+) -> Result<Bytes, Rejection> {
+    let mut stream = std::pin::pin!(stream);
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|_| warp::reject::custom(UnreadableBody))?
+    {
+        if (body.len() + chunk.remaining()) as u64 > limit {
+            return Err(warp::reject::custom(TooLarge));
+        }
+        body.put(chunk);
+    }
+    Ok(body.freeze())
+}
+
+#[derive(Debug)]
+struct TooLarge;
+impl warp::reject::Reject for TooLarge {}
+
+#[derive(Debug)]
+struct UnreadableBody;
+impl warp::reject::Reject for UnreadableBody {}
 
 /// GET /healthz
 fn healthz(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -212,7 +254,7 @@ async fn handle_rejection(
             StatusCode::NOT_FOUND,
             "no such route: deliveries go to POST /hooks/{target}".to_string(),
         )
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    } else if rejection.find::<TooLarge>().is_some() {
         state
             .metrics
             .delivery(Outcome::TooLarge, std::time::Duration::ZERO);
@@ -220,10 +262,10 @@ async fn handle_rejection(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body is larger than {MAX_BODY} bytes"),
         )
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+    } else if rejection.find::<UnreadableBody>().is_some() {
         (
-            StatusCode::LENGTH_REQUIRED,
-            "a Content-Length header is required".to_string(),
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read".to_string(),
         )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (

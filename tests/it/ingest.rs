@@ -553,3 +553,39 @@ fn with_log_dir_the_service_log_also_goes_to_a_daily_file() {
     assert!(text.contains("rollcall is listening"), "{text}");
     assert!(text.contains("stopped"), "{text}");
 }
+
+#[tokio::test]
+async fn metrics_count_deliveries_by_outcome_records_and_syncs() {
+    let app = TestApp::spawn().await;
+    let body = fixture("memberships-created.json");
+    app.deliver("default", &body).await;
+    app.deliver("default", &body).await;
+    app.deliver("default", &fixture("messages-created.json"))
+        .await;
+    app.post("default", &body, None).await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "rollcall_deliveries_total{outcome=\"recorded\"} 1",
+        "rollcall_deliveries_total{outcome=\"duplicate\"} 1",
+        "rollcall_deliveries_total{outcome=\"ignored\"} 1",
+        "rollcall_deliveries_total{outcome=\"unauthorized\"} 1",
+        "rollcall_records_written_total 1",
+        "rollcall_fdatasync_total 1",
+        "rollcall_ack_seconds_count 4",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(!text.contains(crate::support::app::SECRET));
+    app.stop().await;
+}

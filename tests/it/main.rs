@@ -5,6 +5,8 @@
 mod support;
 
 mod archive;
+mod faults;
+mod hostile;
 mod ingest;
 mod read_side;
 mod webex;
