@@ -8,5 +8,6 @@ mod archive;
 mod faults;
 mod hostile;
 mod ingest;
+mod property;
 mod read_side;
 mod webex;
