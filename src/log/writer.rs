@@ -221,15 +221,12 @@ impl State {
     }
 
     fn commit(&mut self, batch: Vec<Job>) {
-        match self.try_commit(batch) {
-            Ok(()) => self.healthy.store(true, Ordering::Relaxed),
-            Err((jobs, error)) => {
-                self.healthy.store(false, Ordering::Relaxed);
-                self.metrics.sync_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %error, "a batch of {} deliveries could not be made durable", jobs.len());
-                for reply in jobs {
-                    let _ = reply.send(Err(AppendError::Io(error.clone())));
-                }
+        if let Err((jobs, error)) = self.try_commit(batch) {
+            self.healthy.store(false, Ordering::Relaxed);
+            self.metrics.sync_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %error, "a batch of {} deliveries could not be made durable", jobs.len());
+            for reply in jobs {
+                let _ = reply.send(Err(AppendError::Io(error.clone())));
             }
         }
     }
@@ -316,6 +313,8 @@ impl State {
         }
         day.len += buf.len() as u64;
         self.last_received = now;
+        // Healthy before anyone hears of the success.
+        self.healthy.store(true, Ordering::Relaxed);
         self.metrics
             .records_written
             .fetch_add(added.len() as u64, Ordering::Relaxed);
