@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::subscribe;
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::secret;
 use crate::startup::{Application, Settings};
+use crate::webex::WebexSettings;
+use crate::webex::client::token_from_env;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,12 +23,28 @@ pub struct Args {
     /// reach the server can then write to the log: for local trials only.
     #[arg(long, env = "ROLLCALL_INSECURE_ACCEPT_UNSIGNED")]
     pub insecure_accept_unsigned: bool,
+    /// The base URL Webex calls. With WEBEX_TOKEN set, the server registers
+    /// its webhooks at start and rechecks them every 10 minutes.
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = subscribe::parse_public_url)]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub registration: subscribe::RegistrationArgs,
+    #[command(flatten)]
+    pub api: subscribe::ApiArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
+        webex: WebexSettings {
+            token: token_from_env(),
+            api_url: args.api.api_url,
+            public_url: args.public_url,
+            target: args.registration.target,
+            rooms: args.registration.rooms,
+            ..WebexSettings::default()
+        },
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
