@@ -26,11 +26,12 @@ pub struct Args {
 /// Which webhooks to register: shared by `subscribe` and `serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistrationArgs {
-    /// The webhook target: deliveries go to /hooks/TARGET.
+    /// The webhook target to register: Webex is to call URL/hooks/TARGET.
     #[arg(long, env = "ROLLCALL_TARGET", default_value = "default")]
     pub target: Target,
-    /// Only this room (repeatable; one pair of webhooks per room). Without
-    /// it, one pair covers every room the token's account is in.
+    /// Register only this room (repeatable, or comma-separated in the
+    /// environment; one pair of webhooks per room). Without it, one pair
+    /// covers every room the token's account is in.
     #[arg(
         long = "room",
         env = "ROLLCALL_ROOM",

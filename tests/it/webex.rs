@@ -36,6 +36,18 @@ fn membership(id: &str, room: &str, filter: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap()
 }
 
+/// A fake API that knows rooms R1 ("Board") and R2 ("Audit committee").
+fn fake_with_rooms() -> FakeWebex {
+    let fake = FakeWebex::start();
+    fake.add_room("R1", "Board");
+    fake.add_room("R2", "Audit committee");
+    fake
+}
+
+fn untitled(record: &Value) -> bool {
+    record.get("room_title").is_none_or(Value::is_null)
+}
+
 /// Settings that point the server at `fake` with its token.
 fn with_webex(fake: &FakeWebex) -> impl FnOnce(&mut Settings) + use<> {
     let url = fake.url.clone();
@@ -217,8 +229,7 @@ fn a_rate_limit_that_does_not_end_fails_clearly_without_showing_the_token() {
 
 #[tokio::test]
 async fn a_target_serving_one_room_records_without_asking_webex_about_the_room() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
+    let fake = fake_with_rooms();
     fake.add_webhook(membership_webhook(
         &format!("{PUBLIC_URL}/hooks/board"),
         "created",
@@ -237,11 +248,7 @@ async fn a_target_serving_one_room_records_without_asking_webex_about_the_room()
 
     let records = app.records();
     assert_eq!(records.len(), 2);
-    assert!(
-        records
-            .iter()
-            .all(|r| r.get("room_title").is_none_or(Value::is_null))
-    );
+    assert!(records.iter().all(untitled));
     let requests = fake.requests();
     assert!(
         requests.iter().all(|r| r.is("GET", "/webhooks")),
@@ -252,9 +259,7 @@ async fn a_target_serving_one_room_records_without_asking_webex_about_the_room()
 
 #[tokio::test]
 async fn a_target_that_the_webhook_list_shows_shared_by_two_rooms_records_room_titles() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
-    fake.add_room("R2", "Audit committee");
+    let fake = fake_with_rooms();
     for room in ["R1", "R2"] {
         fake.add_webhook(membership_webhook(
             &format!("{PUBLIC_URL}/hooks/committees"),
@@ -282,9 +287,7 @@ async fn a_target_that_the_webhook_list_shows_shared_by_two_rooms_records_room_t
 
 #[tokio::test]
 async fn a_target_learns_from_its_deliveries_that_it_serves_several_rooms() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
-    fake.add_room("R2", "Audit committee");
+    let fake = fake_with_rooms();
     let app = TestApp::spawn_with(with_webex(&fake)).await;
 
     app.deliver("mixed", &membership("m1", "R1", Some("roomId=R1")))
@@ -328,8 +331,7 @@ async fn fifty_concurrent_deliveries_for_one_uncached_room_make_exactly_one_room
 
 #[tokio::test]
 async fn a_429_with_retry_after_is_waited_out_and_the_title_recorded() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
+    let fake = fake_with_rooms();
     let app = TestApp::spawn_with(with_webex(&fake)).await;
     fake.rate_limit(1, 1);
 
@@ -343,9 +345,7 @@ async fn a_429_with_retry_after_is_waited_out_and_the_title_recorded() {
 
 #[tokio::test]
 async fn with_the_api_failing_records_are_written_without_titles_and_every_delivery_gets_200() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
-    fake.add_room("R2", "Audit committee");
+    let fake = fake_with_rooms();
     let app = TestApp::spawn_with(with_webex(&fake)).await;
     fake.set_failing(true);
 
@@ -356,11 +356,7 @@ async fn with_the_api_failing_records_are_written_without_titles_and_every_deliv
 
     let records = app.records();
     assert_eq!(records.len(), 3);
-    assert!(
-        records
-            .iter()
-            .all(|r| r.get("room_title").is_none_or(Value::is_null))
-    );
+    assert!(records.iter().all(untitled));
     let metrics = app
         .client
         .get(format!("{}/metrics", app.address))
@@ -379,8 +375,7 @@ async fn with_the_api_failing_records_are_written_without_titles_and_every_deliv
 
 #[tokio::test]
 async fn a_slow_api_holds_no_delivery_past_the_bound() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
+    let fake = fake_with_rooms();
     let app = TestApp::spawn_with(|settings| {
         with_webex(&fake)(settings);
         settings.webex.titles.wait = Duration::from_millis(100);
@@ -401,8 +396,7 @@ async fn a_slow_api_holds_no_delivery_past_the_bound() {
 
 #[tokio::test]
 async fn without_a_token_the_server_sends_nothing_to_webex_and_warns_once() {
-    let fake = FakeWebex::start();
-    fake.add_room("R1", "Board");
+    let fake = fake_with_rooms();
     let temp = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(temp.path(), |cmd| {
         cmd.env("WEBEX_API_URL", &fake.url)
