@@ -9,29 +9,22 @@ use rollcall::startup::Settings;
 use rollcall::webhook::signature;
 use serde_json::{Value, json};
 
-use crate::support::app::{SECRET, TestApp, json_of};
+use crate::support::app::{self, SECRET, TestApp, json_of};
 use crate::support::bin::{ServerProcess, rollcall, run};
 use crate::support::fake_webex::{FakeWebex, TOKEN};
 
 const PUBLIC_URL: &str = "https://audit.example.com";
 
-/// A membership delivery for `room`, from a webhook with `filter`.
+/// A real-shaped membership delivery for `room`, from a webhook with
+/// `filter` (`None`: a webhook that covers every room).
 fn membership(id: &str, room: &str, filter: Option<&str>) -> Vec<u8> {
-    let mut body = json!({
-        "id": "wh-delivering",
-        "name": "rollcall",
-        "resource": "memberships",
-        "event": "created",
-        "data": {
-            "id": id,
-            "roomId": room,
-            "personId": format!("person-{id}"),
-            "personEmail": format!("{id}@example.com"),
-            "created": "2026-11-27T12:00:00.000Z",
-        },
-    });
-    if let Some(filter) = filter {
-        body["filter"] = json!(filter);
+    let body = app::membership("created", id, room, "2026-11-27T12:00:00.000Z");
+    let mut body: Value = serde_json::from_slice(&body).unwrap();
+    match filter {
+        Some(filter) => body["filter"] = json!(filter),
+        None => {
+            body.as_object_mut().unwrap().remove("filter");
+        }
     }
     serde_json::to_vec(&body).unwrap()
 }
