@@ -23,12 +23,16 @@ use crate::log::files;
 use crate::log::writer::LogWriter;
 use crate::metrics::Metrics;
 use crate::secret::{self, Secret, SecretSource};
+use crate::webex::client::Client;
 use crate::webex::titles::RoomTitles;
+use crate::webex::{Upkeep, WebexSettings};
 use crate::webhook::routes::{self, AppState};
 
 pub const LOCK_FILE: &str = ".lock";
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the start-up round with the Webex API may hold up serving.
+const WEBEX_START_BOUND: Duration = Duration::from_secs(15);
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -43,6 +47,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// The Webex API: token, public URL, self-registration, room titles.
+    pub webex: WebexSettings,
 }
 
 impl Settings {
@@ -55,6 +61,7 @@ impl Settings {
             insecure_accept_unsigned: false,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            webex: WebexSettings::default(),
         }
     }
 }
@@ -64,6 +71,8 @@ pub struct Application {
     state: Arc<AppState>,
     header_read_timeout: Duration,
     max_connections: usize,
+    /// The periodic recheck of the Webex registrations, with its period.
+    upkeep: Option<(Upkeep, Duration)>,
     _lock: File,
 }
 
@@ -95,18 +104,20 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
+        let (titles, upkeep) = webex(&settings.webex, secret.clone(), metrics.clone()).await?;
         let state = Arc::new(AppState {
             dir,
             writer,
             secret,
             metrics,
-            titles: RoomTitles,
+            titles,
         });
         Ok(Self {
             listener,
             state,
             header_read_timeout: settings.header_read_timeout,
             max_connections: settings.max_connections,
+            upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             _lock: lock,
         })
     }
@@ -119,11 +130,18 @@ impl Application {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets
     /// in-flight deliveries finish, and flushes the writer.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let service = warp::service(routes::routes(self.state.clone()));
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut shutdown = std::pin::pin!(shutdown);
+        let upkeep = self
+            .upkeep
+            .take()
+            .map(|(upkeep, every)| tokio::spawn(upkeep.run(every)));
         tracing::info!(
             address = %self.local_addr(),
             dir = %self.state.dir.display(),
@@ -163,6 +181,9 @@ impl Application {
             });
         }
         tracing::info!("shutting down: finishing in-flight deliveries");
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
         drop(self.listener);
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
@@ -179,6 +200,45 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Room titles and the Webex upkeep. With a token, the first round
+/// (self-registration, learning which targets serve several rooms) runs
+/// before serving, bounded so a slow API only delays the start; without
+/// one, nothing is ever sent to Webex.
+async fn webex(
+    settings: &WebexSettings,
+    secret: Option<Secret>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(RoomTitles, Option<Upkeep>)> {
+    let Some(token) = settings.token.clone() else {
+        tracing::warn!(
+            "WEBEX_TOKEN is not set: records carry no room titles, and the server does not register or recheck its webhooks"
+        );
+        return Ok((RoomTitles::disabled(), None));
+    };
+    let client =
+        Client::new(&settings.api_url, token).context("setting up the Webex API client")?;
+    let titles = RoomTitles::new(client.clone(), metrics, settings.titles);
+    if settings.public_url.is_none() {
+        tracing::info!(
+            "ROLLCALL_PUBLIC_URL is not set: the server will not register its webhooks itself (see `rollcall subscribe`)"
+        );
+    } else if secret.is_none() {
+        tracing::warn!(
+            "no webhook secret (--insecure-accept-unsigned): the server will not register its webhooks itself"
+        );
+    }
+    let upkeep = Upkeep::new(client, settings, secret, titles.clone());
+    if tokio::time::timeout(WEBEX_START_BOUND, upkeep.check())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the Webex API is slow to answer; serving anyway, the next recheck tries again"
+        );
+    }
+    Ok((titles, Some(upkeep)))
 }
 
 /// One `serve` per directory: an exclusive lock on `DIR/.lock`, held for

@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::subscribe;
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::secret;
 use crate::startup::{Application, Settings};
+use crate::webex::WebexSettings;
+use crate::webex::client::token_from_env;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,28 +23,51 @@ pub struct Args {
     /// reach the server can then write to the log: for local trials only.
     #[arg(long, env = "ROLLCALL_INSECURE_ACCEPT_UNSIGNED")]
     pub insecure_accept_unsigned: bool,
+    /// The base URL Webex calls. With WEBEX_TOKEN set, the server registers
+    /// its webhooks at start and rechecks them every 10 minutes.
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = subscribe::parse_public_url)]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub registration: subscribe::RegistrationArgs,
+    #[command(flatten)]
+    pub api: subscribe::ApiArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
+        webex: WebexSettings {
+            token: token_from_env(),
+            api_url: args.api.api_url,
+            public_url: args.public_url,
+            target: args.registration.target,
+            rooms: args.registration.rooms,
+            ..WebexSettings::default()
+        },
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        // Handlers go in before the "listening" line: a SIGTERM sent as
+        // soon as it appears must stop the server cleanly, not kill it.
+        let shutdown = shutdown_signal()?;
         let app = Application::build(settings, Arc::new(SystemClock)).await?;
-        app.run_until_stopped(shutdown_signal()).await
+        app.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on
+/// either signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
