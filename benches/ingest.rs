@@ -12,24 +12,23 @@
 //!
 //! It prints one markdown table with the ratios between them.
 
+mod support;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rollcall::secret::Secret;
-use rollcall::webhook::signature;
+use support::{Load, SECRET, Server, ms, post, summarise};
 use tokio::sync::Mutex;
 
 const CONNECTIONS: usize = 64;
 const LOAD_SECONDS: u64 = 10;
 const FIXED_RATE: u64 = 1_000;
 const FIXED_SECONDS: u64 = 5;
-const SECRET: &str = "bench-secret";
-const BODY: &str = include_str!("../tests/fixtures/webex/memberships-created-current.json");
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args()
@@ -113,10 +112,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 /// Appends a record-sized line and fdatasyncs it, over and over.
 fn raw_fdatasync_rate(path: &Path, for_how_long: Duration) -> anyhow::Result<f64> {
     let mut file = File::create(path)?;
@@ -129,64 +124,6 @@ fn raw_fdatasync_rate(path: &Path, for_how_long: Duration) -> anyhow::Result<f64
         syncs += 1;
     }
     Ok(syncs as f64 / started.elapsed().as_secs_f64())
-}
-
-/// A child process that prints its address, and is killed when dropped.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Server {
-    fn start(command: &mut Command) -> anyhow::Result<Self> {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()?;
-        // The no-op server prints its address on stdout, rollcall serve on
-        // stderr in its "listening" log line.
-        let (tx, rx) = std::sync::mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Some(at) = line.split("address=").nth(1) {
-                        let _ = tx.send(at.split_whitespace().next().unwrap_or("").to_string());
-                    }
-                }
-            });
-        }
-        let address = rx.recv_timeout(Duration::from_secs(30))?.parse()?;
-        Ok(Self { child, address })
-    }
-
-    /// VmHWM of the process, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The HTTP stack alone: same route shape and body limit, no signature,
@@ -207,47 +144,6 @@ fn noop_server() -> anyhow::Result<()> {
         warp::serve(route).incoming(listener).run().await;
         Ok(())
     })
-}
-
-struct Load {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// A distinct, signed membership delivery.
-fn delivery(tag: &str, n: usize) -> (String, String) {
-    let body = BODY.replacen(
-        "\"id\":\"Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAv",
-        &format!("\"id\":\"bench-{tag}-{n}-"),
-        1,
-    );
-    let sig = signature::sign(&Secret::new(SECRET.into()), body.as_bytes());
-    (body, sig)
-}
-
-async fn post(client: &reqwest::Client, url: &str, tag: &str, n: usize) -> anyhow::Result<()> {
-    let (body, sig) = delivery(tag, n);
-    let answer = client
-        .post(url)
-        .header("x-spark-signature", sig)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    anyhow::ensure!(answer.status() == 200, "answer {}", answer.status());
-    answer.bytes().await?;
-    Ok(())
-}
-
-fn summarise(mut latencies: Vec<Duration>, elapsed: Duration) -> Load {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Load {
-        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
 }
 
 /// 64 connections, each sending its next delivery as soon as the last is
