@@ -53,6 +53,28 @@ pub enum AppendError {
     Stopped,
 }
 
+/// The two system calls that make a batch durable. [`RealDisk`] in
+/// production; tests put in one that fails, to show that a failed write or
+/// fdatasync is never acknowledged.
+pub trait Disk: Send + Sync + 'static {
+    fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()>;
+    fn sync(&self, file: &File) -> io::Result<()>;
+}
+
+/// `write_all` and `fdatasync`.
+#[derive(Debug)]
+pub struct RealDisk;
+
+impl Disk for RealDisk {
+    fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        file.write_all(bytes)
+    }
+
+    fn sync(&self, file: &File) -> io::Result<()> {
+        file.sync_data()
+    }
+}
+
 struct Job {
     record: Record,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
@@ -70,8 +92,18 @@ impl LogWriter {
     /// Recovers the log in `dir` (moving a torn last line aside) and starts
     /// the writer thread.
     pub fn open(dir: &Path, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        Self::open_on(dir, clock, metrics, Arc::new(RealDisk))
+    }
+
+    /// [`LogWriter::open`], with the write and fdatasync calls of `disk`.
+    pub fn open_on(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        disk: Arc<dyn Disk>,
+    ) -> anyhow::Result<Self> {
         let healthy = Arc::new(AtomicBool::new(true));
-        let mut state = State::recover(dir, clock, metrics, healthy.clone())?;
+        let mut state = State::recover(dir, clock, metrics, healthy.clone(), disk)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
@@ -133,6 +165,7 @@ struct OpenDay {
 /// Everything the writer thread owns.
 struct State {
     dir: PathBuf,
+    disk: Arc<dyn Disk>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     healthy: Arc<AtomicBool>,
@@ -163,6 +196,7 @@ impl State {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         healthy: Arc<AtomicBool>,
+        disk: Arc<dyn Disk>,
     ) -> anyhow::Result<Self> {
         files::create_dir(dir)
             .with_context(|| format!("creating log directory {}", dir.display()))?;
@@ -172,6 +206,7 @@ impl State {
         }
         let mut state = State {
             dir: dir.to_path_buf(),
+            disk,
             clock,
             metrics,
             healthy,
@@ -289,7 +324,7 @@ impl State {
             return Ok(());
         }
         let day = self.day.as_mut().expect("opened above");
-        let written = durable_append(day, &buf);
+        let written = durable_append(self.disk.as_ref(), day, &buf);
         self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = written {
             self.next_seq = first_seq;
@@ -352,6 +387,7 @@ impl State {
             self.clock.clone(),
             self.metrics.clone(),
             self.healthy.clone(),
+            self.disk.clone(),
         )?;
         if fresh.next_seq >= self.next_seq {
             self.next_seq = fresh.next_seq;
@@ -368,14 +404,14 @@ impl State {
 /// One write and one fdatasync; fails if the file is no longer the one at
 /// its path (the directory was removed or the file replaced), since bytes
 /// written to an unlinked file are not in the log.
-fn durable_append(day: &mut OpenDay, buf: &[u8]) -> io::Result<()> {
+fn durable_append(disk: &dyn Disk, day: &mut OpenDay, buf: &[u8]) -> io::Result<()> {
     let ours = day.file.metadata()?;
     let named = std::fs::metadata(&day.path)?;
     if ours.ino() != named.ino() || ours.dev() != named.dev() {
         return Err(io::Error::other("the day file was removed or replaced"));
     }
-    day.file.write_all(buf)?;
-    day.file.sync_data()
+    disk.write(&mut day.file, buf)?;
+    disk.sync(&day.file)
 }
 
 /// The newest whole record of the log, if any.
