@@ -340,11 +340,8 @@ impl RoomTitles {
 /// to be escaped), and record keys are fixed names, so the first match
 /// after a `,` is the member itself.
 fn string_member<'a>(line: &'a [u8], key: &[u8]) -> Option<Option<Cow<'a, str>>> {
-    let mut needle = Vec::with_capacity(key.len() + 4);
-    needle.extend_from_slice(b",\"");
-    needle.extend_from_slice(key);
-    needle.extend_from_slice(b"\":");
-    let at = line.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    let needle = [b",\"", key, b"\":"].concat();
+    let at = memchr::memmem::find(line, &needle)? + needle.len();
     let rest = &line[at..];
     if rest.starts_with(b"null") {
         return Some(None);

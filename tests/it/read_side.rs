@@ -558,6 +558,14 @@ async fn closed_log() -> TestLog {
     log
 }
 
+/// Edits one day file's lines behind the writer's back.
+fn tamper(log: &TestLog, date: &str, edit: impl FnOnce(&mut Vec<String>)) {
+    let path = log.day_file(date);
+    let mut lines = read_lines(&path);
+    edit(&mut lines);
+    write_lines(&path, &lines);
+}
+
 /// Asserts verify exits 1 naming the file, line and seq, and saying `why`.
 fn assert_fault(dir: &Path, file: &str, line: u64, seq: u64, why: &str) {
     let out = verify(dir).code(1);
@@ -583,10 +591,9 @@ async fn verify_passes_an_untouched_log() {
 #[tokio::test]
 async fn verify_catches_a_modified_byte() {
     let log = closed_log().await;
-    let path = log.day_file("2026-11-28");
-    let mut lines = read_lines(&path);
-    lines[2] = lines[2].replace("Person 7", "Person 8");
-    write_lines(&path, &lines);
+    tamper(&log, "2026-11-28", |lines| {
+        lines[2] = lines[2].replace("Person 7", "Person 8");
+    });
 
     assert_fault(&log.dir, "2026-11-28.jsonl", 3, 7, "content was modified");
 }
@@ -594,10 +601,9 @@ async fn verify_catches_a_modified_byte() {
 #[tokio::test]
 async fn verify_catches_a_deleted_line() {
     let log = closed_log().await;
-    let path = log.day_file("2026-11-28");
-    let mut lines = read_lines(&path);
-    lines.remove(1);
-    write_lines(&path, &lines);
+    tamper(&log, "2026-11-28", |lines| {
+        lines.remove(1);
+    });
 
     assert_fault(&log.dir, "2026-11-28.jsonl", 2, 7, "seq 6 is missing");
 }
@@ -605,16 +611,15 @@ async fn verify_catches_a_deleted_line() {
 #[tokio::test]
 async fn verify_catches_an_inserted_line_even_one_sealed_like_a_real_record() {
     let log = closed_log().await;
-    let path = log.day_file("2026-11-28");
-    let mut lines = read_lines(&path);
-    let previous = rollcall::log::record::parse_line(lines[0].as_bytes()).unwrap();
-    let mut forged = named("Forged");
-    forged.seq = previous.seq + 1;
-    forged.received_at = previous.received_at.clone();
-    forged.prev_hash = previous.hash.clone();
-    let sealed = String::from_utf8(forged.seal()).unwrap();
-    lines.insert(1, sealed.trim_end().to_string());
-    write_lines(&path, &lines);
+    tamper(&log, "2026-11-28", |lines| {
+        let previous = rollcall::log::record::parse_line(lines[0].as_bytes()).unwrap();
+        let mut forged = named("Forged");
+        forged.seq = previous.seq + 1;
+        forged.received_at = previous.received_at.clone();
+        forged.prev_hash = previous.hash.clone();
+        let sealed = String::from_utf8(forged.seal()).unwrap();
+        lines.insert(1, sealed.trim_end().to_string());
+    });
 
     assert_fault(
         &log.dir,
@@ -628,10 +633,9 @@ async fn verify_catches_an_inserted_line_even_one_sealed_like_a_real_record() {
 #[tokio::test]
 async fn verify_catches_reordered_lines() {
     let log = closed_log().await;
-    let path = log.day_file("2026-11-29");
-    let mut lines = read_lines(&path);
-    lines.swap(1, 2);
-    write_lines(&path, &lines);
+    tamper(&log, "2026-11-29", |lines| {
+        lines.swap(1, 2);
+    });
 
     assert_fault(&log.dir, "2026-11-29.jsonl", 2, 11, "seq 10 is missing");
 }
@@ -639,10 +643,9 @@ async fn verify_catches_reordered_lines() {
 #[tokio::test]
 async fn verify_catches_a_duplicated_line() {
     let log = closed_log().await;
-    let path = log.day_file("2026-11-27");
-    let mut lines = read_lines(&path);
-    lines.insert(3, lines[2].clone());
-    write_lines(&path, &lines);
+    tamper(&log, "2026-11-27", |lines| {
+        lines.insert(3, lines[2].clone());
+    });
 
     assert_fault(&log.dir, "2026-11-27.jsonl", 4, 3, "seq 3 comes again");
 }
@@ -688,10 +691,9 @@ async fn verify_catches_a_missing_first_day() {
 #[tokio::test]
 async fn verify_checks_archived_days_too() {
     let log = closed_log().await;
-    let path = log.day_file("2026-11-27");
-    let mut lines = read_lines(&path);
-    lines[0] = lines[0].replace("Person 1", "Person X");
-    write_lines(&path, &lines);
+    tamper(&log, "2026-11-27", |lines| {
+        lines[0] = lines[0].replace("Person 1", "Person X");
+    });
     archive_day(&log.dir, "2026-11-27");
 
     assert_fault(
