@@ -1,12 +1,316 @@
-//! `rollcall tail`.
+//! `rollcall tail`: the latest records as readable lines, and with `-f`
+//! the new ones as they are written, across the midnight rollover and
+//! archival, until interrupted.
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use notify::{RecursiveMode, Watcher};
+use time::Date;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::export::FilterArgs;
 use crate::cli::Global;
+use crate::log::days::{self, Day};
+use crate::log::reader::{self, DayReader, Filter, ReadError, RecordView, RoomTitles};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// How many of the latest records to show first.
+    #[arg(
+        short = 'n',
+        long = "lines",
+        value_name = "N",
+        default_value_t = 10,
+        env = "ROLLCALL_LINES"
+    )]
+    pub lines: usize,
+    /// Keep following new records as they are written, until interrupted.
+    #[arg(short = 'f', long, env = "ROLLCALL_FOLLOW")]
+    pub follow: bool,
+    /// Print the records as they are in the log (JSON lines).
+    #[arg(long, env = "ROLLCALL_JSON")]
+    pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
 
-pub fn run(_global: &Global, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("rollcall tail is not available yet")
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let filter = args.filter.clone().filter()?;
+    let mut printer = Printer {
+        out: BufWriter::new(io::stdout()),
+        json: args.json,
+        titles: RoomTitles::default(),
+    };
+    if !args.follow {
+        let (latest, _) = latest(&global.dir, &filter, args.lines, &mut printer.titles)?;
+        printer.print_all(&latest)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(follow(&global.dir, &filter, args.lines, printer))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the latest records, then every new one, until SIGINT or SIGTERM.
+async fn follow(
+    dir: &Path,
+    filter: &Filter,
+    lines: usize,
+    mut printer: Printer,
+) -> anyhow::Result<()> {
+    // Signals and the watch are set up before the log is first read, so
+    // nothing written meanwhile is missed and an early Ctrl-C still counts
+    // as a clean stop.
+    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Err(error) = &event {
+            tracing::warn!(%error, "watching the log directory");
+        }
+        let _ = changed.send(());
+    })
+    .context("watching the log directory")?;
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
+
+    let (latest, mut cursor) = latest(dir, filter, lines, &mut printer.titles)?;
+    printer.print_all(&latest)?;
+    loop {
+        cursor.catch_up(dir, filter, &mut printer)?;
+        tokio::select! {
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            woken = changes.recv() => {
+                if woken.is_none() {
+                    anyhow::bail!("the watch on {} stopped", dir.display());
+                }
+                while changes.try_recv().is_ok() {}
+            }
+        }
+    }
+}
+
+/// The last `n` records `filter` keeps, oldest first, and a cursor at the
+/// end of the log to follow from. Days are read newest first and reading
+/// stops once `n` are found, so a long log costs only its last days.
+fn latest(
+    dir: &Path,
+    filter: &Filter,
+    n: usize,
+    titles: &mut RoomTitles,
+) -> anyhow::Result<(Vec<Vec<u8>>, Cursor)> {
+    let all = reader::days(dir, &Filter::default())?;
+    let mut cursor = Cursor {
+        date: all.last().map(|d| d.date),
+        reader: None,
+        last_seq: 0,
+    };
+    let mut found: VecDeque<Vec<u8>> = VecDeque::new();
+    for day in all.iter().rev() {
+        if found.len() >= n && cursor.reader.is_some() {
+            break;
+        }
+        let mut lines = DayReader::open(day)?;
+        let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+        let wanted = n - found.len();
+        let newest = cursor.reader.is_none();
+        // On the newest day a line without its newline may still be being
+        // written: it is held back until complete. On older days such a
+        // line is torn, and left for `verify` to report.
+        while let Some(line) = if newest {
+            lines.next_whole_line()?
+        } else {
+            lines.next_line()?
+        } {
+            if !line.whole {
+                continue;
+            }
+            let record = line.record()?;
+            cursor.last_seq = cursor.last_seq.max(record.seq);
+            if let Some(title) = &record.room_title {
+                titles.learn(&record.room_id, title);
+            }
+            if wanted > 0 && filter.matches(&record) {
+                if kept.len() == wanted {
+                    kept.pop_front();
+                }
+                kept.push_back(line.bytes.to_vec());
+            }
+        }
+        if newest {
+            cursor.reader = Some(lines);
+        }
+        for line in kept.into_iter().rev() {
+            found.push_front(line);
+        }
+    }
+    Ok((found.into(), cursor))
+}
+
+/// Where following has got to: the newest day, read up to its end.
+struct Cursor {
+    date: Option<Date>,
+    reader: Option<DayReader>,
+    /// Records up to this seq have been seen (printed or filtered out).
+    last_seq: u64,
+}
+
+impl Cursor {
+    /// Prints what has been written since, moving on to each newer day
+    /// once the current one is read to its end.
+    fn catch_up(
+        &mut self,
+        dir: &Path,
+        filter: &Filter,
+        printer: &mut Printer,
+    ) -> anyhow::Result<()> {
+        loop {
+            self.read_on(filter, printer)?;
+            let all = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
+            let Some(newer) = all
+                .into_iter()
+                .find(|d| self.date.is_none_or(|date| d.date > date))
+            else {
+                break;
+            };
+            // The writer never returns to a day once it has started the
+            // next, so what is left of this one was written before `newer`
+            // appeared: read it, then switch.
+            self.read_on(filter, printer)?;
+            self.date = Some(newer.date);
+            self.reader = Some(open_day(dir, &newer)?);
+        }
+        printer.flush()
+    }
+
+    fn read_on(&mut self, filter: &Filter, printer: &mut Printer) -> anyhow::Result<()> {
+        let Some(lines) = &mut self.reader else {
+            return Ok(());
+        };
+        while let Some(line) = lines.next_whole_line()? {
+            let record = line.record()?;
+            if record.seq <= self.last_seq {
+                continue;
+            }
+            self.last_seq = record.seq;
+            if let Some(title) = &record.room_title {
+                printer.titles.learn(&record.room_id, title);
+            }
+            if filter.matches(&record) {
+                printer.print(line.bytes, &record)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens a day just listed. Its live file may have been archived and
+/// removed in between; then the archive is where it is.
+fn open_day(dir: &Path, day: &Day) -> anyhow::Result<DayReader> {
+    match DayReader::open(day) {
+        Err(ReadError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            let again = days::list(dir)
+                .with_context(|| format!("listing {}", dir.display()))?
+                .into_iter()
+                .find(|d| d.date == day.date)
+                .with_context(|| format!("day {} vanished", days::day_name(day.date)))?;
+            Ok(DayReader::open(&again)?)
+        }
+        opened => Ok(opened?),
+    }
+}
+
+/// Writes records as readable lines or as they are in the log.
+struct Printer {
+    out: BufWriter<io::Stdout>,
+    json: bool,
+    titles: RoomTitles,
+}
+
+impl Printer {
+    fn print_all(&mut self, lines: &[Vec<u8>]) -> anyhow::Result<()> {
+        for line in lines {
+            let record = RecordView::parse(line).context("re-reading a record")?;
+            self.print(line, &record)?;
+        }
+        self.flush()
+    }
+
+    fn print(&mut self, line: &[u8], record: &RecordView<'_>) -> anyhow::Result<()> {
+        if self.json {
+            self.out.write_all(line)?;
+            self.out.write_all(b"\n")?;
+        } else {
+            let room = record
+                .room_title
+                .as_deref()
+                .or_else(|| self.titles.get(&record.room_id))
+                .unwrap_or(&record.room_id);
+            writeln!(self.out, "{}", readable(record, room))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.out.flush().context("writing to stdout")
+    }
+}
+
+/// `2026-11-27 14:03:11Z  joined  Ana Silva <ana.silva@example.com> [moderator]  in Team room`
+pub fn readable(record: &RecordView<'_>, room: &str) -> String {
+    let at = &record.received_at;
+    let when = match (at.get(..10), at.get(11..19)) {
+        (Some(date), Some(time)) => format!("{date} {time}Z"),
+        _ => at.to_string(),
+    };
+    let name = record.person_display_name.as_deref().map(clean);
+    let email = record.person_email.as_deref().map(clean);
+    let who = match (name, email) {
+        (Some(name), Some(email)) => format!("{name} <{email}>"),
+        (Some(name), None) => name.into_owned(),
+        (None, Some(email)) => format!("<{email}>"),
+        (None, None) => clean(&record.person_id).into_owned(),
+    };
+    let mut marks = String::new();
+    if record.is_moderator == Some(true) {
+        marks.push_str(" [moderator]");
+    }
+    if record.is_monitor == Some(true) {
+        marks.push_str(" [monitor]");
+    }
+    format!(
+        "{when}  {:<6}  {who}{marks}  in {}",
+        record.event.as_str(),
+        clean(room)
+    )
+}
+
+/// Control characters (a newline in a display name, a terminal escape)
+/// are shown escaped, so one record stays one harmless line.
+fn clean(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
 }
