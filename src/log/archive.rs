@@ -24,10 +24,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::File;
 use std::future::Future;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 use anyhow::{Context, bail};
 use flate2::read::MultiGzDecoder;
@@ -242,10 +243,20 @@ fn load_digests(dir: &Path) -> anyhow::Result<BTreeMap<Date, Stored>> {
 
 /// The archive and digest were written but the live file was not removed:
 /// remove it now, if it is exactly what was archived.
-fn finish_interrupted(dir: &Path, date: Date, live: &Path, digest: &DayDigest) -> anyhow::Result<()> {
+fn finish_interrupted(
+    dir: &Path,
+    date: Date,
+    live: &Path,
+    digest: &DayDigest,
+) -> anyhow::Result<()> {
     let archive = days::archive_path(dir, date);
-    let found = read_archive(&archive)
-        .with_context(|| format!("checking {} before removing {}", archive.display(), live.display()))?;
+    let found = read_archive(&archive, Depth::Bytes).with_context(|| {
+        format!(
+            "checking {} before removing {}",
+            archive.display(),
+            live.display()
+        )
+    })?;
     let mismatches = found.disagreements(digest);
     if !mismatches.is_empty() {
         bail!(
@@ -332,8 +343,10 @@ fn archive_day(
         archived_at: format_timestamp(now),
     };
     // Read the archive back from disk: only what can be read back counts.
-    let found =
-        read_archive(&archive).with_context(|| format!("reading back {}", archive.display()))?;
+    // Matching the uncompressed SHA-256 proves the archive holds exactly the
+    // bytes whose records were checked on the way in.
+    let found = read_archive(&archive, Depth::Bytes)
+        .with_context(|| format!("reading back {}", archive.display()))?;
     let mismatches = found.disagreements(&digest);
     if !mismatches.is_empty() {
         bail!(
@@ -383,8 +396,7 @@ struct Written {
 /// Compresses `live` into a new `temporary`, checking every line on the
 /// way, and makes the result durable.
 fn compress(live: &Path, temporary: &Path, cancel: &AtomicBool) -> anyhow::Result<Written> {
-    let input = File::open(live).with_context(|| format!("opening {}", live.display()))?;
-    let mut input = BufReader::with_capacity(CHUNK, input);
+    let mut input = File::open(live).with_context(|| format!("opening {}", live.display()))?;
     let output = files::create_new(temporary)
         .with_context(|| format!("creating {}", temporary.display()))?;
     let inner_name = file_name(live);
@@ -392,22 +404,19 @@ fn compress(live: &Path, temporary: &Path, cancel: &AtomicBool) -> anyhow::Resul
         Hashing::new(BufWriter::with_capacity(CHUNK, output)),
         Compression::new(LEVEL),
     );
-    let mut checker = ContentCheck::default();
+    let checker = CheckThread::start(Depth::Records)?;
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(Cancelled.into());
         }
-        let chunk = input
-            .fill_buf()
-            .with_context(|| format!("reading {}", live.display()))?;
+        let chunk =
+            read_chunk(&mut input).with_context(|| format!("reading {}", live.display()))?;
         if chunk.is_empty() {
             break;
         }
-        checker.feed(chunk);
-        gz.write_all(chunk)
+        gz.write_all(&chunk)
             .with_context(|| format!("writing {}", temporary.display()))?;
-        let n = chunk.len();
-        input.consume(n);
+        checker.feed(chunk);
     }
     let content = checker.finish();
     if let Some(fault) = &content.fault {
@@ -442,6 +451,7 @@ struct Found {
     /// Why it could not be decompressed to the end, if so.
     decode_error: Option<String>,
     content: Content,
+    depth: Depth,
 }
 
 impl Found {
@@ -469,6 +479,9 @@ impl Found {
                 "its decompressed content does not match the digest's uncompressed sha256 and size"
                     .into(),
             );
+        }
+        if self.depth == Depth::Bytes {
+            return out;
         }
         if c.records != digest.records {
             out.push(format!(
@@ -502,17 +515,15 @@ fn seq_range(first: Option<u64>, last: Option<u64>) -> String {
 
 /// Reads a whole archive, hashing its compressed and decompressed bytes
 /// and checking every record on the way. `Err` only if it cannot be opened.
-fn read_archive(path: &Path) -> io::Result<Found> {
+fn read_archive(path: &Path, depth: Depth) -> io::Result<Found> {
     let file = File::open(path)?;
     let mut compressed = Hashing::new(BufReader::with_capacity(CHUNK, file));
-    let mut checker = ContentCheck::default();
+    let checker = CheckThread::start(depth)?;
     let mut decoder = MultiGzDecoder::new(&mut compressed);
-    let mut buf = vec![0; CHUNK];
     let decode_error = loop {
-        match decoder.read(&mut buf) {
-            Ok(0) => break None,
-            Ok(n) => checker.feed(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        match read_chunk(&mut decoder) {
+            Ok(chunk) if chunk.is_empty() => break None,
+            Ok(chunk) => checker.feed(chunk),
             Err(e) => break Some(e.to_string()),
         }
     };
@@ -525,7 +536,18 @@ fn read_archive(path: &Path) -> io::Result<Found> {
         compressed_sha256,
         decode_error,
         content: checker.finish(),
+        depth,
     })
+}
+
+/// How far to check a day's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Depth {
+    /// Hash and count them only.
+    Bytes,
+    /// Also check every record and the chain between them.
+    #[default]
+    Records,
 }
 
 /// The first thing wrong with a day's lines.
@@ -554,6 +576,7 @@ struct Content {
 /// before it.
 #[derive(Default)]
 struct ContentCheck {
+    depth: Depth,
     hasher: Sha256,
     content: Content,
     lines: u64,
@@ -564,6 +587,9 @@ impl ContentCheck {
     fn feed(&mut self, mut bytes: &[u8]) {
         self.hasher.update(bytes);
         self.content.bytes += bytes.len() as u64;
+        if self.depth == Depth::Bytes {
+            return;
+        }
         while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
             if self.partial.is_empty() {
                 self.line(&bytes[..end]);
@@ -634,6 +660,49 @@ impl ContentCheck {
         self.content.sha256 = hex::encode(self.hasher.finalize());
         self.content
     }
+}
+
+/// A [`ContentCheck`] on a thread of its own, so that checking records
+/// and (de)compressing them use two cores.
+struct CheckThread {
+    chunks: mpsc::SyncSender<Vec<u8>>,
+    thread: JoinHandle<Content>,
+}
+
+impl CheckThread {
+    fn start(depth: Depth) -> io::Result<Self> {
+        let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new()
+            .name("archive-check".into())
+            .spawn(move || {
+                let mut check = ContentCheck {
+                    depth,
+                    ..ContentCheck::default()
+                };
+                for chunk in queue {
+                    check.feed(&chunk);
+                }
+                check.finish()
+            })?;
+        Ok(Self { chunks, thread })
+    }
+
+    fn feed(&self, chunk: Vec<u8>) {
+        // Only fails if the thread died, which `finish` reports.
+        let _ = self.chunks.send(chunk);
+    }
+
+    fn finish(self) -> Content {
+        drop(self.chunks);
+        self.thread.join().expect("checking lines never panics")
+    }
+}
+
+/// Up to [`CHUNK`] bytes, fewer only at the end; empty at the end.
+fn read_chunk(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    reader.take(CHUNK as u64).read_to_end(&mut chunk)?;
+    Ok(chunk)
 }
 
 /// Counts and hashes the bytes that pass through.
@@ -729,8 +798,7 @@ fn remove_temporaries(archive_dir: &Path) -> anyhow::Result<()> {
         let path = entry?.path();
         let name = file_name(&path);
         if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("removing {}", path.display()))?;
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
     Ok(())
@@ -788,8 +856,7 @@ fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<P
         log.write_all(&bytes)
             .and_then(|()| log.sync_data())
             .with_context(|| format!("writing {}", log_path.display()))?;
-        std::fs::remove_file(archive)
-            .with_context(|| format!("removing {}", archive.display()))?;
+        std::fs::remove_file(archive).with_context(|| format!("removing {}", archive.display()))?;
         tracing::info!(archive = %archive.display(), "deleted an archive past the retention period");
         deleted.push(archive.clone());
     }
@@ -937,7 +1004,8 @@ pub fn check_archives(dir: &Path) -> anyhow::Result<Vec<Fault>> {
         let live = days::live_path(dir, *date);
         if live.exists() {
             let (bytes, sha) = hash_file(&live)?;
-            let problem = if bytes == digest.uncompressed_bytes && sha == digest.uncompressed_sha256 {
+            let problem = if bytes == digest.uncompressed_bytes && sha == digest.uncompressed_sha256
+            {
                 "the day is archived but its live file is still there (an archival did not finish; rollcall archive finishes it)"
             } else {
                 "the day is archived twice: the live file differs from the archived day"
@@ -1012,7 +1080,8 @@ fn check_one_archive(
     digest: &DayDigest,
     faults: &mut Vec<Fault>,
 ) -> anyhow::Result<()> {
-    let found = read_archive(archive).with_context(|| format!("reading {}", archive.display()))?;
+    let found = read_archive(archive, Depth::Records)
+        .with_context(|| format!("reading {}", archive.display()))?;
     for problem in found.disagreements(digest) {
         faults.push(Fault::new(archive, format!("{problem} ({digest_name})")));
     }
@@ -1132,11 +1201,15 @@ impl Nightly {
                     "nightly archival done"
                 ),
                 Ok(Err(error)) => {
-                    self.metrics.archive_failures.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .archive_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %format!("{error:#}"), "nightly archival failed; the live files are kept");
                 }
                 Err(error) => {
-                    self.metrics.archive_failures.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .archive_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::error!(%error, "nightly archival panicked; the live files are kept");
                 }
             }

@@ -115,20 +115,52 @@ const D2: Date = date!(2026 - 11 - 25);
 const D3: Date = date!(2026 - 11 - 26);
 const TODAY: Date = date!(2026 - 11 - 27);
 
-/// Three closed days and today, archived at noon today.
-async fn archived_log() -> (tempfile::TempDir, PathBuf) {
+/// A fresh directory holding the days of `plan`.
+async fn log_with(plan: &[(Date, u64)]) -> (tempfile::TempDir, PathBuf) {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D1, 5), (D2, 7), (D3, 3), (TODAY, 2)]).await;
+    write_days(&dir, plan).await;
+    (temp, dir)
+}
+
+/// Three closed days and today, archived at noon today.
+async fn archived_log() -> (tempfile::TempDir, PathBuf) {
+    let (temp, dir) = log_with(&[(D1, 5), (D2, 7), (D3, 3), (TODAY, 2)]).await;
     archive_now(&dir, noon(TODAY));
     (temp, dir)
 }
 
+/// Panics unless a fault names `file` and says `about`.
+fn assert_fault(dir: &Path, file: &Path, about: &str) {
+    let faults = archive::check_archives(dir).unwrap();
+    assert!(
+        faults
+            .iter()
+            .any(|f| f.file == file && f.problem.contains(about)),
+        "no fault about {about:?} in {}: {faults:#?}",
+        file.display()
+    );
+}
+
+/// Replaces the first `from` in the text file at `path` with `to`.
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} is not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The bytes of the days' archives and digests.
+fn archived_bytes(dir: &Path, dates: &[Date]) -> Vec<Vec<u8>> {
+    dates
+        .iter()
+        .flat_map(|d| [days::archive_path(dir, *d), archive::digest_path(dir, *d)])
+        .map(|path| std::fs::read(path).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn archiving_closed_days_keeps_every_line_and_leaves_today_live() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D1, 5), (D2, 7), (D3, 3), (TODAY, 2)]).await;
+    let (_temp, dir) = log_with(&[(D1, 5), (D2, 7), (D3, 3), (TODAY, 2)]).await;
     let before = all_lines(&dir);
     let originals: Vec<Vec<u8>> = [D1, D2, D3]
         .iter()
@@ -143,7 +175,11 @@ async fn archiving_closed_days_keeps_every_line_and_leaves_today_live() {
         .map(|a| (a.date, a.records))
         .collect();
     assert_eq!(archived, vec![(D1, 5), (D2, 7), (D3, 3)]);
-    assert_eq!(all_lines(&dir), before, "the log reads the same after archival");
+    assert_eq!(
+        all_lines(&dir),
+        before,
+        "the log reads the same after archival"
+    );
     for (day, original) in [D1, D2, D3].iter().zip(&originals) {
         assert!(!days::live_path(&dir, *day).exists());
         assert!(archive::digest_path(&dir, *day).exists());
@@ -174,7 +210,11 @@ async fn a_digest_records_the_day_and_links_to_the_digest_before_it() {
     assert_eq!(first.previous_digest, None);
     assert_eq!(first.previous_digest_sha256, archive::GENESIS_DIGEST);
     assert_eq!(
-        (second.first_seq, second.last_seq, second.chain_start.as_str()),
+        (
+            second.first_seq,
+            second.last_seq,
+            second.chain_start.as_str()
+        ),
         (Some(6), Some(12), first.last_hash.as_str())
     );
     assert_eq!(
@@ -225,33 +265,24 @@ async fn an_edited_digest_is_reported_by_name() {
     // An edit that keeps the digest well-formed and its fields true to the
     // archive: only the next digest's record of its hash gives it away.
     let path = archive::digest_path(&dir, D1);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let edited = text.replace("\"archived_at\": \"2026", "\"archived_at\": \"2025");
-    assert_ne!(text, edited);
-    std::fs::write(&path, edited).unwrap();
+    replace_in(&path, "\"archived_at\": \"2026", "\"archived_at\": \"2025");
     assert_eq!(faulty_files(&dir), vec![path]);
 }
 
 #[tokio::test]
 async fn a_digest_edited_to_disagree_with_its_archive_is_reported() {
     let (_temp, dir) = archived_log().await;
-    let path = archive::digest_path(&dir, D3);
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("\"records\": 3", "\"records\": 2")).unwrap();
-    let faults = archive::check_archives(&dir).unwrap();
-    assert!(
-        faults
-            .iter()
-            .any(|f| f.file == days::archive_path(&dir, D3) && f.problem.contains("records")),
-        "{faults:#?}"
+    replace_in(
+        &archive::digest_path(&dir, D3),
+        "\"records\": 3",
+        "\"records\": 2",
     );
+    assert_fault(&dir, &days::archive_path(&dir, D3), "records");
 }
 
 #[tokio::test]
 async fn a_live_day_restored_beside_its_archive_is_reported_as_archived_twice() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D1, 5), (D2, 7), (TODAY, 1)]).await;
+    let (_temp, dir) = log_with(&[(D1, 5), (D2, 7), (TODAY, 1)]).await;
     let live = days::live_path(&dir, D2);
     let original = std::fs::read(&live).unwrap();
     archive_now(&dir, noon(TODAY));
@@ -278,26 +309,17 @@ async fn the_same_records_archived_under_two_days_are_reported() {
         archive::digest_path(&dir, earlier),
     )
     .unwrap();
-    let faults = archive::check_archives(&dir).unwrap();
-    assert!(
-        faults
-            .iter()
-            .any(|f| f.file == archive::digest_path(&dir, D1) && f.problem.contains("twice")),
-        "{faults:#?}"
-    );
-    assert!(
-        faults
-            .iter()
-            .any(|f| f.file == archive::digest_path(&dir, earlier)),
-        "{faults:#?}"
+    assert_fault(&dir, &archive::digest_path(&dir, D1), "twice");
+    assert_fault(
+        &dir,
+        &archive::digest_path(&dir, earlier),
+        "not the day its name says",
     );
 }
 
 #[tokio::test]
 async fn a_crash_before_the_live_file_was_removed_is_finished_by_the_next_run() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D1, 5), (D2, 7), (TODAY, 1)]).await;
+    let (_temp, dir) = log_with(&[(D1, 5), (D2, 7), (TODAY, 1)]).await;
     let before = all_lines(&dir);
     let live = days::live_path(&dir, D2);
     let original = std::fs::read(&live).unwrap();
@@ -319,9 +341,7 @@ async fn a_crash_before_the_live_file_was_removed_is_finished_by_the_next_run() 
 
 #[tokio::test]
 async fn a_crash_while_the_archive_was_being_written_is_redone_by_the_next_run() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D1, 5), (D2, 7), (TODAY, 1)]).await;
+    let (_temp, dir) = log_with(&[(D1, 5), (D2, 7), (TODAY, 1)]).await;
     let before = all_lines(&dir);
     archive_now(&dir, noon(TODAY));
     // Put D2 back to how a crash mid-archival would leave it: the live
@@ -330,7 +350,14 @@ async fn a_crash_while_the_archive_was_being_written_is_redone_by_the_next_run()
     let live = days::live_path(&dir, D2);
     let archive_path = days::archive_path(&dir, D2);
     let gz = std::fs::read(&archive_path).unwrap();
-    std::fs::write(&live, before[5..12].iter().flat_map(|l| [l.as_slice(), b"\n"].concat()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &live,
+        before[5..12]
+            .iter()
+            .flat_map(|l| [l.as_slice(), b"\n"].concat())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     std::fs::remove_file(archive::digest_path(&dir, D2)).unwrap();
     std::fs::write(&archive_path, &gz[..gz.len() / 2]).unwrap();
     let temporary = dir.join("archive").join(".2026-11-25.jsonl.gz.tmp");
@@ -350,12 +377,9 @@ async fn a_crash_while_the_archive_was_being_written_is_redone_by_the_next_run()
 
 #[tokio::test]
 async fn a_closed_day_with_a_damaged_record_is_not_archived() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D1, 3), (TODAY, 1)]).await;
+    let (_temp, dir) = log_with(&[(D1, 3), (TODAY, 1)]).await;
     let live = days::live_path(&dir, D1);
-    let text = std::fs::read_to_string(&live).unwrap();
-    std::fs::write(&live, text.replacen("person2@", "mallory@", 1)).unwrap();
+    replace_in(&live, "person2@", "mallory@");
 
     let error = archive::archive_closed_days(
         &dir,
@@ -365,7 +389,10 @@ async fn a_closed_day_with_a_damaged_record_is_not_archived() {
     )
     .unwrap_err();
 
-    assert!(format!("{error:#}").contains("2026-11-24.jsonl:2"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("2026-11-24.jsonl:2"),
+        "{error:#}"
+    );
     assert!(live.exists());
     assert!(!days::archive_path(&dir, D1).exists());
     assert!(!archive::digest_path(&dir, D1).exists());
@@ -393,15 +420,7 @@ async fn rollcall_archive_archives_closed_days_once_and_then_has_nothing_to_do()
         );
         assert!(!days::live_path(&dir, day).exists());
     }
-    let archives: Vec<Vec<u8>> = [d1, d2]
-        .iter()
-        .flat_map(|d| {
-            [
-                std::fs::read(days::archive_path(&dir, *d)).unwrap(),
-                std::fs::read(archive::digest_path(&dir, *d)).unwrap(),
-            ]
-        })
-        .collect();
+    let archives = archived_bytes(&dir, &[d1, d2]);
 
     let second = run(rollcall(&dir).arg("archive")).success();
 
@@ -410,16 +429,11 @@ async fn rollcall_archive_archives_closed_days_once_and_then_has_nothing_to_do()
         "{}",
         second.report()
     );
-    let again: Vec<Vec<u8>> = [d1, d2]
-        .iter()
-        .flat_map(|d| {
-            [
-                std::fs::read(days::archive_path(&dir, *d)).unwrap(),
-                std::fs::read(archive::digest_path(&dir, *d)).unwrap(),
-            ]
-        })
-        .collect();
-    assert_eq!(archives, again, "a second run changes nothing");
+    assert_eq!(
+        archived_bytes(&dir, &[d1, d2]),
+        archives,
+        "a second run changes nothing"
+    );
     assert_eq!(all_lines(&dir), before);
 }
 
@@ -452,24 +466,25 @@ async fn rollcall_archive_retain_days_deletes_only_older_archives_and_says_which
     );
     assert_eq!(archive::check_archives(&dir).unwrap(), vec![]);
     assert_eq!(
-        archive::retired_chain_end(&dir).unwrap().map(|(seq, _)| seq),
+        archive::retired_chain_end(&dir)
+            .unwrap()
+            .map(|(seq, _)| seq),
         Some(3)
     );
 }
 
+/// Nightly archival of `dir` at `at`, with its own metrics.
+fn nightly_on(dir: &Path, clock: &Arc<FakeClock>, at: time::Time) -> (Nightly, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::default());
+    let nightly = Nightly::new(dir.to_path_buf(), clock.clone(), at, metrics.clone());
+    (nightly, metrics)
+}
+
 #[tokio::test(start_paused = true)]
 async fn nightly_archival_runs_at_its_time_of_day_and_not_before() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D2, 2), (D3, 2), (TODAY, 2)]).await;
+    let (_temp, dir) = log_with(&[(D2, 2), (D3, 2), (TODAY, 2)]).await;
     let clock = Arc::new(FakeClock::new(START));
-    let metrics = Arc::new(Metrics::default());
-    let nightly = Nightly::new(
-        dir.clone(),
-        clock.clone(),
-        time::macros::time!(00:05),
-        metrics.clone(),
-    );
+    let (nightly, metrics) = nightly_on(&dir, &clock, time::macros::time!(00:05));
     let mut runs = nightly.runs();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(nightly.run(async {
@@ -499,20 +514,11 @@ async fn nightly_archival_runs_at_its_time_of_day_and_not_before() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_nightly_run_is_counted_and_keeps_the_live_files() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    write_days(&dir, &[(D3, 2), (TODAY, 1)]).await;
+    let (_temp, dir) = log_with(&[(D3, 2), (TODAY, 1)]).await;
     let live = days::live_path(&dir, D3);
-    let text = std::fs::read_to_string(&live).unwrap();
-    std::fs::write(&live, text.replacen("Person 1", "Person X", 1)).unwrap();
-    let metrics = Arc::new(Metrics::default());
+    replace_in(&live, "Person 1", "Person X");
     let clock = Arc::new(FakeClock::new(datetime!(2026-11-27 23:00 UTC)));
-    let nightly = Nightly::new(
-        dir.clone(),
-        clock.clone(),
-        time::macros::time!(00:05),
-        metrics.clone(),
-    );
+    let (nightly, metrics) = nightly_on(&dir, &clock, time::macros::time!(00:05));
     let mut runs = nightly.runs();
     let task = tokio::spawn(nightly.run(std::future::pending()));
 
@@ -553,13 +559,7 @@ async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs()
 
     let clock = Arc::new(FakeClock::new(START));
     let app = TestApp::spawn_in(&dir, clock.clone(), |_| {}).await;
-    let metrics = Arc::new(Metrics::default());
-    let nightly = Nightly::new(
-        dir.clone(),
-        clock.clone(),
-        (START + Duration::milliseconds(20)).time(),
-        metrics.clone(),
-    );
+    let (nightly, metrics) = nightly_on(&dir, &clock, (START + Duration::milliseconds(20)).time());
     let mut runs = nightly.runs();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(nightly.run(async {
