@@ -171,6 +171,9 @@ pub fn archive_closed_days(
 ) -> anyhow::Result<Summary> {
     let now = clock.now();
     let today = now.date();
+    if !dir.is_dir() {
+        bail!("there is no log directory at {}", dir.display());
+    }
     let archive_dir = dir.join(ARCHIVE_DIR);
     files::create_dir(&archive_dir)
         .with_context(|| format!("creating {}", archive_dir.display()))?;

@@ -399,6 +399,45 @@ async fn a_closed_day_with_a_damaged_record_is_not_archived() {
 }
 
 #[tokio::test]
+async fn a_stopped_run_leaves_the_day_live_and_no_temporary_behind() {
+    let (_temp, dir) = log_with(&[(D1, 3), (TODAY, 1)]).await;
+    let before = all_lines(&dir);
+
+    let error = archive::archive_closed_days(
+        &dir,
+        &FakeClock::new(noon(TODAY)),
+        &Options::default(),
+        &AtomicBool::new(true),
+    )
+    .unwrap_err();
+
+    assert!(error.is::<archive::Cancelled>(), "{error:#}");
+    assert!(days::live_path(&dir, D1).exists());
+    let left: Vec<_> = std::fs::read_dir(dir.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != ".lock")
+        .collect();
+    assert_eq!(left, Vec::<std::ffi::OsString>::new());
+    assert_eq!(all_lines(&dir), before);
+}
+
+#[tokio::test]
+async fn rollcall_archive_refuses_a_directory_that_does_not_exist() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("no-such-log");
+
+    let failed = run(rollcall(&dir).arg("archive")).code(2);
+
+    assert!(
+        failed.stderr.contains("no log directory"),
+        "{}",
+        failed.report()
+    );
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
 async fn rollcall_archive_archives_closed_days_once_and_then_has_nothing_to_do() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("audit-logs");
