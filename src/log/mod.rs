@@ -2,6 +2,7 @@
 //! where each day lives ([`days`]), the single durable writer ([`writer`]),
 //! and the file-system steps they share ([`files`]).
 
+pub mod archive;
 pub mod days;
 pub mod files;
 pub mod reader;
