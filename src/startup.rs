@@ -15,10 +15,12 @@ use anyhow::Context;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use time::Time;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
+use crate::log::archive::{self, Nightly};
 use crate::log::files;
 use crate::log::writer::LogWriter;
 use crate::metrics::Metrics;
@@ -29,6 +31,8 @@ use crate::webex::{Upkeep, WebexSettings};
 use crate::webhook::routes::{self, AppState};
 
 pub const LOCK_FILE: &str = ".lock";
+/// When `serve` archives closed days, UTC, unless told otherwise.
+pub const DEFAULT_ARCHIVE_AT: Time = time::macros::time!(00:05);
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the start-up round with the Webex API may hold up serving.
@@ -49,6 +53,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// The Webex API: token, public URL, self-registration, room titles.
     pub webex: WebexSettings,
+    /// When to archive closed days each night (UTC), and how; `None` turns
+    /// the nightly archival off.
+    pub archive: Option<(Time, archive::Options)>,
 }
 
 impl Settings {
@@ -62,6 +69,7 @@ impl Settings {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
             webex: WebexSettings::default(),
+            archive: Some((DEFAULT_ARCHIVE_AT, archive::Options::default())),
         }
     }
 }
@@ -73,6 +81,7 @@ pub struct Application {
     max_connections: usize,
     /// The periodic recheck of the Webex registrations, with its period.
     upkeep: Option<(Upkeep, Duration)>,
+    nightly: Option<Nightly>,
     _lock: File,
 }
 
@@ -100,7 +109,10 @@ impl Application {
             Some(secret)
         };
         let metrics = Arc::new(Metrics::default());
-        let writer = LogWriter::open(&dir, clock, metrics.clone())?;
+        let writer = LogWriter::open(&dir, clock.clone(), metrics.clone())?;
+        let nightly = settings.archive.map(|(at, options)| {
+            Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options)
+        });
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
@@ -118,8 +130,15 @@ impl Application {
             header_read_timeout: settings.header_read_timeout,
             max_connections: settings.max_connections,
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
+            nightly,
             _lock: lock,
         })
+    }
+
+    /// How many nightly archival runs have finished, to wait on; `None`
+    /// when nightly archival is off.
+    pub fn archive_runs(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.nightly.as_ref().map(Nightly::runs)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -142,6 +161,13 @@ impl Application {
             .upkeep
             .take()
             .map(|(upkeep, every)| tokio::spawn(upkeep.run(every)));
+        let (stop_nightly, nightly_stopped) = tokio::sync::watch::channel(());
+        let nightly = self.nightly.take().map(|nightly| {
+            let mut stopped = nightly_stopped;
+            tokio::spawn(nightly.run(async move {
+                let _ = stopped.changed().await;
+            }))
+        });
         tracing::info!(
             address = %self.local_addr(),
             dir = %self.state.dir.display(),
@@ -183,6 +209,12 @@ impl Application {
         tracing::info!("shutting down: finishing in-flight deliveries");
         if let Some(upkeep) = upkeep {
             upkeep.abort();
+        }
+        // A run in progress stops between chunks, leaving each day either
+        // live or completely archived.
+        drop(stop_nightly);
+        if let Some(nightly) = nightly {
+            let _ = nightly.await;
         }
         drop(self.listener);
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())

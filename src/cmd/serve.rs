@@ -7,8 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::subscribe;
+use time::Time;
+use time::macros::format_description;
+
 use crate::cli::Global;
 use crate::clock::SystemClock;
+use crate::log::archive;
 use crate::secret;
 use crate::startup::{Application, Settings};
 use crate::webex::WebexSettings;
@@ -31,6 +35,16 @@ pub struct Args {
     pub registration: subscribe::RegistrationArgs,
     #[command(flatten)]
     pub api: subscribe::ApiArgs,
+    /// When to archive closed days each night, HH:MM UTC.
+    #[arg(long, env = "ROLLCALL_ARCHIVE_AT", default_value = "00:05", value_parser = parse_hh_mm)]
+    pub archive_at: Time,
+    /// Do not archive closed days nightly (run `rollcall archive` yourself).
+    #[arg(long, env = "ROLLCALL_NO_ARCHIVE")]
+    pub no_archive: bool,
+    /// With the nightly archival, also delete archives older than N days.
+    /// Never by default.
+    #[arg(long, env = "ROLLCALL_RETAIN_DAYS")]
+    pub retain_days: Option<u32>,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -45,6 +59,12 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             rooms: args.registration.rooms,
             ..WebexSettings::default()
         },
+        archive: (!args.no_archive).then(|| {
+            let options = archive::Options {
+                retain_days: args.retain_days,
+            };
+            (args.archive_at, options)
+        }),
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -56,6 +76,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         app.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_hh_mm(text: &str) -> Result<Time, String> {
+    Time::parse(text, format_description!("[hour]:[minute]"))
+        .map_err(|_| format!("{text:?} is not a time of day as HH:MM (24-hour, UTC)"))
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the future resolves on

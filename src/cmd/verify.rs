@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::Global;
+use crate::log::archive;
 use crate::log::days::{self, Day};
 use crate::log::reader::{DayReader, Line, ReadError};
 use crate::log::record::{self, GENESIS_HASH, LineError, Record};
@@ -22,11 +23,26 @@ pub fn run(global: &Global, _args: Args) -> anyhow::Result<ExitCode> {
     if !dir.is_dir() {
         anyhow::bail!("there is no log directory at {}", dir.display());
     }
-    match verify(dir).with_context(|| format!("verifying {}", dir.display()))? {
-        Verdict::Intact { records, days } => {
+    let verifying = || format!("verifying {}", dir.display());
+    let start = archive::retired_chain_end(dir).with_context(verifying)?;
+    let verdict = verify(dir, start).with_context(verifying)?;
+    let archive_faults = archive::check_archives(dir).with_context(verifying)?;
+    for fault in &archive_faults {
+        println!("FAULT: {fault}");
+    }
+    match verdict {
+        Verdict::Intact {
+            records,
+            days,
+            archived,
+        } if archive_faults.is_empty() => {
             println!("{records} records in {days} days, chain intact");
+            if archived > 0 {
+                println!("{archived} archived days match their digests and the digest chain");
+            }
             Ok(ExitCode::SUCCESS)
         }
+        Verdict::Intact { .. } => Ok(ExitCode::from(1)),
         Verdict::Faulty { fault, checked } => {
             println!("FAULT: {fault}");
             println!("({checked} records before it check out; nothing after it was checked)");
@@ -41,13 +57,12 @@ pub enum Verdict {
     Intact {
         records: u64,
         days: usize,
+        /// Days read from their archive.
+        archived: usize,
     },
     /// The first fault; what follows a broken link cannot be trusted to
     /// say anything more.
-    Faulty {
-        fault: Fault,
-        checked: u64,
-    },
+    Faulty { fault: Fault, checked: u64 },
 }
 
 /// Where the log stops being whole, and how.
@@ -73,13 +88,21 @@ impl fmt::Display for Fault {
 
 /// Checks every day, oldest first. For a day that is both live and
 /// archived the live file is the one read (it is authoritative until
-/// archival removes it).
-pub fn verify(dir: &Path) -> Result<Verdict, ReadError> {
+/// archival removes it). `start` is where the chain begins when retention
+/// deleted the oldest archives: the last deleted record's seq and hash.
+pub fn verify(dir: &Path, start: Option<(u64, String)>) -> Result<Verdict, ReadError> {
     let all = days::list(dir).map_err(|source| ReadError::List {
         dir: dir.to_path_buf(),
         source,
     })?;
-    let mut chain = Chain::default();
+    let mut chain = match start {
+        Some((seq, hash)) => Chain {
+            next_seq: seq + 1,
+            last_hash: hash,
+            records: 0,
+        },
+        None => Chain::default(),
+    };
     for day in &all {
         if let Some(fault) = check_day(&mut chain, day)? {
             return Ok(Verdict::Faulty {
@@ -91,6 +114,7 @@ pub fn verify(dir: &Path) -> Result<Verdict, ReadError> {
     Ok(Verdict::Intact {
         records: chain.records,
         days: all.len(),
+        archived: all.iter().filter(|d| d.live.is_none()).count(),
     })
 }
 

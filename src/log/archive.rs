@@ -1222,17 +1222,6 @@ impl Nightly {
     }
 }
 
-/// Runs archival of `dir` every day at `at` UTC until `shutdown` resolves.
-pub async fn nightly(
-    dir: PathBuf,
-    clock: Arc<dyn Clock>,
-    at: Time,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) {
-    Nightly::new(dir, clock, at, metrics).run(shutdown).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -597,13 +597,12 @@ async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs()
     assert!(made.success());
 
     let clock = Arc::new(FakeClock::new(START));
-    let app = TestApp::spawn_in(&dir, clock.clone(), |_| {}).await;
-    let (nightly, metrics) = nightly_on(&dir, &clock, (START + Duration::milliseconds(20)).time());
-    let mut runs = nightly.runs();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(nightly.run(async {
-        let _ = stopped.await;
-    }));
+    let soon = (START + Duration::milliseconds(20)).time();
+    let app = TestApp::spawn_in(&dir, clock.clone(), |s| {
+        s.archive = Some((soon, Options::default()));
+    })
+    .await;
+    let mut runs = app.archive_runs.clone().expect("nightly archival is on");
 
     // Opening a pipe for writing returns once its reader, the archival,
     // has opened it.
@@ -628,12 +627,142 @@ async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs()
     .unwrap();
     runs.changed().await.unwrap();
 
-    assert_eq!(metrics.archive_failures.load(Ordering::Relaxed), 0);
     assert!(!live.exists());
     assert!(days::archive_path(&dir, old).exists());
     assert_eq!(archive::check_archives(&dir).unwrap(), vec![]);
     assert_eq!(app.records().len(), 2 + 5);
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rollcall_archive_runs_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rollcall_archive_failures_total 0\n"),
+        "{metrics}"
+    );
     app.stop().await;
+}
+
+/// What a user sees of the log through the read commands.
+fn read_views(dir: &Path) -> Vec<String> {
+    [
+        vec!["export"],
+        vec!["export", "--format", "jsonl"],
+        vec![
+            "export",
+            "--from",
+            "2026-11-25",
+            "--to",
+            "2026-11-27T00:00:00.005Z",
+        ],
+        vec!["tail", "-n", "12"],
+    ]
+    .iter()
+    .map(|args| run(rollcall(dir).args(args)).success().stdout)
+    .collect()
+}
+
+#[tokio::test]
+async fn export_and_tail_read_the_same_before_and_after_archiving_and_verify_passes() {
+    let (_temp, dir) = log_with(&[(D1, 5), (D2, 7), (D3, 3), (TODAY, 2)]).await;
+    let before = read_views(&dir);
+    assert!(before[0].lines().count() == 1 + 17, "{}", before[0]);
+    let archived = run(rollcall(&dir).arg("archive")).success();
+    assert!(
+        days::archive_path(&dir, D3).exists(),
+        "{}",
+        archived.report()
+    );
+    assert!(!days::live_path(&dir, D3).exists());
+    assert_eq!(read_views(&dir), before);
+    let verified = run(rollcall(&dir).arg("verify")).success();
+    assert!(
+        verified
+            .stdout
+            .contains("17 records in 4 days, chain intact"),
+        "{}",
+        verified.report()
+    );
+    assert!(
+        verified.stdout.contains("4 archived days"),
+        "{}",
+        verified.report()
+    );
+}
+
+/// Each way of tampering with archived days, and the file verify must name.
+#[tokio::test]
+async fn verify_exits_1_naming_the_file_for_each_kind_of_archive_tampering() {
+    type Tamper = fn(&Path) -> PathBuf;
+    let cases: [(&str, Tamper); 6] = [
+        ("a flipped byte in a .gz", |dir| {
+            let gz = days::archive_path(dir, D2);
+            let mut bytes = std::fs::read(&gz).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x01;
+            std::fs::write(&gz, bytes).unwrap();
+            gz
+        }),
+        ("a deleted archive", |dir| {
+            let gz = days::archive_path(dir, D2);
+            std::fs::remove_file(&gz).unwrap();
+            archive::digest_path(dir, D2)
+        }),
+        ("a deleted digest", |dir| {
+            std::fs::remove_file(archive::digest_path(dir, D2)).unwrap();
+            days::archive_path(dir, D2)
+        }),
+        ("an edited digest", |dir| {
+            let digest = archive::digest_path(dir, D2);
+            replace_in(
+                &digest,
+                "\"archived_at\": \"2026",
+                "\"archived_at\": \"2025",
+            );
+            digest
+        }),
+        ("a live day restored beside its archive", |dir| {
+            let live = days::live_path(dir, D2);
+            let mut text = Vec::new();
+            for line in all_lines(dir)
+                .iter()
+                .filter(|l| l.windows(12).any(|w| w == b"\"2026-11-25T"))
+            {
+                text.extend_from_slice(line);
+                text.push(b'\n');
+            }
+            std::fs::write(&live, text).unwrap();
+            live
+        }),
+        ("a day archived twice", |dir| {
+            let twice = date!(2026 - 11 - 20);
+            std::fs::copy(days::archive_path(dir, D2), days::archive_path(dir, twice)).unwrap();
+            std::fs::copy(
+                archive::digest_path(dir, D2),
+                archive::digest_path(dir, twice),
+            )
+            .unwrap();
+            days::archive_path(dir, twice)
+        }),
+    ];
+    for (what, tamper) in cases {
+        let (_temp, dir) = archived_log().await;
+        run(rollcall(&dir).arg("verify")).success();
+        let named = tamper(&dir);
+        let verified = run(rollcall(&dir).arg("verify")).code(1);
+        let name = named.file_name().unwrap().to_str().unwrap();
+        assert!(
+            verified.stdout.contains(name),
+            "{what}: verify should name {name}\n{}",
+            verified.report()
+        );
+    }
 }

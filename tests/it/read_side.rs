@@ -10,7 +10,9 @@ use std::time::Duration;
 use rollcall::log::record::{Event, Record};
 
 use crate::support::bin::{Run, rollcall, run};
-use crate::support::logs::{TestLog, archive_day, fixture_record, read_lines, record, write_lines};
+use crate::support::logs::{
+    TestLog, archive_day, fixture_record, read_lines, record, tamper_archive, write_lines,
+};
 
 fn export(dir: &Path, args: &[&str]) -> Run {
     run(rollcall(dir).arg("export").args(args)).success()
@@ -585,7 +587,10 @@ async fn verify_passes_an_untouched_log() {
 
     let out = verify(&log.dir).success();
 
-    assert_eq!(out.stdout, "12 records in 3 days, chain intact\n");
+    assert_eq!(
+        out.stdout,
+        "12 records in 3 days, chain intact\n1 archived days match their digests and the digest chain\n"
+    );
 }
 
 #[tokio::test]
@@ -691,10 +696,10 @@ async fn verify_catches_a_missing_first_day() {
 #[tokio::test]
 async fn verify_checks_archived_days_too() {
     let log = closed_log().await;
-    tamper(&log, "2026-11-27", |lines| {
+    archive_day(&log.dir, "2026-11-27");
+    tamper_archive(&log.dir, "2026-11-27", |lines| {
         lines[0] = lines[0].replace("Person 1", "Person X");
     });
-    archive_day(&log.dir, "2026-11-27");
 
     assert_fault(
         &log.dir,

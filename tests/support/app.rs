@@ -24,6 +24,8 @@ pub struct TestApp {
     pub dir: PathBuf,
     pub clock: Arc<FakeClock>,
     pub client: reqwest::Client,
+    /// Finished nightly archival runs; `None` when archival is off.
+    pub archive_runs: Option<tokio::sync::watch::Receiver<u64>>,
     _temp: Option<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -59,6 +61,7 @@ impl TestApp {
             .await
             .expect("building the application");
         let address = format!("http://{}", app.local_addr());
+        let archive_runs = app.archive_runs();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -68,6 +71,7 @@ impl TestApp {
             dir: dir.to_path_buf(),
             clock,
             client: reqwest::Client::new(),
+            archive_runs,
             _temp: None,
             stop: Some(stop),
             server: Some(server),

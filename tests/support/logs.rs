@@ -2,7 +2,7 @@
 //! [`LogWriter`] on a [`FakeClock`], so every line is a real sealed record
 //! and the chain runs across as many day files as the test asks for.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rollcall::clock::FakeClock;
 use rollcall::log::record::{Event, Record};
 use rollcall::log::writer::{Appended, LogWriter};
+use rollcall::log::{archive, days};
 use rollcall::metrics::Metrics;
 use rollcall::webhook::payload::{self, Delivery};
 use tempfile::TempDir;
@@ -153,18 +154,41 @@ pub fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
-/// Archives a closed day as `rollcall archive` leaves it: gzip in
-/// `archive/`, live file removed.
+/// Archives every day up to and including `date` with the real archival,
+/// as `rollcall archive` would on the day after.
 pub fn archive_day(dir: &Path, date: &str) {
-    let live = dir.join(format!("{date}.jsonl"));
-    let bytes = std::fs::read(&live).expect("reading the day to archive");
-    std::fs::create_dir_all(dir.join("archive")).unwrap();
-    let archived = dir.join("archive").join(format!("{date}.jsonl.gz"));
+    let day = days::parse_day_name(date).expect("a YYYY-MM-DD date");
+    let next_noon =
+        (day + time::Duration::days(1)).midnight().assume_utc() + time::Duration::hours(12);
+    archive::archive_closed_days(
+        dir,
+        &FakeClock::new(next_noon),
+        &archive::Options::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("archiving");
+    assert!(
+        days::archive_path(dir, day).exists(),
+        "{date} was not archived"
+    );
+}
+
+/// Rewrites the lines inside an archived day's gzip, leaving its digest
+/// as it was: tampering after archival.
+pub fn tamper_archive(dir: &Path, date: &str, edit: impl FnOnce(&mut Vec<String>)) {
+    let path = days::archive_path(dir, days::parse_day_name(date).expect("a YYYY-MM-DD date"));
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    edit(&mut lines);
     let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&archived).unwrap(),
+        std::fs::File::create(&path).unwrap(),
         flate2::Compression::default(),
     );
-    gz.write_all(&bytes).unwrap();
+    for line in lines {
+        writeln!(gz, "{line}").unwrap();
+    }
     gz.finish().unwrap();
-    std::fs::remove_file(&live).unwrap();
 }
