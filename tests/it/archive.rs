@@ -631,15 +631,7 @@ async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs()
     assert!(days::archive_path(&dir, old).exists());
     assert_eq!(archive::check_archives(&dir).unwrap(), vec![]);
     assert_eq!(app.records().len(), 2 + 5);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.1;
     assert!(
         metrics.contains("rollcall_archive_runs_total 1\n"),
         "{metrics}"

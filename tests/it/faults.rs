@@ -107,13 +107,7 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
         }
     }
     assert!(refused > 0, "a full disk must refuse deliveries");
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 503);
+    assert_eq!(app.get("/healthz").await.0, 503);
     // Every acknowledged record, and nothing else, is in a whole chain.
     let on_disk = assert_chain_whole(&dir).len();
     assert_eq!(on_disk, 25 - refused);
@@ -122,13 +116,7 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
     let (status, answer) = json_of(app.deliver("default", &body(99)).await).await;
     assert_eq!((status, &answer["status"]), (200, &"recorded".into()));
     assert_eq!(answer["seq"], on_disk as u64 + 1);
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(app.get("/healthz").await.0, 200);
     assert_eq!(assert_chain_whole(&dir).len(), on_disk + 1);
     app.stop().await;
 }

@@ -153,14 +153,7 @@ async fn a_bad_target_name_is_404() {
         assert_eq!(status, 404, "target {target:?}");
         assert!(answer["error"].is_string());
     }
-    let (status, _) = json_of(
-        app.client
-            .get(format!("{}/nowhere", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = app.get("/nowhere").await;
     assert_eq!(status, 404);
     assert!(app.records().is_empty());
     app.stop().await;
@@ -350,13 +343,7 @@ async fn when_the_log_directory_disappears_deliveries_get_503_until_it_is_back()
     )
     .await;
     assert_eq!(status, 200);
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(app.get("/healthz").await.0, 200);
 
     std::fs::remove_dir_all(&app.dir).unwrap();
     let (status, answer) = json_of(
@@ -366,14 +353,7 @@ async fn when_the_log_directory_disappears_deliveries_get_503_until_it_is_back()
     .await;
     assert_eq!(status, 503);
     assert!(answer["error"].as_str().unwrap().contains("durable"));
-    let (status, _) = json_of(
-        app.client
-            .get(format!("{}/healthz", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = app.get("/healthz").await;
     assert_eq!(status, 503);
     // When the directory is back, the server recovers by itself.
     rollcall::log::files::create_dir(&app.dir).unwrap();
@@ -383,14 +363,7 @@ async fn when_the_log_directory_disappears_deliveries_get_503_until_it_is_back()
     )
     .await;
     assert_eq!((status, &answer["seq"]), (200, &2.into()));
-    let (status, _) = json_of(
-        app.client
-            .get(format!("{}/healthz", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = app.get("/healthz").await;
     assert_eq!(status, 200);
     app.stop().await;
 }
@@ -563,15 +536,7 @@ async fn metrics_count_deliveries_by_outcome_records_and_syncs() {
     app.deliver("default", &fixture("messages-created.json"))
         .await;
     app.post("default", &body, None).await;
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get("/metrics").await.1;
     for line in [
         "rollcall_deliveries_total{outcome=\"recorded\"} 1",
         "rollcall_deliveries_total{outcome=\"duplicate\"} 1",

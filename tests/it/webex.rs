@@ -350,15 +350,7 @@ async fn with_the_api_failing_records_are_written_without_titles_and_every_deliv
     let records = app.records();
     assert_eq!(records.len(), 3);
     assert!(records.iter().all(untitled));
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.1;
     assert!(
         metrics.contains("rollcall_room_lookup_failures_total 2"),
         "{metrics}"

@@ -102,6 +102,18 @@ impl TestApp {
         request.send().await.expect("posting a delivery")
     }
 
+    /// GET `path` (`/healthz`, `/metrics`, ...): the status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let answer = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("a GET request");
+        let status = answer.status().as_u16();
+        (status, answer.text().await.expect("reading the answer"))
+    }
+
     /// Every record in the live day files, in file-name then line order.
     pub fn records(&self) -> Vec<Value> {
         live_records(&self.dir)
