@@ -10,23 +10,23 @@
 //! stays in the chain.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 
 use super::days::{self, Day};
 use super::files;
-use super::record::{self, DedupKey, Event, GENESIS_HASH, Record, format_timestamp};
+use super::record::{self, DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -173,10 +173,101 @@ struct State {
     next_seq: u64,
     last_hash: String,
     last_received: OffsetDateTime,
-    seen: HashMap<DedupKey, (u64, Date)>,
+    seen: DedupMap<(u64, Date)>,
     /// The file may hold bytes the state does not account for: recover
     /// from disk before the next write.
     broken: bool,
+}
+
+/// The dedup keys of the records of `days`, read on every core: this is
+/// most of what a start costs on a big log.
+fn remembered(days: &[&Day]) -> anyhow::Result<Vec<(DedupKey, (u64, Date))>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(days.len());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let loaders: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut keys = Vec::new();
+                    while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        day_keys(day, &mut keys)?;
+                    }
+                    Ok::<_, anyhow::Error>(keys)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for loader in loaders {
+            all.extend(loader.join().expect("a key loader does not panic")?);
+        }
+        Ok(all)
+    })
+}
+
+/// Appends the dedup key and seq of each record of `day` to `keys`.
+fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> anyhow::Result<()> {
+    let path = day.path();
+    let mut lines = day
+        .lines()
+        .with_context(|| format!("reading {}", path.display()))?;
+    while let Some((line, _)) = lines
+        .next_line()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let (seq, key) = match quick_key(line) {
+            Some(found) => found,
+            None => {
+                let view: KeyView = serde_json::from_slice(line).with_context(|| {
+                    format!("{} holds a line that is not a record", path.display())
+                })?;
+                let created = view.membership_created.as_deref().unwrap_or("");
+                (view.seq, DedupKey::new(view.event, &view.membership_id, created))
+            }
+        };
+        keys.push((key, (seq, day.date)));
+    }
+    Ok(())
+}
+
+/// The seq and dedup key of a line the writer wrote, found by its fixed
+/// member order without a JSON parse. `None` (parse it instead) for
+/// anything unexpected, such as an escape inside the membership id.
+fn quick_key(line: &[u8]) -> Option<(u64, DedupKey)> {
+    let digits = line.strip_prefix(b"{\"seq\":")?;
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    let seq = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
+    static EVENT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"event\":\""));
+    static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
+    static CREATED: LazyLock<Finder> =
+        LazyLock::new(|| Finder::new(b",\"membership_created\":"));
+    let at = EVENT.find(line)? + EVENT.needle().len();
+    let event = match &line[at..] {
+        rest if rest.starts_with(b"joined\"") => Event::Joined,
+        rest if rest.starts_with(b"left\"") => Event::Left,
+        _ => return None,
+    };
+    let id_at = ID.find(&line[at..])? + at + ID.needle().len();
+    let (id, rest) = string_at(line, id_at)?;
+    let created_at = CREATED.find(rest)? + CREATED.needle().len();
+    let created = match &rest[created_at..] {
+        value if value.starts_with(b"null,") => "",
+        value if value.starts_with(b"\"") => string_at(value, 1)?.0,
+        _ => return None,
+    };
+    Some((seq, DedupKey::new(event, id, created)))
+}
+
+/// The text of the JSON string whose content starts at `start`, if it has
+/// no escapes, and what follows it.
+fn string_at(bytes: &[u8], start: usize) -> Option<(&str, &[u8])> {
+    let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
+    let end = start + len;
+    if bytes[end] != b'"' {
+        return None;
+    }
+    Some((std::str::from_utf8(&bytes[start..end]).ok()?, &bytes[end..]))
 }
 
 /// The fields of a line needed to remember it as already recorded.
@@ -214,7 +305,7 @@ impl State {
             next_seq: 1,
             last_hash: GENESIS_HASH.to_string(),
             last_received: OffsetDateTime::UNIX_EPOCH,
-            seen: HashMap::new(),
+            seen: DedupMap::default(),
             broken: false,
         };
         if let Some(last) = last_record(&all_days)? {
@@ -227,32 +318,9 @@ impl State {
             state.last_hash = last.hash;
         }
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
-        for day in all_days.iter().filter(|d| d.date >= since) {
-            state.remember(day)?;
-        }
+        let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
+        state.seen.extend(remembered(&recent)?);
         Ok(state)
-    }
-
-    /// Loads the dedup keys of one day's records.
-    fn remember(&mut self, day: &Day) -> anyhow::Result<()> {
-        let path = day.path();
-        let mut lines = day
-            .lines()
-            .with_context(|| format!("reading {}", path.display()))?;
-        while let Some((line, _)) = lines
-            .next_line()
-            .with_context(|| format!("reading {}", path.display()))?
-        {
-            let view: KeyView = serde_json::from_slice(line)
-                .with_context(|| format!("{} holds a line that is not a record", path.display()))?;
-            let key = DedupKey::new(
-                view.event,
-                &view.membership_id,
-                view.membership_created.as_deref().unwrap_or(""),
-            );
-            self.seen.insert(key, (view.seq, day.date));
-        }
-        Ok(())
     }
 
     fn commit(&mut self, batch: Vec<Job>) {
@@ -534,4 +602,57 @@ fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
         "the log ended in a torn write; moved it aside and resumed from the last whole record"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(id: &str, created: Option<&str>, event: Event) -> Vec<u8> {
+        let mut record = Record {
+            seq: 42,
+            received_at: "2026-11-28T10:00:00.000Z".into(),
+            event,
+            room_id: "r".into(),
+            room_title: Some("\"membership_id\":\"decoy".into()),
+            room_type: None,
+            person_id: "p".into(),
+            person_email: None,
+            person_display_name: Some(",\"membership_created\":null,".into()),
+            person_org_id: None,
+            is_moderator: None,
+            is_monitor: None,
+            is_room_hidden: None,
+            membership_id: id.into(),
+            membership_created: created.map(String::from),
+            actor_id: None,
+            org_id: None,
+            webhook_id: None,
+            webhook_name: None,
+            target: "t".into(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        let mut line = record.seal();
+        line.pop();
+        line
+    }
+
+    #[test]
+    fn the_quick_key_agrees_with_the_record_or_defers_to_a_parse() {
+        for (id, created, event) in [
+            ("plain-id", Some("2026-11-28T09:00:00.000Z"), Event::Joined),
+            ("plain-id", None, Event::Left),
+            ("with \"quotes\" and \\ escapes", Some("x"), Event::Joined),
+        ] {
+            let line = sealed(id, created, event);
+            let record = record::parse_line(&line).unwrap();
+            match quick_key(&line) {
+                Some((seq, key)) => {
+                    assert_eq!((seq, key), (42, record.dedup_key()), "{id:?}");
+                }
+                None => assert!(id.contains('"'), "only escapes need the parse"),
+            }
+        }
+    }
 }
