@@ -36,14 +36,20 @@ pub struct Args {
     #[command(flatten)]
     pub api: subscribe::ApiArgs,
     /// When to archive closed days each night, HH:MM UTC.
-    #[arg(long, env = "ROLLCALL_ARCHIVE_AT", default_value = "00:05", value_parser = parse_hh_mm)]
+    #[arg(
+        long,
+        value_name = "HH:MM",
+        env = "ROLLCALL_ARCHIVE_AT",
+        default_value = "00:05",
+        value_parser = parse_hh_mm
+    )]
     pub archive_at: Time,
     /// Do not archive closed days nightly (run `rollcall archive` yourself).
     #[arg(long, env = "ROLLCALL_NO_ARCHIVE")]
     pub no_archive: bool,
     /// With the nightly archival, also delete archives older than N days.
     /// Never by default.
-    #[arg(long, env = "ROLLCALL_RETAIN_DAYS")]
+    #[arg(long, value_name = "N", env = "ROLLCALL_RETAIN_DAYS")]
     pub retain_days: Option<u32>,
 }
 

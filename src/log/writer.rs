@@ -223,7 +223,10 @@ fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> anyhow::Resul
                     format!("{} holds a line that is not a record", path.display())
                 })?;
                 let created = view.membership_created.as_deref().unwrap_or("");
-                (view.seq, DedupKey::new(view.event, &view.membership_id, created))
+                (
+                    view.seq,
+                    DedupKey::new(view.event, &view.membership_id, created),
+                )
             }
         };
         keys.push((key, (seq, day.date)));
@@ -240,8 +243,7 @@ fn quick_key(line: &[u8]) -> Option<(u64, DedupKey)> {
     let seq = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
     static EVENT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"event\":\""));
     static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
-    static CREATED: LazyLock<Finder> =
-        LazyLock::new(|| Finder::new(b",\"membership_created\":"));
+    static CREATED: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_created\":"));
     let at = EVENT.find(line)? + EVENT.needle().len();
     let event = match &line[at..] {
         rest if rest.starts_with(b"joined\"") => Event::Joined,
