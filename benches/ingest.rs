@@ -15,10 +15,10 @@
 mod support;
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ const CONNECTIONS: usize = 64;
 const LOAD_SECONDS: u64 = 10;
 const FIXED_RATE: u64 = 1_000;
 const FIXED_SECONDS: u64 = 5;
+const TAIL_SAMPLES: usize = 300;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args()
@@ -62,6 +63,8 @@ fn main() -> anyhow::Result<()> {
     let serve_rss = serve.peak_rss_kib();
     eprintln!("measuring rollcall serve at a fixed {FIXED_RATE}/s ...");
     let fixed = runtime.block_on(fixed_rate(serve.address))?;
+    eprintln!("measuring the delay from a 200 to the line in `rollcall tail -f` ...");
+    let tail = tail_delay(&work.join("log"), serve.address, &runtime)?;
     serve.stop();
 
     let rows = [
@@ -84,6 +87,11 @@ fn main() -> anyhow::Result<()> {
             "rollcall at a fixed 1,000/s",
             format!("{:.0}/s", fixed.rate),
             format!("p50 {} p99 {}", ms(fixed.p50), ms(fixed.p99)),
+        ),
+        (
+            "200 to line in `tail -f`",
+            format!("{TAIL_SAMPLES} samples"),
+            format!("p50 {} p99 {}", ms(tail.p50), ms(tail.p99)),
         ),
         (
             "rollcall serve peak RSS",
@@ -202,4 +210,55 @@ async fn fixed_rate(address: SocketAddr) -> anyhow::Result<Load> {
     }
     let latencies = std::mem::take(&mut *latencies.lock().await);
     Ok(summarise(latencies, started.elapsed()))
+}
+
+/// From a delivery's 200 to its line appearing in `rollcall tail -f`, one
+/// delivery at a time.
+fn tail_delay(
+    dir: &Path,
+    address: SocketAddr,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Load> {
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["tail", "-f", "-n", "0", "--json", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = tail.stdout.take().expect("piped stdout");
+    let (lines, seen) = std::sync::mpsc::channel::<(String, Instant)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let at = Instant::now();
+            let record: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let id = record["membership_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if lines.send((id, at)).is_err() {
+                return;
+            }
+        }
+    });
+    let client = reqwest::Client::new();
+    let url = format!("http://{address}/hooks/bench");
+    let started = Instant::now();
+    let mut delays = Vec::new();
+    // The first delivery only makes sure tail is watching.
+    for n in 0..=TAIL_SAMPLES {
+        runtime.block_on(post(&client, &url, "tail", n))?;
+        let acked = Instant::now();
+        let want = format!("bench-tail-{n}-");
+        let at = loop {
+            let (id, at) = seen.recv_timeout(Duration::from_secs(30))?;
+            if id.starts_with(&want) {
+                break at;
+            }
+        };
+        if n > 0 {
+            delays.push(at.saturating_duration_since(acked));
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    Ok(summarise(delays, started.elapsed()))
 }
