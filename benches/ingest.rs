@@ -47,6 +47,9 @@ fn main() -> anyhow::Result<()> {
     eprintln!("measuring the disk's raw fdatasync rate ...");
     let fsync_rate = raw_fdatasync_rate(&work.join("fsync-probe"), Duration::from_secs(3))?;
 
+    eprintln!("measuring the log writer alone, {CONNECTIONS} concurrent appenders ...");
+    let writer_rate = runtime.block_on(writer_alone(&work.join("writer-only")))?;
+
     eprintln!("measuring a no-op warp endpoint at {CONNECTIONS} connections ...");
     let mut noop = Server::start(Command::new(std::env::current_exe()?).arg("noop-server"))?;
     let noop_load = runtime.block_on(saturate(noop.address, "noop"))?;
@@ -71,6 +74,11 @@ fn main() -> anyhow::Result<()> {
         (
             "raw fdatasync (1 per record)",
             format!("{fsync_rate:.0}/s"),
+            String::new(),
+        ),
+        (
+            "log writer alone (group commit, no HTTP), 64 appenders",
+            format!("{writer_rate:.0}/s"),
             String::new(),
         ),
         (
@@ -241,10 +249,19 @@ fn tail_delay(
     });
     let client = reqwest::Client::new();
     let url = format!("http://{address}/hooks/bench");
+    // Until a line shows, tail may still be starting: warm it up.
+    let mut warm = 0;
+    loop {
+        runtime.block_on(post(&client, &url, "tail-warm-up", warm))?;
+        warm += 1;
+        if seen.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        anyhow::ensure!(warm < 100, "rollcall tail -f showed nothing in 20 s");
+    }
     let started = Instant::now();
     let mut delays = Vec::new();
-    // The first delivery only makes sure tail is watching.
-    for n in 0..=TAIL_SAMPLES {
+    for n in 0..TAIL_SAMPLES {
         runtime.block_on(post(&client, &url, "tail", n))?;
         let acked = Instant::now();
         let want = format!("bench-tail-{n}-");
@@ -254,11 +271,51 @@ fn tail_delay(
                 break at;
             }
         };
-        if n > 0 {
-            delays.push(at.saturating_duration_since(acked));
-        }
+        delays.push(at.saturating_duration_since(acked));
     }
     let _ = tail.kill();
     let _ = tail.wait();
     Ok(summarise(delays, started.elapsed()))
+}
+
+/// The durable writer without HTTP: how far group commit carries past the
+/// raw fdatasync rate.
+async fn writer_alone(dir: &Path) -> anyhow::Result<f64> {
+    use rollcall::log::writer::LogWriter;
+    use rollcall::webhook::payload::{Delivery, parse};
+    let writer = Arc::new(LogWriter::open(
+        dir,
+        Arc::new(rollcall::clock::SystemClock),
+        Arc::new(rollcall::metrics::Metrics::default()),
+    )?);
+    let target: rollcall::webhook::payload::Target = "bench".parse().expect("a valid target");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(5);
+    let appenders: Vec<_> = (0..CONNECTIONS)
+        .map(|worker| {
+            let (writer, target) = (writer.clone(), target.clone());
+            tokio::spawn(async move {
+                let mut n = worker;
+                let mut appended = 0u64;
+                while Instant::now() < deadline {
+                    let (body, _) = support::delivery("writer", n);
+                    let Ok(Delivery::Membership(membership)) = parse(body.as_bytes(), &target)
+                    else {
+                        anyhow::bail!("the sample delivery is a membership");
+                    };
+                    writer.append(membership.record).await?;
+                    appended += 1;
+                    n += CONNECTIONS;
+                }
+                Ok(appended)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for appender in appenders {
+        total += appender.await??;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    tokio::task::spawn_blocking(move || drop(writer)).await?;
+    Ok(rate)
 }
