@@ -97,9 +97,9 @@ fn main() -> anyhow::Result<()> {
             format!("p50 {} p99 {}", ms(fixed.p50), ms(fixed.p99)),
         ),
         (
-            "200 to line in `tail -f`",
+            "line in `tail -f`, relative to the 200 (negative: shown first)",
             format!("{TAIL_SAMPLES} samples"),
-            format!("p50 {} p99 {}", ms(tail.p50), ms(tail.p99)),
+            format!("p50 {:+.2} ms p99 {:+.2} ms", tail.0, tail.1),
         ),
         (
             "rollcall serve peak RSS",
@@ -220,13 +220,14 @@ async fn fixed_rate(address: SocketAddr) -> anyhow::Result<Load> {
     Ok(summarise(latencies, started.elapsed()))
 }
 
-/// From a delivery's 200 to its line appearing in `rollcall tail -f`, one
-/// delivery at a time.
+/// When a delivery's line appears in `rollcall tail -f`, relative to its
+/// 200 (in ms, negative when the line showed before the answer arrived),
+/// one delivery at a time: the p50 and p99.
 fn tail_delay(
     dir: &Path,
     address: SocketAddr,
     runtime: &tokio::runtime::Runtime,
-) -> anyhow::Result<Load> {
+) -> anyhow::Result<(f64, f64)> {
     let mut tail = Command::new(env!("CARGO_BIN_EXE_rollcall"))
         .args(["tail", "-f", "-n", "0", "--json", "--dir"])
         .arg(dir)
@@ -259,7 +260,6 @@ fn tail_delay(
         }
         anyhow::ensure!(warm < 100, "rollcall tail -f showed nothing in 20 s");
     }
-    let started = Instant::now();
     let mut delays = Vec::new();
     for n in 0..TAIL_SAMPLES {
         runtime.block_on(post(&client, &url, "tail", n))?;
@@ -271,11 +271,16 @@ fn tail_delay(
                 break at;
             }
         };
-        delays.push(at.saturating_duration_since(acked));
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        delays.push(
+            ms(at.saturating_duration_since(acked)) - ms(acked.saturating_duration_since(at)),
+        );
     }
     let _ = tail.kill();
     let _ = tail.wait();
-    Ok(summarise(delays, started.elapsed()))
+    delays.sort_by(f64::total_cmp);
+    let at = |q: f64| delays[((delays.len() as f64 * q) as usize).min(delays.len() - 1)];
+    Ok((at(0.5), at(0.99)))
 }
 
 /// The durable writer without HTTP: how far group commit carries past the
