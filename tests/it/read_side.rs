@@ -775,3 +775,19 @@ fn verify_cannot_run_without_a_log_directory() {
     let out = verify(&temp.path().join("no-such-dir")).code(2);
     assert!(out.stderr.contains("no log directory"), "{}", out.report());
 }
+
+#[test]
+fn verify_names_the_right_line_deep_in_a_long_day() {
+    let (temp, day) = sealed_day((1..=3000).map(|n| format!("{n:0>400}")));
+    let mut lines = read_lines(&day);
+    lines.remove(1999);
+    write_lines(&day, &lines);
+
+    assert_fault(
+        temp.path(),
+        "2026-11-27.jsonl",
+        2000,
+        2001,
+        "seq 2000 is missing: a line was deleted or moved",
+    );
+}
