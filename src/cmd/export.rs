@@ -2,7 +2,7 @@
 //! the log's own JSON lines, streamed in seq order over live and archived
 //! days.
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::cli::Global;
 use crate::log::days::{self, Day};
 use crate::log::files;
-use crate::log::reader::{self, DayReader, Filter, RecordView, RoomTitles};
+use crate::log::reader::{self, Block, Filter, ReadError, RecordView, RoomTitles};
 use crate::log::record::Event;
 
 /// The CSV header: the contract compliance tooling relies on.
@@ -148,137 +148,200 @@ fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyh
 }
 
 /// Streams the matching records to `out`.
-pub fn export(dir: &Path, filter: &Filter, args: &Args, out: impl Write) -> anyhow::Result<()> {
-    let days = reader::days(dir, &Filter::default())?;
-    let mut progress = Progress::new();
-    match args.format {
-        Format::Csv => {
-            let titles = RoomTitles::scan(&days)?;
-            let mut csv = CsvOut::new(out, !args.raw);
-            csv.header()?;
-            each_record(&days, filter, &mut progress, |_, record| {
-                let title = record
-                    .room_title
-                    .as_deref()
-                    .or_else(|| titles.get(&record.room_id));
-                csv.record(record, title)
-            })?;
-            csv.finish()?;
-        }
-        Format::Jsonl => {
-            let mut out = BufWriter::with_capacity(1 << 16, out);
-            each_record(&days, filter, &mut progress, |line, _| {
-                out.write_all(line)?;
-                out.write_all(b"\n")
-            })?;
-            out.flush().context("writing the export")?;
-        }
+pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> anyhow::Result<()> {
+    let all = reader::days(dir, &Filter::default())?;
+    let titles = match args.format {
+        Format::Csv => RoomTitles::scan(&all)?,
+        Format::Jsonl => RoomTitles::default(),
+    };
+    let days: Vec<Day> = all
+        .into_iter()
+        .filter(|d| filter.may_hold(d.date))
+        .collect();
+    let job = Job {
+        filter,
+        format: args.format,
+        titles: &titles,
+        guard: !args.raw,
+    };
+    if job.format == Format::Csv {
+        let header = CSV_HEADER.join(",") + "\n";
+        out.write_all(header.as_bytes())
+            .context("writing the export")?;
     }
+    let mut progress = Progress::new();
+    reader::in_log_order(
+        &days,
+        Rows::default,
+        |block, rows| rows.fill(block, &job),
+        |place, rows| {
+            // What came before a bad line is written, as it would be
+            // record by record.
+            out.write_all(&rows.out).context("writing the export")?;
+            if let Some((line, reason)) = rows.bad.take() {
+                return Err(ReadError::NotARecord {
+                    path: place.day.path().to_path_buf(),
+                    line: place.lines_before + line,
+                    reason,
+                }
+                .into());
+            }
+            progress.tick(place.day, rows.records);
+            Ok::<_, anyhow::Error>(())
+        },
+    )?;
+    out.flush().context("writing the export")?;
     progress.done();
     Ok(())
 }
 
-/// Calls `write` with each whole line of `days` that `filter` keeps, and
-/// its record, in log order.
-fn each_record(
-    days: &[Day],
-    filter: &Filter,
-    progress: &mut Progress,
-    mut write: impl FnMut(&[u8], &RecordView<'_>) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    for day in days.iter().filter(|d| filter.may_hold(d.date)) {
-        let mut lines = DayReader::open(day)?;
-        while let Some(line) = lines.next_line()? {
-            if !line.whole {
+/// What every block of an export is turned into its output by.
+struct Job<'a> {
+    filter: &'a Filter,
+    format: Format,
+    titles: &'a RoomTitles,
+    guard: bool,
+}
+
+/// One block's output, built on a worker thread and written in log order.
+#[derive(Default)]
+struct Rows {
+    out: Vec<u8>,
+    records: u64,
+    /// The block's first line that is not a record (1-based within the
+    /// block), and why; the block's output stops before it.
+    bad: Option<(u64, String)>,
+    scratch: String,
+}
+
+impl Rows {
+    /// Formats the records of `block` that the filter keeps; returns the
+    /// number of lines gone through.
+    fn fill(&mut self, block: &Block, job: &Job<'_>) -> u64 {
+        let Rows {
+            out,
+            records,
+            bad,
+            scratch,
+        } = self;
+        out.clear();
+        *records = 0;
+        *bad = None;
+        let mut lines = 0;
+        for (line, whole) in block.lines() {
+            lines += 1;
+            if !whole {
                 // Being written right now, or torn by a crash: either way
                 // not a record (yet); `verify` reports the torn kind.
                 continue;
             }
-            let record = line.record()?;
-            if filter.matches(&record) {
-                write(line.bytes, &record).context("writing the export")?;
-                progress.tick(day);
+            let record = match RecordView::parse_reusing(line, scratch) {
+                Ok(record) => record,
+                Err(e) => {
+                    *bad = Some((lines, e.to_string()));
+                    break;
+                }
+            };
+            if !job.filter.matches(&record) {
+                continue;
+            }
+            *records += 1;
+            match job.format {
+                Format::Csv => {
+                    let title = record
+                        .room_title
+                        .as_deref()
+                        .or_else(|| job.titles.get(&record.room_id));
+                    csv_row(out, &record, title, job.guard);
+                }
+                Format::Jsonl => {
+                    out.extend_from_slice(line);
+                    out.push(b'\n');
+                }
             }
         }
+        lines
     }
-    Ok(())
 }
 
-/// CSV rows in the contract's column order.
-struct CsvOut<W: Write> {
-    csv: csv::Writer<W>,
-    guard: bool,
-    cell: Vec<u8>,
-    number: String,
+/// A CSV row in the contract's column order, quoted as RFC 4180 says (and
+/// as the csv crate does: only cells holding `,` `"` CR or LF), written
+/// straight into `out`.
+fn csv_row(out: &mut Vec<u8>, r: &RecordView<'_>, room_title: Option<&str>, guard: bool) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut seq = r.seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (seq % 10) as u8;
+        seq /= 10;
+        if seq == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.push(b',');
+    cell(out, &r.received_at, false);
+    out.push(b',');
+    out.extend_from_slice(r.event.as_str().as_bytes());
+    for text in [Some(&*r.room_id), room_title, Some(&*r.person_id)] {
+        out.push(b',');
+        cell(out, text.unwrap_or(""), guard);
+    }
+    for text in [&r.person_email, &r.person_display_name] {
+        out.push(b',');
+        cell(out, text.as_deref().unwrap_or(""), guard);
+    }
+    for flag in [r.is_moderator, r.is_monitor] {
+        out.push(b',');
+        out.extend_from_slice(match flag {
+            Some(true) => b"true",
+            Some(false) => b"false",
+            None => b"",
+        });
+    }
+    out.push(b',');
+    cell(out, &r.membership_id, guard);
+    for text in [
+        &r.membership_created,
+        &r.actor_id,
+        &r.org_id,
+        &r.webhook_id,
+        &r.webhook_name,
+    ] {
+        out.push(b',');
+        cell(out, text.as_deref().unwrap_or(""), guard);
+    }
+    out.push(b',');
+    cell(out, &r.target, guard);
+    out.push(b'\n');
 }
 
-impl<W: Write> CsvOut<W> {
-    fn new(out: W, guard: bool) -> Self {
-        Self {
-            csv: csv::WriterBuilder::new()
-                .buffer_capacity(1 << 16)
-                .from_writer(out),
-            guard,
-            cell: Vec::new(),
-            number: String::new(),
+/// One cell; with `guard`, a text cell gets a leading `'` if it
+/// [`needs_guard`].
+fn cell(out: &mut Vec<u8>, value: &str, guard: bool) {
+    let guarded = guard && needs_guard(value);
+    let bytes = value.as_bytes();
+    // No early exit, so the compiler can check many bytes at once.
+    let quoted = bytes.iter().fold(false, |any, &b| {
+        any | matches!(b, b',' | b'"' | b'\r' | b'\n')
+    });
+    if quoted {
+        out.push(b'"');
+    }
+    if guarded {
+        out.push(b'\'');
+    }
+    if quoted {
+        for (i, part) in bytes.split(|&b| b == b'"').enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\"\"");
+            }
+            out.extend_from_slice(part);
         }
-    }
-
-    fn header(&mut self) -> io::Result<()> {
-        self.csv.write_record(CSV_HEADER)?;
-        Ok(())
-    }
-
-    fn record(&mut self, r: &RecordView<'_>, room_title: Option<&str>) -> io::Result<()> {
-        use std::fmt::Write as _;
-        self.number.clear();
-        let _ = write!(self.number, "{}", r.seq);
-        self.csv.write_field(&self.number)?;
-        self.csv.write_field(&*r.received_at)?;
-        self.csv.write_field(r.event.as_str())?;
-        self.text(Some(&r.room_id))?;
-        self.text(room_title)?;
-        self.text(Some(&r.person_id))?;
-        self.text(r.person_email.as_deref())?;
-        self.text(r.person_display_name.as_deref())?;
-        self.flag(r.is_moderator)?;
-        self.flag(r.is_monitor)?;
-        self.text(Some(&r.membership_id))?;
-        self.text(r.membership_created.as_deref())?;
-        self.text(r.actor_id.as_deref())?;
-        self.text(r.org_id.as_deref())?;
-        self.text(r.webhook_id.as_deref())?;
-        self.text(r.webhook_name.as_deref())?;
-        self.text(Some(&r.target))?;
-        self.csv.write_record(None::<&[u8]>)?;
-        Ok(())
-    }
-
-    /// A text cell; see [`needs_guard`].
-    fn text(&mut self, value: Option<&str>) -> io::Result<()> {
-        let value = value.unwrap_or("");
-        if self.guard && needs_guard(value) {
-            self.cell.clear();
-            self.cell.push(b'\'');
-            self.cell.extend_from_slice(value.as_bytes());
-            self.csv.write_field(&self.cell)?;
-        } else {
-            self.csv.write_field(value)?;
-        }
-        Ok(())
-    }
-
-    fn flag(&mut self, value: Option<bool>) -> io::Result<()> {
-        self.csv.write_field(match value {
-            Some(true) => "true",
-            Some(false) => "false",
-            None => "",
-        })?;
-        Ok(())
-    }
-
-    fn finish(mut self) -> anyhow::Result<()> {
-        self.csv.flush().context("writing the export")
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(bytes);
     }
 }
 
@@ -316,9 +379,9 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, day: &Day) {
-        self.records += 1;
-        if !self.enabled || !self.records.is_multiple_of(4096) {
+    fn tick(&mut self, day: &Day, records: u64) {
+        self.records += records;
+        if !self.enabled {
             return;
         }
         let now = Instant::now();
@@ -337,6 +400,35 @@ impl Progress {
     fn done(&self) {
         if self.shown {
             eprintln!("\rexported {} records{:20}", self.records, "");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the csv crate writes for a cell.
+    fn csv_crate(value: &str) -> Vec<u8> {
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record([value, ""]).unwrap();
+        let mut out = csv.into_inner().unwrap();
+        out.truncate(out.len() - 2);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cells_are_quoted_exactly_as_the_csv_crate_quotes_them(
+            value in "([a-z ,\"'=+@\\-\t\r\n]|é){0,10}",
+        ) {
+            let mut out = Vec::new();
+            cell(&mut out, &value, false);
+            proptest::prop_assert_eq!(&out, &csv_crate(&value));
+            let guarded = if needs_guard(&value) { format!("'{value}") } else { value.clone() };
+            out.clear();
+            cell(&mut out, &value, true);
+            proptest::prop_assert_eq!(&out, &csv_crate(&guarded));
         }
     }
 }

@@ -11,8 +11,8 @@ use anyhow::Context;
 
 use crate::cli::Global;
 use crate::log::archive;
-use crate::log::days::{self, Day};
-use crate::log::reader::{DayReader, Line, ReadError};
+use crate::log::days;
+use crate::log::reader::{self, Block, Place, ReadError};
 use crate::log::record::{self, GENESIS_HASH, LineError, Record};
 
 #[derive(Debug, clap::Args)]
@@ -88,8 +88,10 @@ impl fmt::Display for Fault {
 
 /// Checks every day, oldest first. For a day that is both live and
 /// archived the live file is the one read (it is authoritative until
-/// archival removes it). `start` is where the chain begins when retention
-/// deleted the oldest archives: the last deleted record's seq and hash.
+/// archival removes it). Lines are parsed and hashed on every core; the
+/// chain is then followed through them in log order. `start` is where the
+/// chain begins when retention deleted the oldest archives: the last
+/// deleted record's seq and hash.
 pub fn verify(dir: &Path, start: Option<(u64, String)>) -> Result<Verdict, ReadError> {
     let all = days::list(dir).map_err(|source| ReadError::List {
         dir: dir.to_path_buf(),
@@ -103,19 +105,49 @@ pub fn verify(dir: &Path, start: Option<(u64, String)>) -> Result<Verdict, ReadE
         },
         None => Chain::default(),
     };
-    for day in &all {
-        if let Some(fault) = check_day(&mut chain, day)? {
-            return Ok(Verdict::Faulty {
-                fault,
+    let checked = reader::in_log_order(&all, Vec::new, parse_block, |place, lines| {
+        check_block(&mut chain, place, lines)
+    });
+    match checked {
+        Ok(()) => Ok(Verdict::Intact {
+            records: chain.records,
+            days: all.len(),
+            archived: all.iter().filter(|d| d.live.is_none()).count(),
+        }),
+        Err(Stop::Fault(fault)) => Ok(Verdict::Faulty {
+            fault,
+            checked: chain.records,
+        }),
+        // An archive whose bytes cannot be decoded (a damaged gzip) is a
+        // fault in the log, not a reason verify cannot run.
+        Err(Stop::Read(ReadError::Read { path, source }))
+            if path.extension().is_some_and(|e| e == "gz")
+                && source.kind() != std::io::ErrorKind::PermissionDenied =>
+        {
+            Ok(Verdict::Faulty {
+                fault: Fault {
+                    path,
+                    line: 0,
+                    seq: None,
+                    problem: format!("the file cannot be read back: {source}"),
+                },
                 checked: chain.records,
-            });
+            })
         }
+        Err(Stop::Read(e)) => Err(e),
     }
-    Ok(Verdict::Intact {
-        records: chain.records,
-        days: all.len(),
-        archived: all.iter().filter(|d| d.live.is_none()).count(),
-    })
+}
+
+/// Why the pass over the log ended early.
+enum Stop {
+    Fault(Fault),
+    Read(ReadError),
+}
+
+impl From<ReadError> for Stop {
+    fn from(e: ReadError) -> Self {
+        Stop::Read(e)
+    }
 }
 
 /// The chain as checked so far.
@@ -136,42 +168,70 @@ impl Default for Chain {
     }
 }
 
-/// Checks one day file's lines, each against the chain so far.
-fn check_day(chain: &mut Chain, day: &Day) -> Result<Option<Fault>, ReadError> {
-    let name = days::day_name(day.date);
-    let mut lines = DayReader::open(day)?;
-    while let Some(line) = lines.next_line()? {
-        match check_line(chain, &name, &line) {
-            Ok(record) => {
-                chain.next_seq = record.seq + 1;
-                chain.last_hash = record.hash;
-                chain.records += 1;
-            }
-            Err(problem) => {
-                return Ok(Some(Fault {
-                    path: line.path.to_path_buf(),
-                    line: line.number,
-                    seq: leading_seq(line.bytes),
-                    problem,
-                }));
-            }
-        }
-    }
-    Ok(None)
+/// A line checked on its own: its record, or what is wrong with it, and
+/// its seq as far as it can be read.
+struct Parsed {
+    record: Result<Record, String>,
+    seq: Option<u64>,
 }
 
-/// The record on `line` if it is whole, untouched and the next link of the
-/// chain; otherwise what is wrong.
-fn check_line(chain: &Chain, day: &str, line: &Line<'_>) -> Result<Record, String> {
-    if !line.whole {
+/// Parses and hashes the lines of `block`, up to the first bad one
+/// (nothing after it is checked). Returns the number of lines gone
+/// through.
+fn parse_block(block: &Block, parsed: &mut Vec<Parsed>) -> u64 {
+    parsed.clear();
+    for (bytes, whole) in block.lines() {
+        let record = parse(bytes, whole);
+        let bad = record.is_err();
+        parsed.push(Parsed {
+            record,
+            seq: leading_seq(bytes),
+        });
+        if bad {
+            break;
+        }
+    }
+    parsed.len() as u64
+}
+
+/// The record on a line if it is whole and untouched.
+fn parse(bytes: &[u8], whole: bool) -> Result<Record, String> {
+    if !whole {
         return Err("the line is cut short (no newline at the end): the file was truncated".into());
     }
-    let record = record::parse_line(line.bytes).map_err(|e| match e {
+    record::parse_line(bytes).map_err(|e| match e {
         LineError::HashMismatch => {
             "the record does not match its hash: its content was modified".to_string()
         }
         LineError::Parse(why) => format!("not a record ({why}): the line was damaged"),
-    })?;
+    })
+}
+
+/// Follows the chain through a block's lines, in order.
+fn check_block(chain: &mut Chain, place: Place<'_>, lines: &mut [Parsed]) -> Result<(), Stop> {
+    let name = days::day_name(place.day.date);
+    for (number, parsed) in (place.lines_before + 1..).zip(lines.iter_mut()) {
+        let record = std::mem::replace(&mut parsed.record, Err(String::new()));
+        let record = record
+            .and_then(|record| check_link(chain, &name, number, record))
+            .map_err(|problem| {
+                Stop::Fault(Fault {
+                    path: place.day.path().to_path_buf(),
+                    line: number,
+                    seq: parsed.seq,
+                    problem,
+                })
+            })?;
+        chain.next_seq = record.seq + 1;
+        chain.last_hash = record.hash;
+        chain.records += 1;
+    }
+    Ok(())
+}
+
+/// `record`, line `number` of the file for `day`, if it is the next link
+/// of the chain; otherwise what is wrong.
+fn check_link(chain: &Chain, day: &str, number: u64, record: Record) -> Result<Record, String> {
     let expected = chain.next_seq;
     if record.seq < expected {
         return Err(format!(
@@ -186,7 +246,7 @@ fn check_line(chain: &Chain, day: &str, line: &Line<'_>) -> Result<Record, Strin
         } else {
             format!("seqs {expected} to {} are missing", record.seq - 1)
         };
-        return Err(match (line.number, expected) {
+        return Err(match (number, expected) {
             (1, 1) => format!(
                 "the log starts at seq {} instead of 1: {missing}; the first day(s) appear to be missing",
                 record.seq

@@ -38,6 +38,22 @@ impl Day {
     pub fn lines(&self) -> io::Result<Lines> {
         Lines::open(self.path())
     }
+
+    /// The day's bytes, unbuffered and decompressed, for readers that
+    /// split lines themselves out of large blocks.
+    pub fn bytes(&self) -> io::Result<Box<dyn Read + Send>> {
+        open(self.path())
+    }
+}
+
+/// A day file's content, plain or gzip.
+fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(MultiGzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(file)
+    })
 }
 
 /// `YYYY-MM-DD`.
@@ -104,17 +120,8 @@ pub struct Lines {
 
 impl Lines {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let reader: Box<dyn BufRead + Send> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                Box::new(MultiGzDecoder::new(BufReader::new(file))) as Box<dyn Read + Send>,
-            ))
-        } else {
-            Box::new(BufReader::with_capacity(1 << 16, file))
-        };
         Ok(Self {
-            reader,
+            reader: Box::new(BufReader::with_capacity(1 << 16, open(path)?)),
             buf: Vec::new(),
         })
     }

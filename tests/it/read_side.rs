@@ -2,12 +2,12 @@
 //! written by the real writer.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rollcall::log::record::{Event, Record};
+use rollcall::log::record::{Event, GENESIS_HASH, Record};
 
 use crate::support::bin::{Run, rollcall, run};
 use crate::support::logs::{
@@ -267,6 +267,70 @@ async fn a_record_without_a_room_title_gets_the_latest_title_of_its_room() {
     assert_eq!(
         column(&out.stdout, "room_title"),
         ["New name", "Old name", "New name", ""]
+    );
+}
+
+/// Seals one record per display name straight into a day file (the writer
+/// would sync each one): enough bytes to span many of the blocks `export`
+/// reads at a time. Returns the log directory and the day file.
+fn sealed_day(names: impl IntoIterator<Item = String>) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let day = temp.path().join("2026-11-27.jsonl");
+    let mut prev_hash = GENESIS_HASH.to_string();
+    let mut lines = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let mut r = named(&name);
+        r.seq = i as u64 + 1;
+        r.received_at = format!("2026-11-27T12:{:02}:{:02}.000Z", i / 60 % 60, i % 60);
+        r.prev_hash = prev_hash;
+        let line = r.seal();
+        lines.push(String::from_utf8(line).unwrap().trim_end().to_string());
+        prev_hash = r.hash;
+    }
+    write_lines(&day, &lines);
+    (temp, day)
+}
+
+#[test]
+fn a_bad_line_deep_in_a_long_day_is_named_after_the_rows_before_it() {
+    let (temp, day) = sealed_day((1..=3000).map(|n| format!("{n:0>400}")));
+    let mut lines = read_lines(&day);
+    lines[2499] = "this is not a record".into();
+    write_lines(&day, &lines);
+
+    let out = run(rollcall(temp.path()).arg("export")).code(2);
+
+    assert!(
+        out.stderr.contains("2026-11-27.jsonl line 2500"),
+        "{}",
+        out.report()
+    );
+    let expected: Vec<String> = (1..=2499).map(|n| n.to_string()).collect();
+    assert_eq!(column(&out.stdout, "seq"), expected);
+}
+
+#[test]
+fn a_line_longer_than_a_read_block_is_exported_whole_and_its_title_found() {
+    let long = "L".repeat(3 << 20);
+    let (temp, day) = sealed_day(["before".into(), long.clone(), "after".into()]);
+    let mut lines = read_lines(&day);
+    let mut titled: Record = serde_json::from_str(&lines[1]).unwrap();
+    titled.room_title = Some("Big room".into());
+    lines[1] = String::from_utf8(titled.seal())
+        .unwrap()
+        .trim_end()
+        .to_string();
+    write_lines(&day, &lines);
+
+    let out = export(temp.path(), &[]);
+
+    assert_eq!(
+        column(&out.stdout, "person_display_name"),
+        ["before", long.as_str(), "after"]
+    );
+    assert_eq!(
+        column(&out.stdout, "room_title"),
+        ["Big room", "Big room", "Big room"]
     );
 }
 
@@ -715,4 +779,20 @@ fn verify_cannot_run_without_a_log_directory() {
     let temp = tempfile::tempdir().unwrap();
     let out = verify(&temp.path().join("no-such-dir")).code(2);
     assert!(out.stderr.contains("no log directory"), "{}", out.report());
+}
+
+#[test]
+fn verify_names_the_right_line_deep_in_a_long_day() {
+    let (temp, day) = sealed_day((1..=3000).map(|n| format!("{n:0>400}")));
+    let mut lines = read_lines(&day);
+    lines.remove(1999);
+    write_lines(&day, &lines);
+
+    assert_fault(
+        temp.path(),
+        "2026-11-27.jsonl",
+        2000,
+        2001,
+        "seq 2000 is missing: a line was deleted or moved",
+    );
 }
