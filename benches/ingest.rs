@@ -30,6 +30,7 @@ const LOAD_SECONDS: u64 = 10;
 const FIXED_RATE: u64 = 1_000;
 const FIXED_SECONDS: u64 = 5;
 const TAIL_SAMPLES: usize = 300;
+const STARTUP_RECORDS: u64 = 1_000_000;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args()
@@ -49,6 +50,9 @@ fn main() -> anyhow::Result<()> {
 
     eprintln!("measuring the log writer alone, {CONNECTIONS} concurrent appenders ...");
     let writer_rate = runtime.block_on(writer_alone(&work.join("writer-only")))?;
+
+    eprintln!("measuring serve's start with {STARTUP_RECORDS} records on disk ...");
+    let startup = runtime.block_on(first_ack_with_a_big_log(&work.join("big")))?;
 
     eprintln!("measuring a no-op warp endpoint at {CONNECTIONS} connections ...");
     let mut noop = Server::start(Command::new(std::env::current_exe()?).arg("noop-server"))?;
@@ -100,6 +104,11 @@ fn main() -> anyhow::Result<()> {
             "line in `tail -f`, relative to the 200 (negative: shown first)",
             format!("{TAIL_SAMPLES} samples"),
             format!("p50 {:+.2} ms p99 {:+.2} ms", tail.0, tail.1),
+        ),
+        (
+            "serve start to first 200, 1,000,000 records on disk",
+            format!("{:.2} s", startup.as_secs_f64()),
+            String::new(),
         ),
         (
             "rollcall serve peak RSS",
@@ -323,4 +332,23 @@ async fn writer_alone(dir: &Path) -> anyhow::Result<f64> {
     let rate = total as f64 / started.elapsed().as_secs_f64();
     tokio::task::spawn_blocking(move || drop(writer)).await?;
     Ok(rate)
+}
+
+/// From starting `serve` on a log of [`STARTUP_RECORDS`] records, the
+/// newest eight days of them inside the duplicate window it loads, to its
+/// first 200.
+async fn first_ack_with_a_big_log(dir: &Path) -> anyhow::Result<Duration> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let first_day = today - time::Duration::days(support::DAYS as i64 - 1);
+    tokio::task::block_in_place(|| support::generate(dir, STARTUP_RECORDS, first_day));
+    let started = Instant::now();
+    let serve = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir)
+            .env("ROLLCALL_SECRET", SECRET),
+    )?;
+    let url = format!("http://{}/hooks/bench", serve.address);
+    post(&reqwest::Client::new(), &url, "startup", 0).await?;
+    Ok(started.elapsed())
 }

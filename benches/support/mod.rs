@@ -2,15 +2,22 @@
 //! and latency summaries.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use rollcall::log::days;
+use rollcall::log::record::{Event, GENESIS_HASH, Record, format_timestamp};
 use rollcall::secret::Secret;
 use rollcall::webhook::signature;
+use time::Date;
 
 pub const SECRET: &str = "bench-secret";
+/// How many day files [`generate`] spreads a log over.
+pub const DAYS: u64 = 10;
 const BODY: &str = include_str!("../../tests/fixtures/webex/memberships-created-current.json");
 
 pub fn ms(d: Duration) -> String {
@@ -119,5 +126,77 @@ pub fn summarise(mut latencies: Vec<Duration>, elapsed: Duration) -> Load {
         rate: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+    }
+}
+
+/// Writes `records` sealed, chained records over [`DAYS`] day files from
+/// `first_day` on, shaped like real deliveries (long base64 ids, a third
+/// with room titles).
+pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let start = first_day.midnight().assume_utc();
+    let per_day = records.div_ceil(DAYS);
+    let step = time::Duration::milliseconds((86_400_000 / per_day as i64).max(1));
+    let mut prev_hash = GENESIS_HASH.to_string();
+    let mut files = Vec::new();
+    let mut out: Option<(String, BufWriter<File>)> = None;
+    for seq in 1..=records {
+        let day = (seq - 1) / per_day;
+        let at = start + time::Duration::days(day as i64) + step * ((seq - 1) % per_day) as i32;
+        let mut record = sample(seq, format_timestamp(at), prev_hash);
+        let day_name = record.day().to_string();
+        if out.as_ref().is_none_or(|(name, _)| *name != day_name) {
+            if let Some((_, mut file)) = out.take() {
+                file.flush().unwrap();
+            }
+            let path = days::live_path(dir, at.date());
+            files.push(path.clone());
+            out = Some((day_name, BufWriter::new(File::create(path).unwrap())));
+        }
+        let line = record.seal();
+        out.as_mut().unwrap().1.write_all(&line).unwrap();
+        prev_hash = record.hash;
+    }
+    if let Some((_, mut file)) = out {
+        file.flush().unwrap();
+    }
+    files
+}
+
+fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
+    let person = seq % 10;
+    let room = seq % 50;
+    let id = |kind: &str, n: u64| {
+        format!(
+            "Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}"
+        )
+    };
+    Record {
+        seq,
+        received_at,
+        event: if seq.is_multiple_of(3) {
+            Event::Left
+        } else {
+            Event::Joined
+        },
+        room_id: id("JPT00", room),
+        room_title: (seq % 3 == 1).then(|| format!("Project room {room}")),
+        room_type: Some("group".into()),
+        person_id: id("BFT1BMRS", person),
+        person_email: Some(format!("person{person}@example.com")),
+        person_display_name: Some(format!("Person {person}, \"P{person}\"")),
+        person_org_id: Some(id("9SR0FOSVpBVElPTi", 1)),
+        is_moderator: Some(seq.is_multiple_of(7)),
+        is_monitor: Some(false),
+        is_room_hidden: Some(false),
+        membership_id: id("01FTUJFUlNISVAv", seq),
+        membership_created: Some("2026-11-27T14:03:11.482Z".into()),
+        actor_id: Some(id("BFT1BMRS", 99)),
+        org_id: Some("OTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh".into()),
+        webhook_id: Some(id("1dFQkhPT0sv", 1)),
+        webhook_name: Some("Team roster webhook".into()),
+        target: "team".into(),
+        prev_hash,
+        hash: String::new(),
     }
 }

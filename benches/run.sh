@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every benchmark in one run, on this machine: ingest (durable deliveries
+# against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
+# start-up with a big log, tail -f delay, RSS) and export (1,000,000
+# records against jq). Measured, never asserted; not part of CI.
+# Writes the tables to target/bench.md for the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v jq >/dev/null || need+=(jq)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need[@]}"
+fi
+out=target/bench.md
+mkdir -p target
+{
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%F)."
+  echo
+  cargo bench --quiet --bench ingest
+  echo
+  cargo bench --quiet --bench export
+} | tee "$out"
+echo "written to $out" >&2
