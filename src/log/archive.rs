@@ -1250,30 +1250,7 @@ mod tests {
 
     #[test]
     fn lines_split_across_chunks_are_checked_whole() {
-        let mut record = crate::log::record::Record {
-            seq: 1,
-            received_at: "2026-11-27T10:00:00.000Z".into(),
-            event: crate::log::record::Event::Joined,
-            room_id: "r".into(),
-            room_title: None,
-            room_type: None,
-            person_id: "p".into(),
-            person_email: None,
-            person_display_name: None,
-            person_org_id: None,
-            is_moderator: None,
-            is_monitor: None,
-            is_room_hidden: None,
-            membership_id: "m".into(),
-            membership_created: None,
-            actor_id: None,
-            org_id: None,
-            webhook_id: None,
-            webhook_name: None,
-            target: "t".into(),
-            prev_hash: GENESIS_HASH.into(),
-            hash: String::new(),
-        };
+        let mut record = crate::log::record::example();
         let mut bytes = record.seal();
         record.seq = 2;
         record.prev_hash = record.hash.clone();

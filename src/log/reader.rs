@@ -997,22 +997,12 @@ mod tests {
                 room_id: name.clone(),
                 room_title: title,
                 room_type: Some(name.clone()),
-                person_id: "p".into(),
-                person_email: None,
                 person_display_name: Some(name.clone()),
-                person_org_id: None,
                 is_moderator: moderator,
-                is_monitor: None,
                 is_room_hidden: Some(true),
-                membership_id: "m".into(),
-                membership_created: None,
-                actor_id: None,
-                org_id: None,
-                webhook_id: None,
                 webhook_name: Some(name),
                 target: "team".into(),
-                prev_hash: crate::log::record::GENESIS_HASH.into(),
-                hash: String::new(),
+                ..crate::log::record::example()
             };
             let line = record.seal();
             let line = &line[..line.len() - 1];

@@ -193,6 +193,35 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
         .expect("a UTC time always formats")
 }
 
+/// A record for unit tests to start from and change what they need.
+#[cfg(test)]
+pub(crate) fn example() -> Record {
+    Record {
+        seq: 1,
+        received_at: "2026-11-27T10:00:00.000Z".into(),
+        event: Event::Joined,
+        room_id: "r".into(),
+        room_title: None,
+        room_type: None,
+        person_id: "p".into(),
+        person_email: None,
+        person_display_name: None,
+        person_org_id: None,
+        is_moderator: None,
+        is_monitor: None,
+        is_room_hidden: None,
+        membership_id: "m".into(),
+        membership_created: None,
+        actor_id: None,
+        org_id: None,
+        webhook_id: None,
+        webhook_name: None,
+        target: "t".into(),
+        prev_hash: GENESIS_HASH.into(),
+        hash: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,26 +230,16 @@ mod tests {
         Record {
             seq: 7,
             received_at: "2026-11-28T10:00:00.123Z".into(),
-            event: Event::Joined,
             room_id: "room".into(),
-            room_title: None,
             room_type: Some("group".into()),
             person_id: "person".into(),
             person_email: Some("ana@example.com".into()),
             person_display_name: Some("Ana \"A\" Silva\n".into()),
-            person_org_id: None,
             is_moderator: Some(true),
             is_monitor: Some(false),
-            is_room_hidden: None,
-            membership_id: "m".into(),
             membership_created: Some("2026-11-28T09:59:59.000Z".into()),
-            actor_id: None,
-            org_id: None,
-            webhook_id: None,
-            webhook_name: None,
             target: "default".into(),
-            prev_hash: GENESIS_HASH.into(),
-            hash: String::new(),
+            ..example()
         }
     }
 

@@ -615,25 +615,11 @@ mod tests {
             seq: 42,
             received_at: "2026-11-28T10:00:00.000Z".into(),
             event,
-            room_id: "r".into(),
             room_title: Some("\"membership_id\":\"decoy".into()),
-            room_type: None,
-            person_id: "p".into(),
-            person_email: None,
             person_display_name: Some(",\"membership_created\":null,".into()),
-            person_org_id: None,
-            is_moderator: None,
-            is_monitor: None,
-            is_room_hidden: None,
             membership_id: id.into(),
             membership_created: created.map(String::from),
-            actor_id: None,
-            org_id: None,
-            webhook_id: None,
-            webhook_name: None,
-            target: "t".into(),
-            prev_hash: GENESIS_HASH.into(),
-            hash: String::new(),
+            ..record::example()
         };
         let mut line = record.seal();
         line.pop();
