@@ -60,7 +60,10 @@ fn main() -> anyhow::Result<()> {
     let dir = work.join("log");
     let server = Arc::new(Mutex::new(start(&dir)?));
     let address = Arc::new(RwLock::new(server.lock().unwrap().address));
-    let acked: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    // The membership ids of acknowledged deliveries, and the newest such
+    // delivery whole, to send again as a retry.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let last_acked: Arc<Mutex<Option<(String, String, String)>>> = Arc::default();
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let deadline = started + soak;
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {
             let (address, acked, tally) = (address.clone(), acked.clone(), tally.clone());
+            let last_acked = last_acked.clone();
             runtime.spawn(async move {
                 let client = reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -79,7 +83,7 @@ fn main() -> anyhow::Result<()> {
                 while Instant::now() < deadline {
                     let url = format!("http://{}/hooks/soak", *address.read().unwrap());
                     let (body, sig, id) = match n % 10 {
-                        7 => match acked.lock().unwrap().last().cloned() {
+                        7 => match last_acked.lock().unwrap().clone() {
                             Some(previous) => previous,
                             None => fresh(n),
                         },
@@ -118,7 +122,8 @@ fn main() -> anyhow::Result<()> {
                     };
                     counter.fetch_add(1, Relaxed);
                     if status == 200 && !id.is_empty() {
-                        acked.lock().unwrap().push((body, sig, id));
+                        acked.lock().unwrap().push(id.clone());
+                        *last_acked.lock().unwrap() = Some((body, sig, id));
                     }
                 }
             })
@@ -159,10 +164,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let acked = acked.lock().unwrap();
-    let missing = acked
-        .iter()
-        .filter(|(_, _, id)| !copies.contains_key(id))
-        .count();
+    let missing = acked.iter().filter(|id| !copies.contains_key(*id)).count();
     let twice = copies.values().filter(|&&n| n > 1).count();
     let verify = Command::new(env!("CARGO_BIN_EXE_rollcall"))
         .args(["verify", "--dir"])
