@@ -17,47 +17,51 @@ use rollcall::webhook::payload::{self, Delivery};
 
 use crate::support::app::{START, TestApp, assert_chain_whole, json_of, membership};
 
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk {
-    mount: PathBuf,
-    _temp: tempfile::TempDir,
+/// A mount made for one test, undone when dropped.
+struct Mount {
+    at: PathBuf,
 }
 
-impl SmallDisk {
-    /// `None` (with the reason printed) where this process may not mount.
-    fn mount(size: &str) -> Option<Self> {
-        let temp = tempfile::tempdir().unwrap();
-        let mount = temp.path().join("disk");
-        std::fs::create_dir(&mount).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&mount)
-            .output();
-        match mounted {
-            Ok(out) if out.status.success() => Some(Self { mount, _temp: temp }),
-            Ok(out) => {
-                eprintln!(
-                    "skipped: cannot mount a tmpfs here ({})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("skipped: cannot run mount ({e})");
-                None
+impl Mount {
+    /// `mount ARGS AT`, then each of `then` (more `mount` calls on AT);
+    /// `None`, with the reason printed, where this process may not mount.
+    fn new(args: &[&str], at: &Path, then: &[&[&str]]) -> Option<Self> {
+        let mut mount = None;
+        for args in std::iter::once(args).chain(then.iter().copied()) {
+            let done = Command::new("mount").args(args).arg(at).output();
+            match done {
+                Ok(out) if out.status.success() => {
+                    mount.get_or_insert_with(|| Self {
+                        at: at.to_path_buf(),
+                    });
+                }
+                Ok(out) => {
+                    let why = String::from_utf8_lossy(&out.stderr);
+                    eprintln!("skipped: cannot mount {args:?} here ({})", why.trim());
+                    return None;
+                }
+                Err(e) => {
+                    eprintln!("skipped: cannot run mount ({e})");
+                    return None;
+                }
             }
         }
-    }
-
-    fn path(&self) -> &Path {
-        &self.mount
+        mount
     }
 }
 
-impl Drop for SmallDisk {
+impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
     }
+}
+
+/// A 1 MiB tmpfs under a temp dir.
+fn small_disk(temp: &tempfile::TempDir) -> Option<(Mount, PathBuf)> {
+    let disk = temp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mount = Mount::new(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], &disk, &[])?;
+    Some((mount, disk))
 }
 
 /// Fills what is left of the file system holding `dir` with one file.
@@ -72,10 +76,11 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns() {
-    let Some(disk) = SmallDisk::mount("1m") else {
+    let temp = tempfile::tempdir().unwrap();
+    let Some((_mount, disk)) = small_disk(&temp) else {
         return;
     };
-    let dir = disk.path().join("log");
+    let dir = disk.join("log");
     let app = TestApp::spawn_in(&dir, Arc::new(FakeClock::new(START)), |_| {}).await;
     let body = |i: usize| {
         membership(
@@ -90,7 +95,7 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
         assert_eq!(status, 200);
     }
 
-    let filler = fill(disk.path());
+    let filler = fill(&disk);
     let mut refused = 0;
     for i in 5..25 {
         let (status, answer) = json_of(app.deliver("default", &body(i)).await).await;
@@ -208,4 +213,46 @@ async fn a_failed_fdatasync_or_a_torn_write_is_never_acknowledged_and_leaves_not
     assert!(writer.is_healthy());
     drop(writer);
     assert_eq!(assert_chain_whole(&dir), [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_log_directory_turned_read_only_gets_503_at_the_next_new_file_and_recovers() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("log");
+    let clock = Arc::new(FakeClock::new(START));
+    let app = TestApp::spawn_in(&dir, clock.clone(), |_| {}).await;
+    let body = |i: usize| {
+        membership(
+            "created",
+            &format!("m{i}"),
+            "room",
+            "2026-11-27T01:00:00.000Z",
+        )
+    };
+    let (status, _) = json_of(app.deliver("default", &body(0)).await).await;
+    assert_eq!(status, 200);
+
+    // Read-only from here on (a read-only bind mount over the directory).
+    let Some(read_only) = Mount::new(
+        &["--bind", dir.to_str().unwrap()],
+        &dir,
+        &[&["-o", "remount,ro,bind"]],
+    ) else {
+        return;
+    };
+    // The open day file still takes records, but health warns at once:
+    // no new day file could be made.
+    assert_eq!(app.get("/healthz").await.0, 503);
+    let (status, _) = json_of(app.deliver("default", &body(1)).await).await;
+    assert_eq!(status, 200);
+    clock.advance(time::Duration::days(1));
+    let (status, answer) = json_of(app.deliver("default", &body(2)).await).await;
+    assert_eq!(status, 503, "{answer}");
+
+    drop(read_only);
+    let (status, answer) = json_of(app.deliver("default", &body(2)).await).await;
+    assert_eq!((status, &answer["seq"]), (200, &3.into()));
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert_eq!(assert_chain_whole(&dir), [1, 2, 3]);
+    app.stop().await;
 }
