@@ -1,6 +1,7 @@
 //! Export throughput on a generated log of 1,000,000 records, beside
 //! `jq -r '[...] | @csv'` on the same files, with peak RSS from
-//! `/usr/bin/time -v`. Measured, not asserted:
+//! `/usr/bin/time -v`, then `rollcall archive` of the same log beside
+//! `gzip -6` of the same files. Measured, not asserted:
 //!
 //! `cargo bench --bench export` (set `ROLLCALL_BENCH_RECORDS` for another
 //! size, `ROLLCALL_BENCH_DIR` to keep the generated log).
@@ -8,7 +9,7 @@
 mod support;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,7 @@ fn main() {
         "| rollcall export / jq | {:.1}x | | |",
         jq.as_secs_f64() / csv.as_secs_f64()
     );
+    archival(&dir, &files, bytes);
 }
 
 const JQ_CSV: &str = "[.seq, .received_at, .event, .room_id, .room_title, .person_id, \
@@ -95,4 +97,49 @@ fn report(name: &str, records: u64, command: &mut Command) -> Duration {
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
+}
+
+/// `rollcall archive` over the same log (every day of it closed), beside
+/// `gzip -6` over the same files: time, MB/s of uncompressed input, ratio.
+fn archival(dir: &Path, files: &[PathBuf], bytes: u64) {
+    let gzipped = dir.with_extension("gzip-6");
+    let started = Instant::now();
+    let status = Command::new("gzip")
+        .args(["-6", "-c"])
+        .args(files)
+        .stdout(File::create(&gzipped).unwrap())
+        .status()
+        .expect("running gzip");
+    assert!(status.success());
+    let gzip = (started.elapsed(), gzipped.metadata().unwrap().len());
+    let started = Instant::now();
+    let status = Command::new(BIN)
+        .arg("--dir")
+        .arg(dir)
+        .arg("archive")
+        .stdout(Stdio::null())
+        .status();
+    assert!(status.expect("running rollcall archive").success());
+    let took = started.elapsed();
+    let archived: u64 = std::fs::read_dir(dir.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    println!(
+        "\n| archival of {} MB | time | MB/s in | ratio |\n|---|---|---|---|",
+        bytes / 1_000_000
+    );
+    for (name, (took, out)) in [
+        ("rollcall archive (verified, fsync'd)", (took, archived)),
+        ("gzip -6", gzip),
+    ] {
+        println!(
+            "| {name} | {:.2} s | {:.0} | {:.2}x |",
+            secs(took),
+            bytes as f64 / 1e6 / secs(took),
+            bytes as f64 / out as f64
+        );
+    }
 }

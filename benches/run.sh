@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, on this machine: ingest (durable deliveries
 # against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
-# start-up with a big log, tail -f delay, RSS) and export (1,000,000
-# records against jq). Measured, never asserted; not part of CI.
+# start-up with a big log, tail -f delay, RSS) and the read side (export
+# of 1,000,000 records against jq, verify, archival against gzip -6). Measured, never asserted; not part of CI.
 # Writes the tables to target/bench.md for the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
