@@ -69,11 +69,12 @@ impl Metrics {
     pub fn delivery(&self, outcome: Outcome, took: Duration) {
         let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.deliveries[index].fetch_add(1, Relaxed);
+        // One bucket per answer; render() adds them up, as Prometheus
+        // buckets are cumulative. One atomic instead of a dozen on every
+        // request.
         let secs = took.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
+            self.latency_buckets[bucket].fetch_add(1, Relaxed);
         }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_sum_micros
@@ -137,11 +138,12 @@ impl Metrics {
         }
         out.push_str("# HELP rollcall_ack_seconds Time from request to answer.\n");
         out.push_str("# TYPE rollcall_ack_seconds histogram\n");
+        let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            cumulative += bucket.load(Relaxed);
             let _ = writeln!(
                 out,
-                "rollcall_ack_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
+                "rollcall_ack_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Relaxed);
@@ -153,5 +155,31 @@ impl Metrics {
         );
         let _ = writeln!(out, "rollcall_ack_seconds_count {count}");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_cumulative() {
+        let metrics = Metrics::default();
+        metrics.delivery(Outcome::Recorded, Duration::from_micros(300));
+        metrics.delivery(Outcome::Recorded, Duration::from_millis(3));
+        metrics.delivery(Outcome::Recorded, Duration::from_secs(9));
+        let text = metrics.render();
+        for line in [
+            "rollcall_ack_seconds_bucket{le=\"0.0005\"} 1",
+            "rollcall_ack_seconds_bucket{le=\"0.005\"} 2",
+            "rollcall_ack_seconds_bucket{le=\"2.5\"} 2",
+            "rollcall_ack_seconds_bucket{le=\"+Inf\"} 3",
+            "rollcall_deliveries_total{outcome=\"recorded\"} 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
     }
 }

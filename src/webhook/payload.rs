@@ -54,7 +54,8 @@ struct Envelope {
     filter: Option<String>,
     org_id: Option<String>,
     actor_id: Option<String>,
-    data: serde_json::Value,
+    /// Checked to be JSON but only read for memberships.
+    data: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +102,7 @@ pub fn parse(body: &[u8], target: &Target) -> Result<Delivery, String> {
         ("memberships", "deleted") => Event::Left,
         _ => return Ok(Delivery::Ignored),
     };
-    let data: MembershipData = serde_json::from_value(envelope.data)
+    let data: MembershipData = serde_json::from_str(envelope.data.get())
         .map_err(|e| format!("data is not a Webex membership: {e}"))?;
     let required = |value: Option<String>, name: &str| {
         value
