@@ -64,6 +64,16 @@ fn small_disk(temp: &tempfile::TempDir) -> Option<(Mount, PathBuf)> {
     Some((mount, disk))
 }
 
+/// The i-th distinct join.
+fn body(i: usize) -> Vec<u8> {
+    membership(
+        "created",
+        &format!("m{i}"),
+        "room",
+        "2026-11-27T01:00:00.000Z",
+    )
+}
+
 /// Fills what is left of the file system holding `dir` with one file.
 fn fill(dir: &Path) -> PathBuf {
     let filler = dir.join("filler");
@@ -82,14 +92,6 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
     };
     let dir = disk.join("log");
     let app = TestApp::spawn_in(&dir, Arc::new(FakeClock::new(START)), |_| {}).await;
-    let body = |i: usize| {
-        membership(
-            "created",
-            &format!("m{i}"),
-            "room",
-            "2026-11-27T01:00:00.000Z",
-        )
-    };
     for i in 0..5 {
         let (status, _) = json_of(app.deliver("default", &body(i)).await).await;
         assert_eq!(status, 200);
@@ -221,14 +223,6 @@ async fn a_log_directory_turned_read_only_gets_503_at_the_next_new_file_and_reco
     let dir = temp.path().join("log");
     let clock = Arc::new(FakeClock::new(START));
     let app = TestApp::spawn_in(&dir, clock.clone(), |_| {}).await;
-    let body = |i: usize| {
-        membership(
-            "created",
-            &format!("m{i}"),
-            "room",
-            "2026-11-27T01:00:00.000Z",
-        )
-    };
     let (status, _) = json_of(app.deliver("default", &body(0)).await).await;
     assert_eq!(status, 200);
 
