@@ -6,8 +6,9 @@
 //!
 //! - [`webhook`]: what Webex posts (payload, signature) and the warp routes.
 //! - [`log`]: the audit log on disk: record format and hash chain, day
-//!   files, and the single durable writer.
-//! - [`webex`]: the Webex API client and the room-title cache.
+//!   files, the single durable writer, the shared reader, and archives.
+//! - [`webex`]: the Webex API client, this server's webhook registrations
+//!   and the room-title cache.
 //! - [`startup`]: building and running the server ([`startup::Application`]).
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,

@@ -1,6 +1,8 @@
 //! The audit log on disk: the record format and hash chain ([`record`]),
 //! where each day lives ([`days`]), the single durable writer ([`writer`]),
-//! and the file-system steps they share ([`files`]).
+//! the one reader that export, tail and verify share ([`reader`]), closed
+//! days' gzip archives and their chained digests ([`archive`]), and the
+//! file-system steps they share ([`files`]).
 
 pub mod archive;
 pub mod days;
