@@ -93,7 +93,7 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// CSV (the contract's header) or the log's own JSON lines.
+    /// CSV with the fixed compliance header, or the log's own JSON lines.
     #[arg(long, value_enum, default_value = "csv", env = "ROLLCALL_FORMAT")]
     pub format: Format,
     /// Write to FILE (complete or not at all) instead of stdout.
@@ -264,7 +264,7 @@ impl Rows {
     }
 }
 
-/// A CSV row in the contract's column order, quoted as RFC 4180 says (and
+/// A CSV row in the header's column order, quoted as RFC 4180 says (and
 /// as the csv crate does: only cells holding `,` `"` CR or LF), written
 /// straight into `out`.
 fn csv_row(out: &mut Vec<u8>, r: &RecordView<'_>, room_title: Option<&str>, guard: bool) {

@@ -43,7 +43,7 @@ impl Default for TitleSettings {
     }
 }
 
-/// Looks up room titles where the contract asks for them.
+/// Looks up room titles for targets that serve several rooms.
 ///
 /// A record gets a `room_title` only when its target serves several
 /// rooms, which is the case when either
