@@ -2,11 +2,13 @@
 //! prints them, and where the webhook secret comes from.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::log::files;
 
 pub const SECRET_FILE: &str = ".secret";
 const SECRET_MODE: u32 = 0o600;
@@ -60,43 +62,47 @@ pub fn webhook_secret(
     dir: &Path,
     from_env: Option<Secret>,
 ) -> anyhow::Result<(Secret, SecretSource)> {
-    if let Some(secret) = from_env.filter(|s| !s.expose().is_empty()) {
-        return Ok((secret, SecretSource::Environment));
+    if let Some(found) = existing_secret(dir, from_env)? {
+        return Ok(found);
     }
     let path = dir.join(SECRET_FILE);
-    match std::fs::File::open(&path) {
-        Ok(mut file) => {
-            let mut value = String::new();
-            file.read_to_string(&mut value)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let value = value.trim().to_string();
-            anyhow::ensure!(
-                !value.is_empty(),
-                "{} is empty: remove it to have a new secret generated, or set ROLLCALL_SECRET",
-                path.display()
-            );
-            Ok((Secret(value), SecretSource::File(path)))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes)
-                .map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
-            let value = hex::encode(bytes);
-            crate::log::files::create_dir(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(SECRET_MODE)
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(format!("{value}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok((Secret(value), SecretSource::Generated(path)))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
+    let value = hex::encode(bytes);
+    files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(SECRET_MODE)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(format!("{value}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| files::sync_dir(dir))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((Secret(value), SecretSource::Generated(path)))
+}
+
+/// The webhook secret if one exists: `from_env` if set, else `DIR/.secret`.
+pub fn existing_secret(
+    dir: &Path,
+    from_env: Option<Secret>,
+) -> anyhow::Result<Option<(Secret, SecretSource)>> {
+    if let Some(secret) = from_env.filter(|s| !s.expose().is_empty()) {
+        return Ok(Some((secret, SecretSource::Environment)));
     }
+    let path = dir.join(SECRET_FILE);
+    let value = match std::fs::read_to_string(&path) {
+        Ok(value) => value.trim().to_string(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    anyhow::ensure!(
+        !value.is_empty(),
+        "{} is empty: remove it to have a new secret generated, or set ROLLCALL_SECRET",
+        path.display()
+    );
+    Ok(Some((Secret(value), SecretSource::File(path))))
 }
 
 #[cfg(test)]

@@ -52,7 +52,13 @@ struct Member {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let (secret, _) = secret::webhook_secret(&global.dir, secret::from_env())?;
+    // Never make a secret here: one the server does not know only earns 401s.
+    let (secret, _) = secret::existing_secret(&global.dir, secret::from_env())?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no webhook secret: neither ROLLCALL_SECRET nor {} exists; start `rollcall serve` first (it makes one), or give simulate the server's --dir or ROLLCALL_SECRET",
+            global.dir.join(secret::SECRET_FILE).display()
+        )
+    })?;
     let url = format!("{}/hooks/{}", args.url.trim_end_matches('/'), args.target);
     let mut run_tag = [0u8; 4];
     getrandom::fill(&mut run_tag).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -60,7 +66,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let client = reqwest::Client::new();
     let mut members: Vec<Member> = Vec::new();
-    let (mut recorded, mut other) = (0u32, 0u32);
+    let (mut recorded, mut other, mut refused) = (0u32, 0u32, 0u32);
     for i in 0..args.count {
         let (index, joined) = next_event(&mut members, i, args.rooms);
         let member = &members[index];
@@ -91,12 +97,18 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             recorded += 1;
         } else {
             other += 1;
+            refused += u32::from(status == reqwest::StatusCode::UNAUTHORIZED);
         }
     }
     println!(
         "{} deliveries posted to {url}: {recorded} recorded, {other} not",
         args.count
     );
+    if refused > 0 {
+        eprintln!(
+            "rollcall: the server refused {refused} signatures: run simulate with the server's --dir (its .secret) or the same ROLLCALL_SECRET"
+        );
+    }
     Ok(if other == 0 {
         ExitCode::SUCCESS
     } else {

@@ -554,3 +554,62 @@ async fn metrics_count_deliveries_by_outcome_records_and_syncs() {
     assert!(!text.contains(crate::support::app::SECRET));
     app.stop().await;
 }
+
+#[test]
+fn simulate_posts_signed_joins_leaves_and_rejoins_across_rooms_to_a_running_server() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("log");
+    let server = ServerProcess::start(&dir, |_| {});
+    let simulated = run(rollcall(&dir).args([
+        "simulate",
+        "--url",
+        &server.address,
+        "--count",
+        "12",
+        "--rooms",
+        "3",
+    ]))
+    .success();
+    assert!(
+        simulated.stdout.contains("12 recorded, 0 not"),
+        "{}",
+        simulated.report()
+    );
+    let records = live_records(&dir);
+    assert_eq!(records.len(), 12);
+    let rooms: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["room_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rooms.len(), 3);
+    assert!(records.iter().any(|r| r["event"] == "left"));
+    let rejoined = records.iter().enumerate().any(|(i, left)| {
+        left["event"] == "left"
+            && records[i..]
+                .iter()
+                .any(|r| r["event"] == "joined" && r["membership_id"] == left["membership_id"])
+    });
+    assert!(
+        rejoined,
+        "a leave followed by a rejoin of the same membership"
+    );
+    assert_chain_whole(&dir);
+}
+
+#[test]
+fn simulate_without_the_servers_secret_says_how_to_give_it_and_makes_none() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("elsewhere");
+    let refused = run(rollcall(&dir).args(["simulate", "--url", "http://127.0.0.1:9"])).code(2);
+    assert!(
+        refused.stderr.contains("no webhook secret"),
+        "{}",
+        refused.report()
+    );
+    assert!(
+        refused.stderr.contains("ROLLCALL_SECRET"),
+        "{}",
+        refused.report()
+    );
+    assert!(!dir.join(".secret").exists());
+}
