@@ -16,7 +16,7 @@ use warp::{Filter, Rejection};
 
 use super::payload::{self, Delivery, Target};
 use super::signature;
-use crate::log::writer::{AppendError, Appended, LogWriter};
+use crate::log::writer::{Appended, LogWriter};
 use crate::metrics::{Metrics, Outcome};
 use crate::secret::Secret;
 use crate::webex::titles::RoomTitles;
@@ -212,7 +212,7 @@ async fn deliver(
             StatusCode::OK,
             json!({"status": "duplicate", "seq": seq}),
         ),
-        Err(error @ (AppendError::Io(_) | AppendError::Stopped)) => error_reply(
+        Err(error) => error_reply(
             Outcome::Unavailable,
             StatusCode::SERVICE_UNAVAILABLE,
             error.to_string(),
