@@ -30,7 +30,6 @@ use crate::webex::titles::RoomTitles;
 use crate::webex::{Upkeep, WebexSettings};
 use crate::webhook::routes::{self, AppState};
 
-pub const LOCK_FILE: &str = ".lock";
 /// When `serve` archives closed days, UTC, unless told otherwise.
 pub const DEFAULT_ARCHIVE_AT: Time = time::macros::time!(00:05);
 /// How long in-flight requests get to finish at shutdown.
@@ -277,17 +276,14 @@ async fn webex(
 /// the life of the process (the kernel drops it if the process dies).
 fn lock_dir(dir: &Path) -> anyhow::Result<File> {
     files::create_dir(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
-    let path = dir.join(LOCK_FILE);
-    let file = files::open_append(&path).with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another rollcall serve is already using {} (it holds {}); stop it first, or give this one another --dir",
-            dir.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
+    let path = dir.join(files::LOCK_FILE);
+    files::try_lock(dir)
+        .with_context(|| format!("locking {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "another rollcall serve is already using {} (it holds {}); stop it first, or give this one another --dir",
+                dir.display(),
+                path.display()
+            )
+        })
 }

@@ -53,7 +53,6 @@ const DIGEST_SUFFIX: &str = ".digest.json";
 const DIGEST_VERSION: u32 = 1;
 /// Held by whoever is archiving, so `rollcall archive` and a server's
 /// nightly run never work on the same day at once.
-const LOCK_FILE: &str = ".lock";
 /// One line per archive deleted by retention; its digest stays, so the
 /// digest chain stays whole.
 pub const RETIRED_FILE: &str = "retired.jsonl";
@@ -808,19 +807,16 @@ fn remove_temporaries(archive_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn lock(archive_dir: &Path) -> anyhow::Result<File> {
-    let path = archive_dir.join(LOCK_FILE);
-    let file = files::open_append(&path).with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another archival is running in {} (it holds {})",
-            archive_dir.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
+    let path = archive_dir.join(files::LOCK_FILE);
+    files::try_lock(archive_dir)
+        .with_context(|| format!("locking {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "another archival is running in {} (it holds {}): serve's nightly run or another `rollcall archive`; let it finish, then run this again",
+                archive_dir.display(),
+                path.display()
+            )
+        })
 }
 
 /// A line of `retired.jsonl`.

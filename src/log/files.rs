@@ -35,6 +35,21 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// The lock file that keeps two writers out of one directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes the exclusive lock on `DIR/.lock`, held until the file is
+/// dropped (the kernel drops it if the process dies); `None` when another
+/// process holds it.
+pub fn try_lock(dir: &Path) -> io::Result<Option<File>> {
+    let file = open_append(&dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Makes the directory's entries (a created, renamed or removed name)
 /// durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
