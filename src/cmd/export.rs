@@ -111,6 +111,7 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    days::ensure_log_dir(&global.dir)?;
     let filter = args.filter.clone().filter()?;
     match &args.output {
         None => {
@@ -134,12 +135,25 @@ fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyh
         name.to_string_lossy(),
         std::process::id()
     ));
-    let file = files::create_new(&temp).with_context(|| format!("creating {}", temp.display()))?;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let file = files::create_new(&temp).with_context(|| {
+        format!(
+            "cannot write {}: does {} exist and is it writable?",
+            path.display(),
+            folder.display()
+        )
+    })?;
     let written = export(dir, filter, args, &file)
         .and_then(|()| file.sync_all().context("syncing the export"))
         .and_then(|()| {
             std::fs::rename(&temp, path)
                 .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
+        })
+        .and_then(|()| {
+            files::sync_dir(folder).with_context(|| format!("syncing {}", folder.display()))
         });
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);

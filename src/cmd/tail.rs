@@ -40,6 +40,7 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    days::ensure_log_dir(&global.dir)?;
     let filter = args.filter.clone().filter()?;
     let mut printer = Printer {
         out: BufWriter::new(io::stdout()),

@@ -20,9 +20,7 @@ pub struct Args {}
 
 pub fn run(global: &Global, _args: Args) -> anyhow::Result<ExitCode> {
     let dir = &global.dir;
-    if !dir.is_dir() {
-        anyhow::bail!("there is no log directory at {}", dir.display());
-    }
+    days::ensure_log_dir(dir)?;
     let verifying = || format!("verifying {}", dir.display());
     let start = archive::retired_chain_end(dir).with_context(verifying)?;
     let verdict = verify(dir, start).with_context(verifying)?;

@@ -170,9 +170,7 @@ pub fn archive_closed_days(
 ) -> anyhow::Result<Summary> {
     let now = clock.now();
     let today = now.date();
-    if !dir.is_dir() {
-        bail!("there is no log directory at {}", dir.display());
-    }
+    days::ensure_log_dir(dir)?;
     let archive_dir = dir.join(ARCHIVE_DIR);
     files::create_dir(&archive_dir)
         .with_context(|| format!("creating {}", archive_dir.display()))?;

@@ -75,6 +75,17 @@ pub fn archive_path(dir: &Path, date: Date) -> PathBuf {
         .join(format!("{}{ARCHIVE_SUFFIX}", day_name(date)))
 }
 
+/// Fails, saying what to do, unless `dir` is a directory: the commands
+/// that read the log all start here.
+pub fn ensure_log_dir(dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        dir.is_dir(),
+        "there is no log directory at {}: pass --dir (or set ROLLCALL_DIR) to the directory `rollcall serve` writes to (default ./audit-logs)",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Every day in `dir`, oldest first.
 pub fn list(dir: &Path) -> io::Result<Vec<Day>> {
     let mut days: std::collections::BTreeMap<Date, Day> = Default::default();

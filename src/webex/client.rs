@@ -29,7 +29,7 @@ const PAGE_SIZE: u32 = 100;
 /// What went wrong talking to Webex. None of the variants carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("could not reach the Webex API at {url}")]
+    #[error("could not reach the Webex API at {url}: check the network, and WEBEX_API_URL if set")]
     Transport {
         url: String,
         #[source]
@@ -50,7 +50,9 @@ pub enum ApiError {
         status: StatusCode,
         message: String,
     },
-    #[error("the Webex API answered {path} with something unexpected")]
+    #[error(
+        "the Webex API answered {path} with something unexpected: is WEBEX_API_URL the Webex API (https://webexapis.com/v1)?"
+    )]
     Decode {
         path: String,
         #[source]

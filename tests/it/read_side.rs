@@ -796,3 +796,20 @@ fn verify_names_the_right_line_deep_in_a_long_day() {
         "seq 2000 is missing: a line was deleted or moved",
     );
 }
+
+#[test]
+fn every_reading_command_on_a_missing_directory_says_to_pass_dir() {
+    let temp = tempfile::tempdir().unwrap();
+    let missing = temp.path().join("no-such-dir");
+    for args in [
+        &["export"][..],
+        &["tail"],
+        &["tail", "-f"],
+        &["verify"],
+        &["archive"],
+    ] {
+        let out = run(rollcall(&missing).args(args)).code(2);
+        assert!(out.stderr.contains("pass --dir"), "{}", out.report());
+        assert!(!missing.exists(), "{args:?} must not create the directory");
+    }
+}
