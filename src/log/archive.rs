@@ -831,7 +831,9 @@ struct Retired {
 fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<PathBuf>> {
     let listing = list_archive_dir(dir)?;
     let digests = load_digests(dir)?;
-    let log_path = dir.join(ARCHIVE_DIR).join(RETIRED_FILE);
+    let archive_dir = dir.join(ARCHIVE_DIR);
+    let log_path = archive_dir.join(RETIRED_FILE);
+    let mut log = None;
     let mut deleted = Vec::new();
     for (date, archive) in listing.archives.range(..before) {
         let Some(stored) = digests.get(date) else {
@@ -848,8 +850,17 @@ fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<P
         };
         let mut bytes = serde_json::to_vec(&line).expect("a retirement always serialises");
         bytes.push(b'\n');
-        let mut log = files::open_append(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
+        // The record of the deletion, its name included, is durable before
+        // anything is deleted.
+        let log = match &mut log {
+            Some(log) => log,
+            None => {
+                let opened = files::open_append(&log_path)
+                    .and_then(|file| files::sync_dir(&archive_dir).map(|()| file))
+                    .with_context(|| format!("opening {}", log_path.display()))?;
+                log.insert(opened)
+            }
+        };
         log.write_all(&bytes)
             .and_then(|()| log.sync_data())
             .with_context(|| format!("writing {}", log_path.display()))?;
@@ -858,8 +869,8 @@ fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<P
         deleted.push(archive.clone());
     }
     if !deleted.is_empty() {
-        files::sync_dir(&dir.join(ARCHIVE_DIR))
-            .with_context(|| format!("syncing directory {}", dir.display()))?;
+        files::sync_dir(&archive_dir)
+            .with_context(|| format!("syncing directory {}", archive_dir.display()))?;
     }
     Ok(deleted)
 }
