@@ -142,11 +142,14 @@ impl RoomTitles {
             {
                 return cached.title.clone();
             }
-            state
-                .in_flight
-                .entry(room_id.to_string())
-                .or_insert_with(|| spawn_lookup(inner.clone(), room_id.to_string()))
-                .clone()
+            match state.in_flight.get(room_id) {
+                Some(lookup) => lookup.clone(),
+                None => {
+                    let lookup = spawn_lookup(inner.clone(), room_id.to_string());
+                    state.in_flight.insert(room_id.to_string(), lookup.clone());
+                    lookup
+                }
+            }
         };
         match tokio::time::timeout(inner.settings.wait, lookup).await {
             Ok(title) => title,
@@ -196,17 +199,26 @@ impl State {
     /// whether the target serves several rooms.
     fn serves_several(&mut self, target: &Target, filter: Option<&str>, room_id: &str) -> bool {
         let unfiltered = room_filter(filter).is_none();
-        let seen = self
-            .seen
-            .entry(target.clone())
-            .or_insert_with(|| Seen::One(room_id.to_string()));
-        let several = match seen {
-            Seen::One(first) => unfiltered || first != room_id,
-            Seen::Several => true,
+        // Every delivery passes here: allocate only for a target's first.
+        let several = match self.seen.get_mut(target) {
+            Some(Seen::Several) => true,
+            Some(seen @ Seen::One(_)) => {
+                let several = unfiltered || !matches!(seen, Seen::One(first) if first == room_id);
+                if several {
+                    *seen = Seen::Several;
+                }
+                several
+            }
+            None => {
+                let seen = if unfiltered {
+                    Seen::Several
+                } else {
+                    Seen::One(room_id.to_string())
+                };
+                self.seen.insert(target.clone(), seen);
+                unfiltered
+            }
         };
-        if several {
-            *seen = Seen::Several;
-        }
         several || self.listed.contains(target)
     }
 
