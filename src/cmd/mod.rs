@@ -9,3 +9,8 @@ pub mod subscribe;
 pub mod tail;
 pub mod verify;
 pub mod webhooks;
+
+/// The async runtime for a command that talks over the network.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    anyhow::Context::context(tokio::runtime::Runtime::new(), "starting the async runtime")
+}

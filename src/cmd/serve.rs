@@ -73,7 +73,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }),
         ..Settings::new(global.dir.clone(), args.listen)
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         // Handlers go in before the "listening" line: a SIGTERM sent as
         // soon as it appears must stop the server cleanly, not kill it.

@@ -63,7 +63,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let mut run_tag = [0u8; 4];
     getrandom::fill(&mut run_tag).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let run_tag = hex::encode(run_tag);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let client = reqwest::Client::new();
     let mut members: Vec<Member> = Vec::new();
     let (mut recorded, mut other, mut refused) = (0u32, 0u32, 0u32);

@@ -83,7 +83,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         target: args.registration.target,
         rooms: args.registration.rooms,
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let ensured = runtime
         .block_on(registration::ensure(&client, &registration, &secret))
         .with_context(|| format!("registering webhooks for {}", registration.target_url()))?;

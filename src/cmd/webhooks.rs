@@ -21,7 +21,7 @@ pub struct Args {
 
 pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.api.client()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let webhooks = runtime
         .block_on(client.list_webhooks())
         .context("listing the Webex webhooks")?;
