@@ -89,7 +89,8 @@ impl Upkeep {
             (Some(registration), Some(secret)) => match self.ensure(registration, secret).await {
                 Ok(ensured) => {
                     for (action, webhook) in &ensured.actions {
-                        if *action != Action::Kept {
+                        // A re-activation was already logged loudly as it happened.
+                        if !matches!(action, Action::Kept | Action::Reactivated) {
                             tracing::info!(
                                 action = action.label(),
                                 name = %webhook.name,
