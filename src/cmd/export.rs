@@ -163,7 +163,7 @@ fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyh
 
 /// Streams the matching records to `out`.
 pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> anyhow::Result<()> {
-    let all = reader::days(dir, &Filter::default())?;
+    let all = reader::days(dir)?;
     let titles = match args.format {
         Format::Csv => RoomTitles::scan(&all)?,
         Format::Jsonl => RoomTitles::default(),

@@ -110,7 +110,7 @@ fn latest(
     n: usize,
     titles: &mut RoomTitles,
 ) -> anyhow::Result<(Vec<Vec<u8>>, Cursor)> {
-    let all = reader::days(dir, &Filter::default())?;
+    let all = reader::days(dir)?;
     let mut cursor = Cursor {
         date: all.last().map(|d| d.date),
         reader: None,

@@ -91,10 +91,7 @@ impl fmt::Display for Fault {
 /// chain begins when retention deleted the oldest archives: the last
 /// deleted record's seq and hash.
 pub fn verify(dir: &Path, start: Option<(u64, String)>) -> Result<Verdict, ReadError> {
-    let all = days::list(dir).map_err(|source| ReadError::List {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
+    let all = reader::days(dir)?;
     let mut chain = match start {
         Some((seq, hash)) => Chain {
             next_seq: seq + 1,

@@ -41,16 +41,12 @@ pub enum ReadError {
     },
 }
 
-/// Every day of the log in `dir` that `filter` may want, oldest first.
-pub fn days(dir: &Path, filter: &Filter) -> Result<Vec<Day>, ReadError> {
-    let all = days::list(dir).map_err(|source| ReadError::List {
+/// Every day of the log in `dir`, oldest first.
+pub fn days(dir: &Path) -> Result<Vec<Day>, ReadError> {
+    days::list(dir).map_err(|source| ReadError::List {
         dir: dir.to_path_buf(),
         source,
-    })?;
-    Ok(all
-        .into_iter()
-        .filter(|d| filter.may_hold(d.date))
-        .collect())
+    })
 }
 
 /// One line of a day file, where it was read.
