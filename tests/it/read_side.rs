@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rollcall::log::record::{Event, GENESIS_HASH, Record};
 
-use crate::support::bin::{Run, rollcall, run};
+use crate::support::bin::{Run, rollcall, run, wait_bounded};
 use crate::support::logs::{
     TestLog, archive_day, fixture_record, read_lines, record, tamper_archive, write_lines,
 };
@@ -513,7 +513,7 @@ impl Follower {
             .status()
             .unwrap();
         assert!(sent.success());
-        self.child.wait().unwrap()
+        wait_bounded(&mut self.child)
     }
 }
 
@@ -608,7 +608,7 @@ async fn tail_follow_exits_0_when_its_reader_goes_away() {
     third.membership_id = "m3".into();
     log.append(third).await;
 
-    assert_eq!(tail.child.wait().unwrap().code(), Some(0));
+    assert_eq!(wait_bounded(&mut tail.child).code(), Some(0));
 }
 
 // ---------------------------------------------------------------- verify

@@ -4,7 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
 
@@ -19,6 +21,34 @@ pub fn rollcall(dir: &Path) -> Command {
     }
     command.arg("--dir").arg(dir).stdin(Stdio::null());
     command
+}
+
+/// How long a process told to stop may take before the test fails
+/// instead of hanging; never a measure of speed.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Waits for `child`; if it has not exited within [`HANG_GUARD`], kills it
+/// and fails the test.
+pub fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let pid = child.id().to_string();
+    let (exited, watch) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let hung = matches!(
+            watch.recv_timeout(HANG_GUARD),
+            Err(RecvTimeoutError::Timeout)
+        );
+        if hung {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+        hung
+    });
+    let status = child.wait().expect("waiting for a child process");
+    drop(exited);
+    assert!(
+        !watchdog.join().unwrap(),
+        "the process did not exit within {HANG_GUARD:?}"
+    );
+    status
 }
 
 /// What a finished command did.
@@ -139,7 +169,7 @@ impl ServerProcess {
             .status()
             .expect("running kill");
         assert!(sent.success());
-        self.child.wait().unwrap()
+        wait_bounded(&mut self.child)
     }
 }
 

@@ -94,11 +94,10 @@ impl TestLog {
 
     /// The live file of `date` (`YYYY-MM-DD`).
     pub fn day_file(&self, date: &str) -> PathBuf {
-        self.dir.join(format!("{date}.jsonl"))
-    }
-
-    pub fn now(&self) -> OffsetDateTime {
-        rollcall::clock::Clock::now(&*self.clock)
+        days::live_path(
+            &self.dir,
+            days::parse_day_name(date).expect("a YYYY-MM-DD date"),
+        )
     }
 }
 
