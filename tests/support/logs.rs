@@ -14,7 +14,7 @@ use rollcall::log::{archive, days};
 use rollcall::metrics::Metrics;
 use rollcall::webhook::payload::{self, Delivery};
 use tempfile::TempDir;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::app::START;
 use super::fixture;
