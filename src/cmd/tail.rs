@@ -121,7 +121,8 @@ fn latest(
         if found.len() >= n && cursor.reader.is_some() {
             break;
         }
-        let mut lines = DayReader::open(day)?;
+        // Archival may move the day between the listing and the open.
+        let mut lines = open_day(dir, day)?;
         let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
         let wanted = n - found.len();
         let newest = cursor.reader.is_none();
