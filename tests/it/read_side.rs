@@ -813,3 +813,20 @@ fn every_reading_command_on_a_missing_directory_says_to_pass_dir() {
         assert!(!missing.exists(), "{args:?} must not create the directory");
     }
 }
+
+#[tokio::test]
+async fn export_into_a_pipe_closed_early_exits_0() {
+    let log = TestLog::over_days(2, 400).await;
+    let mut export = rollcall(&log.dir)
+        .arg("export")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(export.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("seq,received_at,"), "{first}");
+    drop(export.stdout.take());
+    assert_eq!(wait_bounded(&mut export).code(), Some(0));
+}
