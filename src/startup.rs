@@ -251,6 +251,13 @@ async fn webex(
     let client =
         Client::new(&settings.api_url, token).context("setting up the Webex API client")?;
     let titles = RoomTitles::new(client.clone(), metrics, settings.titles);
+    if let Some(warning) = settings
+        .public_url
+        .as_deref()
+        .and_then(crate::webex::registration::cleartext_warning)
+    {
+        tracing::warn!("{warning}");
+    }
     if settings.public_url.is_none() {
         tracing::info!(
             "ROLLCALL_PUBLIC_URL is not set: the server will not register its webhooks itself (see `rollcall subscribe`)"

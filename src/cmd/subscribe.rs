@@ -72,11 +72,8 @@ pub fn parse_public_url(value: &str) -> Result<String, String> {
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.api.client()?;
     let (secret, _) = secret::webhook_secret(&global.dir, secret::from_env())?;
-    if args.public_url.starts_with("http://") {
-        eprintln!(
-            "rollcall: warning: {} is not HTTPS; webhook deliveries (with the people in them) would cross the network in clear",
-            args.public_url
-        );
+    if let Some(warning) = registration::cleartext_warning(&args.public_url) {
+        eprintln!("rollcall: warning: {warning}");
     }
     let registration = Registration {
         public_url: args.public_url,

@@ -250,6 +250,16 @@ fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
+/// A warning for a public URL that is not HTTPS: deliveries, with the
+/// people in them, would cross the network in clear.
+pub fn cleartext_warning(public_url: &str) -> Option<String> {
+    public_url.starts_with("http://").then(|| {
+        format!(
+            "{public_url} is not HTTPS; webhook deliveries (with the people in them) would cross the network in clear: put a TLS reverse proxy in front (see the README)"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -446,3 +446,33 @@ async fn serve_registers_itself_at_start_and_reactivates_a_disabled_webhook_on_r
     assert_eq!(fake.webhooks().len(), 2);
     app.stop().await;
 }
+
+#[test]
+fn a_public_url_without_https_is_warned_about_by_subscribe_and_by_serve() {
+    let fake = FakeWebex::start();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let plain = "http://audit.example.com";
+    let subscribed = run(rollcall(&dir)
+        .args(["subscribe", "--public-url", plain])
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+    .success();
+    assert!(
+        subscribed.stderr.contains("is not HTTPS"),
+        "{}",
+        subscribed.report()
+    );
+
+    let server = ServerProcess::start(&dir, |c| {
+        c.env("WEBEX_TOKEN", TOKEN)
+            .env("WEBEX_API_URL", &fake.url)
+            .env("ROLLCALL_PUBLIC_URL", plain);
+    });
+    assert!(
+        server.stderr().contains("is not HTTPS"),
+        "{}",
+        server.stderr()
+    );
+    assert!(server.terminate().success());
+}
