@@ -35,6 +35,16 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Creates or empties `path`, with [`FILE_MODE`] when new.
+pub fn create_truncate(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
 /// The lock file that keeps two writers out of one directory.
 pub const LOCK_FILE: &str = ".lock";
 

@@ -1,5 +1,5 @@
 //! The audit log on disk: the record format and hash chain ([`record`]),
-//! where each day lives ([`days`]), the single durable writer ([`writer`]),
+//! where each day lives ([`days`]), the durable-head witness ([`head`]), the single durable writer ([`writer`]),
 //! the one reader that export, tail and verify share ([`reader`]), closed
 //! days' gzip archives and their chained digests ([`archive`]), and the
 //! file-system steps they share ([`files`]).
@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod days;
 pub mod files;
+pub mod head;
 pub mod reader;
 pub mod record;
 pub mod writer;
