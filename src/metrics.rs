@@ -59,6 +59,9 @@ pub struct Metrics {
     pub room_lookup_failures: AtomicU64,
     pub archive_runs: AtomicU64,
     pub archive_failures: AtomicU64,
+    /// 1 when the newest record failed its hash at start (the chain went
+    /// on from its stored hash), else 0.
+    pub damaged_at_start: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -136,6 +139,11 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_damaged_records_at_start Whether the newest record failed its hash at start (run `rollcall verify`).\n# TYPE rollcall_damaged_records_at_start gauge\nrollcall_damaged_records_at_start {}",
+            self.damaged_at_start.load(Relaxed)
+        );
         out.push_str("# HELP rollcall_ack_seconds Time from request to answer.\n");
         out.push_str("# TYPE rollcall_ack_seconds histogram\n");
         let mut cumulative = 0;

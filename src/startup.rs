@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::log::archive::{self, Nightly};
 use crate::log::files;
-use crate::log::writer::LogWriter;
+use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::secret::{self, Secret, SecretSource};
 use crate::webex::client::Client;
@@ -32,8 +32,9 @@ use crate::webhook::routes::{self, AppState};
 
 /// When `serve` archives closed days, UTC, unless told otherwise.
 pub const DEFAULT_ARCHIVE_AT: Time = time::macros::time!(00:05);
-/// How long in-flight requests get to finish at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish at shutdown, unless told
+/// otherwise.
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the start-up round with the Webex API may hold up serving.
 const WEBEX_START_BOUND: Duration = Duration::from_secs(15);
 
@@ -55,6 +56,11 @@ pub struct Settings {
     /// When to archive closed days each night (UTC), and how; `None` turns
     /// the nightly archival off.
     pub archive: Option<(Time, archive::Options)>,
+    /// How long in-flight requests get to finish at shutdown.
+    pub drain_timeout: Duration,
+    /// The write and fdatasync calls of the log: the real ones, or a
+    /// test's faulty ones.
+    pub disk: Arc<dyn Disk>,
 }
 
 impl Settings {
@@ -69,6 +75,8 @@ impl Settings {
             max_connections: 4096,
             webex: WebexSettings::default(),
             archive: Some((DEFAULT_ARCHIVE_AT, archive::Options::default())),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            disk: Arc::new(RealDisk),
         }
     }
 }
@@ -78,6 +86,7 @@ pub struct Application {
     state: Arc<AppState>,
     header_read_timeout: Duration,
     max_connections: usize,
+    drain_timeout: Duration,
     /// The periodic recheck of the Webex registrations, with its period.
     upkeep: Option<(Upkeep, Duration)>,
     nightly: Option<Nightly>,
@@ -108,7 +117,7 @@ impl Application {
             Some(secret)
         };
         let metrics = Arc::new(Metrics::default());
-        let writer = LogWriter::open(&dir, clock.clone(), metrics.clone())?;
+        let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
         let nightly = settings.archive.map(|(at, options)| {
             Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options)
         });
@@ -128,6 +137,7 @@ impl Application {
             state,
             header_read_timeout: settings.header_read_timeout,
             max_connections: settings.max_connections,
+            drain_timeout: settings.drain_timeout,
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
             _lock: lock,
@@ -216,16 +226,18 @@ impl Application {
             let _ = nightly.await;
         }
         drop(self.listener);
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        if tokio::time::timeout(self.drain_timeout, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("some connections did not finish in time");
         }
         drop(service);
-        let state = Arc::into_inner(self.state);
-        // Dropping the writer finishes its queue and syncs.
-        tokio::task::spawn_blocking(move || drop(state))
+        // Stopped even while a connection that outlived the drain still
+        // holds the state: it finishes its queue and syncs, and whatever
+        // comes later gets 503, never a record after "stopped".
+        let state = self.state;
+        tokio::task::spawn_blocking(move || state.writer.shutdown())
             .await
             .context("stopping the log writer")?;
         tracing::info!("stopped");

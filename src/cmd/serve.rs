@@ -49,7 +49,12 @@ pub struct Args {
     pub no_archive: bool,
     /// With the nightly archival, also delete archives older than N days.
     /// Never by default.
-    #[arg(long, value_name = "N", env = "ROLLCALL_RETAIN_DAYS")]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ROLLCALL_RETAIN_DAYS",
+        conflicts_with = "no_archive"
+    )]
     pub retain_days: Option<u32>,
 }
 

@@ -15,8 +15,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::Context;
 use memchr::memmem::Finder;
@@ -26,6 +27,7 @@ use tokio::sync::oneshot;
 
 use super::days::{self, Day};
 use super::files;
+use super::head::Head;
 use super::record::{self, DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -35,6 +37,9 @@ pub const DEDUP_DAYS: i64 = 7;
 /// Most deliveries one fdatasync covers.
 const MAX_BATCH: usize = 4096;
 pub const QUARANTINE_DIR: &str = "quarantine";
+/// The durable head is fsync'd at most this often (and at shutdown): it
+/// may lag the log, so it needs no fdatasync of its own per batch.
+const HEAD_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What became of an appended record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,16 @@ pub enum AppendError {
 pub trait Disk: Send + Sync + 'static {
     fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()>;
     fn sync(&self, file: &File) -> io::Result<()>;
+    /// Cuts a failed batch off the file again.
+    fn truncate(&self, file: &File, len: u64) -> io::Result<()> {
+        file.set_len(len)
+    }
+}
+
+impl std::fmt::Debug for dyn Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Disk")
+    }
 }
 
 /// `write_all` and `fdatasync`.
@@ -80,12 +95,25 @@ struct Job {
     reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
-/// Handle to the writer thread. Dropping it finishes the queued work and
-/// stops the thread.
+/// Handle to the writer thread. [`LogWriter::shutdown`] (or dropping it)
+/// finishes the queued work, syncs and stops the thread.
 pub struct LogWriter {
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     healthy: Arc<AtomicBool>,
+    seen: Seen,
+    dir: PathBuf,
+    disk: Arc<dyn Disk>,
+}
+
+/// The dedup keys of the recent records, with their seq and day: the
+/// writer's, shared so a delivery can learn cheaply that it is a retry.
+type Seen = Arc<Mutex<DedupMap<(u64, Date)>>>;
+
+/// A poisoned lock still guards consistent data here: every holder
+/// changes it in single statements.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LogWriter {
@@ -103,12 +131,29 @@ impl LogWriter {
         disk: Arc<dyn Disk>,
     ) -> anyhow::Result<Self> {
         let healthy = Arc::new(AtomicBool::new(true));
-        let mut state = State::recover(dir, clock, metrics, healthy.clone(), disk)?;
+        let mut state = State::recover(dir, clock, metrics, healthy.clone(), disk.clone())?;
+        state.start_head();
+        let seen = state.seen.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || {
-                while let Ok(first) = queue.recv() {
+                loop {
+                    let first = if state.head_unsynced {
+                        match queue.recv_timeout(HEAD_SYNC_EVERY) {
+                            Ok(job) => job,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                state.store_head(true);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else {
+                        match queue.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
+                    };
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match queue.try_recv() {
@@ -118,12 +163,16 @@ impl LogWriter {
                     }
                     state.commit(batch);
                 }
+                state.store_head(true);
             })
             .context("starting the log writer thread")?;
         Ok(Self {
-            jobs: Some(jobs),
-            thread: Some(thread),
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
             healthy,
+            seen,
+            dir: dir.to_path_buf(),
+            disk,
         })
     }
 
@@ -131,7 +180,7 @@ impl LogWriter {
     /// here) and resolves once it is durable, or known to be a duplicate.
     pub async fn append(&self, record: Record) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
+        lock(&self.jobs)
             .as_ref()
             .ok_or(AppendError::Stopped)?
             .send(Job { record, reply })
@@ -139,18 +188,48 @@ impl LogWriter {
         answer.await.map_err(|_| AppendError::Stopped)?
     }
 
+    /// The seq the event with `key` was recorded under, if the writer has
+    /// it: a cheap look before work a retry would waste. The answer to
+    /// the delivery still comes from [`LogWriter::append`].
+    pub fn recorded(&self, key: &DedupKey) -> Option<u64> {
+        lock(&self.seen).get(key).map(|&(seq, _)| seq)
+    }
+
     /// False after a batch failed to become durable, until one succeeds.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether the log directory takes a new file, written and synced by
+    /// the same calls the writer uses: a real probe, run afresh each time,
+    /// so health comes back by itself when the disk does.
+    pub fn probe(&self) -> Result<(), String> {
+        let probe = self.dir.join(".healthz");
+        let result = files::create_truncate(&probe)
+            .and_then(|mut file| {
+                self.disk.write(&mut file, b"ok\n")?;
+                self.disk.sync(&file)
+            })
+            .and_then(|()| std::fs::remove_file(&probe));
+        result.map_err(|e| format!("cannot write and sync in {}: {e}", self.dir.display()))
+    }
+
+    /// Finishes the queued work, syncs the head and stops the thread.
+    /// Later appends get [`AppendError::Stopped`]. Needs no exclusive
+    /// handle, so a shutdown stops the writer even while a slow connection
+    /// still holds on to it.
+    pub fn shutdown(&self) {
+        lock(&self.jobs).take();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 }
 
 impl Drop for LogWriter {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.shutdown();
     }
 }
 
@@ -173,10 +252,17 @@ struct State {
     next_seq: u64,
     last_hash: String,
     last_received: OffsetDateTime,
-    seen: DedupMap<(u64, Date)>,
+    seen: Seen,
     /// The file may hold bytes the state does not account for: recover
     /// from disk before the next write.
     broken: bool,
+    /// A head was stored without fsync; it gets one within
+    /// [`HEAD_SYNC_EVERY`].
+    head_unsynced: bool,
+    head_synced_at: Option<Instant>,
+    /// The head found at start leads the log: it is the evidence of a cut
+    /// and is not overwritten.
+    head_kept: bool,
 }
 
 /// The dedup keys of the records of `days`, read on every core: this is
@@ -296,6 +382,12 @@ impl State {
         let all_days = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
         if let Some(live) = all_days.last().and_then(|d| d.live.as_deref()) {
             repair_torn_tail(dir, live)?;
+            // Bytes a failed batch or an earlier process left behind are
+            // trusted (answered as duplicates, chained on) only once they
+            // are known durable.
+            let file = File::open(live).with_context(|| format!("opening {}", live.display()))?;
+            disk.sync(&file)
+                .with_context(|| format!("making {} durable", live.display()))?;
         }
         let mut state = State {
             dir: dir.to_path_buf(),
@@ -307,22 +399,80 @@ impl State {
             next_seq: 1,
             last_hash: GENESIS_HASH.to_string(),
             last_received: OffsetDateTime::UNIX_EPOCH,
-            seen: DedupMap::default(),
+            seen: Seen::default(),
             broken: false,
+            head_unsynced: false,
+            head_synced_at: None,
+            head_kept: false,
         };
-        if let Some(last) = last_record(&all_days)? {
+        if let Some(last) = last_record(&all_days, &state.metrics)? {
             state.next_seq = last.seq + 1;
-            state.last_received = OffsetDateTime::parse(
-                &last.received_at,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .with_context(|| format!("record {} has a bad received_at", last.seq))?;
+            if let Some(received_at) = last.received_at {
+                state.last_received = OffsetDateTime::parse(
+                    &received_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .with_context(|| format!("record {} has a bad received_at", last.seq))?;
+            }
             state.last_hash = last.hash;
         }
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
         let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
-        state.seen.extend(remembered(&recent)?);
+        state.seen().extend(remembered(&recent)?);
         Ok(state)
+    }
+
+    fn seen(&self) -> MutexGuard<'_, DedupMap<(u64, Date)>> {
+        lock(&self.seen)
+    }
+
+    /// The head at start: the recovered log's end, stored and synced,
+    /// unless the head already there leads the log (it ends before the
+    /// head, or disagrees with it). That head is evidence the log was
+    /// cut, kept for `verify`, and no head is written over it.
+    fn start_head(&mut self) {
+        let last = self.next_seq - 1;
+        match Head::read(&self.dir) {
+            Ok(Some(head))
+                if head.seq > last || (head.seq == last && head.hash != self.last_hash) =>
+            {
+                tracing::error!(
+                    head = %head,
+                    log_ends_at = last,
+                    "the log ends before its durable head or disagrees with it: records may have been cut; run `rollcall verify`. The head is kept as it is."
+                );
+                self.head_kept = true;
+            }
+            Ok(_) => self.store_head(true),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "the durable head could not be read; writing a new one");
+                self.store_head(true);
+            }
+        }
+    }
+
+    /// Stores the newest durable record as the head; fsync'd when `sync`
+    /// or when the last fsync of it is [`HEAD_SYNC_EVERY`] old.
+    fn store_head(&mut self, sync: bool) {
+        if self.head_kept || self.next_seq == 1 {
+            return;
+        }
+        let sync = sync
+            || self
+                .head_synced_at
+                .is_none_or(|at| at.elapsed() >= HEAD_SYNC_EVERY);
+        let head = Head {
+            seq: self.next_seq - 1,
+            hash: self.last_hash.clone(),
+        };
+        match head.store(&self.dir, sync) {
+            Ok(()) if sync => {
+                self.head_synced_at = Some(Instant::now());
+                self.head_unsynced = false;
+            }
+            Ok(()) => self.head_unsynced = true,
+            Err(error) => tracing::warn!(%error, "could not store the durable head"),
+        }
     }
 
     fn commit(&mut self, batch: Vec<Job>) {
@@ -367,9 +517,10 @@ impl State {
         let mut buf = Vec::new();
         let mut added = Vec::new();
         let mut owed = Vec::new();
+        let mut seen = lock(&self.seen);
         for Job { mut record, reply } in batch {
             let key = record.dedup_key();
-            if let Some(&(seq, _)) = self.seen.get(&key) {
+            if let Some(&(seq, _)) = seen.get(&key) {
                 if seq < first_seq {
                     let _ = reply.send(Ok(Appended::Duplicate(seq)));
                 } else {
@@ -383,10 +534,11 @@ impl State {
             buf.extend_from_slice(&record.seal());
             self.last_hash = record.hash;
             self.next_seq += 1;
-            self.seen.insert(key, (record.seq, date));
+            seen.insert(key, (record.seq, date));
             added.push(key);
             owed.push((reply, Appended::Recorded(record.seq)));
         }
+        drop(seen);
         if added.is_empty() {
             for (reply, outcome) in owed {
                 let _ = reply.send(Ok(outcome));
@@ -399,13 +551,15 @@ impl State {
         if let Err(e) = written {
             self.next_seq = first_seq;
             self.last_hash = first_hash;
+            let mut seen = lock(&self.seen);
             for key in added {
-                self.seen.remove(&key);
+                seen.remove(&key);
             }
-            if day
-                .file
-                .set_len(day.len)
-                .and_then(|()| day.file.sync_data())
+            drop(seen);
+            if self
+                .disk
+                .truncate(&day.file, day.len)
+                .and_then(|()| self.disk.sync(&day.file))
                 .is_err()
             {
                 self.broken = true;
@@ -418,6 +572,7 @@ impl State {
         }
         day.len += buf.len() as u64;
         self.last_received = now;
+        self.store_head(false);
         // Healthy before anyone hears of the success.
         self.healthy.store(true, Ordering::Relaxed);
         self.metrics
@@ -438,7 +593,7 @@ impl State {
             .with_context(|| format!("syncing directory {}", self.dir.display()))?;
         let len = file.metadata()?.len();
         let oldest = date - Duration::days(DEDUP_DAYS + 1);
-        self.seen.retain(|_, (_, day)| *day >= oldest);
+        self.seen().retain(|_, (_, day)| *day >= oldest);
         self.day = Some(OpenDay {
             date,
             path,
@@ -449,8 +604,9 @@ impl State {
     }
 
     /// After a batch could not be cut off the file again: take the truth
-    /// from disk. The chain never goes backwards, even if the directory
-    /// lost files meanwhile.
+    /// from disk, once it is known durable (a failed fdatasync leaves the
+    /// writer unavailable). The chain never goes backwards, even if the
+    /// directory lost files meanwhile.
     fn reload(&mut self) -> anyhow::Result<()> {
         let fresh = State::recover(
             &self.dir,
@@ -464,7 +620,8 @@ impl State {
             self.last_hash = fresh.last_hash;
             self.last_received = fresh.last_received;
         }
-        self.seen.extend(fresh.seen);
+        let fresh_seen = std::mem::take(&mut *lock(&fresh.seen));
+        self.seen().extend(fresh_seen);
         self.day = None;
         self.broken = false;
         Ok(())
@@ -484,30 +641,95 @@ fn durable_append(disk: &dyn Disk, day: &mut OpenDay, buf: &[u8]) -> io::Result<
     disk.sync(&day.file)
 }
 
-/// The newest whole record of the log, if any.
-fn last_record(all_days: &[Day]) -> anyhow::Result<Option<Record>> {
+/// Where the chain goes on from: the newest whole line's seq and hash.
+struct ChainEnd {
+    seq: u64,
+    hash: String,
+    received_at: Option<String>,
+}
+
+/// What a damaged line must still say for the chain to go on from it.
+#[derive(Deserialize)]
+struct EndView {
+    seq: u64,
+    hash: String,
+    received_at: Option<String>,
+}
+
+/// The end of the newest whole line of the log, if any. A line that fails
+/// its hash stays where it is: the chain goes on from its stored `hash`
+/// (so `verify` keeps reporting it), the damage is logged and counted. A
+/// line that does not even give a seq and hash stops the start.
+fn last_record(all_days: &[Day], metrics: &Metrics) -> anyhow::Result<Option<ChainEnd>> {
+    metrics.damaged_at_start.store(0, Ordering::Relaxed);
     for day in all_days.iter().rev() {
         let path = day.path();
-        let last = match &day.live {
-            Some(live) => last_line(live)?,
+        let (last, lines) = match &day.live {
+            Some(live) => (last_line(live)?, None),
             None => {
                 let mut lines = day
                     .lines()
                     .with_context(|| format!("reading {}", path.display()))?;
-                let mut last = None;
+                let (mut last, mut count) = (None, 0);
                 while let Some((line, _)) = lines.next_line()? {
                     last = Some(line.to_vec());
+                    count += 1;
                 }
-                last
+                (last, Some(count))
             }
         };
-        if let Some(line) = last {
-            let record = record::parse_line(&line)
-                .with_context(|| format!("the last record of {} is damaged", path.display()))?;
-            return Ok(Some(record));
-        }
+        let Some(line) = last else { continue };
+        let problem = match record::parse_line(&line) {
+            Ok(record) => {
+                return Ok(Some(ChainEnd {
+                    seq: record.seq,
+                    hash: record.hash,
+                    received_at: Some(record.received_at),
+                }));
+            }
+            Err(problem) => problem,
+        };
+        let line_no = match lines {
+            Some(count) => count,
+            None => line_count(path)?,
+        };
+        let end = serde_json::from_slice::<EndView>(&line)
+            .ok()
+            .filter(|end| end.hash.len() == 64 && end.hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        let Some(end) = end else {
+            anyhow::bail!(
+                "{} line {line_no}, the newest record of the log, is damaged beyond reading its seq and hash ({problem}). \
+                 rollcall never moves or rewrites a whole line: run `rollcall verify`, then restore the file from a backup \
+                 or move that line out of it by hand, and start again",
+                path.display()
+            );
+        };
+        tracing::error!(
+            file = %path.display(),
+            line = line_no,
+            seq = end.seq,
+            "{} line {line_no}, seq {}, the newest record of the log, is damaged ({problem}); \
+             it stays as it is and the chain goes on from its stored hash. Run `rollcall verify`",
+            path.display(),
+            end.seq
+        );
+        metrics.damaged_at_start.store(1, Ordering::Relaxed);
+        let received_at = end.received_at.filter(|at| {
+            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
+        });
+        return Ok(Some(ChainEnd {
+            seq: end.seq,
+            hash: end.hash,
+            received_at,
+        }));
     }
     Ok(None)
+}
+
+/// How many lines a plain file has, to name one.
+fn line_count(path: &Path) -> anyhow::Result<usize> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(memchr::memchr_iter(b'\n', &bytes).count())
 }
 
 /// The last newline-terminated line of a plain file, read from its end.
@@ -542,10 +764,11 @@ fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
     Ok(0)
 }
 
-/// A crash can leave the last write half done: a line without its newline,
-/// or whole-looking lines that do not check out. Those trailing bytes are
-/// moved to `DIR/quarantine/` (never silently dropped) and cut off, so the
-/// chain resumes from the last whole record.
+/// A crash can leave the last write half done: a final fragment without
+/// its newline, or a tail of NULs (a file extended but never written).
+/// Only those bytes are a torn write: they are moved to `DIR/quarantine/`
+/// (never silently dropped) and cut off. A newline-terminated line is
+/// never moved, rewritten or dropped, whatever it holds.
 fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -553,24 +776,13 @@ fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let len = file.metadata()?.len();
-    let mut good_end = len;
-    loop {
-        if good_end == 0 {
-            break;
-        }
-        let mut last = [0u8];
-        file.seek(SeekFrom::Start(good_end - 1))?;
-        file.read_exact(&mut last)?;
-        let (line_end, search_from) = if last[0] == b'\n' {
-            (good_end - 1, good_end - 1)
-        } else {
-            (good_end, good_end)
-        };
-        let start = line_start_before(&mut file, search_from)?;
-        let mut line = vec![0; (line_end - start) as usize];
+    let mut good_end = line_start_before(&mut file, len)?;
+    while good_end > 0 {
+        let start = line_start_before(&mut file, good_end - 1)?;
+        let mut line = vec![0; (good_end - 1 - start) as usize];
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(&mut line)?;
-        if last[0] == b'\n' && record::parse_line(&line).is_ok() {
+        if line.is_empty() || line.iter().any(|&b| b != 0) {
             break;
         }
         good_end = start;

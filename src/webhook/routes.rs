@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use serde_json::json;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
@@ -42,9 +42,9 @@ pub fn routes(
     hooks(state.clone())
         .or(healthz(state.clone()))
         .unify()
-        .or(metrics(state.clone()))
+        .or(metrics(state))
         .unify()
-        .recover(move |rejection| handle_rejection(state.clone(), rejection))
+        .recover(handle_rejection)
         .unify()
 }
 
@@ -59,11 +59,15 @@ fn hooks(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rej
     warp::path!("hooks" / String)
         .and(warp::post())
         .and(warp::any().map(Instant::now))
-        .and(warp::header::optional::<String>(SIGNATURE_HEADER))
+        .and(signature_header())
         .and(limited_body(MAX_BODY))
         .and(with_state(state))
         .then(
-            |target: String, started: Instant, signature, body, state: Arc<AppState>| async move {
+            |target: String,
+             started: Instant,
+             signature,
+             body: Result<Bytes, BodyRefused>,
+             state: Arc<AppState>| async move {
                 let (outcome, status, reply) = deliver(&state, &target, signature, body).await;
                 state.metrics.delivery(outcome, started.elapsed());
                 warp::reply::with_status(warp::reply::json(&reply), status).into_response()
@@ -71,47 +75,54 @@ fn hooks(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rej
         )
 }
 
-/// The raw body, refused with 413 past `limit` bytes whether or not the
-/// client sent a Content-Length: a chunked body is cut off as it grows.
-fn limited_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// The raw `X-Spark-Signature` header: its bytes are checked, so a value
+/// that is not text is a wrong signature (401), not a malformed request.
+fn signature_header() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| headers.get(SIGNATURE_HEADER).cloned())
+}
+
+/// The raw body, or why it was refused: 413 past `limit` bytes whether or
+/// not the client sent a Content-Length (a chunked body is cut off as it
+/// grows). Answered by the delivery handler, so a refusal is timed from
+/// the request like any other answer.
+fn limited_body(
+    limit: u64,
+) -> impl Filter<Extract = (Result<Bytes, BodyRefused>,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
-        .and_then(move |length: Option<u64>| async move {
+        .and(warp::body::stream())
+        .then(move |length: Option<u64>, stream| async move {
             match length {
-                Some(length) if length > limit => Err(warp::reject::custom(TooLarge)),
-                _ => Ok(()),
+                Some(length) if length > limit => Err(BodyRefused::TooLarge),
+                _ => collect_limited(stream, limit).await,
             }
         })
-        .untuple_one()
-        .and(warp::body::stream())
-        .and_then(move |stream| collect_limited(stream, limit))
 }
 
 async fn collect_limited<B: Buf>(
     stream: impl futures_util::Stream<Item = Result<B, warp::Error>>,
     limit: u64,
-) -> Result<Bytes, Rejection> {
+) -> Result<Bytes, BodyRefused> {
     let mut stream = std::pin::pin!(stream);
     let mut body = BytesMut::new();
     while let Some(chunk) = stream
         .try_next()
         .await
-        .map_err(|_| warp::reject::custom(UnreadableBody))?
+        .map_err(|_| BodyRefused::Unreadable)?
     {
         if (body.len() + chunk.remaining()) as u64 > limit {
-            return Err(warp::reject::custom(TooLarge));
+            return Err(BodyRefused::TooLarge);
         }
         body.put(chunk);
     }
     Ok(body.freeze())
 }
 
+/// Why a delivery's body was not taken.
 #[derive(Debug)]
-struct TooLarge;
-impl warp::reject::Reject for TooLarge {}
-
-#[derive(Debug)]
-struct UnreadableBody;
-impl warp::reject::Reject for UnreadableBody {}
+enum BodyRefused {
+    TooLarge,
+    Unreadable,
+}
 
 /// GET /healthz
 fn healthz(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -119,12 +130,9 @@ fn healthz(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::get())
         .and(with_state(state))
         .then(|state: Arc<AppState>| async move {
-            let probe = tokio::task::spawn_blocking({
-                let state = state.clone();
-                move || probe_writable(&state)
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            let probe = tokio::task::spawn_blocking(move || state.writer.probe())
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
             match probe {
                 Ok(()) => json_reply(StatusCode::OK, json!({"status": "ok"})),
                 Err(error) => json_reply(
@@ -155,9 +163,26 @@ fn metrics(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = R
 async fn deliver(
     state: &AppState,
     target: &str,
-    signature: Option<String>,
-    body: Bytes,
+    signature: Option<HeaderValue>,
+    body: Result<Bytes, BodyRefused>,
 ) -> (Outcome, StatusCode, serde_json::Value) {
+    let body = match body {
+        Ok(body) => body,
+        Err(BodyRefused::TooLarge) => {
+            return error_reply(
+                Outcome::TooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than {MAX_BODY} bytes"),
+            );
+        }
+        Err(BodyRefused::Unreadable) => {
+            return error_reply(
+                Outcome::BadRequest,
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            );
+        }
+    };
     let target: Target = match target.parse() {
         Ok(target) => target,
         Err(error) => return error_reply(Outcome::NotFound, StatusCode::NOT_FOUND, error),
@@ -171,7 +196,7 @@ async fn deliver(
                     "missing X-Spark-Signature header: register the webhook with this server's secret",
                 );
             }
-            Some(sig) if !signature::verify(secret, &body, &sig) => {
+            Some(sig) if !signature::verify(secret, &body, sig.as_bytes()) => {
                 return error_reply(
                     Outcome::Unauthorized,
                     StatusCode::UNAUTHORIZED,
@@ -193,14 +218,19 @@ async fn deliver(
         Err(error) => return error_reply(Outcome::BadRequest, StatusCode::BAD_REQUEST, error),
     };
     let mut record = membership.record;
-    record.room_title = state
-        .titles
-        .title_for(
-            &target,
-            membership.webhook_filter.as_deref(),
-            &record.room_id,
-        )
-        .await;
+    // A retry of a recorded event, or a delivery a failing writer will
+    // refuse, costs no API call: the title is only worth its wait for a
+    // record about to be written.
+    if state.writer.is_healthy() && state.writer.recorded(&record.dedup_key()).is_none() {
+        record.room_title = state
+            .titles
+            .title_for(
+                &target,
+                membership.webhook_filter.as_deref(),
+                &record.room_id,
+            )
+            .await;
+    }
     match state.writer.append(record).await {
         Ok(Appended::Recorded(seq)) => (
             Outcome::Recorded,
@@ -232,40 +262,11 @@ fn json_reply(status: StatusCode, body: serde_json::Value) -> Response {
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
-/// The writer is healthy and a new file can be made durable in the log
-/// directory (the next day file will need that).
-fn probe_writable(state: &AppState) -> Result<(), String> {
-    if !state.writer.is_healthy() {
-        return Err("the last write to the audit log failed".into());
-    }
-    let probe = state.dir.join(".healthz");
-    let result = crate::log::files::open_append(&probe)
-        .and_then(|file| file.sync_all())
-        .and_then(|()| std::fs::remove_file(&probe));
-    result.map_err(|e| format!("cannot write in {}: {e}", state.dir.display()))
-}
-
-async fn handle_rejection(
-    state: Arc<AppState>,
-    rejection: Rejection,
-) -> Result<Response, Infallible> {
+async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, error) = if rejection.is_not_found() {
         (
             StatusCode::NOT_FOUND,
             "no such route: deliveries go to POST /hooks/{target}".to_string(),
-        )
-    } else if rejection.find::<TooLarge>().is_some() {
-        state
-            .metrics
-            .delivery(Outcome::TooLarge, std::time::Duration::ZERO);
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body is larger than {MAX_BODY} bytes"),
-        )
-    } else if rejection.find::<UnreadableBody>().is_some() {
-        (
-            StatusCode::BAD_REQUEST,
-            "the request body could not be read".to_string(),
         )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
