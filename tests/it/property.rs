@@ -198,3 +198,169 @@ fn arbitrary_bytes_never_panic_the_server_nor_write_anything() {
         })
         .unwrap();
 }
+
+/// One step of the writer property test.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A delivery of the event with this id (few ids: retries are common).
+    Append(u8),
+    /// The next write stops halfway with an error.
+    TearWrite,
+    /// The next N fdatasyncs fail.
+    FailSyncs(u32),
+    /// The next cut of a failed batch fails.
+    FailTruncate,
+    /// The writer stops and the log is opened again.
+    Restart,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (0u8..8).prop_map(Step::Append),
+        1 => Just(Step::TearWrite),
+        1 => (1u32..3).prop_map(Step::FailSyncs),
+        1 => Just(Step::FailTruncate),
+        1 => Just(Step::Restart),
+    ]
+}
+
+/// A disk whose next writes, syncs and cuts fail as a test asks.
+#[derive(Default)]
+struct FaultyDisk {
+    tear_writes: std::sync::atomic::AtomicU32,
+    fail_syncs: std::sync::atomic::AtomicU32,
+    fail_truncates: std::sync::atomic::AtomicU32,
+}
+
+fn take_one(counter: &std::sync::atomic::AtomicU32) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    counter
+        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl rollcall::log::writer::Disk for FaultyDisk {
+    fn write(&self, file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+        if take_one(&self.tear_writes) {
+            std::io::Write::write_all(file, &bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::other("injected: torn write"));
+        }
+        rollcall::log::writer::RealDisk.write(file, bytes)
+    }
+
+    fn sync(&self, file: &std::fs::File) -> std::io::Result<()> {
+        if take_one(&self.fail_syncs) {
+            return Err(std::io::Error::other("injected: fdatasync failed"));
+        }
+        rollcall::log::writer::RealDisk.sync(file)
+    }
+
+    fn truncate(&self, file: &std::fs::File, len: u64) -> std::io::Result<()> {
+        if take_one(&self.fail_truncates) {
+            return Err(std::io::Error::other("injected: the cut failed"));
+        }
+        rollcall::log::writer::RealDisk.truncate(file, len)
+    }
+}
+
+fn event(id: u8) -> rollcall::log::record::Record {
+    let body = crate::support::app::membership(
+        "created",
+        &format!("m{id}"),
+        "room",
+        "2026-11-27T01:00:00.000Z",
+    );
+    match rollcall::webhook::payload::parse(&body, &"default".parse().unwrap()).unwrap() {
+        rollcall::webhook::payload::Delivery::Membership(m) => m.record,
+        rollcall::webhook::payload::Delivery::Ignored => unreachable!("a membership body"),
+    }
+}
+
+#[test]
+fn acknowledged_records_are_in_the_log_exactly_once_through_faults_and_restarts() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use rollcall::cmd::verify::{Verdict, verify};
+    use rollcall::log::writer::{Appended, LogWriter};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(step(), 1..40), |steps| {
+            let temp = tempfile::tempdir().unwrap();
+            let dir = temp.path().join("log");
+            let clock = Arc::new(rollcall::clock::FakeClock::new(crate::support::app::START));
+            let disk = Arc::new(FaultyDisk::default());
+            let open = || {
+                LogWriter::open_on(
+                    &dir,
+                    clock.clone(),
+                    Arc::new(rollcall::metrics::Metrics::default()),
+                    disk.clone(),
+                )
+            };
+            let mut writer = open().ok();
+            // id -> the seq it was answered with, recorded or duplicate.
+            let mut answered: HashMap<u8, u64> = HashMap::new();
+            for step in steps {
+                match step {
+                    Step::Append(id) => {
+                        let Some(live) = &writer else { continue };
+                        match runtime.block_on(live.append(event(id))) {
+                            Ok(Appended::Recorded(seq)) => {
+                                prop_assert!(!answered.contains_key(&id), "m{id} recorded twice");
+                                answered.insert(id, seq);
+                            }
+                            Ok(Appended::Duplicate(seq)) => {
+                                // Either answered before, or its bytes were
+                                // made durable since: checked in the log below.
+                                if let Some(&before) = answered.get(&id) {
+                                    prop_assert_eq!(before, seq);
+                                }
+                                answered.insert(id, seq);
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    Step::TearWrite => disk.tear_writes.store(1, SeqCst),
+                    Step::FailSyncs(n) => disk.fail_syncs.store(n, SeqCst),
+                    Step::FailTruncate => disk.fail_truncates.store(1, SeqCst),
+                    Step::Restart => {
+                        writer.take();
+                        // A start whose sync fails stays down until one
+                        // that succeeds.
+                        writer = open().ok();
+                    }
+                }
+            }
+            // A last start on a sound disk: what a crash left torn is
+            // moved aside, as after any crash.
+            drop(writer);
+            disk.tear_writes.store(0, SeqCst);
+            disk.fail_syncs.store(0, SeqCst);
+            disk.fail_truncates.store(0, SeqCst);
+            drop(open().unwrap());
+            let verdict = verify(&dir, None).unwrap();
+            prop_assert!(matches!(verdict, Verdict::Intact { .. }), "{:?}", verdict);
+            let mut in_log: HashMap<String, Vec<u64>> = HashMap::new();
+            for record in crate::support::app::live_records(&dir) {
+                in_log
+                    .entry(record["membership_id"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(record["seq"].as_u64().unwrap());
+            }
+            for seqs in in_log.values() {
+                prop_assert_eq!(seqs.len(), 1, "an event in the log twice");
+            }
+            for (id, seq) in answered {
+                prop_assert_eq!(in_log.get(&format!("m{id}")), Some(&vec![seq]));
+            }
+            Ok(())
+        })
+        .unwrap();
+}
