@@ -478,3 +478,20 @@ async fn shutdown_stops_the_writer_even_when_a_connection_outlives_the_drain() {
     assert!(!answer.contains("recorded"), "{answer}");
     assert!(app::live_records(&dir).is_empty());
 }
+
+#[tokio::test]
+async fn a_head_that_leads_the_log_at_start_is_kept_as_evidence() {
+    let log = three_records().await;
+    let witnessed = Head::read(&log.dir).unwrap().expect("a head after three records");
+    assert_eq!(witnessed.seq, 3);
+    let day = log.day_file("2026-11-27");
+    let mut lines = read_lines(&day);
+    lines.pop();
+    write_lines(&day, &lines);
+
+    let app = TestApp::spawn_in(&log.dir, Arc::new(FakeClock::new(START)), |_| {}).await;
+    let (status, _) = json_of(app.deliver("default", &body(0)).await).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+    assert_eq!(Head::read(&log.dir).unwrap(), Some(witnessed));
+}
