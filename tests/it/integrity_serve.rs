@@ -3,18 +3,16 @@
 //! known durable, health that heals by itself, no title lookups for
 //! retries, and the smaller promises around them.
 
-use std::fs::File;
-use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rollcall::clock::FakeClock;
 use rollcall::log::head::Head;
 use rollcall::log::record::{Event, Record};
-use rollcall::log::writer::{AppendError, Appended, Disk, LogWriter, RealDisk};
+use rollcall::log::writer::{AppendError, Appended, LogWriter};
 use rollcall::metrics::Metrics;
 use rollcall::secret::Secret;
 use rollcall::startup::Settings;
@@ -26,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::{self, SECRET, START, TestApp, json_of};
 use crate::support::bin::{Run, ServerProcess, rollcall, run, wait_bounded};
+use crate::support::disk::FaultyDisk;
 use crate::support::fake_webex::{FakeWebex, TOKEN};
 use crate::support::logs::{TestLog, read_lines, write_lines};
 
@@ -220,43 +219,6 @@ async fn a_start_writes_the_head_of_the_recovered_log() {
     app.stop().await;
 }
 
-/// A disk whose syncs, writes and truncations fail on demand.
-#[derive(Default)]
-struct SwitchDisk {
-    failing: AtomicBool,
-    fail_syncs: AtomicU32,
-    fail_truncates: AtomicU32,
-}
-
-fn take_one(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-impl Disk for SwitchDisk {
-    fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected: the write failed"));
-        }
-        RealDisk.write(file, bytes)
-    }
-
-    fn sync(&self, file: &File) -> io::Result<()> {
-        if self.failing.load(Ordering::SeqCst) || take_one(&self.fail_syncs) {
-            return Err(io::Error::other("injected: fdatasync failed"));
-        }
-        RealDisk.sync(file)
-    }
-
-    fn truncate(&self, file: &File, len: u64) -> io::Result<()> {
-        if take_one(&self.fail_truncates) {
-            return Err(io::Error::other("injected: the cut failed"));
-        }
-        RealDisk.truncate(file, len)
-    }
-}
-
 fn record(id: &str) -> Record {
     match payload::parse(&body_for(id), &"default".parse().unwrap()).unwrap() {
         Delivery::Membership(membership) => membership.record,
@@ -272,7 +234,7 @@ fn body_for(id: &str) -> Vec<u8> {
 async fn a_refused_record_whose_bytes_stayed_is_not_answered_duplicate_until_they_are_synced() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("log");
-    let disk = Arc::new(SwitchDisk::default());
+    let disk = Arc::new(FaultyDisk::default());
     let writer = LogWriter::open_on(
         &dir,
         Arc::new(FakeClock::new(START)),
@@ -304,7 +266,7 @@ async fn a_refused_record_whose_bytes_stayed_is_not_answered_duplicate_until_the
 
 #[tokio::test]
 async fn healthz_recovers_by_itself_once_the_disk_can_write_and_sync_again() {
-    let disk = Arc::new(SwitchDisk::default());
+    let disk = Arc::new(FaultyDisk::default());
     let app = TestApp::spawn_with({
         let disk = disk.clone();
         move |settings: &mut Settings| settings.disk = disk
@@ -482,7 +444,9 @@ async fn shutdown_stops_the_writer_even_when_a_connection_outlives_the_drain() {
 #[tokio::test]
 async fn a_head_that_leads_the_log_at_start_is_kept_as_evidence() {
     let log = three_records().await;
-    let witnessed = Head::read(&log.dir).unwrap().expect("a head after three records");
+    let witnessed = Head::read(&log.dir)
+        .unwrap()
+        .expect("a head after three records");
     assert_eq!(witnessed.seq, 3);
     let day = log.day_file("2026-11-27");
     let mut lines = read_lines(&day);

@@ -224,45 +224,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A disk whose next writes, syncs and cuts fail as a test asks.
-#[derive(Default)]
-struct FaultyDisk {
-    tear_writes: std::sync::atomic::AtomicU32,
-    fail_syncs: std::sync::atomic::AtomicU32,
-    fail_truncates: std::sync::atomic::AtomicU32,
-}
-
-fn take_one(counter: &std::sync::atomic::AtomicU32) -> bool {
-    use std::sync::atomic::Ordering::SeqCst;
-    counter
-        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-impl rollcall::log::writer::Disk for FaultyDisk {
-    fn write(&self, file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
-        if take_one(&self.tear_writes) {
-            std::io::Write::write_all(file, &bytes[..bytes.len() / 2])?;
-            return Err(std::io::Error::other("injected: torn write"));
-        }
-        rollcall::log::writer::RealDisk.write(file, bytes)
-    }
-
-    fn sync(&self, file: &std::fs::File) -> std::io::Result<()> {
-        if take_one(&self.fail_syncs) {
-            return Err(std::io::Error::other("injected: fdatasync failed"));
-        }
-        rollcall::log::writer::RealDisk.sync(file)
-    }
-
-    fn truncate(&self, file: &std::fs::File, len: u64) -> std::io::Result<()> {
-        if take_one(&self.fail_truncates) {
-            return Err(std::io::Error::other("injected: the cut failed"));
-        }
-        rollcall::log::writer::RealDisk.truncate(file, len)
-    }
-}
-
 fn event(id: u8) -> rollcall::log::record::Record {
     let body = crate::support::app::membership(
         "created",
@@ -295,7 +256,7 @@ fn acknowledged_records_are_in_the_log_exactly_once_through_faults_and_restarts(
             let temp = tempfile::tempdir().unwrap();
             let dir = temp.path().join("log");
             let clock = Arc::new(rollcall::clock::FakeClock::new(crate::support::app::START));
-            let disk = Arc::new(FaultyDisk::default());
+            let disk = Arc::new(crate::support::disk::FaultyDisk::default());
             let open = || {
                 LogWriter::open_on(
                     &dir,
@@ -341,9 +302,7 @@ fn acknowledged_records_are_in_the_log_exactly_once_through_faults_and_restarts(
             // A last start on a sound disk: what a crash left torn is
             // moved aside, as after any crash.
             drop(writer);
-            disk.tear_writes.store(0, SeqCst);
-            disk.fail_syncs.store(0, SeqCst);
-            disk.fail_truncates.store(0, SeqCst);
+            disk.heal();
             drop(open().unwrap());
             let verdict = verify(&dir, None).unwrap();
             prop_assert!(matches!(verdict, Verdict::Intact { .. }), "{:?}", verdict);

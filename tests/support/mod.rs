@@ -1,10 +1,11 @@
 //! Shared test support: the in-process server ([`app`]), the real binary
-//! ([`bin`]), generated logs ([`logs`]) and the fake Webex API
-//! ([`fake_webex`]). Each test binary uses only part of it.
+//! ([`bin`]), a faulty disk ([`disk`]), generated logs ([`logs`]) and the
+//! fake Webex API ([`fake_webex`]). Each test binary uses only part of it.
 #![allow(dead_code)]
 
 pub mod app;
 pub mod bin;
+pub mod disk;
 pub mod fake_webex;
 pub mod logs;
 
