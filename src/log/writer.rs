@@ -855,4 +855,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn only_a_fragment_or_a_nul_tail_is_torn_never_a_whole_line() {
+        for (content, kept, aside) in [
+            (
+                &b"{\"bad\":1}\n{\"worse\"\n"[..],
+                &b"{\"bad\":1}\n{\"worse\"\n"[..],
+                None,
+            ),
+            (b"a\nb", b"a\n", Some(&b"b"[..])),
+            (b"a\n\0\0\n\0\0", b"a\n", Some(&b"\0\0\n\0\0"[..])),
+            (b"\0\0\0", b"", Some(&b"\0\0\0"[..])),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let day = dir.path().join("2026-11-27.jsonl");
+            std::fs::write(&day, content).unwrap();
+            repair_torn_tail(dir.path(), &day).unwrap();
+            assert_eq!(std::fs::read(&day).unwrap(), kept);
+            let moved: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join(QUARANTINE_DIR))
+                .map(|entries| {
+                    entries
+                        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(
+                moved,
+                aside.map(<[u8]>::to_vec).into_iter().collect::<Vec<_>>()
+            );
+        }
+    }
 }
