@@ -8,6 +8,7 @@ mod archive;
 mod faults;
 mod hostile;
 mod ingest;
+mod integrity_client;
 mod property;
 mod read_side;
 mod webex;
