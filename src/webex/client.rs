@@ -1,11 +1,12 @@
 //! The Webex REST API client: webhooks and rooms, with a bearer token that
-//! never leaves [`Secret`], request timeouts, `Link: rel="next"` paging and
-//! bounded 429 `Retry-After` handling.
+//! never leaves [`Secret`] nor the API's own origin, ids sent as single
+//! path segments, request timeouts, `Link: rel="next"` paging and bounded
+//! 429 `Retry-After` handling.
 
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, LINK, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,10 @@ const PAGE_SIZE: u32 = 100;
 /// What went wrong talking to Webex. None of the variants carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    #[error(
+        "the Webex API URL {url:?} is not usable ({reason}): give an http(s) URL such as https://webexapis.com/v1 in WEBEX_API_URL, or leave it unset"
+    )]
+    BaseUrl { url: String, reason: String },
     #[error("could not reach the Webex API at {url}: check the network, and WEBEX_API_URL if set")]
     Transport {
         url: String,
@@ -50,6 +55,18 @@ pub enum ApiError {
         status: StatusCode,
         message: String,
     },
+    #[error(
+        "the Webex API's next page of {path} is on {origin}, not on the API's own {api}: not following it, so the token is not sent there; if the API is reached through a proxy, set WEBEX_API_URL to the address its links name"
+    )]
+    ForeignNextPage {
+        path: String,
+        origin: String,
+        api: String,
+    },
+    #[error(
+        "the Webex API's next page of {path} is not a URL ({link:?}): is WEBEX_API_URL the Webex API (https://webexapis.com/v1)?"
+    )]
+    BadNextPage { path: String, link: String },
     #[error(
         "the Webex API answered {path} with something unexpected: is WEBEX_API_URL the Webex API (https://webexapis.com/v1)?"
     )]
@@ -160,7 +177,8 @@ pub fn token_from_env() -> Option<Secret> {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    /// An http(s) URL with a path to append to (checked in [`Client::new`]).
+    base: Url,
     token: Secret,
 }
 
@@ -168,6 +186,7 @@ impl Client {
     /// A client for `base` (e.g. [`DEFAULT_API_URL`]) that authenticates
     /// with `token`.
     pub fn new(base: &str, token: Secret) -> Result<Self, ApiError> {
+        let base = api_base(base)?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -177,20 +196,18 @@ impl Client {
                 url: base.to_string(),
                 source,
             })?;
-        Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token,
-        })
+        Ok(Self { http, base, token })
     }
 
     /// Every webhook of the token, across all pages.
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ApiError> {
-        let mut url = format!("{}/webhooks?max={PAGE_SIZE}", self.base);
+        let mut url = self.endpoint(&["webhooks"]);
+        url.query_pairs_mut()
+            .append_pair("max", &PAGE_SIZE.to_string());
         let mut all = Vec::new();
         loop {
             let response = self.send(Method::GET, &url, None).await?;
-            let next = next_link(response.headers());
+            let next = self.next_page(&url, response.headers())?;
             let page: Items<Webhook> = decode(response, "/webhooks").await?;
             all.extend(page.items);
             match next {
@@ -203,7 +220,7 @@ impl Client {
     /// `POST /webhooks`.
     pub async fn create_webhook(&self, request: &NewWebhook<'_>) -> Result<Webhook, ApiError> {
         let body = serde_json::to_value(request).expect("a webhook request serialises");
-        let url = format!("{}/webhooks", self.base);
+        let url = self.endpoint(&["webhooks"]);
         decode(
             self.send(Method::POST, &url, Some(&body)).await?,
             "/webhooks",
@@ -218,7 +235,7 @@ impl Client {
         request: &WebhookUpdate<'_>,
     ) -> Result<Webhook, ApiError> {
         let body = serde_json::to_value(request).expect("a webhook request serialises");
-        let url = format!("{}/webhooks/{id}", self.base);
+        let url = self.endpoint(&["webhooks", id]);
         decode(
             self.send(Method::PUT, &url, Some(&body)).await?,
             "/webhooks/{id}",
@@ -228,22 +245,55 @@ impl Client {
 
     /// `GET /rooms/{id}`.
     pub async fn room(&self, id: &str) -> Result<Room, ApiError> {
-        let url = format!("{}/rooms/{id}", self.base);
+        let url = self.endpoint(&["rooms", id]);
         decode(self.send(Method::GET, &url, None).await?, "/rooms/{id}").await
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded as one
+    /// path segment: an id holding `/`, `?` or `#` stays one id.
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("Client::new accepts only a base with a path")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    /// Where the `rel="next"` link of the page at `current` leads, if
+    /// anywhere. Only the API's own origin (scheme, host and port) is
+    /// followed: the token goes with every request, and a response must
+    /// not be able to send it elsewhere.
+    fn next_page(&self, current: &Url, headers: &HeaderMap) -> Result<Option<Url>, ApiError> {
+        let Some(link) = next_link(headers) else {
+            return Ok(None);
+        };
+        let next = current.join(&link).map_err(|_| ApiError::BadNextPage {
+            path: path_of(current),
+            link: link.clone(),
+        })?;
+        if next.origin() != self.base.origin() {
+            return Err(ApiError::ForeignNextPage {
+                path: path_of(current),
+                origin: next.origin().ascii_serialization(),
+                api: self.base.origin().ascii_serialization(),
+            });
+        }
+        Ok(Some(next))
     }
 
     /// Sends one request, waiting out up to `MAX_ATTEMPTS - 1` 429s.
     async fn send(
         &self,
         method: Method,
-        url: &str,
+        url: &Url,
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, ApiError> {
         let mut attempt = 1;
         loop {
             let mut request = self
                 .http
-                .request(method.clone(), url)
+                .request(method.clone(), url.clone())
                 .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()));
             if let Some(body) = body {
                 request = request.json(body);
@@ -299,9 +349,35 @@ async fn decode<T: DeserializeOwned>(
     })
 }
 
+/// `base` (a `WEBEX_API_URL`) checked to be an http(s) URL whose path
+/// endpoints can be appended to.
+fn api_base(base: &str) -> Result<Url, ApiError> {
+    let refuse = |reason: &str| ApiError::BaseUrl {
+        url: base.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut url = Url::parse(base).map_err(|e| refuse(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refuse("not http or https"));
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(refuse("no host and path"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("it has a query or fragment"));
+    }
+    url.path_segments_mut()
+        .map_err(|()| refuse("no path"))?
+        .pop_if_empty();
+    Ok(url)
+}
+
 /// The URL without its query, for messages: cursors are noise.
-fn path_of(url: &str) -> String {
-    url.split('?').next().unwrap_or(url).to_string()
+fn path_of(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 /// `Retry-After` in seconds (Webex never sends the HTTP-date form).
@@ -313,22 +389,94 @@ fn retry_after(headers: &HeaderMap) -> Duration {
         .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
 }
 
-/// The `rel="next"` target of an RFC 5988 `Link` header, if any.
+/// The `rel="next"` target of the `Link` headers, if any, as written
+/// (maybe relative to the page's URL).
 fn next_link(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(LINK)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|link| {
-            let (target, params) = link.trim().split_once(';')?;
-            let is_next = params.split(';').any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
-            });
-            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-            is_next.then(|| target.to_string())
+        .flat_map(links)
+        .find(|link| {
+            link.params.iter().any(|(name, value)| {
+                name.eq_ignore_ascii_case("rel")
+                    && value
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            })
         })
+        .map(|link| link.target.to_string())
+}
+
+/// One entry of a `Link` header: `<target>; name=value; ...`.
+#[derive(Debug, PartialEq)]
+struct Link<'a> {
+    target: &'a str,
+    /// Names as written, values unquoted.
+    params: Vec<(&'a str, String)>,
+}
+
+/// The entries of one `Link` header value (RFC 8288, section 3). A comma
+/// separates entries only outside `<...>` and quoted strings, since a
+/// target's query (a paging cursor) may hold one. An entry that does not
+/// start with `<` is skipped up to the next comma. No crate in the tree
+/// parses `Link`, and this is all of the grammar the API uses.
+fn links(value: &str) -> Vec<Link<'_>> {
+    let mut found = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        if rest.is_empty() {
+            return found;
+        }
+        let Some((target, after)) = rest
+            .strip_prefix('<')
+            .and_then(|inner| inner.split_once('>'))
+        else {
+            match rest.find(',') {
+                Some(comma) => {
+                    rest = &rest[comma..];
+                    continue;
+                }
+                None => return found,
+            }
+        };
+        rest = after;
+        let mut params = Vec::new();
+        while let Some(after) = rest.trim_start().strip_prefix(';') {
+            let (param, after) = link_param(after);
+            params.extend(param);
+            rest = after;
+        }
+        found.push(Link { target, params });
+    }
+}
+
+/// One `name[=value]` after a `;`, and what follows it. The value is a
+/// token or a quoted string, whose `\` escapes are undone.
+fn link_param(text: &str) -> (Option<(&str, String)>, &str) {
+    let end = text.find([';', ',', '=']).unwrap_or(text.len());
+    let name = text[..end].trim();
+    let rest = &text[end..];
+    let Some(value) = rest.strip_prefix('=').map(str::trim_start) else {
+        return ((!name.is_empty()).then(|| (name, String::new())), rest);
+    };
+    if let Some(quoted) = value.strip_prefix('"') {
+        let mut unquoted = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '"' => return (Some((name, unquoted)), &quoted[at + 1..]),
+                '\\' => unquoted.extend(chars.next().map(|(_, c)| c)),
+                c => unquoted.push(c),
+            }
+        }
+        return (Some((name, unquoted)), "");
+    }
+    let end = value
+        .find(|c: char| c == ';' || c == ',' || c.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    (Some((name, value[..end].to_string())), &value[end..])
 }
 
 #[cfg(test)]
@@ -352,6 +500,115 @@ mod tests {
         );
         assert_eq!(next_link(&link(r#"<https://x/a>; rel="first""#)), None);
         assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_comma_inside_a_link_target_or_quoted_parameter_does_not_split_the_entry() {
+        let headers = link(
+            r#"<https://x/v1/webhooks?cursor=a,b>; title="one, two"; rel="next", <https://x/v1/webhooks?cursor=c,d>; rel=prev"#,
+        );
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("https://x/v1/webhooks?cursor=a,b")
+        );
+        assert_eq!(
+            links(r#"<a,b>; title="one, \"two\""; rel="next", <c>; rel=prev"#),
+            [
+                Link {
+                    target: "a,b",
+                    params: vec![("title", r#"one, "two""#.into()), ("rel", "next".into())],
+                },
+                Link {
+                    target: "c",
+                    params: vec![("rel", "prev".into())],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn next_is_found_among_several_relations_in_any_case_and_after_a_malformed_entry() {
+        assert_eq!(
+            next_link(&link(r#"<https://x/a>; rel="last NEXT""#)).as_deref(),
+            Some("https://x/a")
+        );
+        assert_eq!(
+            next_link(&link(r#"garbage; rel="next", <https://x/b>; REL=next"#)).as_deref(),
+            Some("https://x/b")
+        );
+        assert_eq!(next_link(&link(r#"<https://x/c; rel="next""#)), None);
+        assert_eq!(next_link(&link(r#"<https://x/d>; rel="nextpage""#)), None);
+    }
+
+    fn client(base: &str) -> Client {
+        Client::new(base, Secret::new("tok".into())).unwrap()
+    }
+
+    #[test]
+    fn ids_go_into_the_path_as_one_encoded_segment_with_or_without_a_trailing_slash() {
+        for base in ["https://webexapis.com/v1", "https://webexapis.com/v1/"] {
+            assert_eq!(
+                client(base).endpoint(&["rooms", "a/b?c#d e%"]).as_str(),
+                "https://webexapis.com/v1/rooms/a%2Fb%3Fc%23d%20e%25"
+            );
+        }
+        assert_eq!(
+            client("http://127.0.0.1:8080")
+                .endpoint(&["webhooks"])
+                .as_str(),
+            "http://127.0.0.1:8080/webhooks"
+        );
+    }
+
+    #[test]
+    fn an_api_url_that_is_not_an_http_base_is_refused_saying_which() {
+        for bad in [
+            "webexapis.com/v1",
+            "ftp://webexapis.com/v1",
+            "mailto:ops@example.com",
+            "https://webexapis.com/v1?x=1",
+        ] {
+            let error = Client::new(bad, Secret::new("tok".into())).unwrap_err();
+            assert!(matches!(error, ApiError::BaseUrl { .. }), "{bad}: {error}");
+            assert!(error.to_string().contains("WEBEX_API_URL"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_next_page_is_followed_only_on_the_apis_own_scheme_host_and_port() {
+        let client = client("https://webexapis.com/v1");
+        let page = client.endpoint(&["webhooks"]);
+        let next = |target: &str| client.next_page(&page, &link(&format!("<{target}>; rel=next")));
+
+        assert_eq!(
+            next("https://webexapis.com:443/v1/webhooks?cursor=2")
+                .unwrap()
+                .map(String::from),
+            Some("https://webexapis.com/v1/webhooks?cursor=2".into())
+        );
+        assert_eq!(
+            next("/v1/webhooks?cursor=3").unwrap().map(String::from),
+            Some("https://webexapis.com/v1/webhooks?cursor=3".into()),
+            "a relative link resolves against the page"
+        );
+        for foreign in [
+            "https://attacker.example/v1/webhooks",
+            "http://webexapis.com/v1/webhooks",
+            "https://webexapis.com:8443/v1/webhooks",
+            "//attacker.example/v1/webhooks",
+        ] {
+            let error = next(foreign).unwrap_err();
+            assert!(
+                matches!(error, ApiError::ForeignNextPage { .. }),
+                "{foreign}: {error}"
+            );
+        }
+        assert!(
+            client
+                .next_page(&page, &HeaderMap::new())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -200,6 +200,89 @@ fn webhooks_lists_all_three_pages_and_marks_those_of_this_server() {
 }
 
 #[test]
+fn a_next_page_link_to_another_origin_is_refused_and_never_sent_the_token() {
+    let fake = FakeWebex::start();
+    let foreign = FakeWebex::start();
+    fake.set_page_size(1);
+    fake.set_next_base(&foreign.url);
+    for event in ["created", "deleted"] {
+        fake.add_webhook(membership_webhook(
+            "https://elsewhere.example.net/bot",
+            event,
+            None,
+        ));
+    }
+    let temp = tempfile::tempdir().unwrap();
+
+    let failed = run(rollcall(temp.path())
+        .arg("webhooks")
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+    .code(2);
+
+    let foreign_origin = foreign.url.trim_end_matches("/v1");
+    assert!(
+        failed.stderr.contains(foreign_origin),
+        "{}",
+        failed.report()
+    );
+    assert!(foreign.requests().is_empty(), "{:#?}", foreign.requests());
+    assert!(!failed.stderr.contains(TOKEN) && !failed.stdout.contains(TOKEN));
+}
+
+#[test]
+fn paging_goes_on_when_a_cursor_holds_a_comma() {
+    let fake = FakeWebex::start();
+    fake.set_page_size(2);
+    fake.set_comma_cursors(true);
+    for i in 0..5 {
+        fake.add_webhook(json!({
+            "name": format!("hook number {i}"),
+            "targetUrl": "https://elsewhere.example.net/bot",
+            "resource": "memberships",
+            "event": "created",
+        }));
+    }
+    let temp = tempfile::tempdir().unwrap();
+
+    let listed = run(rollcall(temp.path())
+        .arg("webhooks")
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+    .success();
+
+    assert!(listed.stdout.contains("5 webhooks"), "{}", listed.report());
+    assert_eq!(fake.count("GET", "/webhooks"), 3);
+}
+
+#[test]
+fn subscribe_reactivates_a_webhook_whose_id_needs_encoding_through_that_id() {
+    let fake = FakeWebex::start();
+    let temp = tempfile::tempdir().unwrap();
+    let url = format!("{PUBLIC_URL}/hooks/team");
+    let mut disabled = membership_webhook(&url, "created", None);
+    disabled["status"] = json!("inactive");
+    disabled["id"] = json!("wh/1 ?#x");
+    fake.add_webhook(disabled);
+    fake.add_webhook(membership_webhook(&url, "deleted", None));
+
+    let subscribed = run(rollcall(temp.path())
+        .args(["subscribe", "--public-url", PUBLIC_URL, "--target", "team"])
+        .env("ROLLCALL_SECRET", SECRET)
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+    .success();
+
+    assert!(
+        subscribed.stdout.contains("1 re-activated"),
+        "{}",
+        subscribed.report()
+    );
+    assert!(fake.webhooks().iter().all(|w| w["status"] == "active"));
+    assert_eq!(fake.count("PUT", "/webhooks/wh%2F1%20%3F%23x"), 1);
+}
+
+#[test]
 fn a_rate_limit_that_does_not_end_fails_clearly_without_showing_the_token() {
     let fake = FakeWebex::start();
     fake.rate_limit(1000, 0);
@@ -298,6 +381,21 @@ async fn a_target_learns_from_its_deliveries_that_it_serves_several_rooms() {
         titles,
         [Value::Null, json!("Audit committee"), json!("Board")]
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_room_id_with_a_slash_question_mark_hash_and_space_is_looked_up_as_one_path_segment() {
+    let fake = FakeWebex::start();
+    let room = "Y2lz/b?c#d e";
+    fake.add_room(room, "Odd ids");
+    let app = TestApp::spawn_with(with_webex(&fake)).await;
+
+    let (status, _) = json_of(app.deliver("all", &membership("m1", room, None)).await).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(app.records()[0]["room_title"], "Odd ids");
+    assert_eq!(fake.count("GET", "/rooms/Y2lz%2Fb%3Fc%23d%20e"), 1);
     app.stop().await;
 }
 

@@ -2,7 +2,8 @@
 //! its own thread, so sync tests (running the binary) and async tests
 //! (the in-process server) use it alike, through `WEBEX_API_URL`. It keeps
 //! webhooks (paged with `Link: rel="next"`), rooms with titles, a log of
-//! every request, and switches for 429s, slow answers and errors.
+//! every request, and switches for 429s, slow answers, errors, and the
+//! shapes of `Link` a hostile or unusual API might send.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +23,8 @@ pub const TOKEN: &str = "fake-webex-token-7c2e91";
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
-    /// Without the `/v1` prefix, e.g. `/rooms/R1`.
+    /// Without the `/v1` prefix, e.g. `/rooms/R1`, as sent: ids still
+    /// percent-encoded.
     pub path: String,
     pub query: String,
     pub authorized: bool,
@@ -48,6 +50,9 @@ struct State {
     retry_after_secs: u64,
     delay: Duration,
     failing: bool,
+    /// Where `Link: rel="next"` points instead of `base`.
+    next_base: Option<String>,
+    comma_cursors: bool,
 }
 
 struct Shared {
@@ -113,12 +118,16 @@ impl FakeWebex {
         self.shared.lock().rooms.insert(id.into(), title.into());
     }
 
-    /// Adds a webhook as if it had been registered earlier; returns its id.
-    /// `webhook` holds at least `targetUrl`, `resource` and `event`.
+    /// Adds a webhook as if it had been registered earlier; returns its id
+    /// (the one `webhook` names, else a new one). `webhook` holds at least
+    /// `targetUrl`, `resource` and `event`.
     pub fn add_webhook(&self, mut webhook: Value) -> String {
         let mut state = self.shared.lock();
         state.next_id += 1;
-        let id = format!("wh-{}", state.next_id);
+        let id = match webhook["id"].as_str() {
+            Some(id) => id.to_string(),
+            None => format!("wh-{}", state.next_id),
+        };
         let object = webhook.as_object_mut().expect("a webhook is an object");
         object.insert("id".into(), json!(id));
         object
@@ -136,6 +145,17 @@ impl FakeWebex {
     /// How many webhooks a page of `GET /webhooks` holds at most.
     pub fn set_page_size(&self, size: usize) {
         self.shared.lock().page_size = size;
+    }
+
+    /// Next-page links point at `base` (e.g. another fake's `url`) instead
+    /// of this API.
+    pub fn set_next_base(&self, base: &str) {
+        self.shared.lock().next_base = Some(base.into());
+    }
+
+    /// Cursors in next-page links hold a comma, as `cursor=page,2`.
+    pub fn set_comma_cursors(&self, on: bool) {
+        self.shared.lock().comma_cursors = on;
     }
 
     /// The next `times` requests get 429 with `Retry-After: retry_after_secs`.
@@ -281,7 +301,13 @@ fn respond(state: &mut State, request: &Request) -> Response<String> {
             json!({"message": "The request requires a valid access token"}),
         );
     }
-    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let segments: Vec<String> = request
+        .path
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["webhooks"]) => list_webhooks(state, &request.query),
         ("POST", ["webhooks"]) => {
@@ -341,7 +367,8 @@ fn list_webhooks(state: &State, query: &str) -> Response<String> {
         query
             .split('&')
             .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse::<usize>().ok())
+            // A comma cursor's offset is its last part.
+            .and_then(|v| percent_decode(v).rsplit(',').next()?.parse::<usize>().ok())
     };
     let max = param("max").unwrap_or(100).min(state.page_size).max(1);
     let from = param("cursor").unwrap_or(0).min(state.webhooks.len());
@@ -350,12 +377,15 @@ fn list_webhooks(state: &State, query: &str) -> Response<String> {
         .status(StatusCode::OK)
         .header("content-type", "application/json");
     if to < state.webhooks.len() {
+        let base = state.next_base.as_deref().unwrap_or(&state.base);
+        let cursor = if state.comma_cursors {
+            format!("page,{to}")
+        } else {
+            to.to_string()
+        };
         response = response.header(
             "link",
-            format!(
-                "<{}/webhooks?max={max}&cursor={to}>; rel=\"next\"",
-                state.base
-            ),
+            format!("<{base}/webhooks?max={max}&cursor={cursor}>; rel=\"next\""),
         );
     }
     response
@@ -369,4 +399,28 @@ fn reply(status: StatusCode, body: Value) -> Response<String> {
         .header("content-type", "application/json")
         .body(body.to_string())
         .unwrap()
+}
+
+/// One path segment as the API reads it: `%XX` escapes decoded.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
