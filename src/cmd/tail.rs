@@ -15,8 +15,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::export::FilterArgs;
 use crate::cli::Global;
-use crate::log::days::{self, Day};
-use crate::log::reader::{self, DayReader, Filter, ReadError, RecordView, RoomTitles};
+use crate::log::days;
+use crate::log::reader::{self, DayReader, Filter, RecordView, RoomTitles};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -121,8 +121,7 @@ fn latest(
         if found.len() >= n && cursor.reader.is_some() {
             break;
         }
-        // Archival may move the day between the listing and the open.
-        let mut lines = open_day(dir, day)?;
+        let mut lines = DayReader::open(day)?;
         let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
         let wanted = n - found.len();
         let newest = cursor.reader.is_none();
@@ -190,7 +189,7 @@ impl Cursor {
             // appeared: read it, then switch.
             self.read_on(filter, printer)?;
             self.date = Some(newer.date);
-            self.reader = Some(open_day(dir, &newer)?);
+            self.reader = Some(DayReader::open(&newer)?);
         }
         printer.flush()
     }
@@ -213,22 +212,6 @@ impl Cursor {
             }
         }
         Ok(())
-    }
-}
-
-/// Opens a day just listed. Its live file may have been archived and
-/// removed in between; then the archive is where it is.
-fn open_day(dir: &Path, day: &Day) -> anyhow::Result<DayReader> {
-    match DayReader::open(day) {
-        Err(ReadError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            let again = days::list(dir)
-                .with_context(|| format!("listing {}", dir.display()))?
-                .into_iter()
-                .find(|d| d.date == day.date)
-                .with_context(|| format!("day {} vanished", days::day_name(day.date)))?;
-            Ok(DayReader::open(&again)?)
-        }
-        opened => Ok(opened?),
     }
 }
 
