@@ -7,6 +7,7 @@ mod support;
 mod archive;
 mod faults;
 mod hostile;
+mod integrity_verify;
 mod ingest;
 mod integrity_client;
 mod property;
