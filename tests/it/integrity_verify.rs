@@ -4,10 +4,13 @@
 
 use std::path::Path;
 
+use rollcall::log::days;
 use rollcall::log::head::Head;
 use rollcall::log::reader::{self, DayReader};
+use rollcall::log::record::Event;
 
-use crate::support::bin::{Run, rollcall, run};
+use crate::support::app::live_records;
+use crate::support::bin::{Run, ServerProcess, rollcall, run};
 use crate::support::logs::{TestLog, archive_day, read_lines, write_lines};
 
 fn verify(dir: &Path, args: &[&str]) -> Run {
@@ -234,4 +237,109 @@ async fn every_reader_reads_a_day_archived_after_it_was_listed() {
     let mut day = DayReader::open(&listed[0]).expect("the day opens from its archive");
     let first = day.next_line().unwrap().unwrap().record().unwrap().seq;
     assert_eq!(first, 1);
+}
+
+// ---------------------------------------------------------------- items 6, 7
+
+/// A closed log of `n` records written 30 days before the real today, so
+/// `rollcall archive --retain-days 7` (on the real clock) archives and
+/// then deletes it.
+async fn month_old_log(n: u32) -> TestLog {
+    let mut log = TestLog::new();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    log.clock
+        .set(long_ago.date().midnight().assume_utc() + time::Duration::hours(9));
+    for _ in 0..n {
+        log.append(log.member(Event::Joined)).await;
+    }
+    log.close();
+    log
+}
+
+/// `rollcall archive --retain-days 7`, which must delete an archive.
+fn archive_and_retire(dir: &Path) {
+    let retired = run(rollcall(dir).args(["archive", "--retain-days", "7"])).success();
+    assert!(retired.stdout.contains("deleted "), "{}", retired.report());
+}
+
+#[tokio::test]
+async fn seq_and_chain_continue_after_retention_deleted_every_day_file() {
+    let log = month_old_log(3).await;
+    let last = head_of(&log.day_file(&log.date_name()), 3);
+    archive_and_retire(&log.dir);
+    assert!(days::list(&log.dir).unwrap().is_empty(), "no day file is left");
+
+    let server = ServerProcess::start(&log.dir, |_| {});
+    run(rollcall(&log.dir).args(["simulate", "--url", &server.address, "--count", "1"]))
+        .success();
+    assert!(server.terminate().success());
+
+    let records = live_records(&log.dir);
+    assert_eq!(records[0]["seq"], 4, "seq goes on from the deleted days");
+    assert_eq!(records[0]["prev_hash"], last.hash.as_str());
+    verify(&log.dir, &[]).success();
+}
+
+#[test]
+fn retain_days_below_the_dedup_window_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let refused = run(rollcall(temp.path()).args(["archive", "--retain-days", "6"])).code(2);
+    assert!(
+        refused.stderr.contains("--retain-days 6 is below 7")
+            && refused.stderr.contains("give 7 or more"),
+        "{}",
+        refused.report()
+    );
+}
+
+#[tokio::test]
+async fn an_archive_deleted_with_a_retirement_written_by_hand_fails_verify() {
+    let mut log = TestLog::over_days(2, 2).await;
+    log.close();
+    archive_day(&log.dir, "2026-11-28");
+    verify(&log.dir, &[]).success();
+
+    let archive_dir = log.dir.join("archive");
+    let oldest = days::archive_path(&log.dir, days::parse_day_name(TODAY).unwrap());
+    let digest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(archive_dir.join(format!("{TODAY}.digest.json"))).unwrap(),
+    )
+    .unwrap();
+    let forged = serde_json::json!({
+        "day": TODAY,
+        "archive": format!("{TODAY}.jsonl.gz"),
+        "compressed_sha256": digest["compressed_sha256"],
+        "digest": format!("{TODAY}.digest.json"),
+        "digest_sha256": "0".repeat(64),
+        "deleted_at": "2026-12-30T00:05:00.000Z",
+        "previous_sha256": "0".repeat(64),
+    });
+    std::fs::write(archive_dir.join("retired.jsonl"), format!("{forged}\n")).unwrap();
+    std::fs::remove_file(&oldest).unwrap();
+
+    let verified = verify(&log.dir, &[]).code(1);
+    assert!(
+        verified.stdout.contains("retired.jsonl:1: the digest 2026-11-27.digest.json is not the one whose archive was retired"),
+        "{}",
+        verified.report()
+    );
+}
+
+#[tokio::test]
+async fn a_retirement_slipped_into_the_chain_of_real_ones_fails_verify() {
+    let log = month_old_log(2).await;
+    archive_and_retire(&log.dir);
+    verify(&log.dir, &[]).success();
+    let retired = log.dir.join("archive").join("retired.jsonl");
+    let mut lines = read_lines(&retired);
+    assert_eq!(lines.len(), 1);
+    lines.insert(0, lines[0].clone());
+    write_lines(&retired, &lines);
+
+    let verified = verify(&log.dir, &[]).code(1);
+    assert!(
+        verified.stdout.contains("retired.jsonl:2: the line does not name the hash of the line before it"),
+        "{}",
+        verified.report()
+    );
 }
