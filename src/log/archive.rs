@@ -862,10 +862,10 @@ struct Retired {
 
 /// The hash the next line of `retired.jsonl` must name.
 fn retired_chain_hash(lines: &str) -> String {
-    lines
-        .lines()
-        .last()
-        .map_or_else(|| GENESIS_HASH.to_string(), |line| hex::encode(Sha256::digest(line)))
+    lines.lines().last().map_or_else(
+        || GENESIS_HASH.to_string(),
+        |line| hex::encode(Sha256::digest(line)),
+    )
 }
 
 /// Deletes the archives of days before `before` (keeping their digests, so
@@ -877,7 +877,9 @@ fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<P
     let log_path = archive_dir.join(RETIRED_FILE);
     let mut previous_sha256 = match std::fs::read_to_string(&log_path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => GENESIS_HASH.to_string(),
-        text => retired_chain_hash(&text.with_context(|| format!("reading {}", log_path.display()))?),
+        text => {
+            retired_chain_hash(&text.with_context(|| format!("reading {}", log_path.display()))?)
+        }
     };
     let mut log = None;
     let mut deleted = Vec::new();
@@ -1008,7 +1010,10 @@ fn retired_digest_problem(dir: &Path, retired: &Retired) -> Option<String> {
         ));
     }
     let Ok(bytes) = std::fs::read(&path) else {
-        return Some(format!("the digest it names, {}, is missing", retired.digest));
+        return Some(format!(
+            "the digest it names, {}, is missing",
+            retired.digest
+        ));
     };
     let digest = serde_json::from_slice::<DayDigest>(&bytes).ok();
     let matches = hex::encode(Sha256::digest(&bytes)) == retired.digest_sha256

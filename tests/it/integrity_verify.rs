@@ -9,6 +9,7 @@ use rollcall::log::head::Head;
 use rollcall::log::reader::{self, DayReader};
 use rollcall::log::record::Event;
 
+use crate::read_side::Follower;
 use crate::support::app::live_records;
 use crate::support::bin::{Run, ServerProcess, rollcall, run};
 use crate::support::logs::{TestLog, archive_day, read_lines, write_lines};
@@ -47,9 +48,10 @@ async fn verify_names_the_file_line_and_seq_of_an_edited_last_line() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified
-            .stdout
-            .contains(&format!("{} line 3, seq 3: the record does not match its hash", file.display())),
+        verified.stdout.contains(&format!(
+            "{} line 3, seq 3: the record does not match its hash",
+            file.display()
+        )),
         "{}",
         verified.report()
     );
@@ -60,7 +62,11 @@ async fn verify_lists_each_file_in_the_quarantine() {
     let log = closed_log(2).await;
     let quarantine = log.dir.join("quarantine");
     std::fs::create_dir(&quarantine).unwrap();
-    std::fs::write(quarantine.join("2026-11-27.jsonl.at-100.1.torn"), b"{\"seq\":3").unwrap();
+    std::fs::write(
+        quarantine.join("2026-11-27.jsonl.at-100.1.torn"),
+        b"{\"seq\":3",
+    )
+    .unwrap();
     std::fs::write(quarantine.join("2026-11-26.jsonl.at-7.1.torn"), b"{\"se").unwrap();
 
     let verified = verify(&log.dir, &[]).success();
@@ -85,7 +91,9 @@ async fn verify_prints_the_head_it_ended_on() {
     let head = head_of(&log.day_file(TODAY), 3);
     let verified = verify(&log.dir, &[]).success();
     assert!(
-        verified.stdout.contains(&format!("head: seq 3 hash {}", head.hash)),
+        verified
+            .stdout
+            .contains(&format!("head: seq 3 hash {}", head.hash)),
         "{}",
         verified.report()
     );
@@ -104,7 +112,9 @@ async fn verify_fails_when_the_log_was_cut_below_the_durable_head() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified.stdout.contains("line 2, seq 2: the log ends at seq 2")
+        verified
+            .stdout
+            .contains("line 2, seq 2: the log ends at seq 2")
             && verified.stdout.contains(".head says seq 3 was durable")
             && verified.stdout.contains("cut from the end"),
         "{}",
@@ -125,7 +135,9 @@ async fn verify_fails_when_the_record_at_the_head_has_another_hash() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified.stdout.contains("line 2, seq 2: the record's hash is")
+        verified
+            .stdout
+            .contains("line 2, seq 2: the record's hash is")
             && verified.stdout.contains("the record was replaced"),
         "{}",
         verified.report()
@@ -158,7 +170,11 @@ async fn verify_checks_the_log_against_a_head_kept_elsewhere() {
     );
 
     let unreadable = verify(&log.dir, &["--expect-head", "4"]).code(2);
-    assert!(unreadable.stderr.contains("is not SEQ:HASH"), "{}", unreadable.report());
+    assert!(
+        unreadable.stderr.contains("is not SEQ:HASH"),
+        "{}",
+        unreadable.report()
+    );
 }
 
 // ---------------------------------------------------------------- item 9
@@ -167,7 +183,8 @@ async fn verify_checks_the_log_against_a_head_kept_elsewhere() {
 fn append_fragment(path: &Path) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    file.write_all(b"{\"seq\":4,\"received_at\":\"2026-11-27T12:").unwrap();
+    file.write_all(b"{\"seq\":4,\"received_at\":\"2026-11-27T12:")
+        .unwrap();
 }
 
 #[tokio::test]
@@ -200,7 +217,9 @@ async fn verify_reports_a_fragment_the_head_says_was_durable() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified.stdout.contains("line 3, seq 4: the line is cut short"),
+        verified
+            .stdout
+            .contains("line 3, seq 4: the line is cut short"),
         "{}",
         verified.report()
     );
@@ -267,11 +286,13 @@ async fn seq_and_chain_continue_after_retention_deleted_every_day_file() {
     let log = month_old_log(3).await;
     let last = head_of(&log.day_file(&log.date_name()), 3);
     archive_and_retire(&log.dir);
-    assert!(days::list(&log.dir).unwrap().is_empty(), "no day file is left");
+    assert!(
+        days::list(&log.dir).unwrap().is_empty(),
+        "no day file is left"
+    );
 
     let server = ServerProcess::start(&log.dir, |_| {});
-    run(rollcall(&log.dir).args(["simulate", "--url", &server.address, "--count", "1"]))
-        .success();
+    run(rollcall(&log.dir).args(["simulate", "--url", &server.address, "--count", "1"])).success();
     assert!(server.terminate().success());
 
     let records = live_records(&log.dir);
@@ -338,8 +359,81 @@ async fn a_retirement_slipped_into_the_chain_of_real_ones_fails_verify() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified.stdout.contains("retired.jsonl:2: the line does not name the hash of the line before it"),
+        verified
+            .stdout
+            .contains("retired.jsonl:2: the line does not name the hash of the line before it"),
         "{}",
         verified.report()
     );
+}
+
+// ---------------------------------------------------------------- item 3
+
+/// Appends whole lines to a day file, as the writer's batch would.
+fn append_lines(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
+/// Two logs that share their first two records and then part: `a` with
+/// one more member, `b` with "Replacement" and "Later". As (a's lines,
+/// b's lines), both closed.
+async fn parting_logs() -> (TestLog, Vec<String>, Vec<String>) {
+    let mut a = TestLog::over_days(1, 3).await;
+    a.close();
+    let mut b = TestLog::over_days(1, 2).await;
+    for name in ["Replacement", "Later"] {
+        b.append(crate::support::logs::record(
+            Event::Joined,
+            "x@example.com",
+            name,
+            "room-x",
+        ))
+        .await;
+    }
+    b.close();
+    let (a_lines, b_lines) = (
+        read_lines(&a.day_file(TODAY)),
+        read_lines(&b.day_file(TODAY)),
+    );
+    assert_eq!(a_lines[..2], b_lines[..2], "the logs share their start");
+    (a, a_lines, b_lines)
+}
+
+#[tokio::test]
+async fn tail_follow_shows_only_durable_records_and_survives_a_failed_batch_cut_off() {
+    let (log, a_lines, b_lines) = parting_logs().await;
+    let file = log.day_file(TODAY);
+    // Seq 3 is on disk but its batch is not durable yet.
+    head_of(&file, 2).store(&log.dir, false).unwrap();
+
+    let tail = Follower::start(&log.dir, &["-n", "5", "--json"]);
+    let seq =
+        |line: String| serde_json::from_str::<serde_json::Value>(&line).unwrap()["seq"].clone();
+    assert_eq!(seq(tail.next_line()), 1);
+    assert_eq!(seq(tail.next_line()), 2);
+
+    // The batch fails and is cut off again; the next batch takes seq 3.
+    write_lines(&file, &a_lines[..2]);
+    append_lines(&file, &b_lines[2..3]);
+    let replacement = Head {
+        seq: 3,
+        hash: head_of(&file, 3).hash,
+    };
+    replacement.store(&log.dir, false).unwrap();
+
+    let shown: serde_json::Value = serde_json::from_str(&tail.next_line()).unwrap();
+    assert_eq!(shown["seq"], 3);
+    assert_eq!(
+        shown["person_display_name"], "Replacement",
+        "not the batch that failed"
+    );
+
+    append_lines(&file, &b_lines[3..4]);
+    head_of(&file, 4).store(&log.dir, false).unwrap();
+    let later: serde_json::Value = serde_json::from_str(&tail.next_line()).unwrap();
+    assert_eq!(later["person_display_name"], "Later");
 }
