@@ -34,20 +34,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     days::ensure_log_dir(dir)?;
     let verifying = || format!("verifying {}", dir.display());
     let start = archive::retired_chain_end(dir).with_context(verifying)?;
-    let mut witnesses = Vec::new();
-    if let Some(head) = Head::read(dir).with_context(verifying)? {
-        witnesses.push(Witness {
-            head,
-            source: head::path(dir).display().to_string(),
-        });
-    }
-    if let Some(head) = args.expect_head {
-        witnesses.push(Witness {
-            head,
-            source: "--expect-head".to_string(),
-        });
-    }
-    let verdict = verify(dir, start, &witnesses).with_context(verifying)?;
+    let heads = Heads {
+        durable: Head::read(dir).with_context(verifying)?,
+        expected: args.expect_head,
+    };
+    let verdict = verify(dir, start, &heads).with_context(verifying)?;
     let archive_faults = archive::check_archives(dir).with_context(verifying)?;
     for fault in &archive_faults {
         println!("FAULT: {fault}");
@@ -84,11 +75,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A head the log must hold, and where it came from (for messages).
-#[derive(Debug, Clone)]
-pub struct Witness {
-    pub head: Head,
-    pub source: String,
+/// Records the log must hold, with these hashes.
+#[derive(Debug, Clone, Default)]
+pub struct Heads {
+    /// `DIR/.head`: what the writer made durable.
+    pub durable: Option<Head>,
+    /// `--expect-head`: a head kept elsewhere.
+    pub expected: Option<Head>,
 }
 
 /// What `verify` found.
@@ -135,8 +128,8 @@ impl fmt::Display for Fault {
 /// archival removes it). Lines are parsed and hashed on every core; the
 /// chain is then followed through them in log order. `start` is where the
 /// chain begins when retention deleted the oldest archives: the last
-/// deleted record's seq and hash. Each of `witnesses` names a record the
-/// log must hold, with that hash.
+/// deleted record's seq and hash. Each of `heads` names a record the log
+/// must hold, with that hash.
 ///
 /// A last line without its newline is a batch still being written when
 /// `DIR/.head` does not reach it (nothing was answered for it yet): a
@@ -144,7 +137,7 @@ impl fmt::Display for Fault {
 pub fn verify(
     dir: &Path,
     start: Option<(u64, String)>,
-    witnesses: &[Witness],
+    heads: &Heads,
 ) -> Result<Verdict, ReadError> {
     let all = reader::days(dir)?;
     let mut chain = match start {
@@ -156,7 +149,14 @@ pub fn verify(
         None => Chain::default(),
     };
     let first_seq = chain.next_seq;
-    chain.found = witnesses.iter().map(|w| (w.head.seq, None)).collect();
+    let witnesses: Vec<(&Head, String)> = [
+        (&heads.durable, head::path(dir).display().to_string()),
+        (&heads.expected, "--expect-head".to_string()),
+    ]
+    .into_iter()
+    .filter_map(|(head, source)| Some((head.as_ref()?, source)))
+    .collect();
+    chain.found = witnesses.iter().map(|(head, _)| (head.seq, None)).collect();
     let checked = reader::in_log_order(&all, Vec::new, parse_block, |place, lines| {
         check_block(&mut chain, place, lines)
     });
@@ -188,11 +188,7 @@ pub fn verify(
     let last_seq = chain.next_seq - 1;
     let mut notes = Vec::new();
     if let Some(fragment) = chain.fragment.take() {
-        let durable = witnesses
-            .iter()
-            .find(|w| w.source != EXPECTED)
-            .map(|w| w.head.seq);
-        match durable {
+        match heads.durable.as_ref().map(|head| head.seq) {
             Some(durable) if durable <= last_seq => notes.push(format!(
                 "{} line {} has no newline yet and is past the durable head (seq {durable}): a batch still being written, not checked",
                 fragment.path.display(),
@@ -201,43 +197,15 @@ pub fn verify(
             _ => return faulty(fragment, &chain),
         }
     }
-    for witness in witnesses {
-        let Witness { head, source } = witness;
+    for (head, source) in witnesses {
         if head.seq < first_seq {
             notes.push(format!(
                 "{source} names seq {}, which retention has deleted: it cannot be checked",
                 head.seq
             ));
-            continue;
+        } else if let Some(fault) = check_head(&chain, dir, head, &source) {
+            return faulty(fault, &chain);
         }
-        let fault = match chain.found.get(&head.seq).cloned().flatten() {
-            None => {
-                let (path, line) = chain
-                    .last_place
-                    .clone()
-                    .unwrap_or_else(|| (dir.to_path_buf(), 0));
-                Fault {
-                    path,
-                    line,
-                    seq: (last_seq > 0).then_some(last_seq),
-                    problem: format!(
-                        "the log ends at seq {last_seq}, but {source} says seq {} was durable: records were cut from the end of the log",
-                        head.seq
-                    ),
-                }
-            }
-            Some(found) if found.hash != head.hash => Fault {
-                path: found.path,
-                line: found.line,
-                seq: Some(head.seq),
-                problem: format!(
-                    "the record's hash is {}, but {source} says seq {} had hash {}: the record was replaced",
-                    found.hash, head.seq, head.hash
-                ),
-            },
-            Some(_) => continue,
-        };
-        return faulty(fault, &chain);
     }
     Ok(Verdict::Intact {
         records: chain.records,
@@ -251,8 +219,38 @@ pub fn verify(
     })
 }
 
-/// The source of a head given on the command line.
-const EXPECTED: &str = "--expect-head";
+/// Whether the log, checked as far as `chain`, holds `head` (named by
+/// `source`).
+fn check_head(chain: &Chain, dir: &Path, head: &Head, source: &str) -> Option<Fault> {
+    let last_seq = chain.next_seq - 1;
+    match chain.found.get(&head.seq).cloned().flatten() {
+        None => {
+            let (path, line) = chain
+                .last_place
+                .clone()
+                .unwrap_or_else(|| (dir.to_path_buf(), 0));
+            Some(Fault {
+                path,
+                line,
+                seq: (last_seq > 0).then_some(last_seq),
+                problem: format!(
+                    "the log ends at seq {last_seq}, but {source} says seq {} was durable: records were cut from the end of the log",
+                    head.seq
+                ),
+            })
+        }
+        Some(found) if found.hash != head.hash => Some(Fault {
+            path: found.path,
+            line: found.line,
+            seq: Some(head.seq),
+            problem: format!(
+                "the record's hash is {}, but {source} says seq {} had hash {}: the record was replaced",
+                found.hash, head.seq, head.hash
+            ),
+        }),
+        Some(_) => None,
+    }
+}
 
 /// Why the pass over the log ended early.
 enum Stop {
