@@ -1044,6 +1044,7 @@ pub fn check_archives(dir: &Path) -> anyhow::Result<Vec<Fault>> {
     // after the last non-empty day.
     let mut previous: Option<(PathBuf, String)> = None;
     let mut carried: Option<(u64, String)> = Some((0, GENESIS_HASH.to_string()));
+    let mut kept_one = false;
     for (date, path) in &listing.digests {
         let name = file_name(path);
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -1095,7 +1096,18 @@ pub fn check_archives(dir: &Path) -> anyhow::Result<Vec<Fault>> {
             }
         }
         match listing.archives.get(date) {
-            Some(archive) => check_one_archive(archive, &name, &digest, &mut faults)?,
+            Some(archive) => {
+                check_one_archive(archive, &name, &digest, &mut faults)?;
+                kept_one = true;
+            }
+            // Retention deletes the oldest archives first: a gap after a
+            // kept archive was not its doing.
+            None if retired.contains(&day) && kept_one => faults.push(Fault::new(
+                &archive,
+                format!(
+                    "the archive is missing and named as retired, but an older archive is kept: retention deletes the oldest first (its digest {name} is still there)"
+                ),
+            )),
             None if retired.contains(&day) => {}
             None => faults.push(Fault::new(
                 &archive,

@@ -437,3 +437,36 @@ async fn tail_follow_shows_only_durable_records_and_survives_a_failed_batch_cut_
     let later: serde_json::Value = serde_json::from_str(&tail.next_line()).unwrap();
     assert_eq!(later["person_display_name"], "Later");
 }
+
+#[tokio::test]
+async fn a_well_formed_retirement_of_a_day_newer_than_a_kept_archive_fails_verify() {
+    use sha2::Digest as _;
+    let mut log = TestLog::over_days(3, 1).await;
+    log.close();
+    archive_day(&log.dir, "2026-11-29");
+    let middle = "2026-11-28";
+    let archive_dir = log.dir.join("archive");
+    let digest_name = format!("{middle}.digest.json");
+    let digest_bytes = std::fs::read(archive_dir.join(&digest_name)).unwrap();
+    let digest: serde_json::Value = serde_json::from_slice(&digest_bytes).unwrap();
+    let forged = serde_json::json!({
+        "day": middle,
+        "archive": format!("{middle}.jsonl.gz"),
+        "compressed_sha256": digest["compressed_sha256"],
+        "digest": digest_name,
+        "digest_sha256": hex::encode(sha2::Sha256::digest(&digest_bytes)),
+        "deleted_at": "2026-12-30T00:05:00.000Z",
+        "previous_sha256": "0".repeat(64),
+    });
+    std::fs::write(archive_dir.join("retired.jsonl"), format!("{forged}\n")).unwrap();
+    std::fs::remove_file(archive_dir.join(format!("{middle}.jsonl.gz"))).unwrap();
+
+    let verified = verify(&log.dir, &[]).code(1);
+    assert!(
+        verified
+            .stdout
+            .contains("named as retired, but an older archive is kept"),
+        "{}",
+        verified.report()
+    );
+}
