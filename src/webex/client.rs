@@ -9,9 +9,7 @@ mod link;
 mod model;
 mod pace;
 
-pub use model::{
-    EventKind, Membership, MembershipEvent, NewWebhook, Room, Webhook, WebhookUpdate,
-};
+pub use model::{EventKind, Membership, MembershipEvent, NewWebhook, Room, Webhook, WebhookUpdate};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

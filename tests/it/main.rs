@@ -12,3 +12,4 @@ mod integrity_client;
 mod property;
 mod read_side;
 mod webex;
+mod webex_api;
