@@ -145,7 +145,8 @@ impl FakeWebex {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 base: url.clone(),
-                page_size: 100,
+                // The most Webex gives on a page of any list.
+                page_size: 1000,
                 ..State::default()
             }),
             requested: Notify::new(),
