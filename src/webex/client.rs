@@ -1,16 +1,31 @@
-//! The Webex REST API client: webhooks and rooms, with a bearer token that
-//! never leaves [`Secret`] nor the API's own origin, ids sent as single
-//! path segments, request timeouts, `Link: rel="next"` paging and bounded
-//! 429 `Retry-After` handling.
+//! The Webex REST API client: webhooks, rooms, memberships and membership
+//! events, with a bearer token that never leaves [`Secret`] nor the API's
+//! own origin, ids sent as single path segments, request timeouts,
+//! `Link: rel="next"` paging ([`link`]), bounded 429 `Retry-After`
+//! handling, optional pacing ([`pace`]) and a count of the calls made.
+//! The shapes sent and received are in [`model`].
 
+mod link;
+mod model;
+mod pace;
+
+pub use model::{EventKind, Membership, MembershipEvent, NewWebhook, Room, Webhook, WebhookUpdate};
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, LINK, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::secret::Secret;
+use link::next_link;
+use pace::Pacer;
 
 /// Where the real API lives; `WEBEX_API_URL` overrides it.
 pub const DEFAULT_API_URL: &str = "https://webexapis.com/v1";
@@ -24,8 +39,11 @@ const MAX_ATTEMPTS: u32 = 4;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Used when a 429 carries no usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Page size asked for when listing.
+/// Page size asked for when listing webhooks.
 const PAGE_SIZE: u32 = 100;
+/// Page size asked for when listing rooms, memberships and events: the
+/// most Webex gives, so a large room costs the fewest calls.
+const LARGE_PAGE_SIZE: u32 = 1000;
 
 /// What went wrong talking to Webex. None of the variants carries the token.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +73,10 @@ pub enum ApiError {
         status: StatusCode,
         message: String,
     },
+    #[error(
+        "GET {path} answered 403: the token is not a compliance officer's (it lacks spark-compliance:events_read), so membership events cannot be read exactly; use a compliance officer's token for --events-api, or leave it off and rely on roster reconciliation"
+    )]
+    NotComplianceOfficer { path: String },
     #[error(
         "the Webex API's next page of {path} is on {origin}, not on the API's own {api}: not following it, so the token is not sent there; if the API is reached through a proxy, set WEBEX_API_URL to the address its links name"
     )]
@@ -97,62 +119,6 @@ fn status_hint(status: StatusCode) -> &'static str {
     }
 }
 
-/// A webhook registration as Webex lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Webhook {
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
-    pub target_url: String,
-    pub resource: String,
-    pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<String>,
-    #[serde(default, skip_serializing)]
-    pub secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-}
-
-impl Webhook {
-    /// Webex disables a webhook after too many failed deliveries; a
-    /// missing status means active.
-    pub fn is_active(&self) -> bool {
-        self.status.as_deref().is_none_or(|s| s == "active")
-    }
-}
-
-/// The body of `POST /webhooks`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewWebhook<'a> {
-    pub name: &'a str,
-    pub target_url: &'a str,
-    pub resource: &'a str,
-    pub event: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter: Option<&'a str>,
-    pub secret: &'a str,
-}
-
-/// The body of `PUT /webhooks/{id}`: resource, event and filter cannot
-/// change.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookUpdate<'a> {
-    pub name: &'a str,
-    pub target_url: &'a str,
-    pub secret: &'a str,
-    pub status: &'a str,
-}
-
-/// The part of `GET /rooms/{id}` rollcall uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Room {
-    pub title: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct Items<T> {
     items: Vec<T>,
@@ -173,13 +139,17 @@ pub fn token_from_env() -> Option<Secret> {
         .map(Secret::new)
 }
 
-/// A Webex API client. Cheap to clone; clones share connections.
+/// A Webex API client. Cheap to clone; clones share connections, the
+/// pace and the count of calls.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     /// An http(s) URL with a path to append to (checked in [`Client::new`]).
     base: Url,
     token: Secret,
+    /// `None`: requests go out as fast as they are made.
+    pacer: Option<Arc<Pacer>>,
+    calls: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -196,19 +166,99 @@ impl Client {
                 url: base.to_string(),
                 source,
             })?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            pacer: None,
+            calls: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// This client (and its clones from now on) sends at most
+    /// `per_second` requests a second, 429 retries included: bulk work
+    /// such as reconciliation stays well inside Webex's limits instead of
+    /// leaning on 429s. Without it, requests are not paced.
+    pub fn paced(mut self, per_second: NonZeroU32) -> Self {
+        self.pacer = Some(Arc::new(Pacer::new(per_second)));
+        self
+    }
+
+    /// How many HTTP requests this client and its clones have sent,
+    /// 429 retries and every page included: what a summary line reports
+    /// as API calls.
+    pub fn api_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// Every webhook of the token, across all pages.
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ApiError> {
-        let mut url = self.endpoint(&["webhooks"]);
+        self.list(self.endpoint(&["webhooks"]), PAGE_SIZE, &[], "/webhooks")
+            .await
+    }
+
+    /// `GET /rooms`, all pages: every room the token's account is in.
+    pub async fn list_rooms(&self) -> Result<Vec<Room>, ApiError> {
+        self.list(self.endpoint(&["rooms"]), LARGE_PAGE_SIZE, &[], "/rooms")
+            .await
+    }
+
+    /// `GET /memberships?roomId=`, all pages: who is in `room_id` now.
+    pub async fn list_memberships(&self, room_id: &str) -> Result<Vec<Membership>, ApiError> {
+        self.list(
+            self.endpoint(&["memberships"]),
+            LARGE_PAGE_SIZE,
+            &[("roomId", room_id)],
+            "/memberships",
+        )
+        .await
+    }
+
+    /// `GET /events?resource=memberships&from=&to=`, all pages: every
+    /// membership change Webex kept between `from` and `to`. Only a
+    /// compliance officer's token may read them; any other gets
+    /// [`ApiError::NotComplianceOfficer`], so the caller can fall back to
+    /// reconciliation.
+    pub async fn list_membership_events(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<MembershipEvent>, ApiError> {
+        let (from, to) = (api_time(from), api_time(to));
+        let listed = self
+            .list(
+                self.endpoint(&["events"]),
+                LARGE_PAGE_SIZE,
+                &[("resource", "memberships"), ("from", &from), ("to", &to)],
+                "/events",
+            )
+            .await;
+        match listed {
+            Err(ApiError::Status {
+                status: StatusCode::FORBIDDEN,
+                path,
+                ..
+            }) => Err(ApiError::NotComplianceOfficer { path }),
+            listed => listed,
+        }
+    }
+
+    /// `GET url?max=page_size&query...`, following `rel="next"` to the end.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        mut url: Url,
+        page_size: u32,
+        query: &[(&str, &str)],
+        path: &str,
+    ) -> Result<Vec<T>, ApiError> {
         url.query_pairs_mut()
-            .append_pair("max", &PAGE_SIZE.to_string());
+            .append_pair("max", &page_size.to_string())
+            .extend_pairs(query);
         let mut all = Vec::new();
         loop {
             let response = self.send(Method::GET, &url, None).await?;
             let next = self.next_page(&url, response.headers())?;
-            let page: Items<Webhook> = decode(response, "/webhooks").await?;
+            let page: Items<T> = decode(response, path).await?;
             all.extend(page.items);
             match next {
                 Some(next) => url = next,
@@ -291,6 +341,10 @@ impl Client {
     ) -> Result<reqwest::Response, ApiError> {
         let mut attempt = 1;
         loop {
+            if let Some(pacer) = &self.pacer {
+                pacer.wait().await;
+            }
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -380,6 +434,13 @@ fn path_of(url: &Url) -> String {
     url.to_string()
 }
 
+/// A time as the API's `from`/`to` parameters take it: RFC 3339 in UTC.
+fn api_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .expect("a time between years 0 and 9999 formats as RFC 3339")
+}
+
 /// `Retry-After` in seconds (Webex never sends the HTTP-date form).
 fn retry_after(headers: &HeaderMap) -> Duration {
     headers
@@ -389,156 +450,10 @@ fn retry_after(headers: &HeaderMap) -> Duration {
         .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
 }
 
-/// The `rel="next"` target of the `Link` headers, if any, as written
-/// (maybe relative to the page's URL).
-fn next_link(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(links)
-        .find(|link| {
-            link.params.iter().any(|(name, value)| {
-                name.eq_ignore_ascii_case("rel")
-                    && value
-                        .split_ascii_whitespace()
-                        .any(|rel| rel.eq_ignore_ascii_case("next"))
-            })
-        })
-        .map(|link| link.target.to_string())
-}
-
-/// One entry of a `Link` header: `<target>; name=value; ...`.
-#[derive(Debug, PartialEq)]
-struct Link<'a> {
-    target: &'a str,
-    /// Names as written, values unquoted.
-    params: Vec<(&'a str, String)>,
-}
-
-/// The entries of one `Link` header value (RFC 8288, section 3). A comma
-/// separates entries only outside `<...>` and quoted strings, since a
-/// target's query (a paging cursor) may hold one. An entry that does not
-/// start with `<` is skipped up to the next comma. No crate in the tree
-/// parses `Link`, and this is all of the grammar the API uses.
-fn links(value: &str) -> Vec<Link<'_>> {
-    let mut found = Vec::new();
-    let mut rest = value;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-        if rest.is_empty() {
-            return found;
-        }
-        let Some((target, after)) = rest
-            .strip_prefix('<')
-            .and_then(|inner| inner.split_once('>'))
-        else {
-            match rest.find(',') {
-                Some(comma) => {
-                    rest = &rest[comma..];
-                    continue;
-                }
-                None => return found,
-            }
-        };
-        rest = after;
-        let mut params = Vec::new();
-        while let Some(after) = rest.trim_start().strip_prefix(';') {
-            let (param, after) = link_param(after);
-            params.extend(param);
-            rest = after;
-        }
-        found.push(Link { target, params });
-    }
-}
-
-/// One `name[=value]` after a `;`, and what follows it. The value is a
-/// token or a quoted string, whose `\` escapes are undone.
-fn link_param(text: &str) -> (Option<(&str, String)>, &str) {
-    let end = text.find([';', ',', '=']).unwrap_or(text.len());
-    let name = text[..end].trim();
-    let rest = &text[end..];
-    let Some(value) = rest.strip_prefix('=').map(str::trim_start) else {
-        return ((!name.is_empty()).then(|| (name, String::new())), rest);
-    };
-    if let Some(quoted) = value.strip_prefix('"') {
-        let mut unquoted = String::new();
-        let mut chars = quoted.char_indices();
-        while let Some((at, c)) = chars.next() {
-            match c {
-                '"' => return (Some((name, unquoted)), &quoted[at + 1..]),
-                '\\' => unquoted.extend(chars.next().map(|(_, c)| c)),
-                c => unquoted.push(c),
-            }
-        }
-        return (Some((name, unquoted)), "");
-    }
-    let end = value
-        .find(|c: char| c == ';' || c == ',' || c.is_ascii_whitespace())
-        .unwrap_or(value.len());
-    (Some((name, value[..end].to_string())), &value[end..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn link(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(LINK, value.parse().unwrap());
-        headers
-    }
-
-    #[test]
-    fn the_next_link_is_found_among_others() {
-        let headers = link(
-            r#"<https://x/v1/webhooks?max=2&cursor=a>; rel="prev", <https://x/v1/webhooks?max=2&cursor=b>; rel="next""#,
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://x/v1/webhooks?max=2&cursor=b")
-        );
-        assert_eq!(next_link(&link(r#"<https://x/a>; rel="first""#)), None);
-        assert_eq!(next_link(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn a_comma_inside_a_link_target_or_quoted_parameter_does_not_split_the_entry() {
-        let headers = link(
-            r#"<https://x/v1/webhooks?cursor=a,b>; title="one, two"; rel="next", <https://x/v1/webhooks?cursor=c,d>; rel=prev"#,
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://x/v1/webhooks?cursor=a,b")
-        );
-        assert_eq!(
-            links(r#"<a,b>; title="one, \"two\""; rel="next", <c>; rel=prev"#),
-            [
-                Link {
-                    target: "a,b",
-                    params: vec![("title", r#"one, "two""#.into()), ("rel", "next".into())],
-                },
-                Link {
-                    target: "c",
-                    params: vec![("rel", "prev".into())],
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn next_is_found_among_several_relations_in_any_case_and_after_a_malformed_entry() {
-        assert_eq!(
-            next_link(&link(r#"<https://x/a>; rel="last NEXT""#)).as_deref(),
-            Some("https://x/a")
-        );
-        assert_eq!(
-            next_link(&link(r#"garbage; rel="next", <https://x/b>; REL=next"#)).as_deref(),
-            Some("https://x/b")
-        );
-        assert_eq!(next_link(&link(r#"<https://x/c; rel="next""#)), None);
-        assert_eq!(next_link(&link(r#"<https://x/d>; rel="nextpage""#)), None);
-    }
+    use link::header as link;
 
     fn client(base: &str) -> Client {
         Client::new(base, Secret::new("tok".into())).unwrap()

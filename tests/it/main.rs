@@ -13,3 +13,4 @@ mod integrity_verify;
 mod property;
 mod read_side;
 mod webex;
+mod webex_api;
