@@ -13,8 +13,14 @@ use crate::log::days;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Also delete the archives of days more than N days before today
-    /// (their digests are kept). Never done unless asked.
-    #[arg(long, env = "ROLLCALL_RETAIN_DAYS", value_name = "N")]
+    /// (their digests are kept). Never done unless asked; at least 7, the
+    /// days duplicates are recognised over.
+    #[arg(
+        long,
+        env = "ROLLCALL_RETAIN_DAYS",
+        value_name = "N",
+        value_parser = archive::parse_retain_days
+    )]
     pub retain_days: Option<u32>,
 }
 

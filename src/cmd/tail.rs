@@ -15,8 +15,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::export::FilterArgs;
 use crate::cli::Global;
-use crate::log::days::{self, Day};
-use crate::log::reader::{self, DayReader, Filter, ReadError, RecordView, RoomTitles};
+use crate::log::days;
+use crate::log::head::Head;
+use crate::log::reader::{self, DayReader, Filter, Line, RecordView, RoomTitles};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -104,28 +105,33 @@ async fn follow(
 /// The last `n` records `filter` keeps, oldest first, and a cursor at the
 /// end of the log to follow from. Days are read newest first and reading
 /// stops once `n` are found, so a long log costs only its last days.
+/// Records past the durable head are not shown: the cursor holds them
+/// until the head reaches them.
 fn latest(
     dir: &Path,
     filter: &Filter,
     n: usize,
     titles: &mut RoomTitles,
 ) -> anyhow::Result<(Vec<Vec<u8>>, Cursor)> {
+    let durable = durable_head(dir)?;
     let all = reader::days(dir)?;
     let mut cursor = Cursor {
         date: all.last().map(|d| d.date),
         reader: None,
         last_seq: 0,
+        last_hash: None,
+        held: VecDeque::new(),
     };
     let mut found: VecDeque<Vec<u8>> = VecDeque::new();
     for day in all.iter().rev() {
         if found.len() >= n && cursor.reader.is_some() {
             break;
         }
-        // Archival may move the day between the listing and the open.
-        let mut lines = open_day(dir, day)?;
+        let mut lines = DayReader::open(day)?;
         let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
         let wanted = n - found.len();
         let newest = cursor.reader.is_none();
+        let mut last_line = None;
         // On the newest day a line without its newline may still be being
         // written: it is held back until complete. On older days such a
         // line is torn, and left for `verify` to report.
@@ -138,7 +144,14 @@ fn latest(
                 continue;
             }
             let record = line.record()?;
+            if newest && durable.as_ref().is_some_and(|head| record.seq > head.seq) {
+                cursor.held.push_back(Held::new(&line)?);
+                continue;
+            }
             cursor.last_seq = cursor.last_seq.max(record.seq);
+            if newest {
+                last_line = Some(line.bytes.to_vec());
+            }
             if let Some(title) = &record.room_title {
                 titles.learn(&record.room_id, title);
             }
@@ -151,6 +164,9 @@ fn latest(
         }
         if newest {
             cursor.reader = Some(lines);
+            cursor.last_hash = last_line
+                .map(|line| Link::parse(&line).map(|link| link.hash))
+                .transpose()?;
         }
         for line in kept.into_iter().rev() {
             found.push_front(line);
@@ -159,12 +175,54 @@ fn latest(
     Ok((found.into(), cursor))
 }
 
+/// `DIR/.head`, or `None` for a log from before the witness (then every
+/// whole line counts as written).
+fn durable_head(dir: &Path) -> anyhow::Result<Option<Head>> {
+    Head::read(dir).context("reading the durable head; run `rollcall verify`")
+}
+
 /// Where following has got to: the newest day, read up to its end.
 struct Cursor {
     date: Option<Date>,
     reader: Option<DayReader>,
     /// Records up to this seq have been seen (printed or filtered out).
     last_seq: u64,
+    /// The hash of that record, when known.
+    last_hash: Option<String>,
+    /// Whole lines read past the durable head, oldest first: not known
+    /// durable yet, so not shown. If their batch fails they are cut off
+    /// the file again, and other records may take their seqs.
+    held: VecDeque<Held>,
+}
+
+/// A line read past the durable head.
+struct Held {
+    link: Link,
+    bytes: Vec<u8>,
+}
+
+impl Held {
+    fn new(line: &Line<'_>) -> anyhow::Result<Self> {
+        Ok(Self {
+            link: Link::parse(line.bytes)?,
+            bytes: line.bytes.to_vec(),
+        })
+    }
+}
+
+/// Where a record sits in the chain.
+#[derive(Debug, serde::Deserialize)]
+struct Link {
+    seq: u64,
+    prev_hash: String,
+    hash: String,
+}
+
+impl Link {
+    fn parse(line: &[u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(line)
+            .context("a record without its chain link; run `rollcall verify`")
+    }
 }
 
 impl Cursor {
@@ -176,8 +234,11 @@ impl Cursor {
         filter: &Filter,
         printer: &mut Printer,
     ) -> anyhow::Result<()> {
+        // Read before the log: the head never leads the log, so every
+        // record up to it is in what is read next.
+        let durable = durable_head(dir)?;
         loop {
-            self.read_on(filter, printer)?;
+            self.read_on(durable.as_ref(), filter, printer)?;
             let all = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
             let Some(newer) = all
                 .into_iter()
@@ -188,48 +249,121 @@ impl Cursor {
             // The writer never returns to a day once it has started the
             // next, so what is left of this one was written before `newer`
             // appeared: read it, then switch.
-            self.read_on(filter, printer)?;
+            self.read_on(durable.as_ref(), filter, printer)?;
             self.date = Some(newer.date);
-            self.reader = Some(open_day(dir, &newer)?);
+            self.reader = Some(DayReader::open(&newer)?);
+        }
+        if !self.release(durable.as_ref(), filter, printer)? {
+            // What was held is not what became durable: a failed batch was
+            // cut off and the file written again. Read the day afresh.
+            self.held.clear();
+            if let Some(date) = self.date
+                && let Some(day) = days::list(dir)
+                    .with_context(|| format!("listing {}", dir.display()))?
+                    .into_iter()
+                    .find(|d| d.date == date)
+            {
+                self.reader = Some(DayReader::open(&day)?);
+                self.read_on(durable.as_ref(), filter, printer)?;
+                if !self.release(durable.as_ref(), filter, printer)? {
+                    tracing::warn!(
+                        "the log's end does not match its durable head; run `rollcall verify`"
+                    );
+                }
+            }
         }
         printer.flush()
     }
 
-    fn read_on(&mut self, filter: &Filter, printer: &mut Printer) -> anyhow::Result<()> {
+    /// Reads on to the end of the current day. With a durable head, new
+    /// lines are held for [`release`](Self::release); without one, each
+    /// whole line is shown as it comes.
+    fn read_on(
+        &mut self,
+        durable: Option<&Head>,
+        filter: &Filter,
+        printer: &mut Printer,
+    ) -> anyhow::Result<()> {
         let Some(lines) = &mut self.reader else {
             return Ok(());
         };
         while let Some(line) = lines.next_whole_line()? {
-            let record = line.record()?;
-            if record.seq <= self.last_seq {
+            let record = match line.record() {
+                Ok(record) => record,
+                // Past the head the file may have been cut and written
+                // again under the reader: `release` finds out and re-reads.
+                Err(_) if durable.is_some() => break,
+                Err(e) => return Err(e.into()),
+            };
+            let seen = self.held.back().map_or(self.last_seq, |h| h.link.seq);
+            if record.seq <= seen {
+                continue;
+            }
+            if durable.is_some() {
+                self.held.push_back(Held::new(&line)?);
                 continue;
             }
             self.last_seq = record.seq;
-            if let Some(title) = &record.room_title {
-                printer.titles.learn(&record.room_id, title);
-            }
-            if filter.matches(&record) {
-                printer.print(line.bytes, &record)?;
-            }
+            show(printer, filter, line.bytes, &record)?;
         }
         Ok(())
     }
+
+    /// Shows the held records the durable head has reached. Returns false
+    /// if they are not the records it made durable (their chain or the
+    /// head's hash disagree), showing none of them.
+    fn release(
+        &mut self,
+        durable: Option<&Head>,
+        filter: &Filter,
+        printer: &mut Printer,
+    ) -> anyhow::Result<bool> {
+        let Some(head) = durable else {
+            return Ok(true);
+        };
+        let ready = self
+            .held
+            .iter()
+            .take_while(|h| h.link.seq <= head.seq)
+            .count();
+        if ready == 0 {
+            return Ok(head.seq <= self.last_seq);
+        }
+        let mut last_hash = self.last_hash.as_deref();
+        for held in self.held.iter().take(ready) {
+            if last_hash.is_some_and(|hash| hash != held.link.prev_hash) {
+                return Ok(false);
+            }
+            last_hash = Some(&held.link.hash);
+        }
+        let newest = &self.held[ready - 1].link;
+        if newest.seq != head.seq || newest.hash != head.hash {
+            return Ok(false);
+        }
+        for held in self.held.drain(..ready) {
+            let record = RecordView::parse(&held.bytes).context("re-reading a record")?;
+            show(printer, filter, &held.bytes, &record)?;
+            self.last_seq = held.link.seq;
+            self.last_hash = Some(held.link.hash);
+        }
+        Ok(true)
+    }
 }
 
-/// Opens a day just listed. Its live file may have been archived and
-/// removed in between; then the archive is where it is.
-fn open_day(dir: &Path, day: &Day) -> anyhow::Result<DayReader> {
-    match DayReader::open(day) {
-        Err(ReadError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            let again = days::list(dir)
-                .with_context(|| format!("listing {}", dir.display()))?
-                .into_iter()
-                .find(|d| d.date == day.date)
-                .with_context(|| format!("day {} vanished", days::day_name(day.date)))?;
-            Ok(DayReader::open(&again)?)
-        }
-        opened => Ok(opened?),
+/// Learns a record's room title, and prints it if `filter` keeps it.
+fn show(
+    printer: &mut Printer,
+    filter: &Filter,
+    line: &[u8],
+    record: &RecordView<'_>,
+) -> anyhow::Result<()> {
+    if let Some(title) = &record.room_title {
+        printer.titles.learn(&record.room_id, title);
     }
+    if filter.matches(record) {
+        printer.print(line, record)?;
+    }
+    Ok(())
 }
 
 /// Writes records as readable lines or as they are in the log.

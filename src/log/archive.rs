@@ -41,6 +41,7 @@ use tokio::sync::watch;
 use super::days::{self, ARCHIVE_DIR};
 use super::files;
 use super::record::{self, GENESIS_HASH, format_timestamp};
+use super::writer::DEDUP_DAYS;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -62,8 +63,31 @@ const TMP_SUFFIX: &str = ".tmp";
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Delete archives of days more than this many days before today.
-    /// Never by default.
+    /// Never by default; at least [`MIN_RETAIN_DAYS`].
     pub retain_days: Option<u32>,
+}
+
+/// Retention keeps at least the days the writer reads at start to
+/// recognise a retried delivery: fewer, and a retry is logged twice.
+pub const MIN_RETAIN_DAYS: u32 = DEDUP_DAYS as u32;
+
+/// `--retain-days N`, for `archive` and `serve` alike.
+pub fn parse_retain_days(text: &str) -> Result<u32, String> {
+    let days: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of days"))?;
+    check_retain_days(days)?;
+    Ok(days)
+}
+
+fn check_retain_days(days: u32) -> Result<(), String> {
+    if days < MIN_RETAIN_DAYS {
+        return Err(format!(
+            "--retain-days {days} is below {MIN_RETAIN_DAYS}: duplicates are recognised over the last {MIN_RETAIN_DAYS} days, so those days must be kept; give {MIN_RETAIN_DAYS} or more"
+        ));
+    }
+    Ok(())
 }
 
 /// The digest of one archived day, as stored in `DAY.digest.json`.
@@ -207,6 +231,7 @@ pub fn archive_closed_days(
         digests.insert(day.date, stored);
     }
     if let Some(keep) = options.retain_days {
+        check_retain_days(keep).map_err(anyhow::Error::msg)?;
         summary.retired = retire(dir, today - Duration::days(keep.into()), now)?;
     }
     Ok(summary)
@@ -817,13 +842,30 @@ fn lock(archive_dir: &Path) -> anyhow::Result<File> {
         })
 }
 
-/// A line of `retired.jsonl`.
+/// A line of `retired.jsonl`. The lines form a chain, like the digests:
+/// each names the digest of the archive it deleted, with that digest's
+/// hash, and the hash of the line before it, so a line cannot be slipped
+/// in, changed or dropped without `verify` seeing it.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Retired {
     day: String,
     archive: String,
     compressed_sha256: String,
+    digest: String,
+    digest_sha256: String,
     deleted_at: String,
+    /// SHA-256 of the line before (without its newline), or
+    /// [`GENESIS_HASH`] for the first.
+    previous_sha256: String,
+}
+
+/// The hash the next line of `retired.jsonl` must name.
+fn retired_chain_hash(lines: &str) -> String {
+    lines.lines().last().map_or_else(
+        || GENESIS_HASH.to_string(),
+        |line| hex::encode(Sha256::digest(line)),
+    )
 }
 
 /// Deletes the archives of days before `before` (keeping their digests, so
@@ -833,6 +875,12 @@ fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<P
     let digests = load_digests(dir)?;
     let archive_dir = dir.join(ARCHIVE_DIR);
     let log_path = archive_dir.join(RETIRED_FILE);
+    let mut previous_sha256 = match std::fs::read_to_string(&log_path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => GENESIS_HASH.to_string(),
+        text => {
+            retired_chain_hash(&text.with_context(|| format!("reading {}", log_path.display()))?)
+        }
+    };
     let mut log = None;
     let mut deleted = Vec::new();
     for (date, archive) in listing.archives.range(..before) {
@@ -846,9 +894,13 @@ fn retire(dir: &Path, before: Date, now: OffsetDateTime) -> anyhow::Result<Vec<P
             day: days::day_name(*date),
             archive: file_name(archive),
             compressed_sha256: stored.digest.compressed_sha256.clone(),
+            digest: stored.name.clone(),
+            digest_sha256: stored.sha256.clone(),
             deleted_at: format_timestamp(now),
+            previous_sha256,
         };
         let mut bytes = serde_json::to_vec(&line).expect("a retirement always serialises");
+        previous_sha256 = hex::encode(Sha256::digest(&bytes));
         bytes.push(b'\n');
         // The record of the deletion, its name included, is durable before
         // anything is deleted.
@@ -910,8 +962,10 @@ fn list_archive_dir(dir: &Path) -> anyhow::Result<Listing> {
     Ok(listing)
 }
 
-/// The retired days named in `retired.jsonl`, or faults for lines that are
-/// not retirements.
+/// The retired days named in `retired.jsonl`, with faults for lines that
+/// are not retirements or break its chain: a line that does not name the
+/// hash of the line before it, or a digest that does not describe the
+/// retired archive (so the line was not written by retention).
 fn load_retired(dir: &Path, faults: &mut Vec<Fault>) -> anyhow::Result<BTreeSet<String>> {
     let path = dir.join(ARCHIVE_DIR).join(RETIRED_FILE);
     let text = match std::fs::read_to_string(&path) {
@@ -919,18 +973,57 @@ fn load_retired(dir: &Path, faults: &mut Vec<Fault>) -> anyhow::Result<BTreeSet<
         text => text.with_context(|| format!("reading {}", path.display()))?,
     };
     let mut out = BTreeSet::new();
+    let mut previous_sha256 = GENESIS_HASH.to_string();
     for (n, line) in text.lines().enumerate() {
-        match serde_json::from_str::<Retired>(line) {
-            Ok(retired) => {
-                out.insert(retired.day);
+        let fault = |problem: String| Fault {
+            line: Some(n as u64 + 1),
+            ..Fault::new(&path, problem)
+        };
+        let expected = std::mem::replace(&mut previous_sha256, hex::encode(Sha256::digest(line)));
+        let retired = match serde_json::from_str::<Retired>(line) {
+            Ok(retired) => retired,
+            Err(e) => {
+                faults.push(fault(format!("not a retirement record: {e}")));
+                continue;
             }
-            Err(e) => faults.push(Fault {
-                line: Some(n as u64 + 1),
-                ..Fault::new(&path, format!("not a retirement record: {e}"))
-            }),
+        };
+        if retired.previous_sha256 != expected {
+            faults.push(fault(
+                "the line does not name the hash of the line before it: the retention log was edited (a line added, changed or removed)".to_string(),
+            ));
+        } else if let Some(problem) = retired_digest_problem(dir, &retired) {
+            faults.push(fault(problem));
         }
+        out.insert(retired.day);
     }
     Ok(out)
+}
+
+/// What is wrong with the digest a retirement names, if anything.
+fn retired_digest_problem(dir: &Path, retired: &Retired) -> Option<String> {
+    let date = days::parse_day_name(&retired.day)?;
+    let path = digest_path(dir, date);
+    if retired.digest != file_name(&path) {
+        return Some(format!(
+            "it retires day {} but names the digest {}",
+            retired.day, retired.digest
+        ));
+    }
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Some(format!(
+            "the digest it names, {}, is missing",
+            retired.digest
+        ));
+    };
+    let digest = serde_json::from_slice::<DayDigest>(&bytes).ok();
+    let matches = hex::encode(Sha256::digest(&bytes)) == retired.digest_sha256
+        && digest.is_some_and(|d| d.compressed_sha256 == retired.compressed_sha256);
+    (!matches).then(|| {
+        format!(
+            "the digest {} is not the one whose archive was retired (its hash differs)",
+            retired.digest
+        )
+    })
 }
 
 /// Checks every archive against its digest and every digest against the
@@ -951,6 +1044,7 @@ pub fn check_archives(dir: &Path) -> anyhow::Result<Vec<Fault>> {
     // after the last non-empty day.
     let mut previous: Option<(PathBuf, String)> = None;
     let mut carried: Option<(u64, String)> = Some((0, GENESIS_HASH.to_string()));
+    let mut kept_one = false;
     for (date, path) in &listing.digests {
         let name = file_name(path);
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -1002,7 +1096,18 @@ pub fn check_archives(dir: &Path) -> anyhow::Result<Vec<Fault>> {
             }
         }
         match listing.archives.get(date) {
-            Some(archive) => check_one_archive(archive, &name, &digest, &mut faults)?,
+            Some(archive) => {
+                check_one_archive(archive, &name, &digest, &mut faults)?;
+                kept_one = true;
+            }
+            // Retention deletes the oldest archives first: a gap after a
+            // kept archive was not its doing.
+            None if retired.contains(&day) && kept_one => faults.push(Fault::new(
+                &archive,
+                format!(
+                    "the archive is missing and named as retired, but an older archive is kept: retention deletes the oldest first (its digest {name} is still there)"
+                ),
+            )),
             None if retired.contains(&day) => {}
             None => faults.push(Fault::new(
                 &archive,
@@ -1122,6 +1227,31 @@ pub fn retired_chain_end(dir: &Path) -> anyhow::Result<Option<(u64, String)>> {
         }
     }
     Ok(end)
+}
+
+/// Where the chain got to by the archived days: the last seq and hash of
+/// the newest digest that holds records. The digests outlive retention,
+/// so this holds when no day file is left at all; the writer continues
+/// from the newer of this and the live days. A digest that cannot be read
+/// is passed over (`verify` reports it) rather than stopping the server.
+pub fn chain_end(dir: &Path) -> anyhow::Result<Option<(u64, String)>> {
+    for path in list_archive_dir(dir)?.digests.values().rev() {
+        let read = std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Ok(serde_json::from_slice::<DayDigest>(&bytes)?));
+        match read {
+            Ok(DayDigest {
+                last_seq: Some(seq),
+                last_hash,
+                ..
+            }) => return Ok(Some((seq, last_hash))),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(digest = %path.display(), %error, "a digest cannot be read; run rollcall verify")
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// When the next nightly run after `now` is due: the first `at` (UTC)

@@ -36,13 +36,23 @@ impl Day {
     /// The day's lines in order, without their newlines. A last line with
     /// no newline (a torn write) is returned as it is.
     pub fn lines(&self) -> io::Result<Lines> {
-        Lines::open(self.path())
+        Ok(Lines::new(self.bytes()?))
     }
 
     /// The day's bytes, unbuffered and decompressed, for readers that
     /// split lines themselves out of large blocks.
+    ///
+    /// Archival may move a live day between the listing and the open (the
+    /// archive is written before the live file is removed): then the day
+    /// is read from its archive, whichever command reads it.
     pub fn bytes(&self) -> io::Result<Box<dyn Read + Send>> {
-        open(self.path())
+        match (open(self.path()), &self.live) {
+            (Err(e), Some(live)) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = live.parent().unwrap_or(Path::new("."));
+                open(&archive_path(dir, self.date)).map_err(|_| e)
+            }
+            (opened, _) => opened,
+        }
     }
 }
 
@@ -130,11 +140,11 @@ pub struct Lines {
 }
 
 impl Lines {
-    pub fn open(path: &Path) -> io::Result<Self> {
-        Ok(Self {
-            reader: Box::new(BufReader::with_capacity(1 << 16, open(path)?)),
+    fn new(bytes: Box<dyn Read + Send>) -> Self {
+        Self {
+            reader: Box::new(BufReader::with_capacity(1 << 16, bytes)),
             buf: Vec::new(),
-        })
+        }
     }
 
     /// The next line into the internal buffer, without allocating per line.

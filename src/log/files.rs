@@ -4,16 +4,23 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Audit files are readable by the owner's group (auditors), nobody else.
 pub const FILE_MODE: u32 = 0o640;
 pub const DIR_MODE: u32 = 0o750;
 
-/// Creates `dir` (and its parents) with [`DIR_MODE`] if missing.
+/// Creates `dir` (and its parents) with [`DIR_MODE`] if missing, and
+/// tightens `dir` itself if it already existed looser (see
+/// [`tighten_dir`]).
 pub fn create_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    tighten_dir(dir);
+    Ok(())
 }
 
 /// Opens `path` for appending, creating it with [`FILE_MODE`].
@@ -64,4 +71,36 @@ pub fn try_lock(dir: &Path) -> io::Result<Option<File>> {
 /// durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Takes from an existing `dir` every permission [`DIR_MODE`] does not
+/// grant: a checkout's 0755 becomes 0750, a stricter 0700 stays, and
+/// setgid or sticky bits are kept. Says so when it changes anything, which
+/// happens once since the next call finds the directory tight. Only warns
+/// when it cannot (a directory owned by someone else): the log is still
+/// better written than refused.
+pub fn tighten_dir(dir: &Path) {
+    let mode = match std::fs::metadata(dir) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "could not read the directory's permissions");
+            return;
+        }
+    };
+    let tight = mode & !(0o777 & !DIR_MODE);
+    if tight == mode {
+        return;
+    }
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(tight)) {
+        Ok(()) => tracing::warn!(
+            dir = %dir.display(),
+            "tightened the directory from {mode:04o} to {tight:04o}: audit data is for its owner and group only"
+        ),
+        Err(error) => tracing::warn!(
+            dir = %dir.display(),
+            %error,
+            "the directory is {mode:04o}, open to more than its owner and group; run `chmod {tight:o} {}` as its owner",
+            dir.display()
+        ),
+    }
 }

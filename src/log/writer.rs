@@ -416,6 +416,14 @@ impl State {
             }
             state.last_hash = last.hash;
         }
+        // Retention may have deleted every day file; the digests still
+        // say where the chain had got to.
+        if let Some((seq, hash)) = super::archive::chain_end(dir)?
+            && seq >= state.next_seq
+        {
+            state.next_seq = seq + 1;
+            state.last_hash = hash;
+        }
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
         let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
         state.seen().extend(remembered(&recent)?);

@@ -487,7 +487,7 @@ async fn rollcall_archive_retain_days_deletes_only_older_archives_and_says_which
     run(rollcall(&dir).arg("archive")).success();
     assert!(days::archive_path(&dir, old).exists(), "kept by default");
 
-    let pruned = run(rollcall(&dir).args(["archive", "--retain-days", "5"])).success();
+    let pruned = run(rollcall(&dir).args(["archive", "--retain-days", "7"])).success();
 
     let old_archive = days::archive_path(&dir, old);
     assert!(

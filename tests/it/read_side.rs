@@ -468,14 +468,14 @@ async fn tail_keeps_a_hostile_name_on_one_line() {
 }
 
 /// `rollcall tail -f` with its stdout read line by line on a thread.
-struct Follower {
+pub(crate) struct Follower {
     child: Child,
     lines: mpsc::Receiver<String>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Follower {
-    fn start(dir: &Path, args: &[&str]) -> Self {
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> Self {
         let mut child = rollcall(dir)
             .args(["tail", "-f"])
             .args(args)
@@ -501,7 +501,7 @@ impl Follower {
 
     /// The next line it prints. The bound only turns a hang into a
     /// failure; it is never what the test waits for.
-    fn next_line(&self) -> String {
+    pub(crate) fn next_line(&self) -> String {
         self.lines
             .recv_timeout(Duration::from_secs(60))
             .expect("tail -f printed no line")
@@ -651,10 +651,12 @@ async fn verify_passes_an_untouched_log() {
 
     let out = verify(&log.dir).success();
 
+    let (summary, head) = out.stdout.split_at(out.stdout.find("head: ").unwrap());
     assert_eq!(
-        out.stdout,
+        summary,
         "12 records in 3 days, chain intact\n1 archived days match their digests and the digest chain\n"
     );
+    assert!(head.starts_with("head: seq 12 hash "), "{head}");
 }
 
 #[tokio::test]

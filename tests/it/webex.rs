@@ -10,7 +10,7 @@ use rollcall::webhook::signature;
 use serde_json::{Value, json};
 
 use crate::support::app::{self, SECRET, TestApp, json_of};
-use crate::support::bin::{ServerProcess, rollcall, run};
+use crate::support::bin::{Run, ServerProcess, rollcall, run};
 use crate::support::fake_webex::{FakeWebex, TOKEN};
 
 const PUBLIC_URL: &str = "https://audit.example.com";
@@ -63,12 +63,46 @@ fn membership_webhook(target_url: &str, event: &str, filter: Option<&str>) -> Va
     webhook
 }
 
-fn subscribe(dir: &std::path::Path, fake: &FakeWebex, args: &[&str]) -> crate::support::bin::Run {
+fn subscribe(dir: &std::path::Path, fake: &FakeWebex, args: &[&str]) -> Run {
     run(rollcall(dir)
         .args(["subscribe", "--public-url", PUBLIC_URL])
         .args(args)
         .env("WEBEX_TOKEN", TOKEN)
         .env("WEBEX_API_URL", &fake.url))
+}
+
+/// `rollcall webhooks ARGS` against `fake`, in a fresh directory.
+fn webhooks(fake: &FakeWebex, args: &[&str]) -> Run {
+    let temp = tempfile::tempdir().unwrap();
+    run(rollcall(temp.path())
+        .arg("webhooks")
+        .args(args)
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+}
+
+/// `subscribe --target team` where target `team` has an active `deleted`
+/// webhook and a disabled `created` one (with id `id`, else one the fake
+/// picks). Returns the fake, the disabled webhook's id and the run.
+fn subscribe_with_one_disabled_webhook(id: Option<&str>) -> (FakeWebex, String, Run) {
+    let fake = FakeWebex::start();
+    let temp = tempfile::tempdir().unwrap();
+    let url = format!("{PUBLIC_URL}/hooks/team");
+    let mut disabled = membership_webhook(&url, "created", None);
+    disabled["status"] = json!("inactive");
+    if let Some(id) = id {
+        disabled["id"] = json!(id);
+    }
+    let disabled = fake.add_webhook(disabled);
+    fake.add_webhook(membership_webhook(&url, "deleted", None));
+
+    let subscribed = run(rollcall(temp.path())
+        .args(["subscribe", "--public-url", PUBLIC_URL, "--target", "team"])
+        .env("ROLLCALL_SECRET", SECRET)
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+    .success();
+    (fake, disabled, subscribed)
 }
 
 #[test]
@@ -119,20 +153,7 @@ fn subscribe_creates_two_webhooks_per_room_and_changes_nothing_the_second_time()
 
 #[test]
 fn subscribe_reactivates_an_inactive_webhook_instead_of_adding_another() {
-    let fake = FakeWebex::start();
-    let temp = tempfile::tempdir().unwrap();
-    let url = format!("{PUBLIC_URL}/hooks/team");
-    let mut disabled = membership_webhook(&url, "created", None);
-    disabled["status"] = json!("inactive");
-    let disabled = fake.add_webhook(disabled);
-    fake.add_webhook(membership_webhook(&url, "deleted", None));
-
-    let subscribed = run(rollcall(temp.path())
-        .args(["subscribe", "--public-url", PUBLIC_URL, "--target", "team"])
-        .env("ROLLCALL_SECRET", SECRET)
-        .env("WEBEX_TOKEN", TOKEN)
-        .env("WEBEX_API_URL", &fake.url))
-    .success();
+    let (fake, disabled, subscribed) = subscribe_with_one_disabled_webhook(None);
 
     assert!(
         subscribed
@@ -169,13 +190,8 @@ fn webhooks_lists_all_three_pages_and_marks_those_of_this_server() {
             "event": "created",
         }));
     }
-    let temp = tempfile::tempdir().unwrap();
 
-    let listed = run(rollcall(temp.path())
-        .args(["webhooks", "--public-url", PUBLIC_URL])
-        .env("WEBEX_TOKEN", TOKEN)
-        .env("WEBEX_API_URL", &fake.url))
-    .success();
+    let listed = webhooks(&fake, &["--public-url", PUBLIC_URL]).success();
 
     assert_eq!(fake.count("GET", "/webhooks"), 3);
     for i in 0..5 {
@@ -200,16 +216,70 @@ fn webhooks_lists_all_three_pages_and_marks_those_of_this_server() {
 }
 
 #[test]
+fn a_next_page_link_to_another_origin_is_refused_and_never_sent_the_token() {
+    let fake = FakeWebex::start();
+    let foreign = FakeWebex::start();
+    fake.set_page_size(1);
+    fake.set_next_base(&foreign.url);
+    for event in ["created", "deleted"] {
+        fake.add_webhook(membership_webhook(
+            "https://elsewhere.example.net/bot",
+            event,
+            None,
+        ));
+    }
+
+    let failed = webhooks(&fake, &[]).code(2);
+
+    let foreign_origin = foreign.url.trim_end_matches("/v1");
+    assert!(
+        failed.stderr.contains(foreign_origin),
+        "{}",
+        failed.report()
+    );
+    assert!(foreign.requests().is_empty(), "{:#?}", foreign.requests());
+    assert!(!failed.stderr.contains(TOKEN) && !failed.stdout.contains(TOKEN));
+}
+
+#[test]
+fn paging_goes_on_when_a_cursor_holds_a_comma() {
+    let fake = FakeWebex::start();
+    fake.set_page_size(2);
+    fake.set_comma_cursors(true);
+    for i in 0..5 {
+        fake.add_webhook(json!({
+            "name": format!("hook number {i}"),
+            "targetUrl": "https://elsewhere.example.net/bot",
+            "resource": "memberships",
+            "event": "created",
+        }));
+    }
+
+    let listed = webhooks(&fake, &[]).success();
+
+    assert!(listed.stdout.contains("5 webhooks"), "{}", listed.report());
+    assert_eq!(fake.count("GET", "/webhooks"), 3);
+}
+
+#[test]
+fn subscribe_reactivates_a_webhook_whose_id_needs_encoding_through_that_id() {
+    let (fake, _, subscribed) = subscribe_with_one_disabled_webhook(Some("wh/1 ?#x"));
+
+    assert!(
+        subscribed.stdout.contains("1 re-activated"),
+        "{}",
+        subscribed.report()
+    );
+    assert!(fake.webhooks().iter().all(|w| w["status"] == "active"));
+    assert_eq!(fake.count("PUT", "/webhooks/wh%2F1%20%3F%23x"), 1);
+}
+
+#[test]
 fn a_rate_limit_that_does_not_end_fails_clearly_without_showing_the_token() {
     let fake = FakeWebex::start();
     fake.rate_limit(1000, 0);
-    let temp = tempfile::tempdir().unwrap();
 
-    let failed = run(rollcall(temp.path())
-        .arg("webhooks")
-        .env("WEBEX_TOKEN", TOKEN)
-        .env("WEBEX_API_URL", &fake.url))
-    .code(2);
+    let failed = webhooks(&fake, &[]).code(2);
 
     assert!(
         failed.stderr.contains("rate limiting"),
@@ -298,6 +368,21 @@ async fn a_target_learns_from_its_deliveries_that_it_serves_several_rooms() {
         titles,
         [Value::Null, json!("Audit committee"), json!("Board")]
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_room_id_with_a_slash_question_mark_hash_and_space_is_looked_up_as_one_path_segment() {
+    let fake = FakeWebex::start();
+    let room = "Y2lz/b?c#d e";
+    fake.add_room(room, "Odd ids");
+    let app = TestApp::spawn_with(with_webex(&fake)).await;
+
+    let (status, _) = json_of(app.deliver("all", &membership("m1", room, None)).await).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(app.records()[0]["room_title"], "Odd ids");
+    assert_eq!(fake.count("GET", "/rooms/Y2lz%2Fb%3Fc%23d%20e"), 1);
     app.stop().await;
 }
 

@@ -1,15 +1,20 @@
 //! A fake Webex API for the tests: a real HTTP server on 127.0.0.1:0, on
 //! its own thread, so sync tests (running the binary) and async tests
 //! (the in-process server) use it alike, through `WEBEX_API_URL`. It keeps
-//! webhooks (paged with `Link: rel="next"`), rooms with titles, a log of
-//! every request, and switches for 429s, slow answers and errors.
+//! webhooks, rooms with titles, each room's roster and membership events
+//! (every list paged with `Link: rel="next"`), a log of every request,
+//! and switches for 429s, slow answers, errors (all of them or one room's
+//! roster), a compliance officer's token, and the shapes of `Link` a
+//! hostile or unusual API might send.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Notify, oneshot};
 use warp::Filter;
 use warp::http::{Response, StatusCode};
@@ -22,7 +27,8 @@ pub const TOKEN: &str = "fake-webex-token-7c2e91";
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
-    /// Without the `/v1` prefix, e.g. `/rooms/R1`.
+    /// Without the `/v1` prefix, e.g. `/rooms/R1`, as sent: ids still
+    /// percent-encoded.
     pub path: String,
     pub query: String,
     pub authorized: bool,
@@ -39,7 +45,16 @@ impl Request {
 struct State {
     base: String,
     webhooks: Vec<Value>,
-    rooms: HashMap<String, String>,
+    /// Title by id; ordered, so pages of `GET /rooms` are stable.
+    rooms: BTreeMap<String, String>,
+    /// Each room's memberships, in the order they were added.
+    rosters: BTreeMap<String, Vec<Value>>,
+    /// `GET /events?resource=memberships` entries, oldest first.
+    events: Vec<Value>,
+    /// Whether the token is a compliance officer's: else `/events` is 403.
+    compliance: bool,
+    /// Rooms whose `GET /memberships` answers 500.
+    failing_rooms: HashSet<String>,
     log: Vec<Request>,
     page_size: usize,
     next_id: u32,
@@ -48,6 +63,9 @@ struct State {
     retry_after_secs: u64,
     delay: Duration,
     failing: bool,
+    /// Where `Link: rel="next"` points instead of `base`.
+    next_base: Option<String>,
+    comma_cursors: bool,
 }
 
 struct Shared {
@@ -68,21 +86,13 @@ pub struct FakeWebex {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Set instead of `thread` by [`FakeWebex::start_on_this_runtime`].
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl FakeWebex {
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the fake API");
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                base: url.clone(),
-                page_size: 100,
-                ..State::default()
-            }),
-            requested: Notify::new(),
-        });
+        let (listener, url, shared) = Self::bind();
         let (stop, stopped) = oneshot::channel::<()>();
         let routes = routes(shared.clone());
         let thread = std::thread::spawn(move || {
@@ -105,20 +115,168 @@ impl FakeWebex {
             shared,
             stop: Some(stop),
             thread: Some(thread),
+            task: None,
         }
     }
 
-    /// A room `GET /rooms/{id}` knows.
+    /// The fake served by the test's own runtime rather than a thread of
+    /// its own: for tests on paused time (`start_paused`). The runtime
+    /// auto-advances the paused clock whenever it has nothing to do, and a
+    /// request waiting on another thread's answer looks like nothing to do,
+    /// so the client's request timeout would fire at once; answered on the
+    /// same runtime over loopback, a request is always work in hand.
+    pub fn start_on_this_runtime() -> Self {
+        let (listener, url, shared) = Self::bind();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let task = tokio::spawn(warp::serve(routes(shared.clone())).incoming(listener).run());
+        Self {
+            url,
+            shared,
+            stop: None,
+            thread: None,
+            task: Some(task),
+        }
+    }
+
+    fn bind() -> (std::net::TcpListener, String, Arc<Shared>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the fake API");
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                base: url.clone(),
+                // The most Webex gives on a page of any list.
+                page_size: 1000,
+                ..State::default()
+            }),
+            requested: Notify::new(),
+        });
+        (listener, url, shared)
+    }
+
+    /// A room `GET /rooms/{id}` knows and `GET /rooms` lists.
     pub fn add_room(&self, id: &str, title: &str) {
         self.shared.lock().rooms.insert(id.into(), title.into());
     }
 
-    /// Adds a webhook as if it had been registered earlier; returns its id.
-    /// `webhook` holds at least `targetUrl`, `resource` and `event`.
+    /// Puts `person` in `room` (a room it does not know yet is added,
+    /// titled `Room {room}`): membership id [`membership_id`], email
+    /// `{person}@example.com`, display name `person`, not a moderator,
+    /// `created` as given. Returns the membership as listed.
+    pub fn add_member(&self, room: &str, person: &str, created: &str) -> Value {
+        self.add_membership(json!({
+            "id": membership_id(room, person),
+            "roomId": room,
+            "roomType": "group",
+            "personId": person,
+            "personEmail": format!("{person}@example.com"),
+            "personDisplayName": person,
+            "personOrgId": "org-1",
+            "isModerator": false,
+            "isMonitor": false,
+            "isRoomHidden": false,
+            "created": created,
+        }))
+    }
+
+    /// Puts a membership as written (at least `roomId` and `personId`) in
+    /// its room's roster, replacing that person's earlier one.
+    pub fn add_membership(&self, membership: Value) -> Value {
+        let room = membership["roomId"]
+            .as_str()
+            .expect("a membership has a roomId");
+        let person = membership["personId"]
+            .as_str()
+            .expect("a membership has a personId");
+        let mut state = self.shared.lock();
+        state
+            .rooms
+            .entry(room.into())
+            .or_insert_with(|| format!("Room {room}"));
+        let roster = state.rosters.entry(room.into()).or_default();
+        roster.retain(|m| m["personId"] != person);
+        roster.push(membership.clone());
+        membership
+    }
+
+    /// Takes `person` out of `room`; returns the membership they had.
+    pub fn remove_member(&self, room: &str, person: &str) -> Option<Value> {
+        let mut state = self.shared.lock();
+        let roster = state.rosters.get_mut(room)?;
+        let at = roster.iter().position(|m| m["personId"] == person)?;
+        Some(roster.remove(at))
+    }
+
+    /// Grants or revokes `person`'s moderator role in `room`; returns the
+    /// membership as it now is.
+    pub fn set_moderator(&self, room: &str, person: &str, moderator: bool) -> Value {
+        let mut state = self.shared.lock();
+        let membership = state
+            .rosters
+            .get_mut(room)
+            .and_then(|roster| roster.iter_mut().find(|m| m["personId"] == person))
+            .expect("a member of the room");
+        membership["isModerator"] = json!(moderator);
+        membership.clone()
+    }
+
+    /// Who is in `room` now.
+    pub fn roster(&self, room: &str) -> Vec<Value> {
+        self.shared
+            .lock()
+            .rosters
+            .get(room)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// While on, `GET /memberships?roomId=room` answers 500 (other rooms
+    /// answer as usual).
+    pub fn set_room_failing(&self, room: &str, failing: bool) {
+        let mut state = self.shared.lock();
+        if failing {
+            state.failing_rooms.insert(room.into());
+        } else {
+            state.failing_rooms.remove(room);
+        }
+    }
+
+    /// Whether the token is a compliance officer's, which `GET /events`
+    /// needs (else 403, as for a bot).
+    pub fn set_compliance(&self, on: bool) {
+        self.shared.lock().compliance = on;
+    }
+
+    /// Records a membership event for `GET /events`: `kind` is `created`,
+    /// `updated` or `deleted`, `membership` the membership as it was, `at`
+    /// (RFC 3339) when it happened. Events are listed in the order added.
+    /// Returns the event's id.
+    pub fn add_event(&self, kind: &str, membership: &Value, at: &str) -> String {
+        let mut state = self.shared.lock();
+        state.next_id += 1;
+        let id = format!("ev-{}", state.next_id);
+        state.events.push(json!({
+            "id": id,
+            "resource": "memberships",
+            "type": kind,
+            "actorId": "person-admin",
+            "orgId": "org-1",
+            "created": at,
+            "data": membership,
+        }));
+        id
+    }
+
+    /// Adds a webhook as if it had been registered earlier; returns its id
+    /// (the one `webhook` names, else a new one). `webhook` holds at least
+    /// `targetUrl`, `resource` and `event`.
     pub fn add_webhook(&self, mut webhook: Value) -> String {
         let mut state = self.shared.lock();
         state.next_id += 1;
-        let id = format!("wh-{}", state.next_id);
+        let id = match webhook["id"].as_str() {
+            Some(id) => id.to_string(),
+            None => format!("wh-{}", state.next_id),
+        };
         let object = webhook.as_object_mut().expect("a webhook is an object");
         object.insert("id".into(), json!(id));
         object
@@ -133,9 +291,20 @@ impl FakeWebex {
         self.shared.lock().webhooks.clone()
     }
 
-    /// How many webhooks a page of `GET /webhooks` holds at most.
+    /// How many items a page of any list holds at most.
     pub fn set_page_size(&self, size: usize) {
         self.shared.lock().page_size = size;
+    }
+
+    /// Next-page links point at `base` (e.g. another fake's `url`) instead
+    /// of this API.
+    pub fn set_next_base(&self, base: &str) {
+        self.shared.lock().next_base = Some(base.into());
+    }
+
+    /// Cursors in next-page links hold a comma, as `cursor=page,2`.
+    pub fn set_comma_cursors(&self, on: bool) {
+        self.shared.lock().comma_cursors = on;
     }
 
     /// The next `times` requests get 429 with `Retry-After: retry_after_secs`.
@@ -210,6 +379,9 @@ impl Drop for FakeWebex {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -281,9 +453,25 @@ fn respond(state: &mut State, request: &Request) -> Response<String> {
             json!({"message": "The request requires a valid access token"}),
         );
     }
-    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let segments: Vec<String> = request
+        .path
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (request.method.as_str(), segments.as_slice()) {
-        ("GET", ["webhooks"]) => list_webhooks(state, &request.query),
+        ("GET", ["webhooks"]) => page(state, "webhooks", &request.query, &state.webhooks),
+        ("GET", ["rooms"]) => {
+            let rooms: Vec<Value> = state
+                .rooms
+                .iter()
+                .map(|(id, title)| json!({"id": id, "title": title, "type": "group"}))
+                .collect();
+            page(state, "rooms", &request.query, &rooms)
+        }
+        ("GET", ["memberships"]) => list_memberships(state, &request.query),
+        ("GET", ["events"]) => list_events(state, &request.query),
         ("POST", ["webhooks"]) => {
             let body = request.body.clone().unwrap_or_default();
             state.next_id += 1;
@@ -334,33 +522,104 @@ fn respond(state: &mut State, request: &Request) -> Response<String> {
     }
 }
 
-/// One page: `max` from the query (capped by the page size), from the
-/// `cursor` offset, with a `Link` to the next page when there is one.
-fn list_webhooks(state: &State, query: &str) -> Response<String> {
-    let param = |name: &str| {
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse::<usize>().ok())
+/// `GET /memberships?roomId=`: 400 without a room, 404 for a room the
+/// fake does not know, 500 for a room switched to failing.
+fn list_memberships(state: &State, query: &str) -> Response<String> {
+    let Some(room) = param(query, "roomId") else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "roomId is required"}),
+        );
     };
-    let max = param("max").unwrap_or(100).min(state.page_size).max(1);
-    let from = param("cursor").unwrap_or(0).min(state.webhooks.len());
-    let to = (from + max).min(state.webhooks.len());
+    if state.failing_rooms.contains(&room) {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Server error"}),
+        );
+    }
+    if !state.rooms.contains_key(&room) {
+        return reply(StatusCode::NOT_FOUND, json!({"message": "room not found"}));
+    }
+    let roster = state.rosters.get(&room).map_or(&[][..], Vec::as_slice);
+    page(state, "memberships", query, roster)
+}
+
+/// `GET /events?resource=memberships&from=&to=`: 403 unless the token is
+/// a compliance officer's; events with `from <= created < to`.
+fn list_events(state: &State, query: &str) -> Response<String> {
+    if !state.compliance {
+        return reply(
+            StatusCode::FORBIDDEN,
+            json!({"message": "The server understood the request, but refused to fulfill it because the access token is missing required scopes or the user is missing required roles or licenses."}),
+        );
+    }
+    let time =
+        |name: &str| param(query, name).and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
+    let (from, to) = (time("from"), time("to"));
+    let events: Vec<Value> = state
+        .events
+        .iter()
+        .filter(|event| param(query, "resource").is_none_or(|r| event["resource"] == r.as_str()))
+        .filter(|event| {
+            let at = event["created"]
+                .as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+            from.is_none_or(|from| at.is_some_and(|at| at >= from))
+                && to.is_none_or(|to| at.is_some_and(|at| at < to))
+        })
+        .cloned()
+        .collect();
+    page(state, "events", query, &events)
+}
+
+/// One page of `items` at `/{list}`: `max` from the query (capped by the
+/// page size), from the `cursor` offset, with a `Link` to the next page
+/// (the same query, the next cursor) when there is one.
+fn page(state: &State, list: &str, query: &str, items: &[Value]) -> Response<String> {
+    let number = |name: &str| {
+        // A comma cursor's offset is its last part.
+        param(query, name).and_then(|v| v.rsplit(',').next()?.parse::<usize>().ok())
+    };
+    let max = number("max").unwrap_or(100).min(state.page_size).max(1);
+    let from = number("cursor").unwrap_or(0).min(items.len());
+    let to = (from + max).min(items.len());
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json");
-    if to < state.webhooks.len() {
+    if to < items.len() {
+        let base = state.next_base.as_deref().unwrap_or(&state.base);
+        let cursor = if state.comma_cursors {
+            format!("page,{to}")
+        } else {
+            to.to_string()
+        };
+        let kept = query
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("max=") && !kv.starts_with("cursor="))
+            .map(|kv| format!("&{kv}"))
+            .collect::<String>();
         response = response.header(
             "link",
-            format!(
-                "<{}/webhooks?max={max}&cursor={to}>; rel=\"next\"",
-                state.base
-            ),
+            format!("<{base}/{list}?max={max}{kept}&cursor={cursor}>; rel=\"next\""),
         );
     }
     response
-        .body(json!({"items": &state.webhooks[from..to]}).to_string())
+        .body(json!({"items": &items[from..to]}).to_string())
         .unwrap()
+}
+
+/// The first `name=value` of a query, percent-decoded (`+` is a space).
+fn param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(|v| percent_decode(&v.replace('+', " ")))
+}
+
+/// The membership id the fake gives `person` in `room`: like Webex's, the
+/// same each time they join.
+pub fn membership_id(room: &str, person: &str) -> String {
+    format!("membership-{person}-{room}")
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<String> {
@@ -369,4 +628,28 @@ fn reply(status: StatusCode, body: Value) -> Response<String> {
         .header("content-type", "application/json")
         .body(body.to_string())
         .unwrap()
+}
+
+/// One path segment as the API reads it: `%XX` escapes decoded.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }

@@ -92,6 +92,11 @@ impl TestLog {
         self.writer.take();
     }
 
+    /// The clock's day, `YYYY-MM-DD`.
+    pub fn date_name(&self) -> String {
+        days::day_name(rollcall::clock::Clock::now(&*self.clock).date())
+    }
+
     /// The live file of `date` (`YYYY-MM-DD`).
     pub fn day_file(&self, date: &str) -> PathBuf {
         days::live_path(
