@@ -204,14 +204,19 @@ impl LogWriter {
     /// the same calls the writer uses: a real probe, run afresh each time,
     /// so health comes back by itself when the disk does.
     pub fn probe(&self) -> Result<(), String> {
-        let probe = self.dir.join(".healthz");
-        let result = files::create_truncate(&probe)
-            .and_then(|mut file| {
-                self.disk.write(&mut file, b"ok\n")?;
-                self.disk.sync(&file)
-            })
-            .and_then(|()| std::fs::remove_file(&probe));
-        result.map_err(|e| format!("cannot write and sync in {}: {e}", self.dir.display()))
+        // A name per probe: concurrent health checks do not remove each
+        // other's file.
+        static PROBES: AtomicUsize = AtomicUsize::new(0);
+        let n = PROBES.fetch_add(1, Ordering::Relaxed);
+        let probe = self.dir.join(format!(".healthz.{n}"));
+        let written = files::create_truncate(&probe).and_then(|mut file| {
+            self.disk.write(&mut file, b"ok\n")?;
+            self.disk.sync(&file)
+        });
+        let removed = std::fs::remove_file(&probe);
+        written
+            .and(removed)
+            .map_err(|e| format!("cannot write and sync in {}: {e}", self.dir.display()))
     }
 
     /// Finishes the queued work, syncs the head and stops the thread.
