@@ -53,6 +53,7 @@ pub struct Args {
         long,
         value_name = "N",
         env = "ROLLCALL_RETAIN_DAYS",
+        value_parser = archive::parse_retain_days,
         conflicts_with = "no_archive"
     )]
     pub retain_days: Option<u32>,

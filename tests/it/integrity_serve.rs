@@ -23,7 +23,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::{self, SECRET, START, TestApp, json_of};
-use crate::support::bin::{Run, ServerProcess, rollcall, run, wait_bounded};
+use crate::support::bin::{ServerProcess, rollcall, run};
 use crate::support::disk::FaultyDisk;
 use crate::support::fake_webex::{FakeWebex, TOKEN};
 use crate::support::logs::{TestLog, read_lines, write_lines};
@@ -36,28 +36,6 @@ fn body(i: usize) -> Vec<u8> {
         "room",
         "2026-11-27T01:00:00.000Z",
     )
-}
-
-/// [`run`] for a command that should exit by itself but, when broken,
-/// would serve on: failed instead of waited on for ever.
-fn run_bounded(command: &mut std::process::Command) -> Run {
-    let describe = format!("{command:?}");
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_bounded(&mut child);
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    Run {
-        describe,
-        status,
-        stdout,
-        stderr,
-    }
 }
 
 /// A temp directory and the log directory inside it, kept past a stop.
@@ -149,8 +127,7 @@ async fn a_last_line_without_seq_or_hash_stops_the_start_with_what_to_do() {
     write_lines(&day, &lines);
     let before = std::fs::read(&day).unwrap();
 
-    let started =
-        run_bounded(rollcall(&log.dir).args(["serve", "--listen", "127.0.0.1:0"])).code(2);
+    let started = run(rollcall(&log.dir).args(["serve", "--listen", "127.0.0.1:0"])).code(2);
     assert!(
         started.stderr.contains("line 4") && started.stderr.contains("verify"),
         "{}",
@@ -393,7 +370,7 @@ async fn a_too_large_body_is_timed_from_its_request() {
 #[test]
 fn retain_days_without_archival_is_refused() {
     let temp = tempfile::tempdir().unwrap();
-    let refused = run_bounded(rollcall(temp.path()).args([
+    let refused = run(rollcall(temp.path()).args([
         "serve",
         "--listen",
         "127.0.0.1:0",

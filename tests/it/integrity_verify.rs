@@ -304,13 +304,18 @@ async fn seq_and_chain_continue_after_retention_deleted_every_day_file() {
 #[test]
 fn retain_days_below_the_dedup_window_is_refused() {
     let temp = tempfile::tempdir().unwrap();
-    let refused = run(rollcall(temp.path()).args(["archive", "--retain-days", "6"])).code(2);
-    assert!(
-        refused.stderr.contains("--retain-days 6 is below 7")
-            && refused.stderr.contains("give 7 or more"),
-        "{}",
-        refused.report()
-    );
+    for command in [
+        &["archive", "--retain-days", "6"][..],
+        &["serve", "--listen", "127.0.0.1:0", "--retain-days", "6"],
+    ] {
+        let refused = run(rollcall(temp.path()).args(command)).code(2);
+        assert!(
+            refused.stderr.contains("--retain-days 6 is below 7")
+                && refused.stderr.contains("give 7 or more"),
+            "{}",
+            refused.report()
+        );
+    }
 }
 
 #[tokio::test]
