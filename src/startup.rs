@@ -158,6 +158,12 @@ impl Application {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets
     /// in-flight deliveries finish, and flushes the writer.
+    ///
+    /// The accept loop is our own, over hyper-util, because warp's own
+    /// `serve` sets neither a header-read timeout (a client that stalls
+    /// mid-headers would hold its connection for ever) nor a limit on
+    /// connections served at once; both are what keep a public webhook
+    /// endpoint up under a slow or hostile client.
     pub async fn run_until_stopped(
         mut self,
         shutdown: impl Future<Output = ()>,

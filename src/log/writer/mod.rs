@@ -9,26 +9,29 @@
 //! delivery in it is answered with an error, so nothing unacknowledged
 //! stays in the chain.
 
-use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
-use memchr::memmem::Finder;
-use serde::Deserialize;
 use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
+
+mod disk;
+mod recover;
+
+pub use disk::{Disk, RealDisk};
+use recover::{last_record, remembered, repair_torn_tail};
 
 use super::days::{self, Day};
 use super::files;
 use super::head::Head;
-use super::record::{self, DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
+use super::record::{DedupKey, DedupMap, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -56,38 +59,6 @@ pub enum AppendError {
     Io(String),
     #[error("the audit log writer has stopped")]
     Stopped,
-}
-
-/// The two system calls that make a batch durable. [`RealDisk`] in
-/// production; tests put in one that fails, to show that a failed write or
-/// fdatasync is never acknowledged.
-pub trait Disk: Send + Sync + 'static {
-    fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()>;
-    fn sync(&self, file: &File) -> io::Result<()>;
-    /// Cuts a failed batch off the file again.
-    fn truncate(&self, file: &File, len: u64) -> io::Result<()> {
-        file.set_len(len)
-    }
-}
-
-impl std::fmt::Debug for dyn Disk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Disk")
-    }
-}
-
-/// `write_all` and `fdatasync`.
-#[derive(Debug)]
-pub struct RealDisk;
-
-impl Disk for RealDisk {
-    fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
-        file.write_all(bytes)
-    }
-
-    fn sync(&self, file: &File) -> io::Result<()> {
-        file.sync_data()
-    }
 }
 
 struct Job {
@@ -268,110 +239,6 @@ struct State {
     /// The head found at start leads the log: it is the evidence of a cut
     /// and is not overwritten.
     head_kept: bool,
-}
-
-/// The dedup keys of the records of `days`, read on every core: this is
-/// most of what a start costs on a big log.
-fn remembered(days: &[&Day]) -> anyhow::Result<Vec<(DedupKey, (u64, Date))>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(days.len());
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let loaders: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut keys = Vec::new();
-                    while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        day_keys(day, &mut keys)?;
-                    }
-                    Ok::<_, anyhow::Error>(keys)
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for loader in loaders {
-            all.extend(loader.join().expect("a key loader does not panic")?);
-        }
-        Ok(all)
-    })
-}
-
-/// Appends the dedup key and seq of each record of `day` to `keys`.
-fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> anyhow::Result<()> {
-    let path = day.path();
-    let mut lines = day
-        .lines()
-        .with_context(|| format!("reading {}", path.display()))?;
-    while let Some((line, _)) = lines
-        .next_line()
-        .with_context(|| format!("reading {}", path.display()))?
-    {
-        let (seq, key) = match quick_key(line) {
-            Some(found) => found,
-            None => {
-                let view: KeyView = serde_json::from_slice(line).with_context(|| {
-                    format!("{} holds a line that is not a record", path.display())
-                })?;
-                let created = view.membership_created.as_deref().unwrap_or("");
-                (
-                    view.seq,
-                    DedupKey::new(view.event, &view.membership_id, created),
-                )
-            }
-        };
-        keys.push((key, (seq, day.date)));
-    }
-    Ok(())
-}
-
-/// The seq and dedup key of a line the writer wrote, found by its fixed
-/// member order without a JSON parse. `None` (parse it instead) for
-/// anything unexpected, such as an escape inside the membership id.
-fn quick_key(line: &[u8]) -> Option<(u64, DedupKey)> {
-    let digits = line.strip_prefix(b"{\"seq\":")?;
-    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
-    let seq = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
-    static EVENT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"event\":\""));
-    static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
-    static CREATED: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_created\":"));
-    let at = EVENT.find(line)? + EVENT.needle().len();
-    let event = match &line[at..] {
-        rest if rest.starts_with(b"joined\"") => Event::Joined,
-        rest if rest.starts_with(b"left\"") => Event::Left,
-        _ => return None,
-    };
-    let id_at = ID.find(&line[at..])? + at + ID.needle().len();
-    let (id, rest) = string_at(line, id_at)?;
-    let created_at = CREATED.find(rest)? + CREATED.needle().len();
-    let created = match &rest[created_at..] {
-        value if value.starts_with(b"null,") => "",
-        value if value.starts_with(b"\"") => string_at(value, 1)?.0,
-        _ => return None,
-    };
-    Some((seq, DedupKey::new(event, id, created)))
-}
-
-/// The text of the JSON string whose content starts at `start`, if it has
-/// no escapes, and what follows it.
-fn string_at(bytes: &[u8], start: usize) -> Option<(&str, &[u8])> {
-    let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
-    let end = start + len;
-    if bytes[end] != b'"' {
-        return None;
-    }
-    Some((std::str::from_utf8(&bytes[start..end]).ok()?, &bytes[end..]))
-}
-
-/// The fields of a line needed to remember it as already recorded.
-#[derive(Deserialize)]
-struct KeyView<'a> {
-    seq: u64,
-    event: Event,
-    #[serde(borrow)]
-    membership_id: Cow<'a, str>,
-    #[serde(borrow)]
-    membership_created: Option<Cow<'a, str>>,
 }
 
 impl State {
@@ -652,251 +519,4 @@ fn durable_append(disk: &dyn Disk, day: &mut OpenDay, buf: &[u8]) -> io::Result<
     }
     disk.write(&mut day.file, buf)?;
     disk.sync(&day.file)
-}
-
-/// Where the chain goes on from: the newest whole line's seq and hash.
-struct ChainEnd {
-    seq: u64,
-    hash: String,
-    received_at: Option<String>,
-}
-
-/// What a damaged line must still say for the chain to go on from it.
-#[derive(Deserialize)]
-struct EndView {
-    seq: u64,
-    hash: String,
-    received_at: Option<String>,
-}
-
-/// The end of the newest whole line of the log, if any. A line that fails
-/// its hash stays where it is: the chain goes on from its stored `hash`
-/// (so `verify` keeps reporting it), the damage is logged and counted. A
-/// line that does not even give a seq and hash stops the start.
-fn last_record(all_days: &[Day], metrics: &Metrics) -> anyhow::Result<Option<ChainEnd>> {
-    metrics.damaged_at_start.store(0, Ordering::Relaxed);
-    for day in all_days.iter().rev() {
-        let path = day.path();
-        let (last, lines) = match &day.live {
-            Some(live) => (last_line(live)?, None),
-            None => {
-                let mut lines = day
-                    .lines()
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let (mut last, mut count) = (None, 0);
-                while let Some((line, _)) = lines.next_line()? {
-                    last = Some(line.to_vec());
-                    count += 1;
-                }
-                (last, Some(count))
-            }
-        };
-        let Some(line) = last else { continue };
-        let problem = match record::parse_line(&line) {
-            Ok(record) => {
-                return Ok(Some(ChainEnd {
-                    seq: record.seq,
-                    hash: record.hash,
-                    received_at: Some(record.received_at),
-                }));
-            }
-            Err(problem) => problem,
-        };
-        let line_no = match lines {
-            Some(count) => count,
-            None => line_count(path)?,
-        };
-        let end = serde_json::from_slice::<EndView>(&line)
-            .ok()
-            .filter(|end| end.hash.len() == 64 && end.hash.bytes().all(|b| b.is_ascii_hexdigit()));
-        let Some(end) = end else {
-            anyhow::bail!(
-                "{} line {line_no}, the newest record of the log, is damaged beyond reading its seq and hash ({problem}). \
-                 rollcall never moves or rewrites a whole line: run `rollcall verify`, then restore the file from a backup \
-                 or move that line out of it by hand, and start again",
-                path.display()
-            );
-        };
-        tracing::error!(
-            file = %path.display(),
-            line = line_no,
-            seq = end.seq,
-            "{} line {line_no}, seq {}, the newest record of the log, is damaged ({problem}); \
-             it stays as it is and the chain goes on from its stored hash. Run `rollcall verify`",
-            path.display(),
-            end.seq
-        );
-        metrics.damaged_at_start.store(1, Ordering::Relaxed);
-        let received_at = end.received_at.filter(|at| {
-            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
-        });
-        return Ok(Some(ChainEnd {
-            seq: end.seq,
-            hash: end.hash,
-            received_at,
-        }));
-    }
-    Ok(None)
-}
-
-/// How many lines a plain file has, to name one.
-fn line_count(path: &Path) -> anyhow::Result<usize> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(memchr::memchr_iter(b'\n', &bytes).count())
-}
-
-/// The last newline-terminated line of a plain file, read from its end.
-fn last_line(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let end = file.metadata()?.len();
-    if end == 0 {
-        return Ok(None);
-    }
-    let start = line_start_before(&mut file, end - 1)?;
-    let mut line = vec![0; (end - 1 - start) as usize];
-    file.seek(SeekFrom::Start(start))?;
-    file.read_exact(&mut line)?;
-    Ok(Some(line))
-}
-
-/// The offset just after the last newline before `end`, or 0.
-fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
-    const CHUNK: u64 = 64 * 1024;
-    let mut pos = end;
-    let mut buf = vec![0; CHUNK as usize];
-    while pos > 0 {
-        let from = pos.saturating_sub(CHUNK);
-        let chunk = &mut buf[..(pos - from) as usize];
-        file.seek(SeekFrom::Start(from))?;
-        file.read_exact(chunk)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            return Ok(from + i as u64 + 1);
-        }
-        pos = from;
-    }
-    Ok(0)
-}
-
-/// A crash can leave the last write half done: a final fragment without
-/// its newline, or a tail of NULs (a file extended but never written).
-/// Only those bytes are a torn write: they are moved to `DIR/quarantine/`
-/// (never silently dropped) and cut off. A newline-terminated line is
-/// never moved, rewritten or dropped, whatever it holds.
-fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let len = file.metadata()?.len();
-    let mut good_end = line_start_before(&mut file, len)?;
-    while good_end > 0 {
-        let start = line_start_before(&mut file, good_end - 1)?;
-        let mut line = vec![0; (good_end - 1 - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut line)?;
-        if line.is_empty() || line.iter().any(|&b| b != 0) {
-            break;
-        }
-        good_end = start;
-    }
-    if good_end == len {
-        return Ok(());
-    }
-    let mut torn = vec![0; (len - good_end) as usize];
-    file.seek(SeekFrom::Start(good_end))?;
-    file.read_exact(&mut torn)?;
-    let quarantine = dir.join(QUARANTINE_DIR);
-    files::create_dir(&quarantine).with_context(|| format!("creating {}", quarantine.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("day");
-    let (aside, mut out) = (1..)
-        .map(|n| quarantine.join(format!("{name}.at-{good_end}.{n}.torn")))
-        .find_map(|aside| match files::create_new(&aside) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
-            opened => Some(opened.map(|f| (aside, f))),
-        })
-        .expect("an unbounded range always finds a free name")
-        .with_context(|| format!("creating a file in {}", quarantine.display()))?;
-    out.write_all(&torn)?;
-    out.sync_all()?;
-    files::sync_dir(&quarantine)?;
-    file.set_len(good_end)?;
-    file.sync_all()?;
-    tracing::warn!(
-        file = %path.display(),
-        bytes = torn.len(),
-        moved_to = %aside.display(),
-        "the log ended in a torn write; moved it aside and resumed from the last whole record"
-    );
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sealed(id: &str, created: Option<&str>, event: Event) -> Vec<u8> {
-        let mut record = Record {
-            seq: 42,
-            received_at: "2026-11-28T10:00:00.000Z".into(),
-            event,
-            room_title: Some("\"membership_id\":\"decoy".into()),
-            person_display_name: Some(",\"membership_created\":null,".into()),
-            membership_id: id.into(),
-            membership_created: created.map(String::from),
-            ..record::example()
-        };
-        let mut line = record.seal();
-        line.pop();
-        line
-    }
-
-    #[test]
-    fn the_quick_key_agrees_with_the_record_or_defers_to_a_parse() {
-        for (id, created, event) in [
-            ("plain-id", Some("2026-11-28T09:00:00.000Z"), Event::Joined),
-            ("plain-id", None, Event::Left),
-            ("with \"quotes\" and \\ escapes", Some("x"), Event::Joined),
-        ] {
-            let line = sealed(id, created, event);
-            let record = record::parse_line(&line).unwrap();
-            match quick_key(&line) {
-                Some((seq, key)) => {
-                    assert_eq!((seq, key), (42, record.dedup_key()), "{id:?}");
-                }
-                None => assert!(id.contains('"'), "only escapes need the parse"),
-            }
-        }
-    }
-
-    #[test]
-    fn only_a_fragment_or_a_nul_tail_is_torn_never_a_whole_line() {
-        for (content, kept, aside) in [
-            (
-                &b"{\"bad\":1}\n{\"worse\"\n"[..],
-                &b"{\"bad\":1}\n{\"worse\"\n"[..],
-                None,
-            ),
-            (b"a\nb", b"a\n", Some(&b"b"[..])),
-            (b"a\n\0\0\n\0\0", b"a\n", Some(&b"\0\0\n\0\0"[..])),
-            (b"\0\0\0", b"", Some(&b"\0\0\0"[..])),
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let day = dir.path().join("2026-11-27.jsonl");
-            std::fs::write(&day, content).unwrap();
-            repair_torn_tail(dir.path(), &day).unwrap();
-            assert_eq!(std::fs::read(&day).unwrap(), kept);
-            let moved: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join(QUARANTINE_DIR))
-                .map(|entries| {
-                    entries
-                        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-                        .collect()
-                })
-                .unwrap_or_default();
-            assert_eq!(
-                moved,
-                aside.map(<[u8]>::to_vec).into_iter().collect::<Vec<_>>()
-            );
-        }
-    }
 }
