@@ -2,6 +2,7 @@
 //! library and returns the process exit code.
 
 pub mod archive;
+pub mod args;
 pub mod export;
 pub mod serve;
 pub mod simulate;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::subscribe;
+use super::args;
 use time::Time;
 use time::macros::format_description;
 
@@ -29,12 +29,12 @@ pub struct Args {
     pub insecure_accept_unsigned: bool,
     /// The base URL Webex calls. With WEBEX_TOKEN set, the server registers
     /// its webhooks at start and rechecks them every 10 minutes.
-    #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = subscribe::parse_public_url)]
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = args::parse_public_url)]
     pub public_url: Option<String>,
     #[command(flatten)]
-    pub registration: subscribe::RegistrationArgs,
+    pub registration: args::RegistrationArgs,
     #[command(flatten)]
-    pub api: subscribe::ApiArgs,
+    pub api: args::ApiArgs,
     /// When to archive closed days each night, HH:MM UTC.
     #[arg(
         long,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::subscribe::{ApiArgs, parse_public_url};
+use super::args::{ApiArgs, parse_public_url};
 use crate::cli::Global;
 use crate::webex::registration::target_of;
 
