@@ -224,6 +224,14 @@ impl<T> Drop for StopOnDrop<'_, '_, T> {
 /// log order, on the calling thread. A few slots are in flight at a time,
 /// so memory does not grow with the log. The first error (reading, or
 /// from `commit`) ends the pass.
+///
+/// Why not rayon: an ordered `par_iter` over a window of blocks, with the
+/// next window read during `rayon::join`, is about 85 lines shorter but
+/// slower, since a window waits for its slowest block and `commit` no
+/// longer overlaps the work. On the export benchmark's 1,000,000-record
+/// log (runs interleaved, best of 5, 2 cores): CSV export 1.55 s against
+/// 1.67 s here, but `--format jsonl` 1.14 s against 0.85 s and `verify`
+/// 6.72 s against 4.09 s.
 pub fn in_log_order<T, E>(
     days: &[Day],
     new_slot: impl Fn() -> T,
