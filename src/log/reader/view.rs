@@ -51,7 +51,7 @@ impl<'a> RecordView<'a> {
     }
 
     /// Like [`parse`](Self::parse), with the same result, but lines laid
-    /// out the way [`Record::seal`](super::record::Record::seal) writes
+    /// out the way [`Record::seal`](crate::log::record::Record::seal) writes
     /// them are read directly, unescaping into `scratch` instead of
     /// allocating. Anything else is left to serde_json.
     pub fn parse_reusing(line: &'a [u8], scratch: &'a mut String) -> serde_json::Result<Self> {
