@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::args::FilterArgs;
 use crate::cli::Global;
 use crate::log::days::{self, Day};
 use crate::log::files;
-use crate::log::reader::{self, Block, Filter, ReadError, RecordView, RoomTitles};
-use crate::log::record::Event;
+use crate::log::reader::{self, Block, Filter, ReadError, RecordView, TitleFallback};
 
 /// The CSV header: the contract compliance tooling relies on.
 pub const CSV_HEADER: [&str; 17] = [
@@ -35,53 +35,6 @@ pub const CSV_HEADER: [&str; 17] = [
     "webhook_name",
     "target",
 ];
-
-/// The record filters `export` and `tail` share.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FilterArgs {
-    /// Only records received at or after T (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "T", env = "ROLLCALL_FROM", value_parser = parse_time)]
-    pub from: Option<String>,
-    /// Only records received before T (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "T", env = "ROLLCALL_TO", value_parser = parse_time)]
-    pub to: Option<String>,
-    /// Only records of this room id.
-    #[arg(long, value_name = "ID", env = "ROLLCALL_ROOM")]
-    pub room: Option<String>,
-    /// Only records of this person (email, any case).
-    #[arg(long, value_name = "EMAIL", env = "ROLLCALL_PERSON")]
-    pub person: Option<String>,
-    /// Only joins or only leaves.
-    #[arg(long, value_enum, env = "ROLLCALL_EVENT")]
-    pub event: Option<EventArg>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum EventArg {
-    Joined,
-    Left,
-}
-
-fn parse_time(text: &str) -> Result<String, reader::FilterError> {
-    reader::parse_time(text)
-}
-
-impl FilterArgs {
-    pub fn filter(self) -> anyhow::Result<Filter> {
-        let filter = Filter {
-            from: self.from,
-            to: self.to,
-            room: self.room,
-            person: self.person,
-            event: self.event.map(|e| match e {
-                EventArg::Joined => Event::Joined,
-                EventArg::Left => Event::Left,
-            }),
-        };
-        filter.validate()?;
-        Ok(filter)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -164,26 +117,32 @@ fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyh
 /// Streams the matching records to `out`.
 pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> anyhow::Result<()> {
     let all = reader::days(dir)?;
-    let titles = match args.format {
-        Format::Csv => RoomTitles::scan(&all)?,
-        Format::Jsonl => RoomTitles::default(),
-    };
-    let days: Vec<Day> = all
-        .into_iter()
+    let first = all
+        .iter()
+        .position(|d| filter.may_hold(d.date))
+        .unwrap_or(all.len());
+    let days: Vec<Day> = all[first..]
+        .iter()
         .filter(|d| filter.may_hold(d.date))
+        .cloned()
         .collect();
+    // The days before the range are read only for the titles of rooms
+    // that the range has a record of before their first title in it.
+    let mut titles = (args.format == Format::Csv).then(|| TitleFallback::after(&all[..first]));
     let job = Job {
         filter,
         format: args.format,
-        titles: &titles,
         guard: !args.raw,
     };
     if job.format == Format::Csv {
-        let header = CSV_HEADER.join(",") + "\n";
-        out.write_all(header.as_bytes())
+        let mut header = csv::Writer::from_writer(&mut out);
+        header
+            .write_record(CSV_HEADER)
+            .and_then(|()| Ok(header.flush()?))
             .context("writing the export")?;
     }
     let mut progress = Progress::new();
+    let mut title_cell = TitleCell::new(job.guard);
     reader::in_log_order(
         &days,
         Rows::default,
@@ -191,7 +150,7 @@ pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> 
         |place, rows| {
             // What came before a bad line is written, as it would be
             // record by record.
-            out.write_all(&rows.out).context("writing the export")?;
+            rows.write(&mut out, titles.as_mut(), &mut title_cell)?;
             if let Some((line, reason)) = rows.bad.take() {
                 return Err(ReadError::NotARecord {
                     path: place.day.path().to_path_buf(),
@@ -213,7 +172,6 @@ pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> 
 struct Job<'a> {
     filter: &'a Filter,
     format: Format,
-    titles: &'a RoomTitles,
     guard: bool,
 }
 
@@ -221,26 +179,32 @@ struct Job<'a> {
 #[derive(Default)]
 struct Rows {
     out: Vec<u8>,
+    /// Rows with no title of their own nor one learned earlier in the
+    /// block: where in `out` their empty title cell is, and their room.
+    /// The title is filled in when the block is written, from the titles
+    /// learned before it.
+    untitled: Vec<(usize, String)>,
+    /// The titles recorded in the block, in log order.
+    titles: TitleFallback,
     records: u64,
     /// The block's first line that is not a record (1-based within the
     /// block), and why; the block's output stops before it.
     bad: Option<(u64, String)>,
     scratch: String,
+    /// A cell with its formula guard.
+    guarded: String,
 }
 
 impl Rows {
     /// Formats the records of `block` that the filter keeps; returns the
     /// number of lines gone through.
     fn fill(&mut self, block: &Block, job: &Job<'_>) -> u64 {
-        let Rows {
-            out,
-            records,
-            bad,
-            scratch,
-        } = self;
-        out.clear();
-        *records = 0;
-        *bad = None;
+        self.out.clear();
+        self.untitled.clear();
+        self.records = 0;
+        self.bad = None;
+        let mut csv = (job.format == Format::Csv)
+            .then(|| csv::Writer::from_writer(std::mem::take(&mut self.out)));
         let mut lines = 0;
         for (line, whole) in block.lines() {
             lines += 1;
@@ -249,113 +213,194 @@ impl Rows {
                 // not a record (yet); `verify` reports the torn kind.
                 continue;
             }
-            let record = match RecordView::parse_reusing(line, scratch) {
+            let record = match RecordView::parse_reusing(line, &mut self.scratch) {
                 Ok(record) => record,
                 Err(e) => {
-                    *bad = Some((lines, e.to_string()));
+                    self.bad = Some((lines, e.to_string()));
                     break;
                 }
             };
-            if !job.filter.matches(&record) {
-                continue;
-            }
-            *records += 1;
-            match job.format {
-                Format::Csv => {
+            match &mut csv {
+                Some(csv) => {
+                    if let Some(title) = &record.room_title {
+                        self.titles.learn(&record.room_id, title);
+                    }
+                    if !job.filter.matches(&record) {
+                        continue;
+                    }
                     let title = record
                         .room_title
                         .as_deref()
-                        .or_else(|| job.titles.get(&record.room_id));
-                    csv_row(out, &record, title, job.guard);
+                        .or_else(|| self.titles.learned(&record.room_id));
+                    let row = Row {
+                        record: &record,
+                        title,
+                        guard: job.guard,
+                    };
+                    let untitled = row
+                        .write(csv, &mut self.guarded)
+                        .expect("a row written to memory cannot fail");
+                    if let Some(at) = untitled {
+                        self.untitled.push((at, record.room_id.to_string()));
+                    }
                 }
-                Format::Jsonl => {
-                    out.extend_from_slice(line);
-                    out.push(b'\n');
+                None => {
+                    if !job.filter.matches(&record) {
+                        continue;
+                    }
+                    self.out.extend_from_slice(line);
+                    self.out.push(b'\n');
                 }
             }
+            self.records += 1;
+        }
+        if let Some(csv) = csv {
+            self.out = csv
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .expect("rows written to memory cannot fail to flush");
         }
         lines
     }
-}
 
-/// A CSV row in the header's column order, quoted as RFC 4180 says (and
-/// as the csv crate does: only cells holding `,` `"` CR or LF), written
-/// straight into `out`.
-fn csv_row(out: &mut Vec<u8>, r: &RecordView<'_>, room_title: Option<&str>, guard: bool) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut seq = r.seq;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (seq % 10) as u8;
-        seq /= 10;
-        if seq == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-    out.push(b',');
-    cell(out, &r.received_at, false);
-    out.push(b',');
-    out.extend_from_slice(r.event.as_str().as_bytes());
-    for text in [Some(&*r.room_id), room_title, Some(&*r.person_id)] {
-        out.push(b',');
-        cell(out, text.unwrap_or(""), guard);
-    }
-    for text in [&r.person_email, &r.person_display_name] {
-        out.push(b',');
-        cell(out, text.as_deref().unwrap_or(""), guard);
-    }
-    for flag in [r.is_moderator, r.is_monitor] {
-        out.push(b',');
-        out.extend_from_slice(match flag {
-            Some(true) => b"true",
-            Some(false) => b"false",
-            None => b"",
-        });
-    }
-    out.push(b',');
-    cell(out, &r.membership_id, guard);
-    for text in [
-        &r.membership_created,
-        &r.actor_id,
-        &r.org_id,
-        &r.webhook_id,
-        &r.webhook_name,
-    ] {
-        out.push(b',');
-        cell(out, text.as_deref().unwrap_or(""), guard);
-    }
-    out.push(b',');
-    cell(out, &r.target, guard);
-    out.push(b'\n');
-}
-
-/// One cell; with `guard`, a text cell gets a leading `'` if it
-/// [`needs_guard`].
-fn cell(out: &mut Vec<u8>, value: &str, guard: bool) {
-    let guarded = guard && needs_guard(value);
-    let bytes = value.as_bytes();
-    // No early exit, so the compiler can check many bytes at once.
-    let quoted = bytes.iter().fold(false, |any, &b| {
-        any | matches!(b, b',' | b'"' | b'\r' | b'\n')
-    });
-    if quoted {
-        out.push(b'"');
-    }
-    if guarded {
-        out.push(b'\'');
-    }
-    if quoted {
-        for (i, part) in bytes.split(|&b| b == b'"').enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b"\"\"");
+    /// Writes the block's output, filling in the titles its rows waited
+    /// for, then learns the titles recorded in it.
+    fn write(
+        &mut self,
+        out: &mut impl Write,
+        titles: Option<&mut TitleFallback>,
+        title_cell: &mut TitleCell,
+    ) -> anyhow::Result<()> {
+        let Some(titles) = titles else {
+            return out.write_all(&self.out).context("writing the export");
+        };
+        let mut from = 0;
+        for (at, room) in &self.untitled {
+            out.write_all(&self.out[from..*at])
+                .context("writing the export")?;
+            if let Some(title) = titles.title(room)? {
+                out.write_all(title_cell.encode(title))
+                    .context("writing the export")?;
             }
-            out.extend_from_slice(part);
+            from = *at;
         }
-        out.push(b'"');
+        out.write_all(&self.out[from..])
+            .context("writing the export")?;
+        titles.learn_from(&mut self.titles);
+        Ok(())
+    }
+}
+
+/// One record as a CSV row, in the header's column order.
+struct Row<'r, 'a> {
+    record: &'r RecordView<'a>,
+    title: Option<&'r str>,
+    guard: bool,
+}
+
+impl Row<'_, '_> {
+    /// Writes the row. Without a title, returns where in the writer's
+    /// output its (empty) title cell is, to be filled in later.
+    fn write(
+        &self,
+        csv: &mut csv::Writer<Vec<u8>>,
+        guarded: &mut String,
+    ) -> csv::Result<Option<usize>> {
+        let r = self.record;
+        let mut text = |csv: &mut csv::Writer<Vec<u8>>, value: Option<&str>| {
+            let value = value.unwrap_or("");
+            csv.write_field(guard(value, self.guard, guarded))
+        };
+        csv.write_field(itoa::Buffer::new().format(r.seq))?;
+        csv.write_field(&*r.received_at)?;
+        csv.write_field(r.event.as_str())?;
+        text(csv, Some(r.room_id.as_ref()))?;
+        let untitled = match self.title {
+            Some(title) => {
+                text(csv, Some(title))?;
+                None
+            }
+            None => {
+                // The empty cell comes right after the comma that ends
+                // the room id, once the buffered row is in the output.
+                csv.flush()?;
+                let at = csv.get_ref().len() + 1;
+                csv.write_field("")?;
+                Some(at)
+            }
+        };
+        text(csv, Some(r.person_id.as_ref()))?;
+        text(csv, r.person_email.as_deref())?;
+        text(csv, r.person_display_name.as_deref())?;
+        for flag in [r.is_moderator, r.is_monitor] {
+            csv.write_field(match flag {
+                Some(true) => "true",
+                Some(false) => "false",
+                None => "",
+            })?;
+        }
+        text(csv, Some(r.membership_id.as_ref()))?;
+        for value in [
+            &r.membership_created,
+            &r.actor_id,
+            &r.org_id,
+            &r.webhook_id,
+            &r.webhook_name,
+        ] {
+            text(csv, value.as_deref())?;
+        }
+        text(csv, Some(r.target.as_ref()))?;
+        csv.write_record(None::<&[u8]>)?;
+        Ok(untitled)
+    }
+}
+
+/// A title cell written on its own, quoted as it would be in its row.
+struct TitleCell {
+    guard: bool,
+    guarded: String,
+    bytes: Vec<u8>,
+}
+
+impl TitleCell {
+    fn new(guard: bool) -> Self {
+        Self {
+            guard,
+            guarded: String::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// The cell's bytes; none for an empty title, as in a row.
+    fn encode(&mut self, title: &str) -> &[u8] {
+        if title.is_empty() {
+            return &[];
+        }
+        let cell = guard(title, self.guard, &mut self.guarded);
+        self.bytes.clear();
+        let mut csv = csv::WriterBuilder::new()
+            .buffer_capacity(title.len() * 2 + 8)
+            .from_writer(std::mem::take(&mut self.bytes));
+        csv.write_record([cell])
+            .expect("a cell written to memory cannot fail");
+        self.bytes = csv
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .expect("a cell written to memory cannot fail to flush");
+        // Without the record's newline.
+        &self.bytes[..self.bytes.len() - 1]
+    }
+}
+
+/// `value`, with a leading `'` if `guard` is on and it [`needs_guard`].
+fn guard<'v>(value: &'v str, guard: bool, guarded: &'v mut String) -> &'v str {
+    if guard && needs_guard(value) {
+        guarded.clear();
+        guarded.push('\'');
+        guarded.push_str(value);
+        guarded
     } else {
-        out.extend_from_slice(bytes);
+        value
     }
 }
 
@@ -414,35 +459,6 @@ impl Progress {
     fn done(&self) {
         if self.shown {
             eprintln!("\rexported {} records{:20}", self.records, "");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What the csv crate writes for a cell.
-    fn csv_crate(value: &str) -> Vec<u8> {
-        let mut csv = csv::Writer::from_writer(Vec::new());
-        csv.write_record([value, ""]).unwrap();
-        let mut out = csv.into_inner().unwrap();
-        out.truncate(out.len() - 2);
-        out
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn cells_are_quoted_exactly_as_the_csv_crate_quotes_them(
-            value in "([a-z ,\"'=+@\\-\t\r\n]|é){0,10}",
-        ) {
-            let mut out = Vec::new();
-            cell(&mut out, &value, false);
-            proptest::prop_assert_eq!(&out, &csv_crate(&value));
-            let guarded = if needs_guard(&value) { format!("'{value}") } else { value.clone() };
-            out.clear();
-            cell(&mut out, &value, true);
-            proptest::prop_assert_eq!(&out, &csv_crate(&guarded));
         }
     }
 }

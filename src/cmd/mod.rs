@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns its arguments into calls on the
-//! library and returns the process exit code.
+//! library and returns the process exit code. [`args`] holds the
+//! arguments several commands share.
 
 pub mod archive;
 pub mod args;

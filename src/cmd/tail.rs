@@ -13,11 +13,13 @@ use notify::{RecursiveMode, Watcher};
 use time::Date;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::export::FilterArgs;
+use super::args::FilterArgs;
 use crate::cli::Global;
-use crate::log::days;
+use crate::log::days::{self, Day};
 use crate::log::head::Head;
-use crate::log::reader::{self, DayReader, Filter, Line, RecordView, RoomTitles};
+use crate::log::reader::{
+    self, DayReader, Filter, Line, ReadError, RecordView, TitleFallback, titled_lines,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,10 +48,10 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = Printer {
         out: BufWriter::new(io::stdout()),
         json: args.json,
-        titles: RoomTitles::default(),
+        titles: None,
     };
     if !args.follow {
-        let (latest, _) = latest(&global.dir, &filter, args.lines, &mut printer.titles)?;
+        let (latest, _) = latest(&global.dir, &filter, args.lines, &mut printer)?;
         printer.print_all(&latest)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -85,7 +87,7 @@ async fn follow(
         .watch(dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("watching {}", dir.display()))?;
 
-    let (latest, mut cursor) = latest(dir, filter, lines, &mut printer.titles)?;
+    let (latest, mut cursor) = latest(dir, filter, lines, &mut printer)?;
     printer.print_all(&latest)?;
     loop {
         cursor.catch_up(dir, filter, &mut printer)?;
@@ -106,13 +108,14 @@ async fn follow(
 /// end of the log to follow from. Days are read newest first and reading
 /// stops once `n` are found, so a long log costs only its last days.
 /// Records past the durable head are not shown: the cursor holds them
-/// until the head reaches them.
+/// until the head reaches them. Unless records are shown as JSON, the
+/// printer learns the room titles as of the end of what was read.
 fn latest(
     dir: &Path,
     filter: &Filter,
     n: usize,
-    titles: &mut RoomTitles,
-) -> anyhow::Result<(Vec<Vec<u8>>, Cursor)> {
+    printer: &mut Printer,
+) -> anyhow::Result<(Vec<Shown>, Cursor)> {
     let durable = durable_head(dir)?;
     let all = reader::days(dir)?;
     let mut cursor = Cursor {
@@ -122,13 +125,15 @@ fn latest(
         last_hash: None,
         held: VecDeque::new(),
     };
-    let mut found: VecDeque<Vec<u8>> = VecDeque::new();
-    for day in all.iter().rev() {
+    let mut found: VecDeque<Shown> = VecDeque::new();
+    let mut read_from = all.len();
+    for (i, day) in all.iter().enumerate().rev() {
         if found.len() >= n && cursor.reader.is_some() {
             break;
         }
+        read_from = i;
         let mut lines = DayReader::open(day)?;
-        let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut kept: VecDeque<Shown> = VecDeque::new();
         let wanted = n - found.len();
         let newest = cursor.reader.is_none();
         let mut last_line = None;
@@ -152,14 +157,11 @@ fn latest(
             if newest {
                 last_line = Some(line.bytes.to_vec());
             }
-            if let Some(title) = &record.room_title {
-                titles.learn(&record.room_id, title);
-            }
             if wanted > 0 && filter.matches(&record) {
                 if kept.len() == wanted {
                     kept.pop_front();
                 }
-                kept.push_back(line.bytes.to_vec());
+                kept.push_back(Shown::new(line.bytes, &record));
             }
         }
         if newest {
@@ -168,11 +170,70 @@ fn latest(
                 .map(|line| Link::parse(&line).map(|link| link.hash))
                 .transpose()?;
         }
-        for line in kept.into_iter().rev() {
-            found.push_front(line);
+        for shown in kept.into_iter().rev() {
+            found.push_front(shown);
         }
     }
-    Ok((found.into(), cursor))
+    let mut found = Vec::from(found);
+    if !printer.json {
+        printer.titles = Some(fill_titles(&all, read_from, &mut found, cursor.last_seq)?);
+    }
+    Ok((found, cursor))
+}
+
+/// A record to show, and the title it is shown with.
+struct Shown {
+    line: Vec<u8>,
+    seq: u64,
+    room: String,
+    title: Option<String>,
+}
+
+impl Shown {
+    fn new(line: &[u8], record: &RecordView<'_>) -> Self {
+        Self {
+            line: line.to_vec(),
+            seq: record.seq,
+            room: record.room_id.to_string(),
+            title: record.room_title.as_ref().map(|t| t.to_string()),
+        }
+    }
+}
+
+/// Gives each of `found` (oldest first) without a title of its own the
+/// title its room had at that record, going through the titled lines of
+/// the days read from `all[read_from]` on; returns the titles as of
+/// `last_seq`, the newest record read.
+fn fill_titles(
+    all: &[Day],
+    read_from: usize,
+    found: &mut [Shown],
+    last_seq: u64,
+) -> Result<TitleFallback, ReadError> {
+    let mut titles = TitleFallback::after(&all[..read_from]);
+    let mut next = 0;
+    let fill = |shown: &mut Shown, titles: &mut TitleFallback| {
+        if shown.title.is_none() {
+            shown.title = titles.title(&shown.room)?.map(str::to_string);
+        }
+        Ok::<_, ReadError>(())
+    };
+    titled_lines(&all[read_from..], |seq, room, title| {
+        // Records past the last one read are learned when they are shown.
+        if seq > last_seq {
+            return Ok(());
+        }
+        while let Some(shown) = found.get_mut(next).filter(|s| s.seq < seq) {
+            fill(shown, &mut titles)?;
+            next += 1;
+        }
+        titles.learn(room, title);
+        Ok(())
+    })?;
+    for shown in &mut found[next..] {
+        fill(shown, &mut titles)?;
+    }
+    Ok(titles)
 }
 
 /// `DIR/.head`, or `None` for a log from before the witness (then every
@@ -357,11 +418,21 @@ fn show(
     line: &[u8],
     record: &RecordView<'_>,
 ) -> anyhow::Result<()> {
+    let Some(titles) = &mut printer.titles else {
+        if filter.matches(record) {
+            printer.print(line, record, None)?;
+        }
+        return Ok(());
+    };
     if let Some(title) = &record.room_title {
-        printer.titles.learn(&record.room_id, title);
+        titles.learn(&record.room_id, title);
     }
     if filter.matches(record) {
-        printer.print(line, record)?;
+        let title = match &record.room_title {
+            Some(_) => None,
+            None => titles.title(&record.room_id)?.map(str::to_string),
+        };
+        printer.print(line, record, title.as_deref())?;
     }
     Ok(())
 }
@@ -370,19 +441,27 @@ fn show(
 struct Printer {
     out: BufWriter<io::Stdout>,
     json: bool,
-    titles: RoomTitles,
+    /// The room titles as of the last record shown; none for JSON.
+    titles: Option<TitleFallback>,
 }
 
 impl Printer {
-    fn print_all(&mut self, lines: &[Vec<u8>]) -> anyhow::Result<()> {
-        for line in lines {
-            let record = RecordView::parse(line).context("re-reading a record")?;
-            self.print(line, &record)?;
+    fn print_all(&mut self, shown: &[Shown]) -> anyhow::Result<()> {
+        for shown in shown {
+            let record = RecordView::parse(&shown.line).context("re-reading a record")?;
+            self.print(&shown.line, &record, shown.title.as_deref())?;
         }
         self.flush()
     }
 
-    fn print(&mut self, line: &[u8], record: &RecordView<'_>) -> anyhow::Result<()> {
+    /// Prints a record; `title` is the room's title when the record has
+    /// none of its own.
+    fn print(
+        &mut self,
+        line: &[u8],
+        record: &RecordView<'_>,
+        title: Option<&str>,
+    ) -> anyhow::Result<()> {
         if self.json {
             self.out.write_all(line)?;
             self.out.write_all(b"\n")?;
@@ -390,7 +469,7 @@ impl Printer {
             let room = record
                 .room_title
                 .as_deref()
-                .or_else(|| self.titles.get(&record.room_id))
+                .or(title)
                 .unwrap_or(&record.room_id);
             writeln!(self.out, "{}", readable(record, room))?;
         }

@@ -18,7 +18,7 @@ use crate::log::archive;
 use crate::log::days;
 use crate::log::head::{self, Head};
 use crate::log::reader::{self, Block, Place, ReadError};
-use crate::log::record::{self, GENESIS_HASH, LineError, Record, format_timestamp};
+use crate::log::record::{self, GENESIS_HASH, LineError, Record, format_timestamp, scan};
 use crate::log::writer::QUARANTINE_DIR;
 
 #[derive(Debug, clap::Args)]
@@ -317,7 +317,7 @@ fn parse_block(block: &Block, parsed: &mut Vec<Parsed>) -> u64 {
         let bad = record.is_err();
         parsed.push(Parsed {
             record,
-            seq: leading_seq(bytes),
+            seq: scan::leading_seq(bytes),
             whole,
         });
         if bad {
@@ -425,16 +425,6 @@ fn check_link(chain: &Chain, day: &str, number: u64, record: Record) -> Result<R
         ));
     }
     Ok(record)
-}
-
-/// The seq of a line that may not parse: records begin with it.
-fn leading_seq(line: &[u8]) -> Option<u64> {
-    let digits = line.strip_prefix(b"{\"seq\":")?;
-    let end = digits
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 /// One line per file in `DIR/quarantine/`: torn writes moved aside at a

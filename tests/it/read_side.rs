@@ -247,7 +247,7 @@ async fn export_runs_over_several_day_files_live_and_archived_in_seq_order() {
 }
 
 #[tokio::test]
-async fn a_record_without_a_room_title_gets_the_latest_title_of_its_room() {
+async fn a_record_without_a_room_title_gets_the_latest_title_recorded_before_it() {
     let log = TestLog::new();
     log.append(named("untitled first")).await;
     let mut old = named("old title");
@@ -266,7 +266,58 @@ async fn a_record_without_a_room_title_gets_the_latest_title_of_its_room() {
 
     assert_eq!(
         column(&out.stdout, "room_title"),
-        ["New name", "Old name", "New name", ""]
+        ["", "Old name", "New name", ""]
+    );
+}
+
+#[tokio::test]
+async fn a_title_recorded_after_a_record_is_not_used_and_one_before_it_is() {
+    let log = TestLog::new();
+    let titled = |name: &str, title: &str| {
+        let mut r = named(name);
+        r.membership_id = format!("m-{name}");
+        r.room_title = Some(title.into());
+        r
+    };
+    let untitled = |name: &str| {
+        let mut r = named(name);
+        r.membership_id = format!("m-{name}");
+        r
+    };
+    log.append(titled("first", "Old name")).await;
+    log.next_day();
+    let second_day = log.date_name();
+    log.append(untitled("before rename")).await;
+    log.append(titled("rename", "New name")).await;
+    log.append(untitled("after rename")).await;
+    let first_rows = || export(&log.dir, &["--from", &second_day]);
+    let before = first_rows();
+    let tail = run(rollcall(&log.dir).args(["tail", "-n", "3"])).success();
+
+    // A title from a day before the range counts; one from after does not.
+    assert_eq!(
+        column(&before.stdout, "room_title"),
+        ["Old name", "New name", "New name"]
+    );
+    let rooms: Vec<&str> = tail
+        .stdout
+        .lines()
+        .map(|l| l.rsplit_once("  in ").unwrap().1)
+        .collect();
+    assert_eq!(rooms, ["Old name", "New name", "New name"]);
+
+    // What is written later changes nothing already exported.
+    log.next_day();
+    log.append(titled("later", "Newest name")).await;
+    let again = first_rows();
+    let rows_then: Vec<&str> = before.stdout.lines().collect();
+    assert_eq!(
+        again
+            .stdout
+            .lines()
+            .take(rows_then.len())
+            .collect::<Vec<_>>(),
+        rows_then
     );
 }
 
@@ -330,7 +381,7 @@ fn a_line_longer_than_a_read_block_is_exported_whole_and_its_title_found() {
     );
     assert_eq!(
         column(&out.stdout, "room_title"),
-        ["Big room", "Big room", "Big room"]
+        ["", "Big room", "Big room"]
     );
 }
 
@@ -422,7 +473,7 @@ async fn tail_shows_the_last_n_records_as_readable_lines() {
 
     assert_eq!(
         out.stdout,
-        "2026-11-27 12:00:04Z  joined  Person 3 <someone@example.com>  in Team room\n\
+        "2026-11-27 12:00:04Z  joined  Person 3 <someone@example.com>  in room-1\n\
          2026-11-27 12:00:05Z  left    Ana Silva <ana.silva@example.com> [moderator]  in Team room\n"
     );
 }

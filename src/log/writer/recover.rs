@@ -6,18 +6,16 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
-use memchr::memmem::Finder;
 use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 
 use super::QUARANTINE_DIR;
 use crate::log::days::Day;
 use crate::log::files;
-use crate::log::record::{self, DedupKey, Event};
+use crate::log::record::{self, DedupKey, Event, scan};
 use crate::metrics::Metrics;
 
 /// The dedup keys of the records of `days`, read on every core: this is
@@ -57,7 +55,7 @@ pub(super) fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> an
         .next_line()
         .with_context(|| format!("reading {}", path.display()))?
     {
-        let (seq, key) = match quick_key(line) {
+        let (seq, key) = match scan::dedup_key(line) {
             Some(found) => found,
             None => {
                 let view: KeyView = serde_json::from_slice(line).with_context(|| {
@@ -73,44 +71,6 @@ pub(super) fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> an
         keys.push((key, (seq, day.date)));
     }
     Ok(())
-}
-
-/// The seq and dedup key of a line the writer wrote, found by its fixed
-/// member order without a JSON parse. `None` (parse it instead) for
-/// anything unexpected, such as an escape inside the membership id.
-pub(super) fn quick_key(line: &[u8]) -> Option<(u64, DedupKey)> {
-    let digits = line.strip_prefix(b"{\"seq\":")?;
-    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
-    let seq = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
-    static EVENT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"event\":\""));
-    static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
-    static CREATED: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_created\":"));
-    let at = EVENT.find(line)? + EVENT.needle().len();
-    let event = match &line[at..] {
-        rest if rest.starts_with(b"joined\"") => Event::Joined,
-        rest if rest.starts_with(b"left\"") => Event::Left,
-        _ => return None,
-    };
-    let id_at = ID.find(&line[at..])? + at + ID.needle().len();
-    let (id, rest) = string_at(line, id_at)?;
-    let created_at = CREATED.find(rest)? + CREATED.needle().len();
-    let created = match &rest[created_at..] {
-        value if value.starts_with(b"null,") => "",
-        value if value.starts_with(b"\"") => string_at(value, 1)?.0,
-        _ => return None,
-    };
-    Some((seq, DedupKey::new(event, id, created)))
-}
-
-/// The text of the JSON string whose content starts at `start`, if it has
-/// no escapes, and what follows it.
-pub(super) fn string_at(bytes: &[u8], start: usize) -> Option<(&str, &[u8])> {
-    let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
-    let end = start + len;
-    if bytes[end] != b'"' {
-        return None;
-    }
-    Some((std::str::from_utf8(&bytes[start..end]).ok()?, &bytes[end..]))
 }
 
 /// The fields of a line needed to remember it as already recorded.
@@ -304,41 +264,6 @@ pub(super) fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record::Record;
-
-    fn sealed(id: &str, created: Option<&str>, event: Event) -> Vec<u8> {
-        let mut record = Record {
-            seq: 42,
-            received_at: "2026-11-28T10:00:00.000Z".into(),
-            event,
-            room_title: Some("\"membership_id\":\"decoy".into()),
-            person_display_name: Some(",\"membership_created\":null,".into()),
-            membership_id: id.into(),
-            membership_created: created.map(String::from),
-            ..record::example()
-        };
-        let mut line = record.seal();
-        line.pop();
-        line
-    }
-
-    #[test]
-    fn the_quick_key_agrees_with_the_record_or_defers_to_a_parse() {
-        for (id, created, event) in [
-            ("plain-id", Some("2026-11-28T09:00:00.000Z"), Event::Joined),
-            ("plain-id", None, Event::Left),
-            ("with \"quotes\" and \\ escapes", Some("x"), Event::Joined),
-        ] {
-            let line = sealed(id, created, event);
-            let record = record::parse_line(&line).unwrap();
-            match quick_key(&line) {
-                Some((seq, key)) => {
-                    assert_eq!((seq, key), (42, record.dedup_key()), "{id:?}");
-                }
-                None => assert!(id.contains('"'), "only escapes need the parse"),
-            }
-        }
-    }
 
     #[test]
     fn only_a_fragment_or_a_nul_tail_is_torn_never_a_whole_line() {

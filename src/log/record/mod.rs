@@ -4,7 +4,10 @@
 //! A line is the record's JSON with `"hash"` as its last member. The hash is
 //! SHA-256 over the line's exact bytes without that member (the JSON up to
 //! and including `prev_hash`, closed with `}`), so any changed byte shows and
-//! no canonical re-serialisation is ever needed to check it.
+//! no canonical re-serialisation is ever needed to check it. [`scan`]
+//! reads single fields of a line without parsing it.
+
+pub mod scan;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
