@@ -11,6 +11,11 @@
 //! - p50/p99 ack latency at a fixed 1,000 deliveries/s.
 //!
 //! It prints one markdown table with the ratios between them.
+//!
+//! The load generator costs little per request, so the HTTP ceiling it
+//! shows is the server's: every delivery is signed and serialised before
+//! the timed window, and sent as raw bytes over keep-alive connections
+//! ([`support::Connection`]).
 
 mod support;
 
@@ -20,13 +25,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use support::{Load, SECRET, Server, ms, post, summarise};
-use tokio::sync::Mutex;
+use support::{Connection, Load, Requests, SECRET, Server, ms, request, summarise};
 
 const CONNECTIONS: usize = 64;
+/// The saturation window; `ROLLCALL_BENCH_SECONDS` shortens it for a smoke
+/// run.
 const LOAD_SECONDS: u64 = 10;
+/// Deliveries built ahead of the window, per second of it: well above what
+/// 2 cores answer, so the window, not the supply, ends the run. Each is
+/// about 1.5 kB.
+const BUILT_PER_SECOND: usize = 100_000;
 const FIXED_RATE: u64 = 1_000;
 const FIXED_SECONDS: u64 = 5;
 const TAIL_SAMPLES: usize = 300;
@@ -44,6 +55,12 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let load_for = Duration::from_secs(
+        std::env::var("ROLLCALL_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(LOAD_SECONDS),
+    );
 
     eprintln!("measuring the disk's raw fdatasync rate ...");
     let fsync_rate = raw_fdatasync_rate(&work.join("fsync-probe"), Duration::from_secs(3))?;
@@ -54,9 +71,15 @@ fn main() -> anyhow::Result<()> {
     eprintln!("measuring serve's start with {STARTUP_RECORDS} records on disk ...");
     let startup = runtime.block_on(first_ack_with_a_big_log(&work.join("big")))?;
 
+    let count = BUILT_PER_SECOND * load_for.as_secs() as usize;
+    eprintln!("signing and serialising {count} deliveries ...");
+    // One set for both servers: the no-op endpoint records nothing, so
+    // every delivery is still new to `serve`.
+    let requests = Arc::new(Requests::deal("load", count, CONNECTIONS));
+
     eprintln!("measuring a no-op warp endpoint at {CONNECTIONS} connections ...");
     let mut noop = Server::start(Command::new(std::env::current_exe()?).arg("noop-server"))?;
-    let noop_load = runtime.block_on(saturate(noop.address, "noop"))?;
+    let noop_load = runtime.block_on(saturate(noop.address, &requests, load_for))?;
     noop.stop();
 
     eprintln!("measuring rollcall serve at {CONNECTIONS} connections ...");
@@ -66,7 +89,8 @@ fn main() -> anyhow::Result<()> {
             .arg(work.join("log"))
             .env("ROLLCALL_SECRET", SECRET),
     )?;
-    let serve_load = runtime.block_on(saturate(serve.address, "load"))?;
+    let serve_load = runtime.block_on(saturate(serve.address, &requests, load_for))?;
+    drop(requests);
     let serve_rss = serve.peak_rss_kib();
     eprintln!("measuring rollcall serve at a fixed {FIXED_RATE}/s ...");
     let fixed = runtime.block_on(fixed_rate(serve.address))?;
@@ -172,26 +196,37 @@ fn noop_server() -> anyhow::Result<()> {
 }
 
 /// 64 connections, each sending its next delivery as soon as the last is
-/// answered, for LOAD_SECONDS.
-async fn saturate(address: SocketAddr, tag: &'static str) -> anyhow::Result<Load> {
-    let url = format!("http://{address}/hooks/bench");
+/// answered, until the window closes or a connection has sent every
+/// delivery built for it. Connections open before the window.
+async fn saturate(
+    address: SocketAddr,
+    requests: &Arc<Vec<Requests>>,
+    window: Duration,
+) -> anyhow::Result<Load> {
+    let mut connections = Vec::with_capacity(requests.len());
+    for _ in 0..requests.len() {
+        connections.push(Connection::open(address).await?);
+    }
+    let ran_out = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(LOAD_SECONDS);
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|worker| {
-            let url = url.clone();
+    let deadline = started + window;
+    let workers: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(hand, mut connection)| {
+            let (requests, ran_out) = (requests.clone(), ran_out.clone());
             tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .build()?;
-                let mut latencies = Vec::new();
-                let mut n = worker;
-                while Instant::now() < deadline {
+                let requests = &requests[hand];
+                let mut latencies = Vec::with_capacity(requests.len());
+                for request in requests.iter() {
                     let sent = Instant::now();
-                    post(&client, &url, tag, n).await?;
+                    if sent >= deadline || ran_out.load(Relaxed) {
+                        return Ok(latencies);
+                    }
+                    connection.record(request).await?;
                     latencies.push(sent.elapsed());
-                    n += CONNECTIONS;
                 }
+                ran_out.store(true, Relaxed);
                 Ok::<_, anyhow::Error>(latencies)
             })
         })
@@ -200,32 +235,50 @@ async fn saturate(address: SocketAddr, tag: &'static str) -> anyhow::Result<Load
     for worker in workers {
         all.extend(worker.await??);
     }
-    Ok(summarise(all, started.elapsed()))
+    let elapsed = started.elapsed();
+    if ran_out.load(Relaxed) {
+        eprintln!(
+            "  (every delivery built was sent after {:.1} s: raise BUILT_PER_SECOND)",
+            elapsed.as_secs_f64()
+        );
+    }
+    Ok(summarise(all, elapsed))
 }
 
 /// Open loop: one delivery every 1/FIXED_RATE s whatever the answers do;
-/// latency counts from when the delivery was due.
+/// latency counts from when the delivery was due. Each takes an idle
+/// connection, or opens one when none is idle.
 async fn fixed_rate(address: SocketAddr) -> anyhow::Result<Load> {
-    let url = Arc::new(format!("http://{address}/hooks/bench"));
-    let client = reqwest::Client::new();
-    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let total = (FIXED_RATE * FIXED_SECONDS) as usize;
+    let requests = Arc::new(Requests::build("fixed", 0..total));
+    let idle = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for _ in 0..8 {
+        let connection = Connection::open(address).await?;
+        idle.lock().expect("not poisoned").push(connection);
+    }
     let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / FIXED_RATE));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut requests = Vec::new();
-    for n in 0..(FIXED_RATE * FIXED_SECONDS) as usize {
+    let mut deliveries = Vec::with_capacity(total);
+    for n in 0..total {
         let due = ticks.tick().await.into_std();
-        let (client, url, latencies) = (client.clone(), url.clone(), latencies.clone());
-        requests.push(tokio::spawn(async move {
-            post(&client, &url, "fixed", n).await?;
-            latencies.lock().await.push(due.elapsed());
-            Ok::<_, anyhow::Error>(())
+        let (requests, idle) = (requests.clone(), idle.clone());
+        deliveries.push(tokio::spawn(async move {
+            let spare = idle.lock().expect("not poisoned").pop();
+            let mut connection = match spare {
+                Some(connection) => connection,
+                None => Connection::open(address).await?,
+            };
+            connection.record(requests.get(n)).await?;
+            let latency = due.elapsed();
+            idle.lock().expect("not poisoned").push(connection);
+            Ok::<_, anyhow::Error>(latency)
         }));
     }
-    for request in requests {
-        request.await??;
+    let mut latencies = Vec::with_capacity(total);
+    for delivery in deliveries {
+        latencies.push(delivery.await??);
     }
-    let latencies = std::mem::take(&mut *latencies.lock().await);
     Ok(summarise(latencies, started.elapsed()))
 }
 
@@ -257,12 +310,11 @@ fn tail_delay(
             }
         }
     });
-    let client = reqwest::Client::new();
-    let url = format!("http://{address}/hooks/bench");
+    let mut connection = runtime.block_on(Connection::open(address))?;
     // Until a line shows, tail may still be starting: warm it up.
     let mut warm = 0;
     loop {
-        runtime.block_on(post(&client, &url, "tail-warm-up", warm))?;
+        runtime.block_on(connection.record(&request("tail-warm-up", warm)))?;
         warm += 1;
         if seen.recv_timeout(Duration::from_millis(200)).is_ok() {
             break;
@@ -271,7 +323,8 @@ fn tail_delay(
     }
     let mut delays = Vec::new();
     for n in 0..TAIL_SAMPLES {
-        runtime.block_on(post(&client, &url, "tail", n))?;
+        let request = request("tail", n);
+        runtime.block_on(connection.record(&request))?;
         let acked = Instant::now();
         let want = format!("bench-tail-{n}-");
         let at = loop {
@@ -348,7 +401,7 @@ async fn first_ack_with_a_big_log(dir: &Path) -> anyhow::Result<Duration> {
             .arg(dir)
             .env("ROLLCALL_SECRET", SECRET),
     )?;
-    let url = format!("http://{}/hooks/bench", serve.address);
-    post(&reqwest::Client::new(), &url, "startup", 0).await?;
+    let mut connection = Connection::open(serve.address).await?;
+    connection.record(&request("startup", 0)).await?;
     Ok(started.elapsed())
 }
