@@ -340,7 +340,7 @@ async fn an_archive_deleted_with_a_retirement_written_by_hand_fails_verify() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified.stdout.contains("retired.jsonl:1: the digest 2026-11-27.digest.json is not the one whose archive was retired"),
+        verified.stdout.contains("retired.jsonl line 1: the digest 2026-11-27.digest.json is not the one whose archive was retired"),
         "{}",
         verified.report()
     );
@@ -359,9 +359,9 @@ async fn a_retirement_slipped_into_the_chain_of_real_ones_fails_verify() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified
-            .stdout
-            .contains("retired.jsonl:2: the line does not name the hash of the line before it"),
+        verified.stdout.contains(
+            "retired.jsonl line 2: the line does not name the hash of the line before it"
+        ),
         "{}",
         verified.report()
     );
