@@ -431,6 +431,17 @@ fn quarantined(dir: &Path) -> anyhow::Result<Vec<Held>> {
             modified,
         });
     }
-    found.sort_by(|a, b| (&a.modified, &a.file, a.bytes).cmp(&(&b.modified, &b.file, b.bytes)));
+    // Unknown times after known ones, as the text sorts.
+    found.sort_by(|a, b| {
+        let key = |h: &Held| {
+            (
+                h.modified.is_none(),
+                h.modified.clone(),
+                h.file.clone(),
+                h.bytes,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     Ok(found)
 }

@@ -356,14 +356,14 @@ impl ContentCheck {
         if self.content.fault.is_some() {
             return;
         }
-        let at_line = Fault::new(&self.file, "").at_line(self.lines);
+        let fault = |seq, problem: String| Fault {
+            seq,
+            ..Fault::new(&self.file, problem).at_line(self.lines)
+        };
         let record = match record::parse_line(line) {
             Ok(record) => record,
             Err(e) => {
-                self.content.fault = Some(Fault {
-                    problem: e.to_string(),
-                    ..at_line
-                });
+                self.content.fault = Some(fault(None, e.to_string()));
                 return;
             }
         };
@@ -371,11 +371,7 @@ impl ContentCheck {
             .chain
             .get_or_insert_with(|| Chain::joining(record.seq, record.prev_hash.clone()));
         if let Err(problem) = chain.push(record.seq, &record.prev_hash, &record.hash) {
-            self.content.fault = Some(Fault {
-                seq: Some(record.seq),
-                problem: problem.to_string(),
-                ..at_line
-            });
+            self.content.fault = Some(fault(Some(record.seq), problem.to_string()));
             return;
         }
         let c = &mut self.content;
