@@ -88,10 +88,18 @@ impl Chain {
     /// the next link, takes it as the chain's end.
     pub fn push(&mut self, seq: u64, prev_hash: &str, hash: &str) -> Result<(), Break> {
         self.check(seq, prev_hash)?;
-        self.next_seq = seq + 1;
-        hash.clone_into(&mut self.last_hash);
-        self.records += 1;
+        self.take_checked(seq, hash.to_owned());
         Ok(())
+    }
+
+    /// [`Chain::push`] for a caller that owns the record and has other
+    /// checks to make between [`Chain::check`] and taking it (no second
+    /// check, no copy of the hash).
+    pub fn take_checked(&mut self, seq: u64, hash: String) {
+        debug_assert_eq!(seq, self.next_seq, "take_checked after a passed check");
+        self.next_seq = seq + 1;
+        self.last_hash = hash;
+        self.records += 1;
     }
 }
 

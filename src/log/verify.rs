@@ -359,9 +359,7 @@ fn check_block(pass: &mut Pass, place: Place<'_>, lines: &mut [Parsed]) -> Resul
                 hash: record.hash.clone(),
             });
         }
-        pass.chain
-            .push(record.seq, &record.prev_hash, &record.hash)
-            .map_err(|problem| Stop::Fault(fault(problem.to_string())))?;
+        pass.chain.take_checked(record.seq, record.hash);
         pass.last_place = Some((path.to_path_buf(), number));
     }
     Ok(())

@@ -370,10 +370,11 @@ impl ContentCheck {
         let chain = self
             .chain
             .get_or_insert_with(|| Chain::joining(record.seq, record.prev_hash.clone()));
-        if let Err(problem) = chain.push(record.seq, &record.prev_hash, &record.hash) {
+        if let Err(problem) = chain.check(record.seq, &record.prev_hash) {
             self.content.fault = Some(fault(Some(record.seq), problem.to_string()));
             return;
         }
+        chain.take_checked(record.seq, record.hash);
         let c = &mut self.content;
         if c.first_seq.is_none() {
             c.first_seq = Some(record.seq);
