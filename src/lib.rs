@@ -6,7 +6,9 @@
 //!
 //! - [`webhook`]: what Webex posts (payload, signature) and the warp routes.
 //! - [`log`]: the audit log on disk: record format and hash chain, day
-//!   files, the single durable writer, the shared reader, and archives.
+//!   files, the single durable writer, the shared reader, archives, and
+//!   what `verify` checks.
+//! - [`schedule`]: nightly jobs (archival, retention) off the request path.
 //! - [`webex`]: the Webex API client, this server's webhook registrations
 //!   and the room-title cache.
 //! - [`startup`]: building and running the server ([`startup::Application`]).
@@ -19,6 +21,7 @@ pub mod clock;
 pub mod cmd;
 pub mod log;
 pub mod metrics;
+pub mod schedule;
 pub mod secret;
 pub mod startup;
 pub mod telemetry;

@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
-use crate::log::archive::{self, Nightly};
 use crate::log::files;
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
@@ -29,6 +28,7 @@ use crate::webex::client::Client;
 use crate::webex::titles::RoomTitles;
 use crate::webex::{Upkeep, WebexSettings};
 use crate::webhook::routes::{self, AppState};
+use crate::{log::archive, schedule::Nightly};
 
 /// When `serve` archives closed days, UTC, unless told otherwise.
 pub const DEFAULT_ARCHIVE_AT: Time = time::macros::time!(00:05);

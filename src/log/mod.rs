@@ -1,13 +1,18 @@
 //! The audit log on disk: the record format and hash chain ([`record`]),
-//! where each day lives ([`days`]), the durable-head witness ([`head`]), the single durable writer ([`writer`]),
-//! the one reader that export, tail and verify share ([`reader`]), closed
-//! days' gzip archives and their chained digests ([`archive`]), and the
-//! file-system steps they share ([`files`]).
+//! the chain's one rule ([`chain`]), where each day lives ([`days`]), the
+//! durable-head witness ([`head`]), the single durable writer
+//! ([`writer`]), the one reader that export, tail and verify share
+//! ([`reader`]), closed days' gzip archives and their chained digests
+//! ([`archive`]), what `verify` checks ([`verify`]) and the one [`fault`]
+//! it reports, and the file-system steps they share ([`files`]).
 
 pub mod archive;
+pub mod chain;
 pub mod days;
+pub mod fault;
 pub mod files;
 pub mod head;
 pub mod reader;
 pub mod record;
+pub mod verify;
 pub mod writer;

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::join_all;
 use rollcall::clock::FakeClock;
-use rollcall::log::archive::{self, Nightly, Options};
+use rollcall::log::archive::{self, Options};
 use rollcall::log::days;
 use rollcall::log::record::{Event, Record};
 use rollcall::log::writer::{Appended, LogWriter};
 use rollcall::metrics::Metrics;
+use rollcall::schedule::Nightly;
 use time::macros::{date, datetime};
 use time::{Date, Duration, OffsetDateTime};
 

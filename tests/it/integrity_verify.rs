@@ -345,7 +345,7 @@ async fn an_archive_deleted_with_a_retirement_written_by_hand_fails_verify() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified.stdout.contains("retired.jsonl:1: the digest 2026-11-27.digest.json is not the one whose archive was retired"),
+        verified.stdout.contains("retired.jsonl line 1: the digest 2026-11-27.digest.json is not the one whose archive was retired"),
         "{}",
         verified.report()
     );
@@ -364,9 +364,9 @@ async fn a_retirement_slipped_into_the_chain_of_real_ones_fails_verify() {
 
     let verified = verify(&log.dir, &[]).code(1);
     assert!(
-        verified
-            .stdout
-            .contains("retired.jsonl:2: the line does not name the hash of the line before it"),
+        verified.stdout.contains(
+            "retired.jsonl line 2: the line does not name the hash of the line before it"
+        ),
         "{}",
         verified.report()
     );
@@ -473,5 +473,108 @@ async fn a_well_formed_retirement_of_a_day_newer_than_a_kept_archive_fails_verif
             .contains("named as retired, but an older archive is kept"),
         "{}",
         verified.report()
+    );
+}
+
+// ---------------------------------------------------------------- verify --json
+
+/// Each line of `verify --json`, parsed: every one must be a JSON object.
+fn json_lines(verified: &Run) -> Vec<serde_json::Value> {
+    verified
+        .stdout
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{line:?} is not JSON ({e})\n{}", verified.report()));
+            assert!(value.is_object(), "{line}");
+            value
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_json_of_an_intact_log_is_the_summary_with_the_head() {
+    let log = closed_log(3).await;
+    let head = head_of(&log.day_file(TODAY), 3);
+
+    let verified = verify(&log.dir, &["--json"]).success();
+    let lines = json_lines(&verified);
+
+    assert_eq!(
+        lines,
+        vec![serde_json::json!({
+            "kind": "summary",
+            "verdict": "intact",
+            "records": 3,
+            "days": 1,
+            "archived": 0,
+            "head": {"seq": 3, "hash": head.hash},
+        })],
+        "{}",
+        verified.report()
+    );
+}
+
+#[tokio::test]
+async fn verify_json_of_a_tampered_log_names_file_line_and_seq_then_sums_up() {
+    let log = closed_log(3).await;
+    let file = log.day_file(TODAY);
+    let mut lines = read_lines(&file);
+    lines[1] = lines[1].replace("person2@example.com", "someone.else@example.com");
+    write_lines(&file, &lines);
+
+    let verified = verify(&log.dir, &["--json"]).code(1);
+    let lines = json_lines(&verified);
+
+    assert_eq!(lines.len(), 2, "{}", verified.report());
+    let fault = &lines[0];
+    assert_eq!(fault["kind"], "fault");
+    assert_eq!(fault["file"], file.display().to_string());
+    assert_eq!(
+        (fault["line"].as_u64(), fault["seq"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert!(
+        fault["problem"]
+            .as_str()
+            .unwrap()
+            .contains("does not match its hash"),
+        "{fault}"
+    );
+    let summary = &lines[1];
+    assert_eq!(summary["kind"], "summary");
+    assert_eq!(summary["verdict"], "faulty");
+    assert_eq!(summary["records"], 1, "one record checks out before it");
+    assert_eq!(summary["head"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn verify_json_lists_archive_faults_and_the_quarantine_as_objects_of_their_own() {
+    let mut log = TestLog::over_days(2, 2).await;
+    log.close();
+    archive_day(&log.dir, TODAY);
+    let quarantine = log.dir.join("quarantine");
+    std::fs::create_dir(&quarantine).unwrap();
+    std::fs::write(quarantine.join("2026-11-28.jsonl.at-9.1.torn"), b"{\"se").unwrap();
+    let archive = days::archive_path(&log.dir, days::parse_day_name(TODAY).unwrap());
+    std::fs::remove_file(archive.with_file_name(format!("{TODAY}.digest.json"))).unwrap();
+
+    let verified = verify(&log.dir, &["--json"]).code(1);
+    let lines = json_lines(&verified);
+
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["fault", "quarantine", "summary"],
+        "{}",
+        verified.report()
+    );
+    assert_eq!(lines[0]["file"], archive.display().to_string());
+    assert_eq!(lines[0]["line"], serde_json::Value::Null);
+    assert_eq!(lines[1]["bytes"], 4);
+    assert_eq!(lines[2]["verdict"], "faulty");
+    assert_eq!(
+        (lines[2]["days"].as_u64(), lines[2]["archived"].as_u64()),
+        (Some(2), Some(1))
     );
 }

@@ -243,7 +243,7 @@ fn acknowledged_records_are_in_the_log_exactly_once_through_faults_and_restarts(
     use std::sync::Arc;
     use std::sync::atomic::Ordering::SeqCst;
 
-    use rollcall::cmd::verify::{Heads, Verdict, verify};
+    use rollcall::log::verify::{Heads, verify};
     use rollcall::log::writer::{Appended, LogWriter};
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -309,8 +309,8 @@ fn acknowledged_records_are_in_the_log_exactly_once_through_faults_and_restarts(
                 durable: rollcall::log::head::Head::read(&dir).unwrap(),
                 expected: None,
             };
-            let verdict = verify(&dir, None, &heads).unwrap();
-            prop_assert!(matches!(verdict, Verdict::Intact { .. }), "{:?}", verdict);
+            let report = verify(&dir, &heads).unwrap();
+            prop_assert!(report.intact(), "{:?}", report.entries());
             let mut in_log: HashMap<String, Vec<u64>> = HashMap::new();
             for record in crate::support::app::live_records(&dir) {
                 in_log

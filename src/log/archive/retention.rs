@@ -1,0 +1,219 @@
+//! Retention: deleting archives past `--retain-days`, oldest first, and
+//! `retired.jsonl`, the hash-chained log of what it deleted, which
+//! `verify` checks so that a deleted archive cannot pass as retention.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use time::{Date, OffsetDateTime};
+
+use super::digest::{DayDigest, digest_path, list_archive_dir, load_digests};
+use super::file_name;
+use crate::log::days::{self, ARCHIVE_DIR};
+use crate::log::fault::Fault;
+use crate::log::files;
+use crate::log::record::{GENESIS_HASH, format_timestamp};
+use crate::log::writer::DEDUP_DAYS;
+
+/// One line per archive deleted by retention; its digest stays, so the
+/// digest chain stays whole.
+pub const RETIRED_FILE: &str = "retired.jsonl";
+
+/// Retention keeps at least the days the writer reads at start to
+/// recognise a retried delivery: fewer, and a retry is logged twice.
+pub const MIN_RETAIN_DAYS: u32 = DEDUP_DAYS as u32;
+
+/// `--retain-days N`, for `archive` and `serve` alike.
+pub fn parse_retain_days(text: &str) -> Result<u32, String> {
+    let days: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of days"))?;
+    check_retain_days(days)?;
+    Ok(days)
+}
+
+pub(super) fn check_retain_days(days: u32) -> Result<(), String> {
+    if days < MIN_RETAIN_DAYS {
+        return Err(format!(
+            "--retain-days {days} is below {MIN_RETAIN_DAYS}: duplicates are recognised over the last {MIN_RETAIN_DAYS} days, so those days must be kept; give {MIN_RETAIN_DAYS} or more"
+        ));
+    }
+    Ok(())
+}
+
+/// A line of `retired.jsonl`. The lines form a chain, like the digests:
+/// each names the digest of the archive it deleted, with that digest's
+/// hash, and the hash of the line before it, so a line cannot be slipped
+/// in, changed or dropped without `verify` seeing it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Retired {
+    day: String,
+    archive: String,
+    compressed_sha256: String,
+    digest: String,
+    digest_sha256: String,
+    deleted_at: String,
+    /// SHA-256 of the line before (without its newline), or
+    /// [`GENESIS_HASH`] for the first.
+    previous_sha256: String,
+}
+
+/// The hash the next line of `retired.jsonl` must name.
+fn retired_chain_hash(lines: &str) -> String {
+    lines.lines().last().map_or_else(
+        || GENESIS_HASH.to_string(),
+        |line| hex::encode(Sha256::digest(line)),
+    )
+}
+
+/// Deletes the archives of days before `before` (keeping their digests, so
+/// the chain stays checkable) and notes each in `retired.jsonl` first.
+pub(super) fn retire(
+    dir: &Path,
+    before: Date,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let listing = list_archive_dir(dir)?;
+    let digests = load_digests(dir)?;
+    let archive_dir = dir.join(ARCHIVE_DIR);
+    let log_path = archive_dir.join(RETIRED_FILE);
+    let mut previous_sha256 = match std::fs::read_to_string(&log_path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => GENESIS_HASH.to_string(),
+        text => {
+            retired_chain_hash(&text.with_context(|| format!("reading {}", log_path.display()))?)
+        }
+    };
+    let mut log = None;
+    let mut deleted = Vec::new();
+    for (date, archive) in listing.archives.range(..before) {
+        let Some(stored) = digests.get(date) else {
+            continue;
+        };
+        if days::live_path(dir, *date).exists() {
+            continue;
+        }
+        let line = Retired {
+            day: days::day_name(*date),
+            archive: file_name(archive),
+            compressed_sha256: stored.digest.compressed_sha256.clone(),
+            digest: stored.name.clone(),
+            digest_sha256: stored.sha256.clone(),
+            deleted_at: format_timestamp(now),
+            previous_sha256,
+        };
+        let mut bytes = serde_json::to_vec(&line).expect("a retirement always serialises");
+        previous_sha256 = hex::encode(Sha256::digest(&bytes));
+        bytes.push(b'\n');
+        // The record of the deletion, its name included, is durable before
+        // anything is deleted.
+        let log = match &mut log {
+            Some(log) => log,
+            None => {
+                let opened = files::open_append(&log_path)
+                    .and_then(|file| files::sync_dir(&archive_dir).map(|()| file))
+                    .with_context(|| format!("opening {}", log_path.display()))?;
+                log.insert(opened)
+            }
+        };
+        log.write_all(&bytes)
+            .and_then(|()| log.sync_data())
+            .with_context(|| format!("writing {}", log_path.display()))?;
+        std::fs::remove_file(archive).with_context(|| format!("removing {}", archive.display()))?;
+        tracing::info!(archive = %archive.display(), "deleted an archive past the retention period");
+        deleted.push(archive.clone());
+    }
+    if !deleted.is_empty() {
+        files::sync_dir(&archive_dir)
+            .with_context(|| format!("syncing directory {}", archive_dir.display()))?;
+    }
+    Ok(deleted)
+}
+
+/// The retired days named in `retired.jsonl`, with faults for lines that
+/// are not retirements or break its chain: a line that does not name the
+/// hash of the line before it, or a digest that does not describe the
+/// retired archive (so the line was not written by retention).
+pub(super) fn load_retired(
+    dir: &Path,
+    faults: &mut Vec<Fault>,
+) -> anyhow::Result<BTreeSet<String>> {
+    let path = dir.join(ARCHIVE_DIR).join(RETIRED_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        text => text.with_context(|| format!("reading {}", path.display()))?,
+    };
+    let mut out = BTreeSet::new();
+    let mut previous_sha256 = GENESIS_HASH.to_string();
+    for (n, line) in text.lines().enumerate() {
+        let fault = |problem: String| Fault::new(&path, problem).at_line(n as u64 + 1);
+        let expected = std::mem::replace(&mut previous_sha256, hex::encode(Sha256::digest(line)));
+        let retired = match serde_json::from_str::<Retired>(line) {
+            Ok(retired) => retired,
+            Err(e) => {
+                faults.push(fault(format!("not a retirement record: {e}")));
+                continue;
+            }
+        };
+        if retired.previous_sha256 != expected {
+            faults.push(fault(
+                "the line does not name the hash of the line before it: the retention log was edited (a line added, changed or removed)".to_string(),
+            ));
+        } else if let Some(problem) = retired_digest_problem(dir, &retired) {
+            faults.push(fault(problem));
+        }
+        out.insert(retired.day);
+    }
+    Ok(out)
+}
+
+/// What is wrong with the digest a retirement names, if anything.
+fn retired_digest_problem(dir: &Path, retired: &Retired) -> Option<String> {
+    let date = days::parse_day_name(&retired.day)?;
+    let path = digest_path(dir, date);
+    if retired.digest != file_name(&path) {
+        return Some(format!(
+            "it retires day {} but names the digest {}",
+            retired.day, retired.digest
+        ));
+    }
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Some(format!(
+            "the digest it names, {}, is missing",
+            retired.digest
+        ));
+    };
+    let digest = serde_json::from_slice::<DayDigest>(&bytes).ok();
+    let matches = hex::encode(Sha256::digest(&bytes)) == retired.digest_sha256
+        && digest.is_some_and(|d| d.compressed_sha256 == retired.compressed_sha256);
+    (!matches).then(|| {
+        format!(
+            "the digest {} is not the one whose archive was retired (its hash differs)",
+            retired.digest
+        )
+    })
+}
+
+/// For readers of a log whose oldest archives retention has deleted: the
+/// seq and hash of the last deleted record, which the oldest record still
+/// present continues from. `None` when nothing was deleted.
+pub fn retired_chain_end(dir: &Path) -> anyhow::Result<Option<(u64, String)>> {
+    let mut ignored = Vec::new();
+    let retired = load_retired(dir, &mut ignored)?;
+    let listing = list_archive_dir(dir)?;
+    let mut end = None;
+    for (date, stored) in load_digests(dir)? {
+        if !retired.contains(&stored.digest.day) || listing.archives.contains_key(&date) {
+            break;
+        }
+        if let Some(seq) = stored.digest.last_seq {
+            end = Some((seq, stored.digest.last_hash));
+        }
+    }
+    Ok(end)
+}

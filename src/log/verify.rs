@@ -1,0 +1,435 @@
+//! What `rollcall verify` checks: every record's own hash, the chain of
+//! `prev_hash` links across days ([`Chain`]), `seq` running from 1 with no
+//! gap or repeat, the end of the log against the durable head (`DIR/.head`,
+//! and a head kept elsewhere), every archive against its digest, the
+//! retention log, and what lies in the quarantine. The result is a
+//! [`Report`]: its [`Entry`]s are what `verify --json` prints.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::archive;
+use super::chain::{self, Break, Chain};
+use super::days;
+use super::fault::{Fault, display_path};
+use super::head::{self, Head};
+use super::reader::{self, Block, Place, ReadError};
+use super::record::{self, LineError, Record, format_timestamp, scan};
+use super::writer::QUARANTINE_DIR;
+
+/// Records the log must hold, with these hashes.
+#[derive(Debug, Clone, Default)]
+pub struct Heads {
+    /// `DIR/.head`: what the writer made durable.
+    pub durable: Option<Head>,
+    /// `--expect-head`: a head kept elsewhere.
+    pub expected: Option<Head>,
+}
+
+/// Everything `verify` found.
+#[derive(Debug)]
+pub struct Report {
+    /// Every fault in the archives, the digests and the retention log.
+    pub archive_faults: Vec<Fault>,
+    /// What lies in `DIR/quarantine/`.
+    pub quarantine: Vec<Held>,
+    /// The first fault in the chain of records; what follows a broken link
+    /// cannot be trusted to say anything more, so it is not checked.
+    pub chain_fault: Option<Fault>,
+    /// Records that check out (before the chain fault, if there is one).
+    pub records: u64,
+    pub days: usize,
+    /// Days read from their archive.
+    pub archived: usize,
+    /// The last record, when the chain is whole: the head to keep
+    /// elsewhere.
+    pub head: Option<Head>,
+    /// Worth knowing, not faults (a batch still being written).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Nothing is wrong.
+    pub fn intact(&self) -> bool {
+        self.chain_fault.is_none() && self.archive_faults.is_empty()
+    }
+
+    /// What the report says, one entry per fault, quarantined file and
+    /// note, then the summary.
+    pub fn entries(&self) -> Vec<Entry<'_>> {
+        let mut out: Vec<Entry<'_>> = self.archive_faults.iter().map(Entry::Fault).collect();
+        out.extend(self.quarantine.iter().map(Entry::Quarantine));
+        out.extend(self.chain_fault.iter().map(Entry::Fault));
+        out.extend(self.notes.iter().map(|note| Entry::Note { note }));
+        out.push(Entry::Summary(Summary {
+            verdict: if self.intact() { "intact" } else { "faulty" },
+            records: self.records,
+            days: self.days,
+            archived: self.archived,
+            head: self.head.as_ref().filter(|_| self.intact()),
+        }));
+        out
+    }
+}
+
+/// One thing a report says, as a JSON object whose `kind` names it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry<'r> {
+    Fault(&'r Fault),
+    Quarantine(&'r Held),
+    Note { note: &'r str },
+    Summary(Summary<'r>),
+}
+
+/// The verdict and what was checked.
+#[derive(Debug, Serialize)]
+pub struct Summary<'r> {
+    /// `intact` or `faulty`.
+    pub verdict: &'static str,
+    pub records: u64,
+    pub days: usize,
+    pub archived: usize,
+    /// Only for an intact log.
+    pub head: Option<&'r Head>,
+}
+
+/// A file in `DIR/quarantine/`: a torn write moved aside at a start
+/// (never acknowledged), listed so nothing there goes unseen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    #[serde(serialize_with = "display_path")]
+    pub file: PathBuf,
+    pub bytes: u64,
+    /// When it was last modified (RFC 3339), if known.
+    pub modified: Option<String>,
+}
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, {} bytes, modified {} (a torn write moved aside at a start; never acknowledged)",
+            self.file.display(),
+            self.bytes,
+            self.modified.as_deref().unwrap_or("at an unknown time")
+        )
+    }
+}
+
+/// Checks everything in `dir`. `Err` only when the check cannot run.
+pub fn verify(dir: &Path, heads: &Heads) -> anyhow::Result<Report> {
+    let start = archive::retired_chain_end(dir)?;
+    let mut report = verify_chain(dir, start, heads)?;
+    report.archive_faults = archive::check_archives(dir)?;
+    report.quarantine = quarantined(dir)?;
+    Ok(report)
+}
+
+/// Checks every day, oldest first. For a day that is both live and
+/// archived the live file is the one read (it is authoritative until
+/// archival removes it). Lines are parsed and hashed on every core; the
+/// chain is then followed through them in log order. `start` is where the
+/// chain begins when retention deleted the oldest archives: the last
+/// deleted record's seq and hash. Each of `heads` names a record the log
+/// must hold, with that hash.
+///
+/// A last line without its newline is a batch still being written when
+/// `DIR/.head` does not reach it (nothing was answered for it yet): a
+/// note. Anywhere else, or with no head to tell, it is a cut file.
+fn verify_chain(
+    dir: &Path,
+    start: Option<(u64, String)>,
+    heads: &Heads,
+) -> Result<Report, ReadError> {
+    let all = reader::days(dir)?;
+    let mut pass = Pass {
+        chain: start.map_or_else(Chain::default, |(seq, hash)| Chain::after(seq, hash)),
+        last_place: None,
+        fragment: None,
+        found: BTreeMap::new(),
+    };
+    let first_seq = pass.chain.next_seq;
+    let witnesses: Vec<(&Head, String)> = [
+        (&heads.durable, head::path(dir).display().to_string()),
+        (&heads.expected, "--expect-head".to_string()),
+    ]
+    .into_iter()
+    .filter_map(|(head, source)| Some((head.as_ref()?, source)))
+    .collect();
+    pass.found = witnesses.iter().map(|(head, _)| (head.seq, None)).collect();
+    let checked = reader::in_log_order(&all, Vec::new, parse_block, |place, lines| {
+        check_block(&mut pass, place, lines)
+    });
+    let mut report = Report {
+        archive_faults: Vec::new(),
+        quarantine: Vec::new(),
+        chain_fault: None,
+        records: 0,
+        days: all.len(),
+        archived: all.iter().filter(|d| d.live.is_none()).count(),
+        head: None,
+        notes: Vec::new(),
+    };
+    let faulty = |fault, pass: &Pass, mut report: Report| {
+        report.records = pass.chain.records;
+        report.chain_fault = Some(fault);
+        Ok(report)
+    };
+    match checked {
+        Ok(()) => {}
+        Err(Stop::Fault(fault)) => return faulty(fault, &pass, report),
+        // An archive whose bytes cannot be decoded (a damaged gzip) is a
+        // fault in the log, not a reason verify cannot run.
+        Err(Stop::Read(ReadError::Read { path, source }))
+            if path.extension().is_some_and(|e| e == "gz")
+                && source.kind() != std::io::ErrorKind::PermissionDenied =>
+        {
+            let fault = Fault::new(&path, format!("the file cannot be read back: {source}"));
+            return faulty(fault, &pass, report);
+        }
+        Err(Stop::Read(e)) => return Err(e),
+    }
+    let last_seq = pass.chain.next_seq - 1;
+    if let Some(fragment) = pass.fragment.take() {
+        match heads.durable.as_ref().map(|head| head.seq) {
+            Some(durable) if durable <= last_seq => report.notes.push(format!(
+                "{} line {} has no newline yet and is past the durable head (seq {durable}): a batch still being written, not checked",
+                fragment.file.display(),
+                fragment.line.unwrap_or_default()
+            )),
+            _ => return faulty(fragment, &pass, report),
+        }
+    }
+    for (head, source) in witnesses {
+        if head.seq < first_seq {
+            report.notes.push(format!(
+                "{source} names seq {}, which retention has deleted: it cannot be checked",
+                head.seq
+            ));
+        } else if let Some(fault) = check_head(&pass, dir, head, &source) {
+            return faulty(fault, &pass, report);
+        }
+    }
+    report.records = pass.chain.records;
+    report.head = (last_seq > 0).then(|| Head {
+        seq: last_seq,
+        hash: pass.chain.last_hash.clone(),
+    });
+    Ok(report)
+}
+
+/// Whether the log, checked as far as `pass`, holds `head` (named by
+/// `source`).
+fn check_head(pass: &Pass, dir: &Path, head: &Head, source: &str) -> Option<Fault> {
+    let last_seq = pass.chain.next_seq - 1;
+    match pass.found.get(&head.seq).cloned().flatten() {
+        None => {
+            let problem = format!(
+                "the log ends at seq {last_seq}, but {source} says seq {} was durable: records were cut from the end of the log",
+                head.seq
+            );
+            Some(match &pass.last_place {
+                Some((path, line)) => Fault {
+                    seq: Some(last_seq),
+                    ..Fault::new(path, problem).at_line(*line)
+                },
+                None => Fault::new(dir, problem),
+            })
+        }
+        Some(found) if found.hash != head.hash => Some(Fault {
+            seq: Some(head.seq),
+            ..Fault::new(
+                &found.path,
+                format!(
+                    "the record's hash is {}, but {source} says seq {} had hash {}: the record was replaced",
+                    found.hash, head.seq, head.hash
+                ),
+            )
+            .at_line(found.line)
+        }),
+        Some(_) => None,
+    }
+}
+
+/// Why the pass over the log ended early.
+enum Stop {
+    Fault(Fault),
+    Read(ReadError),
+}
+
+impl From<ReadError> for Stop {
+    fn from(e: ReadError) -> Self {
+        Stop::Read(e)
+    }
+}
+
+/// Where a record was found, and its hash.
+#[derive(Debug, Clone)]
+struct Found {
+    path: PathBuf,
+    line: u64,
+    hash: String,
+}
+
+/// The pass over the log so far.
+#[derive(Debug)]
+struct Pass {
+    chain: Chain,
+    /// Where the last record was.
+    last_place: Option<(PathBuf, u64)>,
+    /// A line without its newline: fine only as the very last line.
+    fragment: Option<Fault>,
+    /// The records witnesses name, by seq, once found.
+    found: BTreeMap<u64, Option<Found>>,
+}
+
+/// A line checked on its own: its record, or what is wrong with it, and
+/// its seq as far as it can be read.
+struct Parsed {
+    record: Result<Record, String>,
+    seq: Option<u64>,
+    whole: bool,
+}
+
+/// Parses and hashes the lines of `block`, up to the first bad one
+/// (nothing after it is checked). Returns the number of lines gone
+/// through.
+fn parse_block(block: &Block, parsed: &mut Vec<Parsed>) -> u64 {
+    parsed.clear();
+    for (bytes, whole) in block.lines() {
+        let record = parse(bytes, whole);
+        let bad = record.is_err();
+        parsed.push(Parsed {
+            record,
+            seq: scan::leading_seq(bytes),
+            whole,
+        });
+        if bad {
+            break;
+        }
+    }
+    parsed.len() as u64
+}
+
+/// The record on a line if it is whole and untouched.
+fn parse(bytes: &[u8], whole: bool) -> Result<Record, String> {
+    if !whole {
+        return Err("the line is cut short (no newline at the end): the file was truncated".into());
+    }
+    record::parse_line(bytes).map_err(|e| match e {
+        LineError::HashMismatch => {
+            "the record does not match its hash: its content was modified".to_string()
+        }
+        LineError::Parse(why) => format!("not a record ({why}): the line was damaged"),
+    })
+}
+
+/// Follows the chain through a block's lines, in order. A line without
+/// its newline is kept aside: it is a fault unless it turns out to be the
+/// log's last line, still being written.
+fn check_block(pass: &mut Pass, place: Place<'_>, lines: &mut [Parsed]) -> Result<(), Stop> {
+    let name = days::day_name(place.day.date);
+    let path = place.day.path();
+    for (number, parsed) in (place.lines_before + 1..).zip(lines.iter_mut()) {
+        if let Some(fragment) = pass.fragment.take() {
+            return Err(Stop::Fault(fragment));
+        }
+        let record = std::mem::replace(&mut parsed.record, Err(String::new()));
+        let fault = |problem| Fault {
+            seq: parsed.seq,
+            ..Fault::new(path, problem).at_line(number)
+        };
+        if !parsed.whole {
+            pass.fragment = Some(fault(record.err().unwrap_or_default()));
+            continue;
+        }
+        let record = record
+            .and_then(|record| check_link(&pass.chain, &name, number, record))
+            .map_err(|problem| Stop::Fault(fault(problem)))?;
+        if let Some(slot) = pass.found.get_mut(&record.seq) {
+            *slot = Some(Found {
+                path: path.to_path_buf(),
+                line: number,
+                hash: record.hash.clone(),
+            });
+        }
+        pass.chain.take_checked(record.seq, record.hash);
+        pass.last_place = Some((path.to_path_buf(), number));
+    }
+    Ok(())
+}
+
+/// `record`, line `number` of the file for `day`, if it is the next link
+/// of `chain`; otherwise what is wrong. A gap at a file's first line says
+/// which days appear to be missing.
+fn check_link(chain: &Chain, day: &str, number: u64, record: Record) -> Result<Record, String> {
+    match chain.check(record.seq, &record.prev_hash) {
+        Ok(()) => {}
+        Err(Break::Missing { from: 1, to }) if number == 1 => {
+            return Err(format!(
+                "the log starts at seq {} instead of 1: {}; the first day(s) appear to be missing",
+                record.seq,
+                chain::missing(1, to)
+            ));
+        }
+        Err(Break::Missing { from, to }) if number == 1 => {
+            return Err(format!(
+                "{} before this file: a day appears to be missing (or the end of the previous day file was cut off)",
+                chain::missing(from, to)
+            ));
+        }
+        Err(problem) => return Err(problem.to_string()),
+    }
+    if record.day() != day {
+        return Err(format!(
+            "a record received on {} is in the file for {day}",
+            record.day()
+        ));
+    }
+    Ok(record)
+}
+
+/// The files in `DIR/quarantine/`, oldest first.
+fn quarantined(dir: &Path) -> anyhow::Result<Vec<Held>> {
+    let folder = dir.join(QUARANTINE_DIR);
+    let entries = match std::fs::read_dir(&folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries.with_context(|| format!("listing {}", folder.display()))?,
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("listing {}", folder.display()))?
+            .path();
+        let metadata =
+            std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        let modified = metadata
+            .modified()
+            .ok()
+            .map(|at| format_timestamp(OffsetDateTime::from(at)));
+        found.push(Held {
+            file: path,
+            bytes: metadata.len(),
+            modified,
+        });
+    }
+    // Unknown times after known ones, as the text sorts.
+    found.sort_by(|a, b| {
+        let key = |h: &Held| {
+            (
+                h.modified.is_none(),
+                h.modified.clone(),
+                h.file.clone(),
+                h.bytes,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok(found)
+}
