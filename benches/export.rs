@@ -36,11 +36,12 @@ fn main() {
         started.elapsed()
     );
 
-    let rollcall = |args: &[&str]| {
+    let timed = |bin: &Path, args: &[&str]| {
         let mut command = Command::new("/usr/bin/time");
-        command.arg("-v").arg(BIN).arg("--dir").arg(&dir).args(args);
+        command.arg("-v").arg(bin).arg("--dir").arg(&dir).args(args);
         command
     };
+    let rollcall = |args: &[&str]| timed(Path::new(BIN), args);
     println!("| {records} records | time | records/s | peak RSS |\n|---|---|---|---|");
     let csv = report("rollcall export (csv)", records, &mut rollcall(&["export"]));
     report(
@@ -57,6 +58,16 @@ fn main() {
     jq.args(["-v", "jq", "-r"]).arg(JQ_CSV).args(&files);
     let jq = report("jq -r '[...] \\| @csv'", records, &mut jq);
     report("rollcall verify", records, &mut rollcall(&["verify"]));
+    if let Some(bin) = support::baseline_bin() {
+        let baseline = |args: &[&str]| timed(&bin, args);
+        report("baseline export (csv)", records, &mut baseline(&["export"]));
+        report(
+            "baseline export --format jsonl",
+            records,
+            &mut baseline(&["export", "--format", "jsonl"]),
+        );
+        report("baseline verify", records, &mut baseline(&["verify"]));
+    }
     println!(
         "| rollcall export / jq | {:.1}x | | |",
         jq.as_secs_f64() / csv.as_secs_f64()

@@ -82,13 +82,25 @@ fn main() -> anyhow::Result<()> {
     let noop_load = runtime.block_on(saturate(noop.address, &requests, load_for))?;
     noop.stop();
 
+    let baseline_load = match support::baseline_bin() {
+        Some(bin) => {
+            eprintln!(
+                "measuring the baseline {} serve at {CONNECTIONS} connections ...",
+                bin.display()
+            );
+            let mut baseline = Server::start(&mut serve_command(&bin, &work.join("baseline")))?;
+            let load = runtime.block_on(saturate(baseline.address, &requests, load_for))?;
+            baseline.stop();
+            Some(load)
+        }
+        None => None,
+    };
+
     eprintln!("measuring rollcall serve at {CONNECTIONS} connections ...");
-    let mut serve = Server::start(
-        Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(work.join("log"))
-            .env("ROLLCALL_SECRET", SECRET),
-    )?;
+    let mut serve = Server::start(&mut serve_command(
+        Path::new(env!("CARGO_BIN_EXE_rollcall")),
+        &work.join("log"),
+    ))?;
     let serve_load = runtime.block_on(saturate(serve.address, &requests, load_for))?;
     drop(requests);
     let serve_rss = serve.peak_rss_kib();
@@ -98,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     let tail = tail_delay(&work.join("log"), serve.address, &runtime)?;
     serve.stop();
 
-    let rows = [
+    let mut rows = vec![
         (
             "raw fdatasync (1 per record)",
             format!("{fsync_rate:.0}/s"),
@@ -150,6 +162,18 @@ fn main() -> anyhow::Result<()> {
             String::new(),
         ),
     ];
+    if let Some(baseline) = baseline_load {
+        rows.push((
+            "baseline serve (ROLLCALL_BENCH_BASELINE), 64 conns, durable",
+            format!("{:.0}/s", baseline.rate),
+            format!("p50 {} p99 {}", ms(baseline.p50), ms(baseline.p99)),
+        ));
+        rows.push((
+            "baseline / no-op endpoint",
+            format!("{:.2}", baseline.rate / noop_load.rate),
+            String::new(),
+        ));
+    }
     let mut table = String::from("| measure | figure | latency |\n|---|---|---|\n");
     for (name, figure, latency) in rows {
         table.push_str(&format!("| {name} | {figure} | {latency} |\n"));
@@ -159,6 +183,16 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&out, &table)?;
     eprintln!("table written to {}", out.display());
     Ok(())
+}
+
+/// `BIN serve` on 127.0.0.1:0 over `dir`, with the bench's secret.
+fn serve_command(bin: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir)
+        .env("ROLLCALL_SECRET", SECRET);
+    command
 }
 
 /// Appends a record-sized line and fdatasyncs it, over and over.

@@ -23,6 +23,13 @@ pub const SECRET: &str = "bench-secret";
 pub const DAYS: u64 = 10;
 const BODY: &str = include_str!("../../tests/fixtures/webex/memberships-created-current.json");
 
+/// Another `rollcall` binary (a build of an earlier commit) to measure
+/// beside this one in the same run, from `ROLLCALL_BENCH_BASELINE`: the
+/// way a change is shown to cost nothing.
+pub fn baseline_bin() -> Option<PathBuf> {
+    std::env::var_os("ROLLCALL_BENCH_BASELINE").map(PathBuf::from)
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
