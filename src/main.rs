@@ -1,3 +1,6 @@
+//! The `rollcall` binary: parse the command line, set up rollcall's own
+//! logs, run the command, and turn its result into the exit code.
+
 use std::process::ExitCode;
 
 use clap::Parser;
