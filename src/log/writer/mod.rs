@@ -43,6 +43,10 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 /// The durable head is fsync'd at most this often (and at shutdown): it
 /// may lag the log, so it needs no fdatasync of its own per batch.
 const HEAD_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// While deliveries keep coming, the head is rewritten at most this often
+/// (a create, a write and a rename each time), so `tail` lags the log by
+/// no more than this and one batch. An idle writer stores it at once.
+const HEAD_STORE_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What became of an appended record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +114,9 @@ impl LogWriter {
             .name("log-writer".into())
             .spawn(move || {
                 loop {
-                    let first = if state.head_unsynced {
+                    let first = if let Some(job) = state.carry.take() {
+                        job
+                    } else if state.head_unsynced || state.head_behind {
                         match queue.recv_timeout(HEAD_SYNC_EVERY) {
                             Ok(job) => job,
                             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -132,7 +138,7 @@ impl LogWriter {
                             Err(_) => break,
                         }
                     }
-                    state.commit(batch);
+                    state.commit(batch, &queue);
                 }
                 state.store_head(true);
             })
@@ -236,6 +242,13 @@ struct State {
     /// [`HEAD_SYNC_EVERY`].
     head_unsynced: bool,
     head_synced_at: Option<Instant>,
+    /// When the head was last stored, and whether records made durable
+    /// since are not in it yet.
+    head_stored_at: Option<Instant>,
+    head_behind: bool,
+    /// A delivery taken off the queue to learn that more work waits: the
+    /// first of the next batch.
+    carry: Option<Job>,
     /// The head found at start leads the log: it is the evidence of a cut
     /// and is not overwritten.
     head_kept: bool,
@@ -275,6 +288,9 @@ impl State {
             broken: false,
             head_unsynced: false,
             head_synced_at: None,
+            head_stored_at: None,
+            head_behind: false,
+            carry: None,
             head_kept: false,
         };
         if let Some(last) = last_record(&all_days, &state.metrics)? {
@@ -335,6 +351,7 @@ impl State {
     /// or when the last fsync of it is [`HEAD_SYNC_EVERY`] old.
     fn store_head(&mut self, sync: bool) {
         if self.head_kept || self.next_seq == 1 {
+            self.head_behind = false;
             return;
         }
         let sync = sync
@@ -345,7 +362,12 @@ impl State {
             seq: self.next_seq - 1,
             hash: self.last_hash.clone(),
         };
-        match head.store(&self.dir, sync) {
+        let stored = head.store(&self.dir, sync);
+        if stored.is_ok() {
+            self.head_stored_at = Some(Instant::now());
+            self.head_behind = false;
+        }
+        match stored {
             Ok(()) if sync => {
                 self.head_synced_at = Some(Instant::now());
                 self.head_unsynced = false;
@@ -355,8 +377,29 @@ impl State {
         }
     }
 
-    fn commit(&mut self, batch: Vec<Job>) {
-        if let Err((jobs, error)) = self.try_commit(batch) {
+    /// After a durable batch, before its replies: stores the head when the
+    /// queue is empty (nobody waits behind it, and a client that reads
+    /// `.head` after its 200 finds its record there) or when the last store
+    /// is [`HEAD_STORE_EVERY`] old; otherwise the next batch's commit does.
+    fn catch_up_head(&mut self, queue: &mpsc::Receiver<Job>) {
+        if !self.head_behind {
+            return;
+        }
+        if self.carry.is_none()
+            && let Ok(job) = queue.try_recv()
+        {
+            self.carry = Some(job);
+        }
+        let due = self
+            .head_stored_at
+            .is_none_or(|at| at.elapsed() >= HEAD_STORE_EVERY);
+        if self.carry.is_none() || due {
+            self.store_head(false);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Job>, queue: &mpsc::Receiver<Job>) {
+        if let Err((jobs, error)) = self.try_commit(batch, queue) {
             self.healthy.store(false, Ordering::Relaxed);
             self.metrics.sync_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %error, "a batch of {} deliveries could not be made durable", jobs.len());
@@ -372,6 +415,7 @@ impl State {
     fn try_commit(
         &mut self,
         batch: Vec<Job>,
+        queue: &mpsc::Receiver<Job>,
     ) -> Result<(), (Vec<oneshot::Sender<Result<Appended, AppendError>>>, String)> {
         if self.broken
             && let Err(e) = self.reload()
@@ -420,6 +464,7 @@ impl State {
         }
         drop(seen);
         if added.is_empty() {
+            self.catch_up_head(queue);
             for (reply, outcome) in owed {
                 let _ = reply.send(Ok(outcome));
             }
@@ -452,7 +497,8 @@ impl State {
         }
         day.len += buf.len() as u64;
         self.last_received = now;
-        self.store_head(false);
+        self.head_behind = true;
+        self.catch_up_head(queue);
         // Healthy before anyone hears of the success.
         self.healthy.store(true, Ordering::Relaxed);
         self.metrics
