@@ -25,7 +25,7 @@ use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::secret::{self, Secret, SecretSource};
 use crate::webex::client::Client;
-use crate::webex::titles::RoomTitles;
+use crate::webex::titles::TitleLookups;
 use crate::webex::{Upkeep, WebexSettings};
 use crate::webhook::routes::{self, AppState};
 use crate::{log::archive, schedule::Nightly};
@@ -259,16 +259,16 @@ async fn webex(
     settings: &WebexSettings,
     secret: Option<Secret>,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(RoomTitles, Option<Upkeep>)> {
+) -> anyhow::Result<(TitleLookups, Option<Upkeep>)> {
     let Some(token) = settings.token.clone() else {
         tracing::warn!(
             "WEBEX_TOKEN is not set: records carry no room titles, and the server does not register or recheck its webhooks"
         );
-        return Ok((RoomTitles::disabled(), None));
+        return Ok((TitleLookups::disabled(), None));
     };
     let client =
         Client::new(&settings.api_url, token).context("setting up the Webex API client")?;
-    let titles = RoomTitles::new(client.clone(), metrics, settings.titles);
+    let titles = TitleLookups::new(client.clone(), metrics, settings.titles);
     if let Some(warning) = settings
         .public_url
         .as_deref()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use client::{Client, Webhook};
 use registration::{Action, Registration};
-use titles::{RoomTitles, TitleSettings};
+use titles::{TitleLookups, TitleSettings};
 
 use crate::secret::Secret;
 use crate::webhook::payload::Target;
@@ -51,14 +51,14 @@ impl Default for WebexSettings {
 
 /// The periodic work `serve` does against Webex: make sure its webhooks
 /// exist and are active (when it knows its public URL and secret), warn
-/// about disabled ones, and tell [`RoomTitles`] what the webhook list says.
+/// about disabled ones, and tell [`TitleLookups`] what the webhook list says.
 #[derive(Debug)]
 pub struct Upkeep {
     client: Client,
     registration: Option<Registration>,
     secret: Option<Secret>,
     public_url: Option<String>,
-    titles: RoomTitles,
+    titles: TitleLookups,
 }
 
 impl Upkeep {
@@ -66,7 +66,7 @@ impl Upkeep {
         client: Client,
         settings: &WebexSettings,
         secret: Option<Secret>,
-        titles: RoomTitles,
+        titles: TitleLookups,
     ) -> Self {
         let registration = settings.public_url.as_ref().map(|public_url| Registration {
             public_url: public_url.clone(),

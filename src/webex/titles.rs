@@ -60,9 +60,9 @@ impl Default for TitleSettings {
 /// [`TitleSettings::wait`] and is then written without a title while the
 /// lookup carries on to fill the cache. A failed lookup is counted in
 /// `rollcall_room_lookup_failures_total` and never fails a delivery.
-/// Without a token ([`RoomTitles::disabled`]) nothing is looked up.
+/// Without a token ([`TitleLookups::disabled`]) nothing is looked up.
 #[derive(Debug, Clone, Default)]
-pub struct RoomTitles {
+pub struct TitleLookups {
     inner: Option<Arc<Inner>>,
 }
 
@@ -106,7 +106,7 @@ struct Cached {
     until: Instant,
 }
 
-impl RoomTitles {
+impl TitleLookups {
     /// No token: no titles, no calls.
     pub fn disabled() -> Self {
         Self::default()

@@ -19,7 +19,7 @@ use super::signature;
 use crate::log::writer::{Appended, LogWriter};
 use crate::metrics::{Metrics, Outcome};
 use crate::secret::Secret;
-use crate::webex::titles::RoomTitles;
+use crate::webex::titles::TitleLookups;
 
 /// Largest delivery body accepted.
 pub const MAX_BODY: u64 = 64 * 1024;
@@ -32,7 +32,7 @@ pub struct AppState {
     /// `None` only with `--insecure-accept-unsigned`.
     pub secret: Option<Secret>,
     pub metrics: Arc<Metrics>,
-    pub titles: RoomTitles,
+    pub titles: TitleLookups,
 }
 
 /// All routes, with JSON errors.
