@@ -180,29 +180,7 @@ async fn idle_connections_beyond_the_limit_do_not_stop_new_clients_for_long() {
 #[tokio::test]
 async fn a_chunked_body_without_length_is_cut_off_at_64_kib() {
     let app = TestApp::spawn().await;
-    let address = app.address.trim_start_matches("http://").to_string();
-    let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = "POST /hooks/default HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let chunk = vec![b' '; 8192];
-    for _ in 0..9 {
-        let framed = [
-            format!("{:x}\r\n", chunk.len()).into_bytes(),
-            chunk.clone(),
-            b"\r\n".to_vec(),
-        ]
-        .concat();
-        if conn.write_all(&framed).await.is_err() {
-            break;
-        }
-    }
-    let _ = conn.write_all(b"0\r\n\r\n").await;
-    let mut answer = Vec::new();
-    tokio::time::timeout(HANG_GUARD, conn.read_to_end(&mut answer))
-        .await
-        .expect("no answer")
-        .ok();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = app.post_chunked_past_the_limit().await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(app.records().is_empty());
     app.stop().await;

@@ -336,26 +336,8 @@ async fn a_non_ascii_signature_is_a_401_with_a_json_error() {
 #[tokio::test]
 async fn a_too_large_body_is_timed_from_its_request() {
     let app = TestApp::spawn().await;
-    let address = app.address.trim_start_matches("http://").to_string();
-    let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = "POST /hooks/default HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let chunk = vec![b' '; 8192];
-    for _ in 0..9 {
-        let framed = [
-            format!("{:x}\r\n", chunk.len()).into_bytes(),
-            chunk.clone(),
-            b"\r\n".to_vec(),
-        ]
-        .concat();
-        if conn.write_all(&framed).await.is_err() {
-            break;
-        }
-    }
-    let _ = conn.write_all(b"0\r\n\r\n").await;
-    let mut answer = Vec::new();
-    let _ = conn.read_to_end(&mut answer).await;
-    assert!(answer.starts_with(b"HTTP/1.1 413"));
+    let answer = app.post_chunked_past_the_limit().await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
     let (_, metrics) = app.get("/metrics").await;
     assert_eq!(

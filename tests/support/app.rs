@@ -32,6 +32,39 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Posts a chunked delivery that grows past the 64 KiB limit with no
+    /// Content-Length, and returns the raw answer (bounded, so a server
+    /// that never answers fails the test instead of hanging it).
+    pub async fn post_chunked_past_the_limit(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.address.trim_start_matches("http://").to_string();
+        let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = "POST /hooks/default HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b' '; 8192];
+        for _ in 0..9 {
+            let framed = [
+                format!("{:x}\r\n", chunk.len()).into_bytes(),
+                chunk.clone(),
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            if conn.write_all(&framed).await.is_err() {
+                break;
+            }
+        }
+        let _ = conn.write_all(b"0\r\n\r\n").await;
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            conn.read_to_end(&mut answer),
+        )
+        .await
+        .expect("no answer")
+        .ok();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// A server on a fresh directory with default settings.
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
