@@ -2,20 +2,20 @@
 //! write. No 2xx without a record, and
 //! recovery without a restart once the fault is gone.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use rollcall::clock::FakeClock;
-use rollcall::log::record::Record;
-use rollcall::log::writer::{AppendError, Appended, Disk, LogWriter, RealDisk};
+use rollcall::log::writer::{AppendError, Appended, LogWriter};
 use rollcall::metrics::Metrics;
-use rollcall::webhook::payload::{self, Delivery};
 
-use crate::support::app::{START, TestApp, assert_chain_whole, json_of, membership};
+use crate::support::app::{
+    START, TestApp, assert_chain_whole, json_of, membership, membership_record,
+};
+use crate::support::disk::FaultyDisk;
 
 /// A mount made for one test, undone when dropped.
 struct Mount {
@@ -128,50 +128,11 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
     app.stop().await;
 }
 
-/// A disk whose next `fail_syncs` fdatasyncs fail, and whose next
-/// `tear_writes` writes stop halfway with an error.
-#[derive(Default)]
-struct FlakyDisk {
-    fail_syncs: AtomicU32,
-    tear_writes: AtomicU32,
-}
-
-fn take_one(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-impl Disk for FlakyDisk {
-    fn write(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
-        if take_one(&self.tear_writes) {
-            file.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(io::Error::other("injected: the write stopped halfway"));
-        }
-        RealDisk.write(file, bytes)
-    }
-
-    fn sync(&self, file: &File) -> io::Result<()> {
-        if take_one(&self.fail_syncs) {
-            return Err(io::Error::other("injected: fdatasync failed"));
-        }
-        RealDisk.sync(file)
-    }
-}
-
-fn record(id: &str) -> Record {
-    let body = membership("created", id, "room", "2026-11-27T01:00:00.000Z");
-    match payload::parse(&body, &"default".parse().unwrap()).unwrap() {
-        Delivery::Membership(membership) => membership.record,
-        Delivery::Ignored => unreachable!("a membership body"),
-    }
-}
-
 #[tokio::test]
 async fn a_failed_fdatasync_or_a_torn_write_is_never_acknowledged_and_leaves_nothing_behind() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("log");
-    let disk = Arc::new(FlakyDisk::default());
+    let disk = Arc::new(FaultyDisk::default());
     let writer = LogWriter::open_on(
         &dir,
         Arc::new(FakeClock::new(START)),
@@ -180,13 +141,13 @@ async fn a_failed_fdatasync_or_a_torn_write_is_never_acknowledged_and_leaves_not
     )
     .unwrap();
     assert_eq!(
-        writer.append(record("a")).await.unwrap(),
+        writer.append(membership_record("a")).await.unwrap(),
         Appended::Recorded(1)
     );
     let whole = std::fs::read(dir.join("2026-11-27.jsonl")).unwrap();
 
     disk.fail_syncs.store(1, Ordering::SeqCst);
-    let failed = writer.append(record("b")).await;
+    let failed = writer.append(membership_record("b")).await;
     assert!(
         matches!(failed, Err(AppendError::Io(ref e)) if e.contains("fdatasync failed")),
         "{failed:?}"
@@ -195,7 +156,7 @@ async fn a_failed_fdatasync_or_a_torn_write_is_never_acknowledged_and_leaves_not
     assert_eq!(std::fs::read(dir.join("2026-11-27.jsonl")).unwrap(), whole);
 
     disk.tear_writes.store(1, Ordering::SeqCst);
-    let failed = writer.append(record("c")).await;
+    let failed = writer.append(membership_record("c")).await;
     assert!(
         matches!(failed, Err(AppendError::Io(ref e)) if e.contains("halfway")),
         "{failed:?}"
@@ -205,11 +166,11 @@ async fn a_failed_fdatasync_or_a_torn_write_is_never_acknowledged_and_leaves_not
     // The retries Webex sends once the disk is fine again are recorded,
     // with the next seq and an unbroken chain.
     assert_eq!(
-        writer.append(record("b")).await.unwrap(),
+        writer.append(membership_record("b")).await.unwrap(),
         Appended::Recorded(2)
     );
     assert_eq!(
-        writer.append(record("c")).await.unwrap(),
+        writer.append(membership_record("c")).await.unwrap(),
         Appended::Recorded(3)
     );
     assert!(writer.is_healthy());

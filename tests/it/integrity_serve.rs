@@ -11,18 +11,17 @@ use std::time::Duration;
 
 use rollcall::clock::FakeClock;
 use rollcall::log::head::Head;
-use rollcall::log::record::{Event, Record};
+use rollcall::log::record::Event;
 use rollcall::log::writer::{AppendError, Appended, LogWriter};
 use rollcall::metrics::Metrics;
 use rollcall::secret::Secret;
 use rollcall::startup::Settings;
-use rollcall::webhook::payload::{self, Delivery};
 use rollcall::webhook::signature;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::app::{self, SECRET, START, TestApp, json_of};
+use crate::support::app::{self, SECRET, START, TestApp, json_of, membership_record};
 use crate::support::bin::{ServerProcess, rollcall, run};
 use crate::support::disk::FaultyDisk;
 use crate::support::fake_webex::{FakeWebex, TOKEN};
@@ -196,17 +195,6 @@ async fn a_start_writes_the_head_of_the_recovered_log() {
     app.stop().await;
 }
 
-fn record(id: &str) -> Record {
-    match payload::parse(&body_for(id), &"default".parse().unwrap()).unwrap() {
-        Delivery::Membership(membership) => membership.record,
-        Delivery::Ignored => unreachable!("a membership body"),
-    }
-}
-
-fn body_for(id: &str) -> Vec<u8> {
-    app::membership("created", id, "room", "2026-11-27T01:00:00.000Z")
-}
-
 #[tokio::test]
 async fn a_refused_record_whose_bytes_stayed_is_not_answered_duplicate_until_they_are_synced() {
     let temp = tempfile::tempdir().unwrap();
@@ -220,7 +208,7 @@ async fn a_refused_record_whose_bytes_stayed_is_not_answered_duplicate_until_the
     )
     .unwrap();
     assert_eq!(
-        writer.append(record("a")).await.unwrap(),
+        writer.append(membership_record("a")).await.unwrap(),
         Appended::Recorded(1)
     );
 
@@ -228,14 +216,14 @@ async fn a_refused_record_whose_bytes_stayed_is_not_answered_duplicate_until_the
     // bytes stay in the file, not known durable.
     disk.fail_syncs.store(2, Ordering::SeqCst);
     disk.fail_truncates.store(1, Ordering::SeqCst);
-    let refused = writer.append(record("b")).await;
+    let refused = writer.append(membership_record("b")).await;
     assert!(matches!(refused, Err(AppendError::Io(_))), "{refused:?}");
     // Webex retries; the sync that would make the bytes durable still fails.
-    let retried = writer.append(record("b")).await;
+    let retried = writer.append(membership_record("b")).await;
     assert!(matches!(retried, Err(AppendError::Io(_))), "{retried:?}");
 
     // Once a sync succeeds the bytes are durable, and only then answered.
-    let retried = writer.append(record("b")).await.unwrap();
+    let retried = writer.append(membership_record("b")).await.unwrap();
     assert_eq!(retried, Appended::Duplicate(2));
     drop(writer);
     assert_eq!(app::assert_chain_whole(&dir), [1, 2]);

@@ -238,6 +238,17 @@ pub fn assert_chain_whole(dir: &Path) -> Vec<u64> {
 
 /// A membership delivery body built from the `created` fixture, with the
 /// given event (`created`/`deleted`), membership id, room and `created`.
+/// The record a signed `created` delivery for membership `id` (in room
+/// `room`, created 2026-11-27T01:00Z) makes, for tests of the writer alone.
+pub fn membership_record(id: &str) -> rollcall::log::record::Record {
+    use rollcall::webhook::payload::{self, Delivery};
+    let body = membership("created", id, "room", "2026-11-27T01:00:00.000Z");
+    match payload::parse(&body, &"default".parse().unwrap()).unwrap() {
+        Delivery::Membership(membership) => membership.record,
+        Delivery::Ignored => unreachable!("a membership body"),
+    }
+}
+
 pub fn membership(event: &str, membership_id: &str, room_id: &str, created: &str) -> Vec<u8> {
     let mut body: Value =
         serde_json::from_slice(&crate::support::fixture("memberships-created-current.json"))
