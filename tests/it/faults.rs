@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rollcall::clock::FakeClock;
-use rollcall::log::writer::{AppendError, Appended, LogWriter};
-use rollcall::metrics::Metrics;
+use rollcall::log::writer::{AppendError, Appended};
 
 use crate::support::app::{
     START, TestApp, assert_chain_whole, json_of, membership, membership_record,
 };
-use crate::support::disk::FaultyDisk;
+use crate::support::disk::faulty_writer;
 
 /// A mount made for one test, undone when dropped.
 struct Mount {
@@ -132,14 +131,7 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
 async fn a_failed_fdatasync_or_a_torn_write_is_never_acknowledged_and_leaves_nothing_behind() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("log");
-    let disk = Arc::new(FaultyDisk::default());
-    let writer = LogWriter::open_on(
-        &dir,
-        Arc::new(FakeClock::new(START)),
-        Arc::new(Metrics::default()),
-        disk.clone(),
-    )
-    .unwrap();
+    let (writer, disk) = faulty_writer(&dir);
     assert_eq!(
         writer.append(membership_record("a")).await.unwrap(),
         Appended::Recorded(1)

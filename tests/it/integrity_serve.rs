@@ -12,8 +12,7 @@ use std::time::Duration;
 use rollcall::clock::FakeClock;
 use rollcall::log::head::Head;
 use rollcall::log::record::Event;
-use rollcall::log::writer::{AppendError, Appended, LogWriter};
-use rollcall::metrics::Metrics;
+use rollcall::log::writer::{AppendError, Appended};
 use rollcall::secret::Secret;
 use rollcall::startup::Settings;
 use rollcall::webhook::signature;
@@ -23,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::{self, SECRET, START, TestApp, json_of, membership_record};
 use crate::support::bin::{ServerProcess, rollcall, run};
-use crate::support::disk::FaultyDisk;
+use crate::support::disk::{FaultyDisk, faulty_writer};
 use crate::support::fake_webex::{FakeWebex, TOKEN};
 use crate::support::logs::{TestLog, read_lines, write_lines};
 
@@ -199,14 +198,7 @@ async fn a_start_writes_the_head_of_the_recovered_log() {
 async fn a_refused_record_whose_bytes_stayed_is_not_answered_duplicate_until_they_are_synced() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("log");
-    let disk = Arc::new(FaultyDisk::default());
-    let writer = LogWriter::open_on(
-        &dir,
-        Arc::new(FakeClock::new(START)),
-        Arc::new(Metrics::default()),
-        disk.clone(),
-    )
-    .unwrap();
+    let (writer, disk) = faulty_writer(&dir);
     assert_eq!(
         writer.append(membership_record("a")).await.unwrap(),
         Appended::Recorded(1)

@@ -2,9 +2,13 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
-use rollcall::log::writer::{Disk, RealDisk};
+use rollcall::clock::FakeClock;
+use rollcall::log::writer::{Disk, LogWriter, RealDisk};
+use rollcall::metrics::Metrics;
 
 /// Real writes, syncs and cuts, except those a test asks to fail: every
 /// write and sync while `failing`, and the next `tear_writes` writes (cut
@@ -59,4 +63,18 @@ impl Disk for FaultyDisk {
         }
         RealDisk.truncate(file, len)
     }
+}
+
+/// A log writer on `dir` over a [`FaultyDisk`] (no fault yet), its clock
+/// at the tests' start.
+pub fn faulty_writer(dir: &Path) -> (LogWriter, Arc<FaultyDisk>) {
+    let disk = Arc::new(FaultyDisk::default());
+    let writer = LogWriter::open_on(
+        dir,
+        Arc::new(FakeClock::new(crate::support::app::START)),
+        Arc::new(Metrics::default()),
+        disk.clone(),
+    )
+    .expect("opening the log writer");
+    (writer, disk)
 }
