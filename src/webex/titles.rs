@@ -125,11 +125,15 @@ impl TitleLookups {
 
     /// The title to record for `room_id` delivered on `target` by a webhook
     /// with `webhook_filter`, or `None`. Never waits longer than the bound.
+    /// `worth_a_lookup` is asked only when a title is wanted and not
+    /// cached: a delivery that will not be written (a retry, a failing
+    /// writer) says no, and costs no API call.
     pub async fn title_for(
         &self,
         target: &Target,
         webhook_filter: Option<&str>,
         room_id: &str,
+        worth_a_lookup: impl FnOnce() -> bool,
     ) -> Option<String> {
         let inner = self.inner.as_ref()?;
         let lookup = {
@@ -144,6 +148,7 @@ impl TitleLookups {
             }
             match state.in_flight.get(room_id) {
                 Some(lookup) => lookup.clone(),
+                None if !worth_a_lookup() => return None,
                 None => {
                     let lookup = spawn_lookup(inner.clone(), room_id.to_string());
                     state.in_flight.insert(room_id.to_string(), lookup.clone());

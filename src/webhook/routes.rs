@@ -241,19 +241,15 @@ async fn deliver(
         Err(error) => return error_reply(Outcome::BadRequest, StatusCode::BAD_REQUEST, error),
     };
     let mut record = membership.record;
-    // A retry of a recorded event, or a delivery a failing writer will
-    // refuse, costs no API call: the title is only worth its wait for a
-    // record about to be written.
-    if state.writer.is_healthy() && state.writer.recorded(&record.dedup_key()).is_none() {
-        record.room_title = state
-            .titles
-            .title_for(
-                &target,
-                membership.webhook_filter.as_deref(),
-                &record.room_id,
-            )
-            .await;
-    }
+    record.room_title = state
+        .titles
+        .title_for(
+            &target,
+            membership.webhook_filter.as_deref(),
+            &record.room_id,
+            || state.writer.is_healthy() && state.writer.recorded(&record.dedup_key()).is_none(),
+        )
+        .await;
     match state.writer.append(record).await {
         Ok(Appended::Recorded(seq)) => (
             Outcome::Recorded,
