@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::log::files;
+use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::secret::{self, Secret, SecretSource};
@@ -118,6 +119,7 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::default());
         let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
+        mark_start(&writer).await?;
         let nightly = settings.archive.map(|(at, options)| {
             Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options)
         });
@@ -239,6 +241,17 @@ impl Application {
             tracing::warn!("some connections did not finish in time");
         }
         drop(service);
+        // The clean stop is the start of a coverage gap: say so in the
+        // chain. A connection that outlived the drain may still append
+        // after it; the next start's `not_before` covers that.
+        if let Err(error) = self
+            .state
+            .writer
+            .append(Record::receiver(Event::ReceiverStopped, None))
+            .await
+        {
+            tracing::error!(%error, "could not record the receiver's stop; the next start will read as after a crash");
+        }
         // Stopped even while a connection that outlived the drain still
         // holds the state: it finishes its queue and syncs, and whatever
         // comes later gets 503, never a record after "stopped".
@@ -249,6 +262,29 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Records `receiver_started`, with the time of the last record before
+/// it as `not_before`: the start of the gap in which deliveries may have
+/// been lost. Without a `receiver_stopped` before it, the last run ended
+/// in a crash (or the log predates these records).
+async fn mark_start(writer: &LogWriter) -> anyhow::Result<()> {
+    let end = writer.recovered_end();
+    let not_before = end.and_then(|end| end.received_at.clone());
+    if let Some(end) = end
+        && end.event != Some(Event::ReceiverStopped)
+    {
+        tracing::warn!(
+            since = not_before.as_deref().unwrap_or("an unknown time"),
+            last_seq = end.seq,
+            "the last run did not record a clean stop (a crash, a kill, or a log older than these records): deliveries since its last record may be lost; reconciliation with a WEBEX_TOKEN recovers what Webex still shows"
+        );
+    }
+    writer
+        .append(Record::receiver(Event::ReceiverStarted, not_before))
+        .await
+        .context("recording the receiver's start")?;
+    Ok(())
 }
 
 /// Room titles and the Webex upkeep. With a token, the first round

@@ -1,6 +1,7 @@
 //! The audit log on disk: the record format and hash chain ([`record`]),
 //! the chain's one rule ([`chain`]), where each day lives ([`days`]), the
-//! durable-head witness ([`head`]), the single durable writer
+//! durable-head witness ([`head`]), each membership's state ([`members`]),
+//! the single durable writer
 //! ([`writer`]), the one reader that export, tail and verify share
 //! ([`reader`]), closed days' gzip archives and their chained digests
 //! ([`archive`]), what `verify` checks ([`verify`]) and the one [`fault`]
@@ -12,6 +13,7 @@ pub mod days;
 pub mod fault;
 pub mod files;
 pub mod head;
+pub mod members;
 pub mod reader;
 pub mod record;
 pub mod verify;

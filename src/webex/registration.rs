@@ -8,12 +8,13 @@ use super::client::{ApiError, Client, NewWebhook, Webhook, WebhookUpdate};
 use crate::secret::Secret;
 use crate::webhook::payload::Target;
 
-/// The memberships events rollcall logs, each needing its own webhook.
-const EVENTS: [&str; 2] = ["created", "deleted"];
+/// The memberships events rollcall logs, each needing its own webhook:
+/// joins, leaves, and updates (moderator granted or revoked).
+const EVENTS: [&str; 3] = ["created", "deleted", "updated"];
 const RESOURCE: &str = "memberships";
 
-/// What should be registered: `PUBLIC_URL/hooks/TARGET`, one pair of
-/// webhooks per room, or one unfiltered pair when `rooms` is empty.
+/// What should be registered: `PUBLIC_URL/hooks/TARGET`, one set of
+/// webhooks per room, or one unfiltered set when `rooms` is empty.
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub public_url: String,

@@ -8,7 +8,8 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::log::record::{Event, Record};
+use crate::log::record::{Event, Record, Source};
+use crate::webex::client;
 
 /// The name of a webhook target: `/hooks/{target}`, 1-64 of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,23 +59,7 @@ struct Envelope {
     data: Box<serde_json::value::RawValue>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MembershipData {
-    id: Option<String>,
-    room_id: Option<String>,
-    room_type: Option<String>,
-    person_id: Option<String>,
-    person_email: Option<String>,
-    person_display_name: Option<String>,
-    person_org_id: Option<String>,
-    is_moderator: Option<bool>,
-    is_monitor: Option<bool>,
-    is_room_hidden: Option<bool>,
-    created: Option<String>,
-}
-
-/// A membership join or leave, ready for the writer.
+/// A membership join, leave or role change, ready for the writer.
 #[derive(Debug, Clone)]
 pub struct Membership {
     /// The record, without seq, time and hashes (the writer sets those).
@@ -89,7 +74,8 @@ pub struct Membership {
 pub enum Delivery {
     Membership(Box<Membership>),
     /// A well-formed event rollcall does not log (a message, a room, an
-    /// `updated` membership): answered 200 so Webex keeps the webhook on.
+    /// `updated` membership without a moderator flag): answered 200 so
+    /// Webex keeps the webhook on.
     Ignored,
 }
 
@@ -97,44 +83,33 @@ pub enum Delivery {
 pub fn parse(body: &[u8], target: &Target) -> Result<Delivery, String> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| format!("body is not a Webex webhook event: {e}"))?;
-    let event = match (envelope.resource.as_str(), envelope.event.as_str()) {
-        ("memberships", "created") => Event::Joined,
-        ("memberships", "deleted") => Event::Left,
-        _ => return Ok(Delivery::Ignored),
-    };
-    let data: MembershipData = serde_json::from_str(envelope.data.get())
+    if !matches!(
+        (envelope.resource.as_str(), envelope.event.as_str()),
+        ("memberships", "created" | "deleted" | "updated")
+    ) {
+        return Ok(Delivery::Ignored);
+    }
+    let data: client::Membership = serde_json::from_str(envelope.data.get())
         .map_err(|e| format!("data is not a Webex membership: {e}"))?;
-    let required = |value: Option<String>, name: &str| {
-        value
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("membership event is missing {name}"))
+    if let Some(name) = data.missing() {
+        return Err(format!("membership event is missing {name}"));
+    }
+    let event = match (envelope.event.as_str(), data.is_moderator) {
+        ("created", _) => Event::Joined,
+        ("deleted", _) => Event::Left,
+        (_, Some(true)) => Event::ModeratorGranted,
+        (_, Some(false)) => Event::ModeratorRevoked,
+        // An update that says nothing of the moderator flag changes
+        // nothing rollcall logs.
+        (_, None) => return Ok(Delivery::Ignored),
     };
-    let membership_id = required(data.id, "data.id")?;
-    let room_id = required(data.room_id, "data.roomId")?;
-    let person_id = required(data.person_id, "data.personId")?;
     let record = Record {
-        seq: 0,
-        received_at: String::new(),
-        event,
-        room_id,
-        room_title: None,
-        room_type: data.room_type,
-        person_id,
-        person_email: data.person_email,
-        person_display_name: data.person_display_name,
-        person_org_id: data.person_org_id,
-        is_moderator: data.is_moderator,
-        is_monitor: data.is_monitor,
-        is_room_hidden: data.is_room_hidden,
-        membership_id,
-        membership_created: data.created,
         actor_id: envelope.actor_id,
         org_id: envelope.org_id,
         webhook_id: envelope.id,
         webhook_name: envelope.name,
         target: target.as_str().to_string(),
-        prev_hash: String::new(),
-        hash: String::new(),
+        ..data.record(event, Source::Webhook)
     };
     Ok(Delivery::Membership(Box::new(Membership {
         record,
@@ -170,9 +145,26 @@ mod tests {
     }
 
     #[test]
-    fn an_updated_membership_is_ignored() {
-        let body = br#"{"resource":"memberships","event":"updated","data":{}}"#;
-        assert!(matches!(parse(body, &target()), Ok(Delivery::Ignored)));
+    fn an_updated_membership_is_a_role_change_or_ignored() {
+        let update = |flag: &str| {
+            format!(
+                r#"{{"resource":"memberships","event":"updated","data":{{"id":"m","roomId":"r","personId":"p"{flag}}}}}"#
+            )
+        };
+        let event = |body: String| match parse(body.as_bytes(), &target()) {
+            Ok(Delivery::Membership(m)) => Some(m.record.event),
+            Ok(Delivery::Ignored) => None,
+            Err(error) => panic!("{error}"),
+        };
+        assert_eq!(
+            event(update(r#","isModerator":true"#)),
+            Some(Event::ModeratorGranted)
+        );
+        assert_eq!(
+            event(update(r#","isModerator":false"#)),
+            Some(Event::ModeratorRevoked)
+        );
+        assert_eq!(event(update("")), None);
     }
 
     #[test]

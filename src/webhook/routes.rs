@@ -16,7 +16,7 @@ use warp::{Filter, Rejection};
 
 use super::payload::{self, Delivery, Target};
 use super::signature;
-use crate::log::writer::{Appended, LogWriter};
+use crate::log::writer::{Appended, LogWriter, Rule};
 use crate::metrics::{Metrics, Outcome};
 use crate::secret::Secret;
 use crate::webex::titles::TitleLookups;
@@ -247,10 +247,22 @@ async fn deliver(
             &target,
             membership.webhook_filter.as_deref(),
             &record.room_id,
-            || state.writer.is_healthy() && state.writer.recorded(&record.dedup_key()).is_none(),
+            || {
+                state.writer.is_healthy()
+                    && record
+                        .dedup_key()
+                        .is_none_or(|key| state.writer.recorded(&key).is_none())
+            },
         )
         .await;
-    match state.writer.append(record).await {
+    // A role change is written only if it changes the flag the log holds:
+    // any other `updated` is ignored.
+    let rule = if record.event.moderator().is_some() {
+        Rule::RoleChange
+    } else {
+        Rule::Always
+    };
+    match state.writer.append_if(record, rule).await {
         Ok(Appended::Recorded(seq)) => (
             Outcome::Recorded,
             StatusCode::OK,
@@ -265,6 +277,14 @@ async fn deliver(
             Answer::Status {
                 seq: Some(seq),
                 status: "duplicate",
+            },
+        ),
+        Ok(Appended::Unchanged) => (
+            Outcome::Ignored,
+            StatusCode::OK,
+            Answer::Status {
+                seq: None,
+                status: "ignored",
             },
         ),
         Err(error) => error_reply(

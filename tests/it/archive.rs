@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use rollcall::clock::FakeClock;
 use rollcall::log::archive::{self, Options};
 use rollcall::log::days;
-use rollcall::log::record::{Event, Record};
+use rollcall::log::record::{Event, Record, Source};
 use rollcall::log::writer::{Appended, LogWriter};
 use rollcall::metrics::Metrics;
 use rollcall::schedule::Nightly;
@@ -44,6 +44,8 @@ fn record(n: u64) -> Record {
         webhook_id: None,
         webhook_name: None,
         target: "team".into(),
+        source: Source::Webhook,
+        not_before: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

@@ -285,6 +285,12 @@ fn acknowledged_records_are_in_the_log_exactly_once_through_faults_and_restarts(
                                 }
                                 answered.insert(id, seq);
                             }
+                            Ok(Appended::Unchanged) => {
+                                prop_assert!(
+                                    false,
+                                    "a plain join is always written or a duplicate"
+                                );
+                            }
                             Err(_) => {}
                         }
                     }

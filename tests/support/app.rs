@@ -147,9 +147,10 @@ impl TestApp {
         (status, answer.text().await.expect("reading the answer"))
     }
 
-    /// Every record in the live day files, in file-name then line order.
+    /// Every membership record in the live day files, in file-name then
+    /// line order: the receiver's own start and stop records left out.
     pub fn records(&self) -> Vec<Value> {
-        live_records(&self.dir)
+        membership_records(&self.dir)
     }
 
     /// Stops the server gracefully and waits for it.
@@ -203,6 +204,15 @@ pub fn live_records(dir: &Path) -> Vec<Value> {
                 .map(|line| serde_json::from_str(line).expect("a record line is JSON"))
                 .collect::<Vec<Value>>()
         })
+        .collect()
+}
+
+/// [`live_records`] without the receiver's own `receiver_started` and
+/// `receiver_stopped`.
+pub fn membership_records(dir: &Path) -> Vec<Value> {
+    live_records(dir)
+        .into_iter()
+        .filter(|r| !r["event"].as_str().unwrap_or("").starts_with("receiver_"))
         .collect()
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rollcall::clock::FakeClock;
-use rollcall::log::record::{Event, Record};
+use rollcall::log::record::{Event, Record, Source};
 use rollcall::log::writer::{Appended, LogWriter};
 use rollcall::log::{archive, days};
 use rollcall::metrics::Metrics;
@@ -66,6 +66,7 @@ impl TestLog {
         match writer.append(record).await.expect("appending a record") {
             Appended::Recorded(seq) => seq,
             Appended::Duplicate(seq) => panic!("record was a duplicate of seq {seq}"),
+            Appended::Unchanged => panic!("record changed nothing"),
         }
     }
 
@@ -129,6 +130,8 @@ pub fn record(event: Event, email: &str, name: &str, room_id: &str) -> Record {
         webhook_id: Some("webhook-1".into()),
         webhook_name: Some("Team roster webhook".into()),
         target: "team".into(),
+        source: Source::Webhook,
+        not_before: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

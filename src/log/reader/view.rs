@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::log::record::Event;
+use crate::log::record::{Event, Source};
 
 /// A record as read: parsed once, its text borrowed from the line unless
 /// it had escapes. Fields export and tail do not show are skipped.
@@ -42,6 +42,11 @@ pub struct RecordView<'a> {
     pub webhook_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub target: Cow<'a, str>,
+    /// `webhook` for lines written before sources existed.
+    #[serde(default)]
+    pub source: Source,
+    #[serde(default, borrow)]
+    pub not_before: Option<Cow<'a, str>>,
 }
 
 impl<'a> RecordView<'a> {
@@ -80,7 +85,7 @@ mod sealed {
     use std::borrow::Cow;
 
     use super::RecordView;
-    use crate::log::record::Event;
+    use crate::log::record::{Event, Source};
 
     /// Where a string value is: in the line, or unescaped into scratch.
     #[derive(Clone, Copy)]
@@ -126,6 +131,16 @@ mod sealed {
         let webhook_id = p.member(b"webhook_id", Parser::nullable_string)?;
         let webhook_name = p.member(b"webhook_name", Parser::nullable_string)?;
         let target = p.member(b"target", Parser::string)?;
+        // Lines written before sources existed end their content here.
+        let (source, not_before) = if p.peek_member(b"source") {
+            let source = p.member(b"source", Parser::string)?;
+            (
+                Some(source),
+                p.member(b"not_before", Parser::nullable_string)?,
+            )
+        } else {
+            (None, Text::Null)
+        };
         p.member(b"prev_hash", Parser::skipped_string)?;
         p.member(b"hash", Parser::skipped_string)?;
         p.literal(b"}")?;
@@ -143,11 +158,7 @@ mod sealed {
         Some(RecordView {
             seq,
             received_at: get(received_at)?,
-            event: match get(event)?.as_ref() {
-                "joined" => Event::Joined,
-                "left" => Event::Left,
-                _ => return None,
-            },
+            event: Event::from_name(&get(event)?)?,
             room_id: get(room_id)?,
             room_title: get(room_title),
             person_id: get(person_id)?,
@@ -162,6 +173,11 @@ mod sealed {
             webhook_id: get(webhook_id),
             webhook_name: get(webhook_name),
             target: get(target)?,
+            source: match source {
+                Some(source) => Source::from_name(&get(source)?)?,
+                None => Source::Webhook,
+            },
+            not_before: get(not_before),
         })
     }
 
@@ -169,6 +185,14 @@ mod sealed {
         fn literal(&mut self, expected: &[u8]) -> Option<()> {
             let found = self.line.get(self.at..self.at + expected.len())?;
             (found == expected).then(|| self.at += expected.len())
+        }
+
+        /// Whether `,"key":` comes next.
+        fn peek_member(&self, key: &[u8]) -> bool {
+            let rest = &self.line[self.at..];
+            rest.get(2..2 + key.len()) == Some(key)
+                && rest.starts_with(b",\"")
+                && rest[2 + key.len()..].starts_with(b"\":")
         }
 
         /// `,"key":` and then the value.

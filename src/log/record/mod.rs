@@ -26,20 +26,89 @@ const HASH_MEMBER_LEN: usize = HASH_PREFIX.len() + HASH_HEX_LEN + HASH_SUFFIX.le
 const RECEIVED_AT: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// A join or a leave.
+/// What a record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     Joined,
     Left,
+    ModeratorGranted,
+    ModeratorRevoked,
+    /// The receiver's own start: the end of a coverage gap. Room and
+    /// person are empty.
+    ReceiverStarted,
+    /// A clean stop: the start of a coverage gap.
+    ReceiverStopped,
 }
 
 impl Event {
+    pub const ALL: [Event; 6] = [
+        Event::Joined,
+        Event::Left,
+        Event::ModeratorGranted,
+        Event::ModeratorRevoked,
+        Event::ReceiverStarted,
+        Event::ReceiverStopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Joined => "joined",
             Event::Left => "left",
+            Event::ModeratorGranted => "moderator_granted",
+            Event::ModeratorRevoked => "moderator_revoked",
+            Event::ReceiverStarted => "receiver_started",
+            Event::ReceiverStopped => "receiver_stopped",
         }
+    }
+
+    /// The event named `name`, as a line writes it.
+    pub fn from_name(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// A change to a membership (as opposed to the receiver's own).
+    pub fn is_membership(self) -> bool {
+        !matches!(self, Event::ReceiverStarted | Event::ReceiverStopped)
+    }
+
+    /// The moderator flag this event sets, for a role change.
+    pub fn moderator(self) -> Option<bool> {
+        match self {
+            Event::ModeratorGranted => Some(true),
+            Event::ModeratorRevoked => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// Where a record's knowledge came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A webhook delivery (every record written before sources existed).
+    #[default]
+    Webhook,
+    /// Found by comparing a room's `GET /memberships` with the log.
+    Reconciled,
+    /// From `GET /events`, with a compliance officer token.
+    EventsApi,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Webhook, Source::Reconciled, Source::EventsApi];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Webhook => "webhook",
+            Source::Reconciled => "reconciled",
+            Source::EventsApi => "events_api",
+        }
+    }
+
+    /// The source named `name`, as a line writes it.
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -66,6 +135,13 @@ pub struct Record {
     pub webhook_id: Option<String>,
     pub webhook_name: Option<String>,
     pub target: String,
+    /// Absent from lines written before sources existed: `webhook`.
+    #[serde(default)]
+    pub source: Source,
+    /// The event happened after this time (and before `received_at`);
+    /// for `events_api` records, the event's exact time.
+    #[serde(default)]
+    pub not_before: Option<String>,
     pub prev_hash: String,
     /// Empty until the record is sealed into a line.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -73,14 +149,49 @@ pub struct Record {
 }
 
 impl Record {
-    /// The identity of the event this record was made from: a retried
-    /// delivery of the same event has the same key.
-    pub fn dedup_key(&self) -> DedupKey {
-        DedupKey::new(
-            self.event,
-            &self.membership_id,
-            self.membership_created.as_deref().unwrap_or(""),
-        )
+    /// The identity of the join or leave this record was made from: a
+    /// retried delivery of the same event has the same key. Role changes
+    /// are recognised by the state they change instead, and the
+    /// receiver's own records are never the same event twice.
+    pub fn dedup_key(&self) -> Option<DedupKey> {
+        matches!(self.event, Event::Joined | Event::Left).then(|| {
+            DedupKey::new(
+                self.event,
+                &self.membership_id,
+                self.membership_created.as_deref().unwrap_or(""),
+            )
+        })
+    }
+
+    /// A `receiver_started` or `receiver_stopped` record (room and person
+    /// empty), for the writer to seal.
+    pub fn receiver(event: Event, not_before: Option<String>) -> Record {
+        Record {
+            seq: 0,
+            received_at: String::new(),
+            event,
+            room_id: String::new(),
+            room_title: None,
+            room_type: None,
+            person_id: String::new(),
+            person_email: None,
+            person_display_name: None,
+            person_org_id: None,
+            is_moderator: None,
+            is_monitor: None,
+            is_room_hidden: None,
+            membership_id: String::new(),
+            membership_created: None,
+            actor_id: None,
+            org_id: None,
+            webhook_id: None,
+            webhook_name: None,
+            target: String::new(),
+            source: Source::Webhook,
+            not_before,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
     }
 
     /// The UTC day file this record belongs in (`YYYY-MM-DD`).
@@ -204,24 +315,11 @@ pub(crate) fn example() -> Record {
         received_at: "2026-11-27T10:00:00.000Z".into(),
         event: Event::Joined,
         room_id: "r".into(),
-        room_title: None,
-        room_type: None,
         person_id: "p".into(),
-        person_email: None,
-        person_display_name: None,
-        person_org_id: None,
-        is_moderator: None,
-        is_monitor: None,
-        is_room_hidden: None,
         membership_id: "m".into(),
-        membership_created: None,
-        actor_id: None,
-        org_id: None,
-        webhook_id: None,
-        webhook_name: None,
         target: "t".into(),
         prev_hash: GENESIS_HASH.into(),
-        hash: String::new(),
+        ..Record::receiver(Event::Joined, None)
     }
 }
 

@@ -63,9 +63,11 @@ fn escaped_before(body: &[u8], i: usize) -> bool {
 }
 
 /// The seq and dedup key of a line the writer wrote, found by its fixed
-/// member order without a JSON parse. `None` (parse it instead) for
-/// anything unexpected, such as an escape inside the membership id.
-pub fn dedup_key(line: &[u8]) -> Option<(u64, DedupKey)> {
+/// member order without a JSON parse: no key for an event that has none
+/// (see [`Record::dedup_key`](super::Record::dedup_key)). `None` (parse
+/// it instead) for anything unexpected, such as an escape inside the
+/// membership id.
+pub fn dedup_key(line: &[u8]) -> Option<(u64, Option<DedupKey>)> {
     let seq = leading_seq(line)?;
     static EVENT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"event\":\""));
     static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
@@ -74,7 +76,11 @@ pub fn dedup_key(line: &[u8]) -> Option<(u64, DedupKey)> {
     let event = match &line[at..] {
         rest if rest.starts_with(b"joined\"") => Event::Joined,
         rest if rest.starts_with(b"left\"") => Event::Left,
-        _ => return None,
+        rest => {
+            let (name, _) = string_at(rest, 0)?;
+            Event::from_name(name)?;
+            return Some((seq, None));
+        }
     };
     let id_at = ID.find(&line[at..])? + at + ID.needle().len();
     let (id, rest) = string_at(line, id_at)?;
@@ -84,7 +90,7 @@ pub fn dedup_key(line: &[u8]) -> Option<(u64, DedupKey)> {
         value if value.starts_with(b"\"") => string_at(value, 1)?.0,
         _ => return None,
     };
-    Some((seq, DedupKey::new(event, id, created)))
+    Some((seq, Some(DedupKey::new(event, id, created))))
 }
 
 /// The text of the JSON string whose content starts at `start`, if it has
@@ -125,6 +131,8 @@ mod tests {
             ("plain-id", Some("2026-11-28T09:00:00.000Z"), Event::Joined),
             ("plain-id", None, Event::Left),
             ("with \"quotes\" and \\ escapes", Some("x"), Event::Joined),
+            ("plain-id", Some("x"), Event::ModeratorGranted),
+            ("", None, Event::ReceiverStarted),
         ] {
             let line = sealed(id, created, event);
             let record = parse_line(&line).unwrap();

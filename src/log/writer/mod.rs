@@ -31,7 +31,8 @@ use recover::{last_record, remembered, repair_torn_tail};
 use super::days::{self, Day};
 use super::files;
 use super::head::Head;
-use super::record::{DedupKey, DedupMap, GENESIS_HASH, Record, format_timestamp};
+use super::members::{Change, Member, Members};
+use super::record::{DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -55,6 +56,25 @@ pub enum Appended {
     Recorded(u64),
     /// The same event was already recorded under this seq; nothing written.
     Duplicate(u64),
+    /// The log already says what the record would say, or has learned
+    /// more about the membership since the record was made; nothing
+    /// written.
+    Unchanged,
+}
+
+/// When the writer writes a record, beyond never writing the same join
+/// or leave twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Always (a webhook's join or leave, the receiver's own records).
+    Always,
+    /// A role change: only if the membership's moderator flag in the log
+    /// differs from the one the record sets.
+    RoleChange,
+    /// A finding from comparing the log with Webex: only if the last
+    /// record about the membership is still the one with this seq (0: no
+    /// record), so a delivery that came in meanwhile is never overruled.
+    IfLastSeq(u64),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +87,7 @@ pub enum AppendError {
 
 struct Job {
     record: Record,
+    rule: Rule,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
@@ -77,9 +98,25 @@ pub struct LogWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
     healthy: Arc<AtomicBool>,
     seen: Seen,
+    members: Known,
+    /// The last record found at start, if any.
+    recovered_end: Option<LogEnd>,
     dir: PathBuf,
     disk: Arc<dyn Disk>,
 }
+
+/// The last record of the log as a start found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEnd {
+    pub seq: u64,
+    /// Unknown only for a damaged line.
+    pub event: Option<Event>,
+    pub received_at: Option<String>,
+}
+
+/// Every membership's state, kept current by the writer (changed with the
+/// records of a batch, put back if the batch fails).
+type Known = Arc<Mutex<Members>>;
 
 /// The dedup keys of the recent records, with their seq and day: the
 /// writer's, shared so a delivery can learn cheaply that it is a retry.
@@ -109,6 +146,8 @@ impl LogWriter {
         let mut state = State::recover(dir, clock, metrics, healthy.clone(), disk.clone())?;
         state.start_head();
         let seen = state.seen.clone();
+        let members = state.members.clone();
+        let recovered_end = state.recovered_end.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
@@ -148,6 +187,8 @@ impl LogWriter {
             thread: Mutex::new(Some(thread)),
             healthy,
             seen,
+            members,
+            recovered_end,
             dir: dir.to_path_buf(),
             disk,
         })
@@ -156,13 +197,33 @@ impl LogWriter {
     /// Appends `record` (its seq, received_at and hashes are filled in
     /// here) and resolves once it is durable, or known to be a duplicate.
     pub async fn append(&self, record: Record) -> Result<Appended, AppendError> {
+        self.append_if(record, Rule::Always).await
+    }
+
+    /// [`LogWriter::append`], written only as `rule` says.
+    pub async fn append_if(&self, record: Record, rule: Rule) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
         lock(&self.jobs)
             .as_ref()
             .ok_or(AppendError::Stopped)?
-            .send(Job { record, reply })
+            .send(Job {
+                record,
+                rule,
+                reply,
+            })
             .map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
+    }
+
+    /// The last record the log held when the writer started.
+    pub fn recovered_end(&self) -> Option<&LogEnd> {
+        self.recovered_end.as_ref()
+    }
+
+    /// Reads the log's membership state as it stands (records of a batch
+    /// being made durable included).
+    pub fn members<T>(&self, read: impl FnOnce(&Members) -> T) -> T {
+        read(&lock(&self.members))
     }
 
     /// The seq the event with `key` was recorded under, if the writer has
@@ -234,7 +295,9 @@ struct State {
     next_seq: u64,
     last_hash: String,
     last_received: OffsetDateTime,
+    recovered_end: Option<LogEnd>,
     seen: Seen,
+    members: Known,
     /// The file may hold bytes the state does not account for: recover
     /// from disk before the next write.
     broken: bool,
@@ -284,7 +347,9 @@ impl State {
             next_seq: 1,
             last_hash: GENESIS_HASH.to_string(),
             last_received: OffsetDateTime::UNIX_EPOCH,
+            recovered_end: None,
             seen: Seen::default(),
+            members: Known::default(),
             broken: false,
             head_unsynced: false,
             head_synced_at: None,
@@ -294,6 +359,11 @@ impl State {
             head_kept: false,
         };
         if let Some(last) = last_record(&all_days, &state.metrics)? {
+            state.recovered_end = Some(LogEnd {
+                seq: last.seq,
+                event: last.event,
+                received_at: last.received_at.clone(),
+            });
             state.next_seq = last.seq + 1;
             if let Some(received_at) = last.received_at {
                 state.last_received = OffsetDateTime::parse(
@@ -315,6 +385,8 @@ impl State {
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
         let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
         state.seen().extend(remembered(&recent)?);
+        *lock(&state.members) = Members::load(&all_days)
+            .with_context(|| format!("reading the memberships of {}", dir.display()))?;
         Ok(state)
     }
 
@@ -440,11 +512,20 @@ impl State {
         let first_hash = self.last_hash.clone();
         let mut buf = Vec::new();
         let mut added = Vec::new();
+        let mut written = 0;
         let mut owed = Vec::new();
         let mut seen = lock(&self.seen);
-        for Job { mut record, reply } in batch {
+        let mut members = lock(&self.members);
+        // What the batch changed in `members`, to put back if it fails.
+        let mut undo: Vec<(String, Option<Member>)> = Vec::new();
+        for Job {
+            mut record,
+            rule,
+            reply,
+        } in batch
+        {
             let key = record.dedup_key();
-            if let Some(&(seq, _)) = seen.get(&key) {
+            if let Some(&(seq, _)) = key.as_ref().and_then(|key| seen.get(key)) {
                 if seq < first_seq {
                     let _ = reply.send(Ok(Appended::Duplicate(seq)));
                 } else {
@@ -452,18 +533,31 @@ impl State {
                 }
                 continue;
             }
+            if !rule.allows(&record, members.get(&record.membership_id)) {
+                owed.push((reply, Appended::Unchanged));
+                continue;
+            }
             record.seq = self.next_seq;
             record.received_at.clone_from(&received_at);
             record.prev_hash = std::mem::take(&mut self.last_hash);
             buf.extend_from_slice(&record.seal());
+            if record.event.is_membership() {
+                let before = members.get(&record.membership_id).cloned();
+                undo.push((record.membership_id.clone(), before));
+                members.apply(Change::from(&record));
+            }
             self.last_hash = record.hash;
             self.next_seq += 1;
-            seen.insert(key, (record.seq, date));
-            added.push(key);
+            if let Some(key) = key {
+                seen.insert(key, (record.seq, date));
+                added.push(key);
+            }
+            written += 1;
             owed.push((reply, Appended::Recorded(record.seq)));
         }
         drop(seen);
-        if added.is_empty() {
+        if written == 0 {
+            drop(members);
             self.catch_up_head(queue);
             for (reply, outcome) in owed {
                 let _ = reply.send(Ok(outcome));
@@ -471,9 +565,9 @@ impl State {
             return Ok(());
         }
         let day = self.day.as_mut().expect("opened above");
-        let written = durable_append(self.disk.as_ref(), day, &buf);
+        let durable = durable_append(self.disk.as_ref(), day, &buf);
         self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = written {
+        if let Err(e) = durable {
             self.next_seq = first_seq;
             self.last_hash = first_hash;
             let mut seen = lock(&self.seen);
@@ -481,6 +575,10 @@ impl State {
                 seen.remove(&key);
             }
             drop(seen);
+            for (id, before) in undo.into_iter().rev() {
+                members.restore(id, before);
+            }
+            drop(members);
             if self
                 .disk
                 .truncate(&day.file, day.len)
@@ -495,6 +593,7 @@ impl State {
             self.day = None;
             return Err((owed.into_iter().map(|(reply, _)| reply).collect(), error));
         }
+        drop(members);
         day.len += buf.len() as u64;
         self.last_received = now;
         self.head_behind = true;
@@ -503,7 +602,7 @@ impl State {
         self.healthy.store(true, Ordering::Relaxed);
         self.metrics
             .records_written
-            .fetch_add(added.len() as u64, Ordering::Relaxed);
+            .fetch_add(written, Ordering::Relaxed);
         for (reply, outcome) in owed {
             let _ = reply.send(Ok(outcome));
         }
@@ -548,9 +647,26 @@ impl State {
         }
         let fresh_seen = std::mem::take(&mut *lock(&fresh.seen));
         self.seen().extend(fresh_seen);
+        *lock(&self.members) = std::mem::take(&mut *lock(&fresh.members));
         self.day = None;
         self.broken = false;
         Ok(())
+    }
+}
+
+impl Rule {
+    /// Whether `record` is written, given what the log holds about its
+    /// membership.
+    fn allows(self, record: &Record, member: Option<&Member>) -> bool {
+        let role_differs = || match record.event.moderator() {
+            Some(flag) => member.is_none_or(|m| m.is_moderator != Some(flag)),
+            None => true,
+        };
+        match self {
+            Rule::Always => true,
+            Rule::RoleChange => role_differs(),
+            Rule::IfLastSeq(seq) => member.map_or(0, |m| m.last_seq) == seq && role_differs(),
+        }
     }
 }
 

@@ -62,13 +62,14 @@ pub(super) fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> an
                     format!("{} holds a line that is not a record", path.display())
                 })?;
                 let created = view.membership_created.as_deref().unwrap_or("");
-                (
-                    view.seq,
-                    DedupKey::new(view.event, &view.membership_id, created),
-                )
+                let key = matches!(view.event, Event::Joined | Event::Left)
+                    .then(|| DedupKey::new(view.event, &view.membership_id, created));
+                (view.seq, key)
             }
         };
-        keys.push((key, (seq, day.date)));
+        if let Some(key) = key {
+            keys.push((key, (seq, day.date)));
+        }
     }
     Ok(())
 }
@@ -89,6 +90,7 @@ pub(super) struct ChainEnd {
     pub(super) seq: u64,
     pub(super) hash: String,
     pub(super) received_at: Option<String>,
+    pub(super) event: Option<Event>,
 }
 
 /// What a damaged line must still say for the chain to go on from it.
@@ -97,6 +99,7 @@ pub(super) struct EndView {
     seq: u64,
     hash: String,
     received_at: Option<String>,
+    event: Option<String>,
 }
 
 /// The end of the newest whole line of the log, if any. A line that fails
@@ -128,6 +131,7 @@ pub(super) fn last_record(all_days: &[Day], metrics: &Metrics) -> anyhow::Result
                     seq: record.seq,
                     hash: record.hash,
                     received_at: Some(record.received_at),
+                    event: Some(record.event),
                 }));
             }
             Err(problem) => problem,
@@ -164,6 +168,7 @@ pub(super) fn last_record(all_days: &[Day], metrics: &Metrics) -> anyhow::Result
             seq: end.seq,
             hash: end.hash,
             received_at,
+            event: end.event.as_deref().and_then(Event::from_name),
         }));
     }
     Ok(None)

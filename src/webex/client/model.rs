@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::log::record::{Event, Record, Source};
+
 /// A webhook registration as Webex lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,15 +69,19 @@ pub struct Room {
     pub kind: Option<String>,
 }
 
-/// A membership, as `GET /memberships?roomId=` lists it and as a
-/// membership event's `data` holds it. Only the fields that identify it
-/// are required; Webex may leave out any other.
+/// A membership, as `GET /memberships?roomId=` lists it and as a webhook
+/// delivery's or a membership event's `data` holds it. Webex may leave
+/// out any field; [`Membership::missing`] names an identifying one that
+/// is absent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// The same for a person and room across leaving and rejoining.
+    #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub room_id: String,
+    #[serde(default)]
     pub person_id: String,
     #[serde(default)]
     pub room_type: Option<String>,
@@ -96,6 +102,41 @@ pub struct Membership {
     /// to what a webhook delivery carried.
     #[serde(default)]
     pub created: Option<String>,
+}
+
+impl Membership {
+    /// The first identifying field that is missing or empty, by its
+    /// name in the payload.
+    pub fn missing(&self) -> Option<&'static str> {
+        [
+            (&self.id, "data.id"),
+            (&self.room_id, "data.roomId"),
+            (&self.person_id, "data.personId"),
+        ]
+        .into_iter()
+        .find_map(|(value, name)| value.is_empty().then_some(name))
+    }
+
+    /// The record of `event` for this membership, learned from `source`.
+    /// The writer fills in seq, time and hashes; the caller what it knows
+    /// of the delivery (actor, webhook, target).
+    pub fn record(self, event: Event, source: Source) -> Record {
+        Record {
+            room_id: self.room_id,
+            room_type: self.room_type,
+            person_id: self.person_id,
+            person_email: self.person_email,
+            person_display_name: self.person_display_name,
+            person_org_id: self.person_org_id,
+            is_moderator: self.is_moderator,
+            is_monitor: self.is_monitor,
+            is_room_hidden: self.is_room_hidden,
+            membership_id: self.id,
+            membership_created: self.created,
+            source,
+            ..Record::receiver(event, None)
+        }
+    }
 }
 
 /// What happened to a membership, in `GET /events`.

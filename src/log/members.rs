@@ -1,0 +1,258 @@
+//! What the log says about each membership: present or gone, its
+//! moderator flag, and the join that began it. The writer keeps one
+//! [`Members`] current for the whole log, so an `updated` delivery and
+//! reconciliation compare against the log's own state; `roster --at`
+//! folds the records up to a time into one.
+
+use std::collections::HashMap;
+
+use super::days::Day;
+use super::reader::{self, Block, ReadError, RecordView};
+use super::record::{Event, Record, Source};
+
+/// One membership, as the records so far leave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub membership_id: String,
+    pub room_id: String,
+    pub person_id: String,
+    pub person_email: Option<String>,
+    pub person_display_name: Option<String>,
+    /// Joined and not left since.
+    pub present: bool,
+    pub is_moderator: Option<bool>,
+    /// When the present membership began: the join's `membership_created`
+    /// (the real join time), else when it was received.
+    pub since: Option<String>,
+    /// Who added them: the actor of that join.
+    pub added_by: Option<String>,
+    /// Where that join was learned from.
+    pub join_source: Source,
+    /// The last record about this membership: its seq and `received_at`.
+    pub last_seq: u64,
+    pub last_at: String,
+}
+
+/// The fields of a record that change a membership, borrowed from a
+/// [`Record`] or a [`RecordView`] alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'r> {
+    pub seq: u64,
+    pub received_at: &'r str,
+    pub event: Event,
+    pub source: Source,
+    pub room_id: &'r str,
+    pub person_id: &'r str,
+    pub person_email: Option<&'r str>,
+    pub person_display_name: Option<&'r str>,
+    pub is_moderator: Option<bool>,
+    pub membership_id: &'r str,
+    pub membership_created: Option<&'r str>,
+    pub actor_id: Option<&'r str>,
+}
+
+impl<'r> From<&'r Record> for Change<'r> {
+    fn from(r: &'r Record) -> Self {
+        Change {
+            seq: r.seq,
+            received_at: &r.received_at,
+            event: r.event,
+            source: r.source,
+            room_id: &r.room_id,
+            person_id: &r.person_id,
+            person_email: r.person_email.as_deref(),
+            person_display_name: r.person_display_name.as_deref(),
+            is_moderator: r.is_moderator,
+            membership_id: &r.membership_id,
+            membership_created: r.membership_created.as_deref(),
+            actor_id: r.actor_id.as_deref(),
+        }
+    }
+}
+
+impl<'r> From<&'r RecordView<'r>> for Change<'r> {
+    fn from(r: &'r RecordView<'r>) -> Self {
+        Change {
+            seq: r.seq,
+            received_at: &r.received_at,
+            event: r.event,
+            source: r.source,
+            room_id: &r.room_id,
+            person_id: &r.person_id,
+            person_email: r.person_email.as_deref(),
+            person_display_name: r.person_display_name.as_deref(),
+            is_moderator: r.is_moderator,
+            membership_id: &r.membership_id,
+            membership_created: r.membership_created.as_deref(),
+            actor_id: r.actor_id.as_deref(),
+        }
+    }
+}
+
+/// Every membership the log knows, by membership id.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    by_id: HashMap<String, Member>,
+}
+
+impl Members {
+    /// Folds every record of `days`, in log order.
+    pub fn load(days: &[Day]) -> Result<Self, ReadError> {
+        let mut members = Members::default();
+        reader::in_log_order(
+            days,
+            Vec::new,
+            |block: &Block, lines: &mut Vec<u8>| {
+                // The fold itself is cheap next to reading, and must run in
+                // log order: the whole lines are handed over in one copy.
+                lines.clear();
+                lines.extend_from_slice(block.whole_lines());
+                block.lines().count() as u64
+            },
+            |place, lines: &mut Vec<u8>| {
+                let mut scratch = String::new();
+                for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
+                    match RecordView::parse_reusing(line, &mut scratch) {
+                        Ok(view) => members.apply(Change::from(&view)),
+                        // A damaged line is `verify`'s to report; the
+                        // state goes on from the lines that read.
+                        Err(error) if !line.is_empty() => tracing::warn!(
+                            file = %place.day.path().display(),
+                            line = place.lines_before + i as u64 + 1,
+                            %error,
+                            "a line that is not a record was left out of the membership state"
+                        ),
+                        Err(_) => {}
+                    }
+                }
+                Ok::<_, ReadError>(())
+            },
+        )?;
+        Ok(members)
+    }
+
+    /// The state after `change`. The receiver's own records change no
+    /// membership.
+    pub fn apply(&mut self, change: Change<'_>) {
+        if !change.event.is_membership() || change.membership_id.is_empty() {
+            return;
+        }
+        let member = self
+            .by_id
+            .entry(change.membership_id.to_string())
+            .or_insert_with(|| Member {
+                membership_id: change.membership_id.to_string(),
+                room_id: change.room_id.to_string(),
+                person_id: change.person_id.to_string(),
+                person_email: None,
+                person_display_name: None,
+                present: false,
+                is_moderator: None,
+                since: None,
+                added_by: None,
+                join_source: change.source,
+                last_seq: 0,
+                last_at: String::new(),
+            });
+        if let Some(email) = change.person_email {
+            member.person_email = Some(email.to_string());
+        }
+        if let Some(name) = change.person_display_name {
+            member.person_display_name = Some(name.to_string());
+        }
+        match change.event {
+            Event::Joined => {
+                member.present = true;
+                member.since = Some(
+                    change
+                        .membership_created
+                        .unwrap_or(change.received_at)
+                        .to_string(),
+                );
+                member.added_by = change.actor_id.map(str::to_string);
+                member.join_source = change.source;
+                member.is_moderator = change.is_moderator;
+            }
+            Event::Left => member.present = false,
+            Event::ModeratorGranted | Event::ModeratorRevoked => {
+                member.is_moderator = change.event.moderator();
+            }
+            Event::ReceiverStarted | Event::ReceiverStopped => {}
+        }
+        member.last_seq = change.seq;
+        member.last_at = change.received_at.to_string();
+    }
+
+    /// Puts a membership back as it was (`None`: unknown), undoing a
+    /// change that did not become durable.
+    pub fn restore(&mut self, membership_id: String, before: Option<Member>) {
+        match before {
+            Some(member) => self.by_id.insert(membership_id, member),
+            None => self.by_id.remove(&membership_id),
+        };
+    }
+
+    pub fn get(&self, membership_id: &str) -> Option<&Member> {
+        self.by_id.get(membership_id)
+    }
+
+    /// Everyone present in `room_id`, in no particular order.
+    pub fn present_in<'m>(&'m self, room_id: &'m str) -> impl Iterator<Item = &'m Member> + 'm {
+        self.by_id
+            .values()
+            .filter(move |m| m.present && m.room_id == room_id)
+    }
+
+    /// Every membership, present or not.
+    pub fn all(&self) -> impl Iterator<Item = &Member> {
+        self.by_id.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record::example;
+
+    fn record(seq: u64, event: Event, moderator: Option<bool>) -> Record {
+        Record {
+            seq,
+            received_at: format!("2026-11-27T10:00:0{seq}.000Z"),
+            event,
+            is_moderator: moderator,
+            membership_created: Some("2026-11-27T09:00:00.000Z".into()),
+            actor_id: Some("boss".into()),
+            ..example()
+        }
+    }
+
+    #[test]
+    fn joins_leaves_and_role_changes_leave_the_membership_as_they_say() {
+        let mut members = Members::default();
+        members.apply(Change::from(&record(1, Event::Joined, Some(false))));
+        let m = members.get("m").unwrap();
+        assert!(m.present);
+        assert_eq!(m.since.as_deref(), Some("2026-11-27T09:00:00.000Z"));
+        assert_eq!(m.added_by.as_deref(), Some("boss"));
+        members.apply(Change::from(&record(2, Event::ModeratorGranted, None)));
+        assert_eq!(members.get("m").unwrap().is_moderator, Some(true));
+        assert_eq!(members.present_in("r").count(), 1);
+        members.apply(Change::from(&record(3, Event::Left, None)));
+        let m = members.get("m").unwrap();
+        assert!(!m.present);
+        assert_eq!(
+            (m.last_seq, m.last_at.as_str()),
+            (3, "2026-11-27T10:00:03.000Z")
+        );
+        assert_eq!(members.present_in("r").count(), 0);
+    }
+
+    #[test]
+    fn the_receiver_s_own_records_change_no_membership() {
+        let mut members = Members::default();
+        let mut started = Record::receiver(Event::ReceiverStarted, None);
+        started.seq = 1;
+        members.apply(Change::from(&started));
+        assert_eq!(members.all().count(), 0);
+    }
+}
