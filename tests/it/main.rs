@@ -5,6 +5,7 @@
 mod support;
 
 mod archive;
+mod coverage;
 mod faults;
 mod hostile;
 mod ingest;
