@@ -12,6 +12,7 @@
 //! - [`webex`]: the Webex API client, this server's webhook registrations
 //!   and the room-title cache.
 //! - [`startup`]: building and running the server ([`startup::Application`]).
+//! - [`console`]: the web console on its own listener (`serve --console`).
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
 //!   redacted secrets, `/metrics` counters and rollcall's own logs.
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod console;
 pub mod log;
 pub mod metrics;
 pub mod schedule;

@@ -62,10 +62,20 @@ pub fn webhook_secret(
     dir: &Path,
     from_env: Option<Secret>,
 ) -> anyhow::Result<(Secret, SecretSource)> {
-    if let Some(found) = existing_secret(dir, from_env)? {
+    secret_in(dir, SECRET_FILE, from_env)
+}
+
+/// A secret: `from_env` if set, else `DIR/{file}`, else a new random one
+/// written there with mode 0600 (the webhook secret, the console password).
+pub fn secret_in(
+    dir: &Path,
+    file: &str,
+    from_env: Option<Secret>,
+) -> anyhow::Result<(Secret, SecretSource)> {
+    if let Some(found) = existing_in(dir, file, from_env)? {
         return Ok(found);
     }
-    let path = dir.join(SECRET_FILE);
+    let path = dir.join(file);
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
     let value = hex::encode(bytes);
@@ -88,10 +98,18 @@ pub fn existing_secret(
     dir: &Path,
     from_env: Option<Secret>,
 ) -> anyhow::Result<Option<(Secret, SecretSource)>> {
+    existing_in(dir, SECRET_FILE, from_env)
+}
+
+fn existing_in(
+    dir: &Path,
+    file: &str,
+    from_env: Option<Secret>,
+) -> anyhow::Result<Option<(Secret, SecretSource)>> {
     if let Some(secret) = from_env.filter(|s| !s.expose().is_empty()) {
         return Ok(Some((secret, SecretSource::Environment)));
     }
-    let path = dir.join(SECRET_FILE);
+    let path = dir.join(file);
     let value = match std::fs::read_to_string(&path) {
         Ok(value) => value.trim().to_string(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -99,7 +117,7 @@ pub fn existing_secret(
     };
     anyhow::ensure!(
         !value.is_empty(),
-        "{} is empty: remove it to have a new secret generated, or set ROLLCALL_SECRET",
+        "{} is empty: remove it to have a new one generated, or set it in the environment (ROLLCALL_SECRET, ROLLCALL_CONSOLE_PASSWORD)",
         path.display()
     );
     Ok(Some((Secret(value), SecretSource::File(path))))

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
+use crate::console::{self, Console};
 use crate::log::files;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
@@ -62,6 +63,8 @@ pub struct Settings {
     /// The write and fdatasync calls of the log: the real ones, or a
     /// test's faulty ones.
     pub disk: Arc<dyn Disk>,
+    /// The web console's own listener; `None` for none.
+    pub console: Option<console::Settings>,
 }
 
 impl Settings {
@@ -78,6 +81,7 @@ impl Settings {
             archive: Some((DEFAULT_ARCHIVE_AT, archive::Options::default())),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             disk: Arc::new(RealDisk),
+            console: None,
         }
     }
 }
@@ -91,6 +95,7 @@ pub struct Application {
     /// The periodic recheck of the Webex registrations, with its period.
     upkeep: Option<(Upkeep, Duration)>,
     nightly: Option<Nightly>,
+    console: Option<Console>,
     _lock: File,
 }
 
@@ -121,7 +126,7 @@ impl Application {
         let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
         mark_start(&writer).await?;
         let nightly = settings.archive.map(|(at, options)| {
-            Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options)
+            Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options)
         });
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -134,6 +139,10 @@ impl Application {
             metrics,
             titles,
         });
+        let console = match &settings.console {
+            Some(console) => Some(Console::build(console, state.clone(), clock).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
             state,
@@ -142,6 +151,7 @@ impl Application {
             drain_timeout: settings.drain_timeout,
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
+            console,
             _lock: lock,
         })
     }
@@ -156,6 +166,11 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where the console listens, if it is on.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(Console::local_addr)
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets
@@ -182,6 +197,13 @@ impl Application {
         let nightly = self.nightly.take().map(|nightly| {
             let mut stopped = nightly_stopped;
             tokio::spawn(nightly.run(async move {
+                let _ = stopped.changed().await;
+            }))
+        });
+        let (stop_console, console_stopped) = tokio::sync::watch::channel(());
+        let console = self.console.take().map(|console| {
+            let mut stopped = console_stopped;
+            tokio::spawn(console.run(async move {
                 let _ = stopped.changed().await;
             }))
         });
@@ -234,6 +256,10 @@ impl Application {
             let _ = nightly.await;
         }
         drop(self.listener);
+        drop(stop_console);
+        if let Some(console) = console {
+            let _ = tokio::time::timeout(self.drain_timeout, console).await;
+        }
         if tokio::time::timeout(self.drain_timeout, graceful.shutdown())
             .await
             .is_err()

@@ -12,6 +12,7 @@ use time::macros::format_description;
 
 use crate::cli::Global;
 use crate::clock::SystemClock;
+use crate::console;
 use crate::log::archive;
 use crate::secret;
 use crate::startup::{Application, Settings};
@@ -57,9 +58,18 @@ pub struct Args {
         conflicts_with = "no_archive"
     )]
     pub retain_days: Option<u32>,
+    /// Also serve the web console on this address (keep it internal; the
+    /// password comes from ROLLCALL_CONSOLE_PASSWORD, else
+    /// DIR/.console-password). Off by default.
+    #[arg(long, value_name = "ADDR", env = "ROLLCALL_CONSOLE")]
+    pub console: Option<SocketAddr>,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let secure_cookie = args
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
     let settings = Settings {
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
@@ -71,6 +81,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             rooms: args.registration.rooms,
             ..WebexSettings::default()
         },
+        console: args.console.map(|listen| console::Settings {
+            listen,
+            password: console::auth::password_from_env(),
+            secure_cookie,
+        }),
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
                 retain_days: args.retain_days,

@@ -1,0 +1,281 @@
+//! Who may see the console: the password, sessions (an `HttpOnly`,
+//! `SameSite=Strict` cookie that expires when idle), each session's CSRF
+//! token, and the limit on failed logins per client address.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::Clock;
+use crate::secret::{self, Secret, SecretSource};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "rollcall_console";
+/// Where a generated console password is kept.
+pub const PASSWORD_FILE: &str = ".console-password";
+/// A session unused this long is gone.
+pub const IDLE: Duration = Duration::hours(8);
+/// Failed logins allowed per client address in [`FAILURE_WINDOW`].
+pub const MAX_FAILURES: usize = 5;
+pub const FAILURE_WINDOW: Duration = Duration::minutes(1);
+
+/// The console password: `ROLLCALL_CONSOLE_PASSWORD` (read from the
+/// environment only, like the webhook secret), else `DIR/.console-password`,
+/// generated with mode 0600 on first start. Logs where it came from,
+/// never the value.
+pub fn password(dir: &Path, from_env: Option<Secret>) -> anyhow::Result<Secret> {
+    let (password, source) = secret::secret_in(dir, PASSWORD_FILE, from_env)?;
+    match source {
+        SecretSource::Environment => {
+            tracing::info!("console password from ROLLCALL_CONSOLE_PASSWORD")
+        }
+        SecretSource::File(path) => {
+            tracing::info!(file = %path.display(), "console password from file")
+        }
+        SecretSource::Generated(path) => tracing::info!(
+            file = %path.display(),
+            "generated a console password (mode 0600): read it from that file to log in"
+        ),
+    }
+    Ok(password)
+}
+
+/// `ROLLCALL_CONSOLE_PASSWORD`, if set.
+pub fn password_from_env() -> Option<Secret> {
+    std::env::var("ROLLCALL_CONSOLE_PASSWORD")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+}
+
+/// A logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// A short name for the session, safe to write in the access log
+    /// (the cookie's value is not).
+    pub id: String,
+    /// Every POST form of the session carries it.
+    pub csrf: String,
+    last_seen: OffsetDateTime,
+}
+
+/// What a login attempt came to.
+#[derive(Debug)]
+pub enum Login {
+    /// The cookie value of the new session, and its name.
+    Allowed {
+        token: String,
+        session: String,
+    },
+    Wrong,
+    /// Too many failures from this address: try again after this long.
+    Limited(Duration),
+}
+
+pub struct Auth {
+    password: Secret,
+    secure: bool,
+    clock: Arc<dyn Clock>,
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<IpAddr, VecDeque<OffsetDateTime>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Auth {
+    /// `secure`: cookies only over HTTPS (when the public URL is HTTPS).
+    pub fn new(password: Secret, secure: bool, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            password,
+            secure,
+            clock,
+            sessions: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Checks `given` from `client`; past [`MAX_FAILURES`] failures in a
+    /// minute, the address is refused without a check.
+    pub fn login(&self, client: Option<IpAddr>, given: &str) -> Login {
+        let now = self.clock.now();
+        if let Some(client) = client {
+            let mut failures = lock(&self.failures);
+            let recent = failures.entry(client).or_default();
+            while recent.front().is_some_and(|&at| now - at >= FAILURE_WINDOW) {
+                recent.pop_front();
+            }
+            if recent.len() >= MAX_FAILURES {
+                let oldest = recent.front().copied().unwrap_or(now);
+                return Login::Limited(FAILURE_WINDOW - (now - oldest));
+            }
+        }
+        if !same_secret(given, self.password.expose()) {
+            if let Some(client) = client {
+                lock(&self.failures)
+                    .entry(client)
+                    .or_default()
+                    .push_back(now);
+            }
+            return Login::Wrong;
+        }
+        let token = random_hex();
+        let session = Session {
+            id: short_name(&token),
+            csrf: random_hex(),
+            last_seen: now,
+        };
+        let name = session.id.clone();
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| now - s.last_seen < IDLE);
+        sessions.insert(token.clone(), session);
+        Login::Allowed {
+            token,
+            session: name,
+        }
+    }
+
+    /// The session the cookie header names, if it is live; using it keeps
+    /// it live.
+    pub fn session(&self, cookies: Option<&str>) -> Option<Session> {
+        let token = cookie_value(cookies?, COOKIE)?;
+        let now = self.clock.now();
+        let mut sessions = lock(&self.sessions);
+        let session = sessions.get_mut(token)?;
+        if now - session.last_seen >= IDLE {
+            sessions.remove(token);
+            return None;
+        }
+        session.last_seen = now;
+        Some(session.clone())
+    }
+
+    /// Ends the session the cookie header names.
+    pub fn logout(&self, cookies: Option<&str>) {
+        if let Some(token) = cookies.and_then(|c| cookie_value(c, COOKIE)) {
+            lock(&self.sessions).remove(token);
+        }
+    }
+
+    /// The `Set-Cookie` value that starts a session.
+    pub fn set_cookie(&self, token: &str) -> String {
+        format!(
+            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            IDLE.whole_seconds(),
+            if self.secure { "; Secure" } else { "" }
+        )
+    }
+
+    /// The `Set-Cookie` value that removes it.
+    pub fn clear_cookie(&self) -> String {
+        format!(
+            "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            if self.secure { "; Secure" } else { "" }
+        )
+    }
+}
+
+/// Compares in time that does not depend on where the two differ: both
+/// are hashed first, so neither length nor content leaks.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Compares a form's CSRF token with the session's, the same way.
+pub fn same_token(given: &str, expected: &str) -> bool {
+    same_secret(given, expected)
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    // Without randomness no session can be made safely; the process has
+    // bigger problems then, and a zero token would be guessable.
+    getrandom::fill(&mut bytes).expect("the operating system gives random bytes");
+    hex::encode(bytes)
+}
+
+fn short_name(token: &str) -> String {
+    hex::encode(&Sha256::digest(token.as_bytes())[..6])
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+fn cookie_value<'c>(header: &'c str, name: &str) -> Option<&'c str> {
+    header.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        (key == name).then_some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use time::macros::datetime;
+
+    fn auth(clock: Arc<FakeClock>) -> Auth {
+        Auth::new(Secret::new("right".into()), false, clock)
+    }
+
+    #[test]
+    fn a_session_lasts_while_used_and_ends_when_idle_or_logged_out() {
+        let clock = Arc::new(FakeClock::new(datetime!(2026-11-27 12:00 UTC)));
+        let auth = auth(clock.clone());
+        let Login::Allowed { token, .. } = auth.login(None, "right") else {
+            panic!("the right password is allowed");
+        };
+        let cookie = format!("other=1; {COOKIE}={token}");
+        clock.advance(IDLE - Duration::minutes(1));
+        assert!(auth.session(Some(&cookie)).is_some());
+        clock.advance(IDLE - Duration::minutes(1));
+        assert!(auth.session(Some(&cookie)).is_some(), "use keeps it live");
+        clock.advance(IDLE);
+        assert!(auth.session(Some(&cookie)).is_none(), "idle too long");
+        let Login::Allowed { token, .. } = auth.login(None, "right") else {
+            panic!("the right password is allowed");
+        };
+        let cookie = format!("{COOKIE}={token}");
+        auth.logout(Some(&cookie));
+        assert!(auth.session(Some(&cookie)).is_none());
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_address_for_a_minute() {
+        let clock = Arc::new(FakeClock::new(datetime!(2026-11-27 12:00 UTC)));
+        let auth = auth(clock.clone());
+        let here: IpAddr = "10.0.0.1".parse().unwrap();
+        let there: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(auth.login(Some(here), "wrong"), Login::Wrong));
+        }
+        assert!(matches!(auth.login(Some(here), "right"), Login::Limited(_)));
+        assert!(matches!(
+            auth.login(Some(there), "right"),
+            Login::Allowed { .. }
+        ));
+        clock.advance(FAILURE_WINDOW);
+        assert!(matches!(
+            auth.login(Some(here), "right"),
+            Login::Allowed { .. }
+        ));
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_secure_over_https() {
+        let clock = Arc::new(FakeClock::new(datetime!(2026-11-27 12:00 UTC)));
+        let plain = auth(clock.clone()).set_cookie("t");
+        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
+        assert!(!plain.contains("Secure"));
+        let https = Auth::new(Secret::new("x".into()), true, clock).set_cookie("t");
+        assert!(https.ends_with("; Secure"));
+    }
+}

@@ -1,0 +1,129 @@
+//! The web console (`serve --console ADDR`): a second listener where a
+//! compliance officer logs in, searches the record, looks at a room's
+//! roster and gaps or a person's rooms, checks integrity, and downloads a
+//! search as CSV, all without a shell. Plain server-rendered HTML; the
+//! stylesheet is compiled in.
+//!
+//! - [`auth`]: password, sessions, CSRF tokens, the failed-login limit.
+//! - [`access`]: the console's own append-only access log.
+//! - [`index`]: the in-memory search index, caught up before each search.
+//! - [`search`]: the search form, its matching and paging, and the export
+//!   filter of a search.
+//! - `routes`: the warp filters and handlers; `pages`: the HTML;
+//!   `download`: the streamed CSV; `checks`: background `verify` runs.
+
+pub mod access;
+pub mod auth;
+mod checks;
+mod download;
+pub mod index;
+mod pages;
+mod routes;
+pub mod search;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::secret::Secret;
+use crate::webhook::routes::AppState;
+use access::AccessLog;
+use auth::Auth;
+use checks::Checks;
+use index::Index;
+
+/// The console's own settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `ROLLCALL_CONSOLE_PASSWORD`, if set; else `DIR/.console-password`.
+    pub password: Option<Secret>,
+    /// Mark the session cookie `Secure` (the public URL is HTTPS).
+    pub secure_cookie: bool,
+}
+
+/// What the console's handlers share.
+pub(crate) struct State {
+    dir: PathBuf,
+    app: Arc<AppState>,
+    auth: Auth,
+    access: AccessLog,
+    index: Arc<Mutex<Index>>,
+    checks: Arc<Checks>,
+}
+
+/// The console, bound and ready to serve.
+pub struct Console {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl Console {
+    /// Reads or makes the password, opens the access log and binds.
+    pub async fn build(
+        settings: &Settings,
+        app: Arc<AppState>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let dir = app.dir.clone();
+        let password = auth::password(&dir, settings.password.clone())?;
+        let access = AccessLog::open(&dir, clock.clone())?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening for the console on {}", settings.listen))?;
+        let state = State {
+            auth: Auth::new(password, settings.secure_cookie, clock.clone()),
+            access,
+            index: Arc::default(),
+            checks: Arc::new(Checks::new(dir.clone(), clock)),
+            dir,
+            app,
+        };
+        Ok(Self {
+            listener,
+            state: Arc::new(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves. Reads the log into the search
+    /// index and runs `verify` in the background meanwhile.
+    ///
+    /// warp's own server, not the webhook listener's accept loop: the
+    /// console faces a few people on an internal network, not the
+    /// internet, and warp's server hands the client address to the
+    /// failed-login limit.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let index = self.state.index.clone();
+        let dir = self.state.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut index = index
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(error) = index.catch_up(&dir) {
+                tracing::warn!(%error, "the console could not read the log yet; searches will try again");
+            }
+        });
+        self.state.checks.start();
+        tracing::info!(
+            address = %self.local_addr(),
+            access_log = %self.state.access.path().display(),
+            "the console is listening"
+        );
+        warp::serve(routes::routes(self.state))
+            .incoming(self.listener)
+            .graceful(shutdown)
+            .run()
+            .await;
+    }
+}

@@ -1,0 +1,708 @@
+//! The console's routes: one function per route filter, a session check
+//! on every page (no session: a redirect to the login form), the CSRF
+//! check on every POST form after login, and one rejection handler.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use maud::Markup;
+use serde::Deserialize;
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use super::access::{Entry, Who};
+use super::auth::{self, Login, Session};
+use super::index::Index;
+use super::pages::{self, Frame, Period, Present, RoomView, Roster};
+use super::search::{PersonQuery, Query, Search};
+use super::{State, download};
+use crate::log::head::Head;
+use crate::log::reader;
+use crate::log::record::Event;
+
+/// The largest form body accepted.
+const MAX_FORM: u64 = 4 * 1024;
+const STYLESHEET: &str = include_str!("assets/console.css");
+
+/// Every route, with the security headers on every answer.
+pub(super) fn routes(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    stylesheet()
+        .or(login_form(state.clone()))
+        .unify()
+        .or(login(state.clone()))
+        .unify()
+        .or(logout(state.clone()))
+        .unify()
+        .or(search(state.clone()))
+        .unify()
+        .or(room(state.clone()))
+        .unify()
+        .or(person(state.clone()))
+        .unify()
+        .or(integrity(state.clone()))
+        .unify()
+        .or(verify(state.clone()))
+        .unify()
+        .or(download(state))
+        .unify()
+        .recover(rejected)
+        .unify()
+        .with(warp::reply::with::headers(headers))
+        .map(Reply::into_response)
+}
+
+type Answer = Response;
+
+fn with_state(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Arc<State>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The live session the request's cookie names, if any.
+fn session(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Option<Session>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("cookie")
+        .map(move |cookies: Option<String>| state.auth.session(cookies.as_deref()))
+}
+
+fn form<T: for<'de> Deserialize<'de> + Send>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(MAX_FORM).and(warp::body::form())
+}
+
+fn html(status: StatusCode, page: Markup) -> Answer {
+    warp::reply::with_status(warp::reply::html(page.into_string()), status).into_response()
+}
+
+fn see_other(to: &str) -> Answer {
+    let mut answer = StatusCode::SEE_OTHER.into_response();
+    answer.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
+    );
+    answer
+}
+
+fn to_login() -> Answer {
+    see_other("/login")
+}
+
+fn who(session: &Session, client: Option<SocketAddr>) -> Who {
+    Who {
+        session: Some(session.id.clone()),
+        client,
+    }
+}
+
+/// Writes the access line first: a request that cannot be audited is
+/// not answered.
+fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Answer> {
+    state.access.record(who, entry).map_err(|error| {
+        tracing::error!(%error, "console request refused");
+        html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::message(None, "Not available", &error.to_string()),
+        )
+    })
+}
+
+/// Catches the index up with the log, then reads it.
+async fn with_index<T: Send + 'static>(
+    state: &Arc<State>,
+    read: impl FnOnce(&Index) -> T + Send + 'static,
+) -> Result<T, Answer> {
+    let shared = state.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut index = shared
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index.catch_up(&shared.dir).map_err(|e| e.to_string())?;
+        Ok::<_, String>(read(&index))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|read| read);
+    done.map_err(|error| {
+        tracing::error!(%error, "the console could not read the log");
+        html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::message(
+                None,
+                "Cannot read the log",
+                &format!("{error}; run `rollcall verify`"),
+            ),
+        )
+    })
+}
+
+/// GET /assets/console.css
+fn stylesheet() -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("assets" / "console.css")
+        .and(warp::get())
+        .map(|| {
+            warp::reply::with_header(STYLESHEET, header::CONTENT_TYPE, "text/css; charset=utf-8")
+                .into_response()
+        })
+}
+
+/// GET /login
+fn login_form(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("login")
+        .and(warp::get())
+        .and(session(state))
+        .map(|session: Option<Session>| match session {
+            Some(_) => see_other("/"),
+            None => html(StatusCode::OK, pages::login(None)),
+        })
+}
+
+#[derive(Deserialize)]
+struct Password {
+    password: String,
+}
+
+/// POST /login
+fn login(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("login")
+        .and(warp::post())
+        .and(warp::addr::remote())
+        .and(form::<Password>())
+        .and(with_state(state))
+        .map(|client: Option<SocketAddr>, form: Password, state: Arc<State>| {
+            let attempt = state.auth.login(client.map(|c| c.ip()), &form.password);
+            let (outcome, session) = match &attempt {
+                Login::Allowed { session, .. } => ("ok", Some(session.clone())),
+                Login::Wrong => ("wrong_password", None),
+                Login::Limited(_) => ("rate_limited", None),
+            };
+            let entry = Entry {
+                action: "login",
+                outcome,
+                filters: None,
+                subject: None,
+                rows: None,
+            };
+            if let Err(answer) = audited(&state, &Who { session, client }, &entry) {
+                return answer;
+            }
+            match attempt {
+                Login::Allowed { token, .. } => {
+                    let mut answer = see_other("/");
+                    if let Ok(cookie) = HeaderValue::from_str(&state.auth.set_cookie(&token)) {
+                        answer.headers_mut().insert(header::SET_COOKIE, cookie);
+                    }
+                    answer
+                }
+                Login::Wrong => html(
+                    StatusCode::UNAUTHORIZED,
+                    pages::login(Some("Wrong password.")),
+                ),
+                Login::Limited(wait) => {
+                    let seconds = wait.whole_seconds().max(1);
+                    let mut answer = html(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        pages::login(Some(&format!(
+                            "Too many failed logins from your address: try again in {seconds} s."
+                        ))),
+                    );
+                    answer
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                    answer
+                }
+            }
+        })
+}
+
+#[derive(Deserialize)]
+struct Csrf {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The session, if the form carries its CSRF token; else the answer.
+fn checked(session: Option<Session>, form: &Csrf) -> Result<Session, Answer> {
+    let session = session.ok_or_else(to_login)?;
+    if auth::same_token(&form.csrf, &session.csrf) {
+        Ok(session)
+    } else {
+        Err(html(
+            StatusCode::FORBIDDEN,
+            pages::message(
+                None,
+                "Form expired",
+                "This form does not belong to your session (CSRF check): reload the page and try again.",
+            ),
+        ))
+    }
+}
+
+/// POST /logout
+fn logout(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("logout")
+        .and(warp::post())
+        .and(session(state.clone()))
+        .and(warp::header::optional::<String>("cookie"))
+        .and(form::<Csrf>())
+        .and(with_state(state))
+        .map(
+            |session, cookies: Option<String>, form: Csrf, state: Arc<State>| {
+                if let Err(answer) = checked(session, &form) {
+                    return answer;
+                }
+                state.auth.logout(cookies.as_deref());
+                let mut answer = to_login();
+                if let Ok(cookie) = HeaderValue::from_str(&state.auth.clear_cookie()) {
+                    answer.headers_mut().insert(header::SET_COOKIE, cookie);
+                }
+                answer
+            },
+        )
+}
+
+/// GET /?person=&room=&event=&source=&from=&to=&page=
+fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path::end()
+        .and(warp::get())
+        .and(session(state.clone()))
+        .and(warp::addr::remote())
+        .and(warp::query::<Query>())
+        .and(with_state(state))
+        .then(
+            |session: Option<Session>, client, query: Query, state: Arc<State>| async move {
+                let Some(session) = session else {
+                    return to_login();
+                };
+                let frame = Frame {
+                    csrf: &session.csrf,
+                };
+                let parsed = query.parse();
+                let page = query.page;
+                let shown = with_index(&state, move |index| {
+                    let parsed = parsed?;
+                    let hits = parsed.run(index, page);
+                    let download = parsed.export_filter(index).map(|_| ());
+                    Ok::<_, String>((hits, download))
+                })
+                .await;
+                let shown = match shown {
+                    Ok(shown) => shown,
+                    Err(answer) => return answer,
+                };
+                let entry = Entry {
+                    action: "search",
+                    outcome: if shown.is_ok() { "ok" } else { "refused" },
+                    filters: Some(&query),
+                    subject: None,
+                    rows: shown.as_ref().ok().map(|(hits, _)| hits.total as u64),
+                };
+                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
+                    return answer;
+                }
+                let index = state
+                    .index
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let page = match &shown {
+                    Ok((hits, download)) => pages::search(
+                        &frame,
+                        &query,
+                        Ok(hits),
+                        &index,
+                        download.as_ref().map(|_| ()).map_err(String::as_str),
+                    ),
+                    Err(error) => pages::search(&frame, &query, Err(error), &index, Ok(())),
+                };
+                let status = if shown.is_ok() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                html(status, page)
+            },
+        )
+}
+
+#[derive(Deserialize)]
+struct RoomQuery {
+    id: String,
+    #[serde(default)]
+    at: String,
+    #[serde(default)]
+    page: usize,
+}
+
+/// GET /room?id=&at=&page=
+fn room(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("room")
+        .and(warp::get())
+        .and(session(state.clone()))
+        .and(warp::addr::remote())
+        .and(warp::query::<RoomQuery>())
+        .and(with_state(state))
+        .then(
+            |session: Option<Session>, client, query: RoomQuery, state: Arc<State>| async move {
+                let Some(session) = session else {
+                    return to_login();
+                };
+                let entry = Entry {
+                    action: "room",
+                    outcome: "ok",
+                    filters: None,
+                    subject: Some(&query.id),
+                    rows: None,
+                };
+                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
+                    return answer;
+                }
+                room_page(&state, &session, query).await
+            },
+        )
+}
+
+async fn room_page(state: &Arc<State>, session: &Session, query: RoomQuery) -> Answer {
+    let frame = Frame {
+        csrf: &session.csrf,
+    };
+    let id = query.id.clone();
+    let page = query.page;
+    let found = with_index(state, move |index| {
+        index.room_by_id(&id)?;
+        let history = Search {
+            room_id: Some(id),
+            ..Search::default()
+        }
+        .run(index, page);
+        Some((history, index.gaps()))
+    })
+    .await;
+    let (history, gaps) = match found {
+        Err(answer) => return answer,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message(
+                    Some(&frame),
+                    "No such room",
+                    "The log has no record of a room with this id.",
+                ),
+            );
+        }
+        Ok(Some(found)) => found,
+    };
+    let roster = roster(state, &query.id, query.at.trim()).await;
+    let index = state
+        .index
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let title = index
+        .room_by_id(&query.id)
+        .and_then(|i| index.rooms().get(i as usize))
+        .and_then(|room| room.title.clone());
+    let view = RoomView {
+        id: &query.id,
+        title: title.as_deref(),
+        at: query.at.trim(),
+        roster,
+        gaps: &gaps,
+        history: &history,
+    };
+    html(StatusCode::OK, pages::room(&frame, &view, &index))
+}
+
+/// Who is in the room now (the writer's live state), or was at `at`.
+async fn roster(state: &Arc<State>, room_id: &str, at: &str) -> Result<Roster, String> {
+    if !at.is_empty() && at != "now" {
+        reader::parse_time(at).map_err(|e| e.to_string())?;
+        return Err(
+            "a roster at a past time needs `rollcall roster --at`, which this build does not have yet"
+                .into(),
+        );
+    }
+    let mut members: Vec<Present> = state
+        .app
+        .writer
+        .members(|m| m.present_in(room_id).map(Present::from).collect());
+    members.sort_by(|a, b| a.since.cmp(&b.since));
+    Ok(Roster {
+        at: None,
+        warnings: Vec::new(),
+        members,
+    })
+}
+
+#[derive(Deserialize)]
+struct PersonId {
+    id: String,
+}
+
+/// GET /person?id=
+fn person(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("person")
+        .and(warp::get())
+        .and(session(state.clone()))
+        .and(warp::addr::remote())
+        .and(warp::query::<PersonId>())
+        .and(with_state(state))
+        .then(
+            |session: Option<Session>, client, query: PersonId, state: Arc<State>| async move {
+                let Some(session) = session else {
+                    return to_login();
+                };
+                let frame = Frame {
+                    csrf: &session.csrf,
+                };
+                let entry = Entry {
+                    action: "person",
+                    outcome: "ok",
+                    filters: None,
+                    subject: Some(&query.id),
+                    rows: None,
+                };
+                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
+                    return answer;
+                }
+                let id = query.id.clone();
+                let found = with_index(&state, move |index| stays(index, &id)).await;
+                match found {
+                    Err(answer) => answer,
+                    Ok(None) => html(
+                        StatusCode::NOT_FOUND,
+                        pages::message(
+                            Some(&frame),
+                            "No such person",
+                            "The log has no record of a person with this id.",
+                        ),
+                    ),
+                    Ok(Some((names, periods))) => html(
+                        StatusCode::OK,
+                        pages::person(&frame, &query.id, &names, &periods),
+                    ),
+                }
+            },
+        )
+}
+
+type Names = Vec<(Option<String>, Option<String>)>;
+
+/// The names a person was recorded under, and their stays in rooms in
+/// log order: a join opens one, a leave closes it.
+fn stays(index: &Index, id: &str) -> Option<(Names, Vec<Period>)> {
+    let names: Names = index
+        .people()
+        .iter()
+        .filter(|p| p.id == id)
+        .map(|p| (p.name.clone(), p.email.clone()))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let search = Search {
+        person: Some(PersonQuery::Id(id.to_string())),
+        ..Search::default()
+    };
+    let mut periods: Vec<Period> = Vec::new();
+    for row in search.all(index) {
+        let Some(room) = index.room(&row) else {
+            continue;
+        };
+        let open = periods
+            .iter_mut()
+            .rev()
+            .find(|p| p.room_id == room.id && p.until.is_none());
+        match (row.event, open) {
+            (Event::Joined, Some(_)) => {}
+            (Event::Joined, None) => periods.push(Period {
+                room_id: room.id.clone(),
+                title: room.title.clone(),
+                from: Some(row.received_at().to_string()),
+                until: None,
+            }),
+            (Event::Left, Some(open)) => open.until = Some(row.received_at().to_string()),
+            (Event::Left, None) => periods.push(Period {
+                room_id: room.id.clone(),
+                title: room.title.clone(),
+                from: None,
+                until: Some(row.received_at().to_string()),
+            }),
+            _ => {}
+        }
+    }
+    Some((names, periods))
+}
+
+#[derive(Deserialize)]
+struct Wait {
+    #[serde(default)]
+    wait: Option<String>,
+}
+
+/// GET /integrity (`?wait=1` answers once a running verify is done)
+fn integrity(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("integrity")
+        .and(warp::get())
+        .and(session(state.clone()))
+        .and(warp::query::<Wait>())
+        .and(with_state(state))
+        .then(
+            |session: Option<Session>, wait: Wait, state: Arc<State>| async move {
+                let Some(session) = session else {
+                    return to_login();
+                };
+                if wait.wait.is_some() {
+                    state.checks.settled().await;
+                }
+                let head = Head::read(&state.dir).ok().flatten();
+                let days = reader::days(&state.dir).unwrap_or_default();
+                let live = days.iter().filter(|d| d.live.is_some()).count();
+                let archived = days.iter().filter(|d| d.archived.is_some()).count();
+                let frame = Frame {
+                    csrf: &session.csrf,
+                };
+                html(
+                    StatusCode::OK,
+                    pages::integrity(
+                        &frame,
+                        &state.checks.status(),
+                        head.as_ref(),
+                        (live, archived),
+                    ),
+                )
+            },
+        )
+}
+
+/// POST /integrity/verify
+fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("integrity" / "verify")
+        .and(warp::post())
+        .and(session(state.clone()))
+        .and(warp::addr::remote())
+        .and(form::<Csrf>())
+        .and(with_state(state))
+        .map(|session, client, form: Csrf, state: Arc<State>| {
+            let session = match checked(session, &form) {
+                Ok(session) => session,
+                Err(answer) => return answer,
+            };
+            let started = state.checks.start();
+            let entry = Entry {
+                action: "verify",
+                outcome: if started {
+                    "started"
+                } else {
+                    "already_running"
+                },
+                filters: None,
+                subject: None,
+                rows: None,
+            };
+            if let Err(answer) = audited(&state, &who(&session, client), &entry) {
+                return answer;
+            }
+            see_other("/integrity")
+        })
+}
+
+/// GET /download?person=&room=&event=&source=&from=&to=
+fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
+    warp::path!("download")
+        .and(warp::get())
+        .and(session(state.clone()))
+        .and(warp::addr::remote())
+        .and(warp::query::<Query>())
+        .and(with_state(state))
+        .then(
+            |session: Option<Session>, client, query: Query, state: Arc<State>| async move {
+                let Some(session) = session else {
+                    return to_login();
+                };
+                let parsed = query.parse();
+                let found = with_index(&state, move |index| {
+                    let search = parsed?;
+                    let filter = search.export_filter(index)?;
+                    Ok::<_, String>((filter, search.run(index, 0).total))
+                })
+                .await;
+                let found = match found {
+                    Ok(found) => found,
+                    Err(answer) => return answer,
+                };
+                let entry = Entry {
+                    action: "download",
+                    outcome: if found.is_ok() { "ok" } else { "refused" },
+                    filters: Some(&query),
+                    subject: None,
+                    rows: found.as_ref().ok().map(|(_, rows)| *rows as u64),
+                };
+                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
+                    return answer;
+                }
+                match found {
+                    Ok((filter, _)) => download::csv(state.dir.clone(), filter),
+                    Err(why) => html(
+                        StatusCode::BAD_REQUEST,
+                        pages::message(
+                            Some(&Frame {
+                                csrf: &session.csrf,
+                            }),
+                            "No download",
+                            &why,
+                        ),
+                    ),
+                }
+            },
+        )
+}
+
+async fn rejected(rejection: Rejection) -> Result<Answer, Infallible> {
+    let (status, text) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "There is no such page.")
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "That method is not allowed here.",
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some()
+        || rejection.find::<warp::reject::LengthRequired>().is_some()
+        || rejection
+            .find::<warp::reject::UnsupportedMediaType>()
+            .is_some()
+    {
+        (
+            StatusCode::BAD_REQUEST,
+            "The request is not one this page understands.",
+        )
+    } else {
+        tracing::warn!(?rejection, "console request rejected");
+        (
+            StatusCode::BAD_REQUEST,
+            "The request is not one this page understands.",
+        )
+    };
+    Ok(html(
+        status,
+        pages::message(None, status.canonical_reason().unwrap_or("Error"), text),
+    ))
+}
