@@ -5,6 +5,7 @@
 mod support;
 
 mod archive;
+mod console;
 mod coverage;
 mod faults;
 mod hostile;

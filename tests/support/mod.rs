@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bin;
+pub mod console;
 pub mod disk;
 pub mod fake_webex;
 pub mod logs;

@@ -1,0 +1,380 @@
+//! The web console over plain HTTP: nothing without a login, the login
+//! and its limit, sessions and CSRF, search, room, person, integrity and
+//! the download, and the access log of it all.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::bin;
+use crate::support::console::{ConsoleApp, PASSWORD, access_log, csrf_of};
+
+/// Every page but the login form and the stylesheet.
+const PAGES: [&str; 6] = [
+    "/",
+    "/?person=alice",
+    "/room?id=room-1",
+    "/person?id=person-alice@example.com",
+    "/integrity",
+    "/download?person=alice@example.com",
+];
+
+#[tokio::test]
+async fn every_page_sends_a_visitor_without_a_session_to_the_login_form() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    for page in PAGES {
+        let (status, location, body) = app.get(page, None).await;
+        assert_eq!((status, location.as_str()), (303, "/login"), "{page}");
+        assert!(!body.contains("alice"), "{page} shows nothing: {body}");
+    }
+    for form in ["/logout", "/integrity/verify"] {
+        let (status, location) = app.post(form, None, &[("csrf", "x")]).await;
+        assert_eq!((status, location.as_str()), (303, "/login"), "{form}");
+    }
+    let forged = "rollcall_console=0000";
+    let (status, location, _) = app.get("/", Some(forged)).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/login"),
+        "a made-up cookie"
+    );
+    let (status, _, body) = app.get("/login", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("type=\"password\""));
+    let (status, _, css) = app.get("/assets/console.css", None).await;
+    assert_eq!(status, 200);
+    assert!(css.len() < 8 * 1024, "the stylesheet stays small");
+    assert!(
+        app.access_log().iter().all(|l| l["action"] == "login"),
+        "nothing was searched or shown"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_repeated_failures_are_limited() {
+    let app = ConsoleApp::spawn().await;
+    let answer = app.try_login("wrong").await;
+    assert_eq!(answer.status(), 401);
+    assert!(answer.headers().get("set-cookie").is_none());
+    assert!(answer.text().await.unwrap().contains("Wrong password"));
+    for _ in 1..5 {
+        assert_eq!(app.try_login("wrong").await.status(), 401);
+    }
+    let limited = app.try_login(PASSWORD).await;
+    assert_eq!(limited.status(), 429, "even the right one, for a while");
+    assert!(limited.headers().get("retry-after").is_some());
+    let outcomes: Vec<String> = app
+        .access_log()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["action"], "login");
+            assert!(l["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+            l["outcome"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(outcomes[..5], ["wrong_password"; 5]);
+    assert_eq!(outcomes[5], "rate_limited");
+    app.clock.advance(time::Duration::minutes(1));
+    assert_eq!(app.try_login(PASSWORD).await.status(), 303);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_and_strict_and_ends_at_logout_or_when_idle() {
+    let app = ConsoleApp::spawn().await;
+    let answer = app.try_login(PASSWORD).await;
+    let set = answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "the test's public URL is not HTTPS"
+    );
+
+    let cookie = app.login().await;
+    let (_, _, page) = app.get("/", Some(&cookie)).await;
+    let (status, location) = app
+        .post("/logout", Some(&cookie), &[("csrf", &csrf_of(&page))])
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/login"));
+    assert_eq!(app.get("/", Some(&cookie)).await.0, 303, "logged out");
+
+    let cookie = app.login().await;
+    app.clock.advance(time::Duration::hours(7));
+    assert_eq!(app.get("/", Some(&cookie)).await.0, 200, "used within 8 h");
+    app.clock.advance(time::Duration::hours(8));
+    assert_eq!(app.get("/", Some(&cookie)).await.1, "/login", "idle 8 h");
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let app = ConsoleApp::spawn().await;
+    let cookie = app.login().await;
+    let other = app.login().await;
+    let (_, _, other_page) = app.get("/", Some(&other)).await;
+    let stolen = csrf_of(&other_page);
+    for form in [
+        vec![("note", "no token")],
+        vec![("csrf", "forged")],
+        vec![("csrf", stolen.as_str())],
+    ] {
+        for path in ["/logout", "/integrity/verify"] {
+            let (status, _) = app.post(path, Some(&cookie), &form).await;
+            assert_eq!(status, 403, "{path} with {form:?}");
+        }
+    }
+    assert_eq!(app.get("/", Some(&cookie)).await.0, 200, "still logged in");
+    assert!(app.access_log().iter().all(|l| l["action"] != "verify"));
+    let (_, _, page) = app.get("/", Some(&cookie)).await;
+    let (status, location) = app
+        .post(
+            "/integrity/verify",
+            Some(&cookie),
+            &[("csrf", &csrf_of(&page))],
+        )
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/integrity"));
+}
+
+#[tokio::test]
+async fn search_finds_a_person_by_part_of_a_name_newest_first_and_the_access_log_says_who_looked() {
+    let app = ConsoleApp::spawn().await;
+    let first = app
+        .deliver("created", "room-1", "alice@example.com", "Alice Liddell")
+        .await;
+    app.deliver("created", "room-1", "bob@example.com", "Bob")
+        .await;
+    let last = app
+        .deliver("created", "room-2", "alice@example.com", "Alice Liddell")
+        .await;
+    let cookie = app.login().await;
+
+    let (status, _, page) = app.get("/?person=LIDD", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("2 records"), "{page}");
+    assert!(!page.contains("bob@example.com"));
+    let newest = page.find(&format!(">{last}<")).expect("the newest row");
+    let oldest = page.find(&format!(">{first}<")).expect("the oldest row");
+    assert!(newest < oldest, "newest first");
+    assert!(
+        page.contains("href=\"/room?id=room-2\""),
+        "rows link to their room"
+    );
+    assert!(page.contains("href=\"/person?id=person-alice%40example.com\""));
+
+    let (_, _, page) = app.get("/?room=room-1&event=joined", Some(&cookie)).await;
+    assert!(page.contains("2 records"), "{page}");
+    let (status, _, page) = app.get("/?from=yesterday", Some(&cookie)).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("is not a time"));
+
+    let searches: Vec<_> = app
+        .access_log()
+        .into_iter()
+        .filter(|l| l["action"] == "search")
+        .collect();
+    assert_eq!(searches[0]["filters"]["person"], "LIDD");
+    assert_eq!(searches[0]["rows"], 2);
+    assert_eq!(searches[0]["session"], app.access_log()[0]["session"]);
+    assert!(
+        searches[0]["at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-27T")
+    );
+}
+
+#[tokio::test]
+async fn search_pages_through_many_results() {
+    let app = ConsoleApp::spawn().await;
+    for i in 0..60 {
+        app.deliver("created", "room-1", &format!("p{i}@example.com"), "P")
+            .await;
+    }
+    let cookie = app.login().await;
+    let (_, _, first) = app.get("/?event=joined", Some(&cookie)).await;
+    assert!(
+        first.contains("60 records") && first.contains("page 1 of 2"),
+        "{first}"
+    );
+    assert!(first.contains("p59@example.com") && !first.contains("p9@example.com"));
+    let (_, _, second) = app.get("/?event=joined&page=1", Some(&cookie)).await;
+    assert!(second.contains("p9@example.com") && !second.contains("p59@example.com"));
+}
+
+#[tokio::test]
+async fn a_display_name_with_markup_is_shown_as_text() {
+    let app = ConsoleApp::spawn().await;
+    let name = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    app.deliver("created", "room-1", "mallory@example.com", name)
+        .await;
+    let cookie = app.login().await;
+    for page in [
+        "/?person=mallory",
+        "/room?id=room-1",
+        "/person?id=person-mallory%40example.com",
+    ] {
+        let (status, _, body) = app.get(page, Some(&cookie)).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}: {body}"
+        );
+        assert!(
+            !body.contains("<script") && !body.contains("<img"),
+            "{page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_download_is_byte_for_byte_what_rollcall_export_gives() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver(
+        "created",
+        "room-1",
+        "alice@example.com",
+        "=HYPERLINK(\"x\")",
+    )
+    .await;
+    app.deliver(
+        "created",
+        "room-1",
+        "bob@example.com",
+        "Bob, \"the builder\"",
+    )
+    .await;
+    app.deliver(
+        "deleted",
+        "room-1",
+        "alice@example.com",
+        "=HYPERLINK(\"x\")",
+    )
+    .await;
+    let cookie = app.login().await;
+    for (query, args) in [
+        ("", vec![]),
+        (
+            "person=ALICE@example.com",
+            vec!["--person", "ALICE@example.com"],
+        ),
+        (
+            "room=room-1&event=left",
+            vec!["--room", "room-1", "--event", "left"],
+        ),
+        (
+            "from=2026-11-27T12:01:00Z&to=2026-11-28",
+            vec!["--from", "2026-11-27T12:01:00Z", "--to", "2026-11-28"],
+        ),
+    ] {
+        let (status, _, csv) = app.get(&format!("/download?{query}"), Some(&cookie)).await;
+        assert_eq!(status, 200, "{query}");
+        let export = bin::run(bin::rollcall(&app.dir).arg("export").args(&args)).success();
+        assert_eq!(csv, export.stdout, "{query}");
+    }
+    let (_, _, csv) = app
+        .get("/download?person=alice@example.com", Some(&cookie))
+        .await;
+    assert!(csv.contains("'=HYPERLINK"), "the formula guard: {csv}");
+
+    let (status, _, page) = app.get("/download?person=ali", Some(&cookie)).await;
+    assert_eq!(status, 400, "a partial name is not an export filter");
+    assert!(page.contains("whole email address"));
+    let downloads: Vec<_> = app
+        .access_log()
+        .into_iter()
+        .filter(|l| l["action"] == "download")
+        .collect();
+    assert_eq!(downloads[1]["filters"]["person"], "ALICE@example.com");
+    assert_eq!(downloads[1]["rows"], 2);
+    assert_eq!(downloads.last().unwrap()["outcome"], "refused");
+}
+
+#[tokio::test]
+async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
+    let temp = tempfile::tempdir().unwrap();
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    app.deliver("created", "room-1", "bob@example.com", "Bob")
+        .await;
+    app.deliver("deleted", "room-1", "bob@example.com", "Bob")
+        .await;
+    let cookie = app.login().await;
+    let (status, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Members now (1)"), "{page}");
+    let roster = &page[page.find("Members now").unwrap()..page.find("Coverage gaps").unwrap()];
+    assert!(roster.contains("alice@example.com") && !roster.contains("bob@example.com"));
+    assert!(page.contains("History (3 records)"));
+    assert!(page.contains("None recorded"), "no stop yet: {page}");
+    assert_eq!(app.get("/room?id=nowhere", Some(&cookie)).await.0, 404);
+    drop(temp);
+}
+
+#[tokio::test]
+async fn the_person_page_lists_every_room_with_its_periods() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    app.deliver("created", "room-2", "alice@example.com", "Alice")
+        .await;
+    app.deliver("deleted", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let (status, _, page) = app
+        .get("/person?id=person-alice%40example.com", Some(&cookie))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Rooms (2 stays)"), "{page}");
+    assert!(page.contains("2026-11-27T12:00:00.000Z") && page.contains("2026-11-27T12:02:00.000Z"));
+    assert!(page.contains("still a member"));
+    assert_eq!(app.get("/person?id=nobody", Some(&cookie)).await.0, 404);
+}
+
+#[tokio::test]
+async fn the_integrity_page_shows_the_verify_result_and_the_head() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let (_, _, page) = app.get("/", Some(&cookie)).await;
+    let (status, _) = app
+        .post(
+            "/integrity/verify",
+            Some(&cookie),
+            &[("csrf", &csrf_of(&page))],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, page) = app.get("/integrity?wait=1", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Intact: 2 records"), "{page}");
+    assert!(page.contains("seq 2"), "the durable head: {page}");
+    assert!(page.contains("Run verify again"));
+    let verify = bin::run(bin::rollcall(&app.dir).arg("verify")).success();
+    let head = verify
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .unwrap();
+    assert!(page.contains(head), "the head verify prints: {head}");
+}
+
+#[tokio::test]
+async fn without_a_password_set_one_is_generated_into_a_private_file() {
+    let app = ConsoleApp::spawn_with(None).await;
+    let path = app.dir.join(".console-password");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let password = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(app.try_login(PASSWORD).await.status(), 401);
+    assert_eq!(app.try_login(password.trim()).await.status(), 303);
+    let log = access_log(&app.dir);
+    assert!(
+        !serde_json::to_string(&log)
+            .unwrap()
+            .contains(password.trim())
+    );
+}

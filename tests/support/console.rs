@@ -1,0 +1,227 @@
+//! [`ConsoleApp`]: the real server with its console on, both on
+//! 127.0.0.1:0, in its own temp directory with a fake clock; a client
+//! that logs in and keeps its session cookie by hand.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rollcall::clock::FakeClock;
+use rollcall::console;
+use rollcall::secret::Secret;
+use rollcall::startup::{Application, Settings};
+use rollcall::webhook::signature;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::app::{SECRET, START};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct ConsoleApp {
+    /// The webhook listener.
+    pub hooks: String,
+    /// The console, e.g. `http://127.0.0.1:PORT`.
+    pub console: String,
+    pub dir: PathBuf,
+    pub clock: Arc<FakeClock>,
+    /// Follows no redirects, so tests see them.
+    pub client: reqwest::Client,
+    _temp: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl ConsoleApp {
+    /// A server with the console, password [`PASSWORD`].
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Some(PASSWORD)).await
+    }
+
+    /// A server with the console; `password` as if from
+    /// `ROLLCALL_CONSOLE_PASSWORD`, or none (a generated one).
+    pub async fn spawn_with(password: Option<&str>) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let dir = temp.path().join("audit-logs");
+        let clock = Arc::new(FakeClock::new(START));
+        let settings = Settings {
+            secret: Some(Secret::new(SECRET.into())),
+            console: Some(console::Settings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                password: password.map(|p| Secret::new(p.into())),
+                secure_cookie: false,
+            }),
+            ..Settings::new(dir.clone(), "127.0.0.1:0".parse().unwrap())
+        };
+        let app = Application::build(settings, clock.clone())
+            .await
+            .expect("building the application");
+        let hooks = format!("http://{}", app.local_addr());
+        let console = format!("http://{}", app.console_addr().expect("the console is on"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            hooks,
+            console,
+            dir,
+            clock,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            _temp: temp,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Records a signed delivery: `event` (`created`/`deleted`) of
+    /// `person` (email) named `name` in `room`.
+    pub async fn deliver(&self, event: &str, room: &str, email: &str, name: &str) -> u64 {
+        let membership = format!("{room}:{email}");
+        let created = self.clock.now_text();
+        let mut body: Value =
+            serde_json::from_slice(&super::app::membership(event, &membership, room, &created))
+                .unwrap();
+        body["data"]["personEmail"] = email.into();
+        body["data"]["personDisplayName"] = name.into();
+        body["data"]["personId"] = format!("person-{email}").into();
+        let body = serde_json::to_vec(&body).unwrap();
+        let sig = signature::sign(&Secret::new(SECRET.into()), &body);
+        let answer = self
+            .client
+            .post(format!("{}/hooks/default", self.hooks))
+            .header("content-type", "application/json")
+            .header("x-spark-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .expect("posting a delivery");
+        assert_eq!(answer.status(), 200, "the delivery is recorded");
+        let answer: Value = answer.json().await.unwrap();
+        self.clock.advance(time::Duration::minutes(1));
+        answer["seq"]
+            .as_u64()
+            .expect("a recorded delivery has a seq")
+    }
+
+    /// Logs in with `password`: the answer.
+    pub async fn try_login(&self, password: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/login", self.console))
+            .form(&[("password", password)])
+            .send()
+            .await
+            .expect("posting the login form")
+    }
+
+    /// Logs in with [`PASSWORD`]: the session cookie.
+    pub async fn login(&self) -> String {
+        let answer = self.try_login(PASSWORD).await;
+        assert_eq!(answer.status(), 303, "a right password logs in");
+        let cookie = answer
+            .headers()
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// GET `path` on the console with `cookie` (if any): status, the
+    /// Location header and the body.
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> (u16, String, String) {
+        let mut request = self.client.get(format!("{}{path}", self.console));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let answer = request.send().await.expect("a GET request");
+        let status = answer.status().as_u16();
+        let location = location(&answer);
+        (status, location, answer.text().await.unwrap())
+    }
+
+    /// POST a form to `path` with `cookie` (if any): status, Location.
+    pub async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.console))
+            .form(form);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let answer = request.send().await.expect("a POST request");
+        (answer.status().as_u16(), location(&answer))
+    }
+
+    /// The access log's lines.
+    pub fn access_log(&self) -> Vec<Value> {
+        access_log(&self.dir)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for ConsoleApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn location(answer: &reqwest::Response) -> String {
+    answer
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// The lines of `DIR/access/console.jsonl`.
+pub fn access_log(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("access/console.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an access line is JSON"))
+        .collect()
+}
+
+/// The CSRF token in a page's logout form.
+pub fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("the page has a CSRF field");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+trait NowText {
+    fn now_text(&self) -> String;
+}
+
+impl NowText for FakeClock {
+    fn now_text(&self) -> String {
+        use rollcall::clock::Clock;
+        rollcall::log::record::format_timestamp(self.now())
+    }
+}
