@@ -68,6 +68,8 @@ pub(super) fn routes(
 }
 
 type Answer = Response;
+/// An answer given instead of the page: boxed, as it is the rare path.
+type Refused = Box<Answer>;
 
 fn with_state(
     state: Arc<State>,
@@ -114,13 +116,13 @@ fn who(session: &Session, client: Option<SocketAddr>) -> Who {
 
 /// Writes the access line first: a request that cannot be audited is
 /// not answered.
-fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Answer> {
+fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
     state.access.record(who, entry).map_err(|error| {
         tracing::error!(%error, "console request refused");
-        html(
+        Box::new(html(
             StatusCode::SERVICE_UNAVAILABLE,
             pages::message(None, "Not available", &error.to_string()),
-        )
+        ))
     })
 }
 
@@ -201,8 +203,8 @@ fn login(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejectio
                 subject: None,
                 rows: None,
             };
-            if let Err(answer) = audited(&state, &Who { session, client }, &entry) {
-                return answer;
+            if let Err(refused) = audited(&state, &Who { session, client }, &entry) {
+                return *refused;
             }
             match attempt {
                 Login::Allowed { token, .. } => {
@@ -240,19 +242,19 @@ struct Csrf {
 }
 
 /// The session, if the form carries its CSRF token; else the answer.
-fn checked(session: Option<Session>, form: &Csrf) -> Result<Session, Answer> {
-    let session = session.ok_or_else(to_login)?;
+fn checked(session: Option<Session>, form: &Csrf) -> Result<Session, Refused> {
+    let session = session.ok_or_else(|| Box::new(to_login()))?;
     if auth::same_token(&form.csrf, &session.csrf) {
         Ok(session)
     } else {
-        Err(html(
+        Err(Box::new(html(
             StatusCode::FORBIDDEN,
             pages::message(
                 None,
                 "Form expired",
                 "This form does not belong to your session (CSRF check): reload the page and try again.",
             ),
-        ))
+        )))
     }
 }
 
@@ -266,8 +268,8 @@ fn logout(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
         .and(with_state(state))
         .map(
             |session, cookies: Option<String>, form: Csrf, state: Arc<State>| {
-                if let Err(answer) = checked(session, &form) {
-                    return answer;
+                if let Err(refused) = checked(session, &form) {
+                    return *refused;
                 }
                 state.auth.logout(cookies.as_deref());
                 let mut answer = to_login();
@@ -315,8 +317,8 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                     subject: None,
                     rows: shown.as_ref().ok().map(|(hits, _)| hits.total as u64),
                 };
-                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
-                    return answer;
+                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                    return *refused;
                 }
                 let index = state
                     .index
@@ -371,8 +373,8 @@ fn room(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection
                     subject: Some(&query.id),
                     rows: None,
                 };
-                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
-                    return answer;
+                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                    return *refused;
                 }
                 room_page(&state, &session, query).await
             },
@@ -478,8 +480,8 @@ fn person(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                     subject: Some(&query.id),
                     rows: None,
                 };
-                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
-                    return answer;
+                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                    return *refused;
                 }
                 let id = query.id.clone();
                 let found = with_index(&state, move |index| stays(index, &id)).await;
@@ -602,7 +604,7 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
         .map(|session, client, form: Csrf, state: Arc<State>| {
             let session = match checked(session, &form) {
                 Ok(session) => session,
-                Err(answer) => return answer,
+                Err(refused) => return *refused,
             };
             let started = state.checks.start();
             let entry = Entry {
@@ -616,8 +618,8 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 subject: None,
                 rows: None,
             };
-            if let Err(answer) = audited(&state, &who(&session, client), &entry) {
-                return answer;
+            if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                return *refused;
             }
             see_other("/integrity")
         })
@@ -654,8 +656,8 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                     subject: None,
                     rows: found.as_ref().ok().map(|(_, rows)| *rows as u64),
                 };
-                if let Err(answer) = audited(&state, &who(&session, client), &entry) {
-                    return answer;
+                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                    return *refused;
                 }
                 match found {
                     Ok((filter, _)) => download::csv(state.dir.clone(), filter),

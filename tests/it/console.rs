@@ -310,7 +310,6 @@ async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
     assert!(page.contains("History (3 records)"));
     assert!(page.contains("None recorded"), "no stop yet: {page}");
     assert_eq!(app.get("/room?id=nowhere", Some(&cookie)).await.0, 404);
-    drop(temp);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod support;
 
 mod archive;
 mod console;
+mod console_browser;
 mod coverage;
 mod faults;
 mod hostile;

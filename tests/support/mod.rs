@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bin;
+pub mod browser;
 pub mod console;
 pub mod disk;
 pub mod fake_webex;
