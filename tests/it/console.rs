@@ -313,6 +313,26 @@ async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
 }
 
 #[tokio::test]
+async fn a_stop_and_start_of_the_receiver_is_a_coverage_gap_on_the_room_page() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let app = app.restart().await;
+    let cookie = app.login().await;
+    let (_, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+    let gaps = &page[page.find("Coverage gaps").unwrap()..page.find("History").unwrap()];
+    assert!(
+        gaps.contains("From 2026-11-27T12:01:00.000Z to 2026-11-27T13:01:00.000Z: stopped cleanly"),
+        "{gaps}"
+    );
+    let roster = &page[page.find("Members now").unwrap()..];
+    assert!(
+        roster.contains("alice@example.com"),
+        "the roster survives a restart"
+    );
+}
+
+#[tokio::test]
 async fn the_person_page_lists_every_room_with_its_periods() {
     let app = ConsoleApp::spawn().await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")

@@ -43,8 +43,21 @@ impl ConsoleApp {
     /// `ROLLCALL_CONSOLE_PASSWORD`, or none (a generated one).
     pub async fn spawn_with(password: Option<&str>) -> Self {
         let temp = tempfile::tempdir().expect("creating a temp dir");
-        let dir = temp.path().join("audit-logs");
         let clock = Arc::new(FakeClock::new(START));
+        Self::spawn_in(temp, clock, password).await
+    }
+
+    /// Stops the server cleanly and starts it again on the same log.
+    pub async fn restart(mut self) -> Self {
+        let temp = std::mem::replace(&mut self._temp, tempfile::tempdir().unwrap());
+        let clock = self.clock.clone();
+        self.stop().await;
+        clock.advance(time::Duration::hours(1));
+        Self::spawn_in(temp, clock, Some(PASSWORD)).await
+    }
+
+    async fn spawn_in(temp: TempDir, clock: Arc<FakeClock>, password: Option<&str>) -> Self {
+        let dir = temp.path().join("audit-logs");
         let settings = Settings {
             secret: Some(Secret::new(SECRET.into())),
             console: Some(console::Settings {
@@ -168,7 +181,7 @@ impl ConsoleApp {
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
