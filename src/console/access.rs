@@ -31,7 +31,7 @@ pub struct Who {
 }
 
 /// One line of the access log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Entry<'a> {
     pub action: &'a str,
     /// `ok`, `wrong_password`, `rate_limited`, `refused`...

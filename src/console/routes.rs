@@ -85,6 +85,30 @@ fn session(
         .map(move |cookies: Option<String>| state.auth.session(cookies.as_deref()))
 }
 
+/// Who is asking: a live session, from this address.
+struct Viewer {
+    session: Session,
+    client: Option<SocketAddr>,
+}
+
+/// No live session: answered with a redirect to the login form.
+#[derive(Debug)]
+struct SignedOut;
+
+impl warp::reject::Reject for SignedOut {}
+
+/// The request's live session, else [`SignedOut`].
+fn signed_in(state: Arc<State>) -> impl Filter<Extract = (Viewer,), Error = Rejection> + Clone {
+    session(state).and(warp::addr::remote()).and_then(
+        |session: Option<Session>, client| async move {
+            match session {
+                Some(session) => Ok(Viewer { session, client }),
+                None => Err(warp::reject::custom(SignedOut)),
+            }
+        },
+    )
+}
+
 fn form<T: for<'de> Deserialize<'de> + Send>()
 -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::body::content_length_limit(MAX_FORM).and(warp::body::form())
@@ -199,9 +223,7 @@ fn login(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejectio
             let entry = Entry {
                 action: "login",
                 outcome,
-                filters: None,
-                subject: None,
-                rows: None,
+                ..Entry::default()
             };
             if let Err(refused) = audited(&state, &Who { session, client }, &entry) {
                 return *refused;
@@ -241,11 +263,10 @@ struct Csrf {
     csrf: String,
 }
 
-/// The session, if the form carries its CSRF token; else the answer.
-fn checked(session: Option<Session>, form: &Csrf) -> Result<Session, Refused> {
-    let session = session.ok_or_else(|| Box::new(to_login()))?;
+/// Whether the form carries its session's CSRF token; else the answer.
+fn checked(session: &Session, form: &Csrf) -> Result<(), Refused> {
     if auth::same_token(&form.csrf, &session.csrf) {
-        Ok(session)
+        Ok(())
     } else {
         Err(Box::new(html(
             StatusCode::FORBIDDEN,
@@ -262,13 +283,13 @@ fn checked(session: Option<Session>, form: &Csrf) -> Result<Session, Refused> {
 fn logout(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("logout")
         .and(warp::post())
-        .and(session(state.clone()))
+        .and(signed_in(state.clone()))
         .and(warp::header::optional::<String>("cookie"))
         .and(form::<Csrf>())
         .and(with_state(state))
         .map(
-            |session, cookies: Option<String>, form: Csrf, state: Arc<State>| {
-                if let Err(refused) = checked(session, &form) {
+            |viewer: Viewer, cookies: Option<String>, form: Csrf, state: Arc<State>| {
+                if let Err(refused) = checked(&viewer.session, &form) {
                     return *refused;
                 }
                 state.auth.logout(cookies.as_deref());
@@ -285,15 +306,12 @@ fn logout(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
 fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path::end()
         .and(warp::get())
-        .and(session(state.clone()))
-        .and(warp::addr::remote())
+        .and(signed_in(state.clone()))
         .and(warp::query::<Query>())
         .and(with_state(state))
         .then(
-            |session: Option<Session>, client, query: Query, state: Arc<State>| async move {
-                let Some(session) = session else {
-                    return to_login();
-                };
+            |viewer: Viewer, query: Query, state: Arc<State>| async move {
+                let Viewer { session, client } = viewer;
                 let frame = Frame {
                     csrf: &session.csrf,
                 };
@@ -314,8 +332,8 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                     action: "search",
                     outcome: if shown.is_ok() { "ok" } else { "refused" },
                     filters: Some(&query),
-                    subject: None,
                     rows: shown.as_ref().ok().map(|(hits, _)| hits.total as u64),
+                    ..Entry::default()
                 };
                 if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                     return *refused;
@@ -357,21 +375,17 @@ struct RoomQuery {
 fn room(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("room")
         .and(warp::get())
-        .and(session(state.clone()))
-        .and(warp::addr::remote())
+        .and(signed_in(state.clone()))
         .and(warp::query::<RoomQuery>())
         .and(with_state(state))
         .then(
-            |session: Option<Session>, client, query: RoomQuery, state: Arc<State>| async move {
-                let Some(session) = session else {
-                    return to_login();
-                };
+            |viewer: Viewer, query: RoomQuery, state: Arc<State>| async move {
+                let Viewer { session, client } = viewer;
                 let entry = Entry {
                     action: "room",
                     outcome: "ok",
-                    filters: None,
                     subject: Some(&query.id),
-                    rows: None,
+                    ..Entry::default()
                 };
                 if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                     return *refused;
@@ -461,24 +475,20 @@ struct PersonId {
 fn person(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("person")
         .and(warp::get())
-        .and(session(state.clone()))
-        .and(warp::addr::remote())
+        .and(signed_in(state.clone()))
         .and(warp::query::<PersonId>())
         .and(with_state(state))
         .then(
-            |session: Option<Session>, client, query: PersonId, state: Arc<State>| async move {
-                let Some(session) = session else {
-                    return to_login();
-                };
+            |viewer: Viewer, query: PersonId, state: Arc<State>| async move {
+                let Viewer { session, client } = viewer;
                 let frame = Frame {
                     csrf: &session.csrf,
                 };
                 let entry = Entry {
                     action: "person",
                     outcome: "ok",
-                    filters: None,
                     subject: Some(&query.id),
-                    rows: None,
+                    ..Entry::default()
                 };
                 if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                     return *refused;
@@ -562,50 +572,45 @@ struct Wait {
 fn integrity(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("integrity")
         .and(warp::get())
-        .and(session(state.clone()))
+        .and(signed_in(state.clone()))
         .and(warp::query::<Wait>())
         .and(with_state(state))
-        .then(
-            |session: Option<Session>, wait: Wait, state: Arc<State>| async move {
-                let Some(session) = session else {
-                    return to_login();
-                };
-                if wait.wait.is_some() {
-                    state.checks.settled().await;
-                }
-                let head = Head::read(&state.dir).ok().flatten();
-                let days = reader::days(&state.dir).unwrap_or_default();
-                let live = days.iter().filter(|d| d.live.is_some()).count();
-                let archived = days.iter().filter(|d| d.archived.is_some()).count();
-                let frame = Frame {
-                    csrf: &session.csrf,
-                };
-                html(
-                    StatusCode::OK,
-                    pages::integrity(
-                        &frame,
-                        &state.checks.status(),
-                        head.as_ref(),
-                        (live, archived),
-                    ),
-                )
-            },
-        )
+        .then(|viewer: Viewer, wait: Wait, state: Arc<State>| async move {
+            let session = viewer.session;
+            if wait.wait.is_some() {
+                state.checks.settled().await;
+            }
+            let head = Head::read(&state.dir).ok().flatten();
+            let days = reader::days(&state.dir).unwrap_or_default();
+            let live = days.iter().filter(|d| d.live.is_some()).count();
+            let archived = days.iter().filter(|d| d.archived.is_some()).count();
+            let frame = Frame {
+                csrf: &session.csrf,
+            };
+            html(
+                StatusCode::OK,
+                pages::integrity(
+                    &frame,
+                    &state.checks.status(),
+                    head.as_ref(),
+                    (live, archived),
+                ),
+            )
+        })
 }
 
 /// POST /integrity/verify
 fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("integrity" / "verify")
         .and(warp::post())
-        .and(session(state.clone()))
-        .and(warp::addr::remote())
+        .and(signed_in(state.clone()))
         .and(form::<Csrf>())
         .and(with_state(state))
-        .map(|session, client, form: Csrf, state: Arc<State>| {
-            let session = match checked(session, &form) {
-                Ok(session) => session,
-                Err(refused) => return *refused,
-            };
+        .map(|viewer: Viewer, form: Csrf, state: Arc<State>| {
+            let Viewer { session, client } = viewer;
+            if let Err(refused) = checked(&session, &form) {
+                return *refused;
+            }
             let started = state.checks.start();
             let entry = Entry {
                 action: "verify",
@@ -614,9 +619,7 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 } else {
                     "already_running"
                 },
-                filters: None,
-                subject: None,
-                rows: None,
+                ..Entry::default()
             };
             if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                 return *refused;
@@ -629,15 +632,12 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
 fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("download")
         .and(warp::get())
-        .and(session(state.clone()))
-        .and(warp::addr::remote())
+        .and(signed_in(state.clone()))
         .and(warp::query::<Query>())
         .and(with_state(state))
         .then(
-            |session: Option<Session>, client, query: Query, state: Arc<State>| async move {
-                let Some(session) = session else {
-                    return to_login();
-                };
+            |viewer: Viewer, query: Query, state: Arc<State>| async move {
+                let Viewer { session, client } = viewer;
                 let parsed = query.parse();
                 let found = with_index(&state, move |index| {
                     let search = parsed?;
@@ -653,8 +653,8 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                     action: "download",
                     outcome: if found.is_ok() { "ok" } else { "refused" },
                     filters: Some(&query),
-                    subject: None,
                     rows: found.as_ref().ok().map(|(_, rows)| *rows as u64),
+                    ..Entry::default()
                 };
                 if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                     return *refused;
@@ -677,6 +677,9 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
 }
 
 async fn rejected(rejection: Rejection) -> Result<Answer, Infallible> {
+    if rejection.find::<SignedOut>().is_some() {
+        return Ok(to_login());
+    }
     let (status, text) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "There is no such page.")
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {

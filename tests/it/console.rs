@@ -293,7 +293,6 @@ async fn the_download_is_byte_for_byte_what_rollcall_export_gives() {
 
 #[tokio::test]
 async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
-    let temp = tempfile::tempdir().unwrap();
     let app = ConsoleApp::spawn().await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")
         .await;
