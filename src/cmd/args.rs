@@ -6,7 +6,7 @@
 use anyhow::Context;
 
 use crate::log::reader::{self, Filter};
-use crate::log::record::Event;
+use crate::log::record::{Event, Source};
 use crate::webex::client::{self, Client};
 use crate::webhook::payload::Target;
 
@@ -25,15 +25,60 @@ pub struct FilterArgs {
     /// Only records of this person (email, any case).
     #[arg(long, value_name = "EMAIL", env = "ROLLCALL_PERSON")]
     pub person: Option<String>,
-    /// Only joins or only leaves.
-    #[arg(long, value_enum, env = "ROLLCALL_EVENT")]
-    pub event: Option<EventArg>,
+    /// Only records of these events (repeatable, or comma-separated).
+    /// Without it, every event, the receiver's own starts and stops too.
+    #[arg(
+        long = "event",
+        value_enum,
+        env = "ROLLCALL_EVENT",
+        value_name = "EVENT",
+        value_delimiter = ','
+    )]
+    pub events: Vec<EventArg>,
+    /// Only records learned this way: from a delivery, by reconciliation,
+    /// or from the compliance events API.
+    #[arg(long, value_enum, env = "ROLLCALL_SOURCE")]
+    pub source: Option<SourceArg>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum EventArg {
     Joined,
     Left,
+    ModeratorGranted,
+    ModeratorRevoked,
+    ReceiverStarted,
+    ReceiverStopped,
+}
+
+impl From<EventArg> for Event {
+    fn from(e: EventArg) -> Self {
+        match e {
+            EventArg::Joined => Event::Joined,
+            EventArg::Left => Event::Left,
+            EventArg::ModeratorGranted => Event::ModeratorGranted,
+            EventArg::ModeratorRevoked => Event::ModeratorRevoked,
+            EventArg::ReceiverStarted => Event::ReceiverStarted,
+            EventArg::ReceiverStopped => Event::ReceiverStopped,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SourceArg {
+    Webhook,
+    Reconciled,
+    EventsApi,
+}
+
+impl From<SourceArg> for Source {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Webhook => Source::Webhook,
+            SourceArg::Reconciled => Source::Reconciled,
+            SourceArg::EventsApi => Source::EventsApi,
+        }
+    }
 }
 
 fn parse_time(text: &str) -> Result<String, reader::FilterError> {
@@ -47,10 +92,8 @@ impl FilterArgs {
             to: self.to,
             room: self.room,
             person: self.person,
-            event: self.event.map(|e| match e {
-                EventArg::Joined => Event::Joined,
-                EventArg::Left => Event::Left,
-            }),
+            events: self.events.into_iter().map(Event::from).collect(),
+            source: self.source.map(Source::from),
         };
         filter.validate()?;
         Ok(filter)
