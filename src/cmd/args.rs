@@ -14,10 +14,10 @@ use crate::webhook::payload::Target;
 #[derive(Debug, Clone, clap::Args)]
 pub struct FilterArgs {
     /// Only records received at or after T (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "T", env = "ROLLCALL_FROM", value_parser = parse_time)]
+    #[arg(long, value_name = "T", env = "ROLLCALL_FROM", value_parser = parse_time_arg)]
     pub from: Option<String>,
     /// Only records received before T (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "T", env = "ROLLCALL_TO", value_parser = parse_time)]
+    #[arg(long, value_name = "T", env = "ROLLCALL_TO", value_parser = parse_time_arg)]
     pub to: Option<String>,
     /// Only records of this room id.
     #[arg(long, value_name = "ID", env = "ROLLCALL_ROOM")]
@@ -81,10 +81,6 @@ impl From<SourceArg> for Source {
     }
 }
 
-fn parse_time(text: &str) -> Result<String, reader::FilterError> {
-    reader::parse_time(text)
-}
-
 impl FilterArgs {
     pub fn filter(self) -> anyhow::Result<Filter> {
         let filter = Filter {
@@ -98,6 +94,22 @@ impl FilterArgs {
         filter.validate()?;
         Ok(filter)
     }
+}
+
+/// How `roster` and `rooms` print what they list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns for reading, warnings on stderr.
+    Table,
+    /// CSV with a header row (formula-guarded), warnings on stderr.
+    Csv,
+    /// One JSON document, warnings inside it.
+    Json,
+}
+
+/// A time given like `export --from`: YYYY-MM-DD or RFC 3339.
+pub fn parse_time_arg(text: &str) -> Result<String, reader::FilterError> {
+    reader::parse_time(text)
 }
 
 /// Which webhooks to register: shared by `subscribe` and `serve`.

@@ -397,7 +397,7 @@ impl TitleCell {
 }
 
 /// `value`, with a leading `'` if `guard` is on and it [`needs_guard`].
-fn guard<'v>(value: &'v str, guard: bool, guarded: &'v mut String) -> &'v str {
+pub(super) fn guard<'v>(value: &'v str, guard: bool, guarded: &'v mut String) -> &'v str {
     if guard && needs_guard(value) {
         guarded.clear();
         guarded.push('\'');

@@ -553,7 +553,7 @@ fn shown_time(at: &str) -> Cow<'_, str> {
 
 /// Control characters (a newline in a display name, a terminal escape)
 /// are shown escaped, so one record stays one harmless line.
-fn clean(text: &str) -> Cow<'_, str> {
+pub(super) fn clean(text: &str) -> Cow<'_, str> {
     if text.chars().any(char::is_control) {
         Cow::Owned(
             text.chars()
