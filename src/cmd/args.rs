@@ -41,7 +41,9 @@ pub struct FilterArgs {
     pub source: Option<SourceArg>,
 }
 
+/// Named as in the log and the CSV `event` column.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum EventArg {
     Joined,
     Left,
@@ -64,7 +66,9 @@ impl From<EventArg> for Event {
     }
 }
 
+/// Named as in the log and the CSV `source` column.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum SourceArg {
     Webhook,
     Reconciled,
