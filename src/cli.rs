@@ -55,4 +55,6 @@ pub enum Command {
     Archive(cmd::archive::Args),
     /// Check every record, day file, archive and digest.
     Verify(cmd::verify::Args),
+    /// Record what the log missed: compare the rooms' rosters in Webex with it.
+    Reconcile(cmd::reconcile::Args),
 }

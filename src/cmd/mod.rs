@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod args;
 pub mod export;
+pub mod reconcile;
 pub mod serve;
 pub mod simulate;
 pub mod subscribe;
