@@ -67,7 +67,7 @@ pub struct Args {
         default_value = "1h",
         value_parser = reconcile::parse_every
     )]
-    pub reconcile_every: Option<std::time::Duration>,
+    pub reconcile_every: reconcile::Every,
     #[command(flatten)]
     pub reconcile: super::reconcile::PaceArgs,
 }
@@ -91,7 +91,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             (args.archive_at, options)
         }),
         reconcile: Some(reconcile::Settings {
-            every: args.reconcile_every,
+            every: args.reconcile_every.0,
             api_rate: args.reconcile.api_rate,
             events_api: args.reconcile.events_api(),
         }),

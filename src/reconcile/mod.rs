@@ -92,12 +92,16 @@ pub fn for_serve(
     Ok(Some((reconciler, settings.every)))
 }
 
+/// How often `serve` reconciles after its start; `None`: never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every(pub Option<Duration>);
+
 /// `--reconcile-every`: `90s`, `30m`, `1h` (a bare number is seconds);
-/// `0` or `off` turns the periodic runs off (`None`).
-pub fn parse_every(text: &str) -> Result<Option<Duration>, String> {
+/// `0` or `off` turns the periodic runs off.
+pub fn parse_every(text: &str) -> Result<Every, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("off") {
-        return Ok(None);
+        return Ok(Every(None));
     }
     let unit_at = text
         .find(|c: char| !c.is_ascii_digit())
@@ -111,7 +115,7 @@ pub fn parse_every(text: &str) -> Result<Option<Duration>, String> {
         "h" => number.checked_mul(3600).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
-    Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
+    Ok(Every((seconds > 0).then(|| Duration::from_secs(seconds))))
 }
 
 #[cfg(test)]
@@ -120,12 +124,13 @@ mod tests {
 
     #[test]
     fn intervals_read_as_seconds_minutes_or_hours_and_zero_or_off_mean_never() {
-        assert_eq!(parse_every("90s"), Ok(Some(Duration::from_secs(90))));
-        assert_eq!(parse_every("30m"), Ok(Some(Duration::from_secs(1800))));
-        assert_eq!(parse_every("1h"), Ok(Some(Duration::from_secs(3600))));
-        assert_eq!(parse_every("45"), Ok(Some(Duration::from_secs(45))));
-        assert_eq!(parse_every("0"), Ok(None));
-        assert_eq!(parse_every("off"), Ok(None));
+        let every = |text| parse_every(text).map(|Every(every)| every);
+        assert_eq!(every("90s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(every("30m"), Ok(Some(Duration::from_secs(1800))));
+        assert_eq!(every("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(every("45"), Ok(Some(Duration::from_secs(45))));
+        assert_eq!(every("0"), Ok(None));
+        assert_eq!(every("off"), Ok(None));
         for bad in ["", "1d", "h", "-5m", "1.5h"] {
             assert!(parse_every(bad).is_err(), "{bad}");
         }

@@ -13,5 +13,6 @@ mod integrity_serve;
 mod integrity_verify;
 mod property;
 mod read_side;
+mod reconcile;
 mod webex;
 mod webex_api;
