@@ -33,14 +33,20 @@ fn main() {
         let room = format!("room-{room:05}");
         fake.add_room(&room, &format!("Room {room}"));
         for person in 0..members {
-            fake.add_member(&room, &format!("person-{person:03}"), "2026-11-01T09:00:00.000Z");
+            fake.add_member(
+                &room,
+                &format!("person-{person:03}"),
+                "2026-11-01T09:00:00.000Z",
+            );
         }
     }
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("audit-logs");
     println!("reconcile: {rooms} rooms x {members} members on the fake API");
     println!();
-    println!("| run | records written | API calls | time at 5 req/s | unpaced wall time | peak RSS |");
+    println!(
+        "| run | records written | API calls | time at 5 req/s | unpaced wall time | peak RSS |"
+    );
     println!("|---|---|---|---|---|---|");
     for run in ["baseline (empty log)", "again (log agrees)"] {
         let start = Instant::now();
@@ -73,7 +79,10 @@ fn main() {
         let written = number_before(" records written");
         let rss_kib: u64 = stderr
             .lines()
-            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Maximum resident set size (kbytes): ")
+            })
             .and_then(|n| n.parse().ok())
             .expect("peak RSS from /usr/bin/time -v");
         let paced = calls.saturating_sub(1) as f64 / DEFAULT_RATE;

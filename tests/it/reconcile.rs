@@ -4,7 +4,7 @@
 //! failing room, and `rollcall reconcile` beside a running `serve`.
 
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +97,20 @@ impl Server {
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// `serve` on a fresh directory (kept while the `TempDir` lives) with a
+/// fake clock at [`START`], its first run (the baseline) done.
+async fn serving(
+    fake: &FakeWebex,
+    every: Option<Duration>,
+) -> (tempfile::TempDir, PathBuf, Arc<FakeClock>, Server) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let clock = Arc::new(FakeClock::new(START));
+    let mut server = Server::start(&dir, &clock, fake, every).await;
+    server.ran(1).await;
+    (temp, dir, clock, server)
 }
 
 /// `rollcall reconcile` in `dir` against `fake`, with `args`.
@@ -257,11 +271,7 @@ fn reconcile_by_hand_records_what_changed_since_the_last_record_and_not_what_it_
 #[tokio::test]
 async fn serve_records_a_baseline_at_start_and_after_an_outage_exactly_what_the_rosters_show() {
     let fake = two_rooms();
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    let clock = Arc::new(FakeClock::new(START));
-    let mut server = Server::start(&dir, &clock, &fake, None).await;
-    server.ran(1).await;
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
     assert_eq!(membership_records(&dir).len(), 4, "the baseline");
     clock.set(datetime!(2026-11-27 12:10 UTC));
     server.stop().await;
@@ -338,11 +348,7 @@ async fn serve_reconciles_only_the_rooms_its_webhooks_filter_and_names_their_tar
 #[tokio::test]
 async fn with_a_compliance_token_the_gap_is_backfilled_exactly_from_events_and_nothing_twice() {
     let fake = two_rooms();
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    let clock = Arc::new(FakeClock::new(START));
-    let mut server = Server::start(&dir, &clock, &fake, None).await;
-    server.ran(1).await;
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
     server.stop().await;
     fake.set_compliance(true);
     let event_of = |kind: &str, membership: Value, at: &str| {
@@ -402,11 +408,7 @@ async fn with_a_compliance_token_the_gap_is_backfilled_exactly_from_events_and_n
 async fn a_join_delivered_by_webhook_and_found_by_reconcile_is_recorded_once() {
     let fake = FakeWebex::start();
     let member = fake.add_member("R1", "ana", "2026-11-27T11:00:00.000Z");
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    let clock = Arc::new(FakeClock::new(START));
-    let mut server = Server::start(&dir, &clock, &fake, None).await;
-    server.ran(1).await;
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
     let mut body: Value = serde_json::from_slice(&app::membership(
         "created",
         "x",
@@ -446,11 +448,7 @@ async fn a_join_delivered_by_webhook_and_found_by_reconcile_is_recorded_once() {
 #[tokio::test]
 async fn a_periodic_run_dates_a_leave_from_the_previous_check_of_the_room() {
     let fake = two_rooms();
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("audit-logs");
-    let clock = Arc::new(FakeClock::new(START));
-    let mut server = Server::start(&dir, &clock, &fake, Some(Duration::from_millis(1))).await;
-    server.ran(1).await;
+    let (_temp, dir, clock, mut server) = serving(&fake, Some(Duration::from_millis(1))).await;
     clock.set(datetime!(2026-11-27 13:00 UTC));
     // A run that began after the clock moved has finished: R1 was checked at 13:00.
     let n = server.runs_so_far();
