@@ -40,9 +40,10 @@ pub struct PaceArgs {
     /// Retry-After is honoured on top).
     #[arg(long, value_name = "N", env = "ROLLCALL_API_RATE", default_value_t = reconcile::DEFAULT_API_RATE)]
     pub api_rate: NonZeroU32,
-    /// Backfill the gap since the log's last record exactly from GET
-    /// /events (needs a compliance officer's token), and fail if it cannot.
-    /// Without it, /events is tried once and skipped on a 403.
+    /// Backfill the coverage gap before this run (from the log's last
+    /// record) exactly from GET /events (needs a compliance officer's
+    /// token), and fail if it cannot. Without it, /events is tried once and
+    /// skipped on a 403.
     #[arg(long, env = "ROLLCALL_EVENTS_API")]
     pub events_api: bool,
 }
