@@ -602,6 +602,12 @@ fn simulate_posts_signed_joins_leaves_and_rejoins_across_rooms_to_a_running_serv
         .collect();
     assert_eq!(rooms.len(), 3);
     assert!(records.iter().any(|r| r["event"] == "left"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["event"].as_str().unwrap().starts_with("moderator_")),
+        "a moderator granted or revoked among {records:#?}"
+    );
     let rejoined = records.iter().enumerate().any(|(i, left)| {
         left["event"] == "left"
             && records[i..]
