@@ -542,3 +542,16 @@ async fn get(address: &str, path: &str) -> (u16, String) {
     let answer = reqwest::get(format!("{address}{path}")).await.unwrap();
     (answer.status().as_u16(), answer.text().await.unwrap())
 }
+
+#[test]
+fn serve_refuses_an_interval_it_cannot_read_and_says_what_it_takes() {
+    let temp = tempfile::tempdir().unwrap();
+
+    let refused = run(rollcall(temp.path()).args(["serve", "--reconcile-every", "1d"])).code(2);
+
+    assert!(
+        refused.stderr.contains("give e.g. 90s, 30m or 1h"),
+        "{}",
+        refused.report()
+    );
+}
