@@ -59,4 +59,6 @@ pub enum Command {
     Roster(cmd::roster::Args),
     /// Every room the log knows, with its members now and its baseline.
     Rooms(cmd::rooms::Args),
+    /// Record what the log missed: compare the rooms' rosters in Webex with it.
+    Reconcile(cmd::reconcile::Args),
 }

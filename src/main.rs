@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(global, args),
         Command::Roster(args) => cmd::roster::run(global, args),
         Command::Rooms(args) => cmd::rooms::run(global, args),
+        Command::Reconcile(args) => cmd::reconcile::run(global, args),
     };
     result.unwrap_or_else(report)
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod archive;
+mod coverage;
 mod faults;
 mod hostile;
 mod ingest;
@@ -13,6 +14,8 @@ mod integrity_serve;
 mod integrity_verify;
 mod property;
 mod read_side;
+mod reconcile;
+mod role_changes;
 mod roster;
 mod webex;
 mod webex_api;
