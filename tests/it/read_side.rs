@@ -27,7 +27,7 @@ fn rows(csv: &str) -> Vec<csv::StringRecord> {
 }
 
 /// One column of every row.
-fn column(csv: &str, name: &str) -> Vec<String> {
+pub(crate) fn column(csv: &str, name: &str) -> Vec<String> {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let index = reader
         .headers()

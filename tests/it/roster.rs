@@ -8,6 +8,7 @@ use rollcall::log::record::{Event, Record, Source};
 use serde_json::Value;
 use time::Duration;
 
+use crate::read_side::column;
 use crate::support::bin::{Run, rollcall, run};
 use crate::support::logs::{TestLog, record};
 
@@ -36,32 +37,7 @@ fn receiver(event: Event, not_before: Option<&str>) -> Record {
 
 /// The emails of a CSV roster, in its order.
 fn emails(csv: &str) -> Vec<String> {
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let at = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "email")
-        .expect("an email column");
-    reader
-        .records()
-        .map(|r| r.expect("valid CSV")[at].to_string())
-        .collect()
-}
-
-/// One column of a CSV export.
-fn column(csv: &str, name: &str) -> Vec<String> {
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let at = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name}"));
-    reader
-        .records()
-        .map(|r| r.expect("valid CSV")[at].to_string())
-        .collect()
+    column(csv, "email")
 }
 
 // ---------------------------------------------------------------- roster
