@@ -281,16 +281,18 @@ fn gap_warning(at: &str, gap: &Gap) -> String {
 
 /// When a record's event happened, as well as the log knows: the exact
 /// time for one from the events API, the membership's start for a join,
-/// else when it was received.
+/// else when it was received. Never after it was received: a clock that
+/// runs ahead of ours must not hide a member the log already had.
 fn event_time(record: &Record) -> String {
     let exact = match (record.source, record.event) {
         (Source::EventsApi, _) => record.not_before.as_deref(),
         (_, Event::Joined) => record.membership_created.as_deref(),
         _ => None,
     };
-    exact
-        .and_then(normalised)
-        .unwrap_or_else(|| record.received_at.clone())
+    match exact.and_then(normalised) {
+        Some(time) if time < record.received_at => time,
+        _ => record.received_at.clone(),
+    }
 }
 
 /// An RFC 3339 time in `received_at` form, which compares as text.

@@ -85,6 +85,16 @@ fn a_join_counts_from_when_the_membership_began_and_an_events_api_record_from_it
 }
 
 #[test]
+fn a_join_whose_membership_began_after_it_was_received_counts_from_its_receipt() {
+    let h = history(vec![Record {
+        membership_created: Some(at(15)),
+        ..record(1, 10, Event::Joined, "ana")
+    }]);
+    let room = h.find_room("r").unwrap();
+    assert_eq!(emails(&h.roster(room, &at(11))), ["ana@example.com"]);
+}
+
+#[test]
 fn a_reconciled_leave_is_uncertain_between_not_before_and_when_it_was_found() {
     let h = history(vec![
         Record {
