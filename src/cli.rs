@@ -55,4 +55,10 @@ pub enum Command {
     Archive(cmd::archive::Args),
     /// Check every record, day file, archive and digest.
     Verify(cmd::verify::Args),
+    /// Who was in a room at a time, from the log.
+    Roster(cmd::roster::Args),
+    /// Every room the log knows, with its members now and its baseline.
+    Rooms(cmd::rooms::Args),
+    /// Record what the log missed: compare the rooms' rosters in Webex with it.
+    Reconcile(cmd::reconcile::Args),
 }

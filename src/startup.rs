@@ -25,6 +25,7 @@ use crate::log::files;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
+use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::webex::client::Client;
 use crate::webex::titles::TitleLookups;
@@ -65,6 +66,10 @@ pub struct Settings {
     pub disk: Arc<dyn Disk>,
     /// The web console's own listener; `None` for none.
     pub console: Option<console::Settings>,
+    /// Reconciling with Webex at start and periodically (with a token);
+    /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
+    /// turns it on.
+    pub reconcile: Option<reconcile::Settings>,
 }
 
 impl Settings {
@@ -82,6 +87,7 @@ impl Settings {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             disk: Arc::new(RealDisk),
             console: None,
+            reconcile: None,
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct Application {
     upkeep: Option<(Upkeep, Duration)>,
     nightly: Option<Nightly>,
     console: Option<Console>,
+    /// The reconcile at start and every so often after it.
+    reconcile: Option<(Reconciler, Option<Duration>)>,
     _lock: File,
 }
 
@@ -124,7 +132,16 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::default());
         let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
+        let started = clock.now();
         mark_start(&writer).await?;
+        let reconcile = reconcile::for_serve(
+            settings.reconcile,
+            &settings.webex,
+            clock.clone(),
+            metrics.clone(),
+            &writer,
+            started,
+        )?;
         let nightly = settings.archive.map(|(at, options)| {
             Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options)
         });
@@ -152,6 +169,7 @@ impl Application {
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
             console,
+            reconcile,
             _lock: lock,
         })
     }
@@ -160,6 +178,14 @@ impl Application {
     /// when nightly archival is off.
     pub fn archive_runs(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.nightly.as_ref().map(Nightly::runs)
+    }
+
+    /// How many reconcile runs have finished, to wait on; `None` without
+    /// a token or with reconciliation off.
+    pub fn reconcile_runs(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.reconcile
+            .as_ref()
+            .map(|(reconciler, _)| reconciler.runs())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -193,6 +219,10 @@ impl Application {
             .upkeep
             .take()
             .map(|(upkeep, every)| tokio::spawn(upkeep.run(every)));
+        let reconcile = self.reconcile.take().map(|(reconciler, every)| {
+            let state = self.state.clone();
+            tokio::spawn(async move { reconciler.run_every(&state.writer, every).await })
+        });
         let (stop_nightly, nightly_stopped) = tokio::sync::watch::channel(());
         let nightly = self.nightly.take().map(|nightly| {
             let mut stopped = nightly_stopped;
@@ -248,6 +278,12 @@ impl Application {
         tracing::info!("shutting down: finishing in-flight deliveries");
         if let Some(upkeep) = upkeep {
             upkeep.abort();
+        }
+        // Whatever a run had handed the writer is queued before the stop
+        // record below.
+        if let Some(reconcile) = reconcile {
+            reconcile.abort();
+            let _ = reconcile.await;
         }
         // A run in progress stops between chunks, leaving each day either
         // live or completely archived.

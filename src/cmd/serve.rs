@@ -14,6 +14,7 @@ use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::console;
 use crate::log::archive;
+use crate::reconcile;
 use crate::secret;
 use crate::startup::{Application, Settings};
 use crate::webex::WebexSettings;
@@ -63,6 +64,18 @@ pub struct Args {
     /// DIR/.console-password). Off by default.
     #[arg(long, value_name = "ADDR", env = "ROLLCALL_CONSOLE")]
     pub console: Option<SocketAddr>,
+    /// With WEBEX_TOKEN, reconcile with Webex at start and then this often
+    /// (e.g. 90s, 30m, 1h; 0 or off: only at start).
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        env = "ROLLCALL_RECONCILE_EVERY",
+        default_value = "1h",
+        value_parser = reconcile::parse_every
+    )]
+    pub reconcile_every: reconcile::Every,
+    #[command(flatten)]
+    pub reconcile: super::reconcile::PaceArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -91,6 +104,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                 retain_days: args.retain_days,
             };
             (args.archive_at, options)
+        }),
+        reconcile: Some(reconcile::Settings {
+            every: args.reconcile_every.0,
+            api_rate: args.reconcile.api_rate,
+            events_api: args.reconcile.events_api(),
         }),
         ..Settings::new(global.dir.clone(), args.listen)
     };

@@ -7,8 +7,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::checks::Status;
 use super::index::{Gap, Index, Row};
 use super::search::{Hits, PAGE_ROWS, Query};
-use crate::log::members::Member;
 use crate::log::record::{Event, Source};
+use crate::log::roster::Present;
 
 /// What every page after login knows: the session's CSRF token, for the
 /// logout form.
@@ -194,31 +194,6 @@ pub struct Roster {
     pub at: Option<String>,
     pub warnings: Vec<String>,
     pub members: Vec<Present>,
-}
-
-/// One member of a roster.
-pub struct Present {
-    pub person_id: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub moderator: Option<bool>,
-    pub since: Option<String>,
-    pub added_by: Option<String>,
-    pub source: Source,
-}
-
-impl From<&Member> for Present {
-    fn from(m: &Member) -> Self {
-        Present {
-            person_id: m.person_id.clone(),
-            email: m.person_email.clone(),
-            name: m.person_display_name.clone(),
-            moderator: m.is_moderator,
-            since: m.since.clone(),
-            added_by: m.added_by.clone(),
-            source: m.join_source,
-        }
-    }
 }
 
 pub fn room(frame: &Frame<'_>, view: &RoomView<'_>, index: &Index) -> Markup {

@@ -15,12 +15,13 @@ use warp::{Filter, Rejection};
 use super::access::{Entry, Who};
 use super::auth::{self, Login, Session};
 use super::index::Index;
-use super::pages::{self, Frame, Period, Present, RoomView, Roster};
+use super::pages::{self, Frame, Period, RoomView, Roster};
 use super::search::{PersonQuery, Query, Search};
 use super::{State, download};
 use crate::log::head::Head;
 use crate::log::reader;
 use crate::log::record::Event;
+use crate::log::roster::{History, Present};
 
 /// The largest form body accepted.
 const MAX_FORM: u64 = 4 * 1024;
@@ -445,24 +446,38 @@ async fn room_page(state: &Arc<State>, session: &Session, query: RoomQuery) -> A
     html(StatusCode::OK, pages::room(&frame, &view, &index))
 }
 
-/// Who is in the room now (the writer's live state), or was at `at`.
+/// Who is in the room now, as the writer holds it; or who was in it at
+/// `at`, as `rollcall roster --at` says, with what the log cannot know.
 async fn roster(state: &Arc<State>, room_id: &str, at: &str) -> Result<Roster, String> {
-    if !at.is_empty() && at != "now" {
-        reader::parse_time(at).map_err(|e| e.to_string())?;
-        return Err(
-            "a roster at a past time needs `rollcall roster --at`, which this build does not have yet"
-                .into(),
-        );
+    if at.is_empty() || at == "now" {
+        let mut members: Vec<Present> = state
+            .app
+            .writer
+            .members(|m| m.present_in(room_id).map(Present::from).collect());
+        members.sort_by(|a, b| a.since.cmp(&b.since));
+        return Ok(Roster {
+            at: None,
+            warnings: Vec::new(),
+            members,
+        });
     }
-    let mut members: Vec<Present> = state
-        .app
-        .writer
-        .members(|m| m.present_in(room_id).map(Present::from).collect());
-    members.sort_by(|a, b| a.since.cmp(&b.since));
+    let at = reader::parse_time(at).map_err(|e| e.to_string())?;
+    let dir = state.dir.clone();
+    let room_id = room_id.to_string();
+    // The whole log, as the command reads it: a record received after
+    // `at` may still tell of an event before it.
+    let roster = tokio::task::spawn_blocking(move || {
+        let history = History::load(&reader::days(&dir)?)?;
+        let room = history.find_room(&room_id)?;
+        Ok::<_, anyhow::Error>(history.roster(room, &at))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("{e:#}"))?;
     Ok(Roster {
-        at: None,
-        warnings: Vec::new(),
-        members,
+        at: Some(roster.at),
+        warnings: roster.warnings,
+        members: roster.members,
     })
 }
 

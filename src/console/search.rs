@@ -272,7 +272,8 @@ impl Search {
             to: self.to.clone(),
             room,
             person,
-            event: self.event,
+            events: self.event.into_iter().collect(),
+            source: self.source,
         })
     }
 }

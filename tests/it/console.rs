@@ -308,6 +308,27 @@ async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
     assert!(roster.contains("alice@example.com") && !roster.contains("bob@example.com"));
     assert!(page.contains("History (3 records)"));
     assert!(page.contains("None recorded"), "no stop yet: {page}");
+
+    let (status, _, page) = app
+        .get("/room?id=room-1&at=2026-11-27T12:01:30Z", Some(&cookie))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Members at 2026-11-27T12:01:30.000Z (2)"),
+        "{page}"
+    );
+    let roster = &page[page.find("Members at").unwrap()..page.find("Coverage gaps").unwrap()];
+    assert!(
+        roster.contains("bob@example.com"),
+        "Bob had not left yet: {roster}"
+    );
+    assert!(
+        roster.contains("Unknown: members who joined before"),
+        "no reconciled baseline, said plainly: {roster}"
+    );
+    let (status, _, page) = app.get("/room?id=room-1&at=soon", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("is not a time"), "{page}");
     assert_eq!(app.get("/room?id=nowhere", Some(&cookie)).await.0, 404);
 }
 

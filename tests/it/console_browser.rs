@@ -67,6 +67,19 @@ async fn a_compliance_officer_logs_in_searches_checks_a_roster_and_downloads_in_
     let roster = browser.text("table.roster").await;
     assert!(roster.contains("alice@example.com") && roster.contains("mallory@example.com"));
     assert!(!roster.contains("bob@example.com"), "Bob left: {roster}");
+    browser
+        .type_into("input[name=at]", "2026-11-27T12:02:30Z")
+        .await;
+    browser.submit("form.at button").await;
+    let roster = browser.text("table.roster").await;
+    assert!(
+        roster.contains("bob@example.com"),
+        "Bob was there then: {roster}"
+    );
+    assert!(
+        !roster.contains("mallory@example.com"),
+        "Mallory came later: {roster}"
+    );
 
     browser
         .goto(&format!("{console}/?person=alice@example.com"))

@@ -16,6 +16,8 @@ mod integrity_serve;
 mod integrity_verify;
 mod property;
 mod read_side;
+mod reconcile;
 mod role_changes;
+mod roster;
 mod webex;
 mod webex_api;
