@@ -64,6 +64,17 @@ pub struct Args {
     /// DIR/.console-password). Off by default.
     #[arg(long, value_name = "ADDR", env = "ROLLCALL_CONSOLE")]
     pub console: Option<SocketAddr>,
+    /// Behind a single sign-on proxy (e.g. oauth2-proxy), take this
+    /// header (e.g. X-Forwarded-Email) as the signed-in user instead of
+    /// asking for the console password. Only when nothing but the proxy
+    /// can reach the console address.
+    #[arg(
+        long,
+        value_name = "HEADER",
+        env = "ROLLCALL_CONSOLE_TRUST_HEADER",
+        requires = "console"
+    )]
+    pub console_trust_header: Option<String>,
     /// With WEBEX_TOKEN, reconcile with Webex at start and then this often
     /// (e.g. 90s, 30m, 1h; 0 or off: only at start).
     #[arg(
@@ -98,6 +109,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             listen,
             password: console::auth::password_from_env(),
             secure_cookie,
+            trust_header: args.console_trust_header,
         }),
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {

@@ -81,6 +81,10 @@ pub struct Auth {
     secure: bool,
     clock: Arc<dyn Clock>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// The header a single sign-on proxy names its signed-in user in, if
+    /// the console trusts one; and each such user's session.
+    proxy_header: Option<String>,
+    proxied: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, VecDeque<OffsetDateTime>>>,
 }
 
@@ -97,7 +101,50 @@ impl Auth {
             clock,
             sessions: Mutex::default(),
             failures: Mutex::default(),
+            proxy_header: None,
+            proxied: Mutex::default(),
         }
+    }
+
+    /// Trusts a single sign-on proxy's `header` (e.g. oauth2-proxy's
+    /// `X-Forwarded-Email`) as who is signed in. Only safe when nothing
+    /// but the proxy can reach the console.
+    pub fn trusting(mut self, header: Option<String>) -> Self {
+        self.proxy_header = header.map(|h| h.to_ascii_lowercase());
+        self
+    }
+
+    /// The session of a request: the proxy's user when the console trusts
+    /// a proxy header and the request has it, else the session its cookie
+    /// names.
+    pub fn session_of(&self, headers: &warp::http::HeaderMap) -> Option<Session> {
+        let user = self.proxy_header.as_deref().and_then(|name| {
+            let value = headers.get(name)?.to_str().ok()?.trim();
+            (!value.is_empty()).then_some(value)
+        });
+        match user {
+            Some(user) => Some(self.proxied(user)),
+            None => self.session(
+                headers
+                    .get(warp::http::header::COOKIE)
+                    .and_then(|c| c.to_str().ok()),
+            ),
+        }
+    }
+
+    /// The proxy-signed-in `user`'s session: one per user, so its CSRF
+    /// token stays the same across their requests, and named after them
+    /// in the access log.
+    fn proxied(&self, user: &str) -> Session {
+        let now = self.clock.now();
+        let mut proxied = lock(&self.proxied);
+        let session = proxied.entry(user.to_string()).or_insert_with(|| Session {
+            id: format!("proxy:{user}"),
+            csrf: random_hex(),
+            last_seen: now,
+        });
+        session.last_seen = now;
+        session.clone()
     }
 
     /// Checks `given` from `client`; past [`MAX_FAILURES`] failures in a

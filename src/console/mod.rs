@@ -45,6 +45,9 @@ pub struct Settings {
     pub password: Option<Secret>,
     /// Mark the session cookie `Secure` (the public URL is HTTPS).
     pub secure_cookie: bool,
+    /// A single sign-on proxy's header naming the signed-in user, trusted
+    /// instead of the password when present.
+    pub trust_header: Option<String>,
 }
 
 /// What the console's handlers share.
@@ -77,7 +80,8 @@ impl Console {
             .await
             .with_context(|| format!("listening for the console on {}", settings.listen))?;
         let state = State {
-            auth: Auth::new(password, settings.secure_cookie, clock.clone()),
+            auth: Auth::new(password, settings.secure_cookie, clock.clone())
+                .trusting(settings.trust_header.clone()),
             access,
             index: Arc::default(),
             checks: Arc::new(Checks::new(dir.clone(), clock)),

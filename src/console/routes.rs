@@ -81,9 +81,8 @@ fn with_state(
 /// The live session the request's cookie names, if any.
 fn session(
     state: Arc<State>,
-) -> impl Filter<Extract = (Option<Session>,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("cookie")
-        .map(move |cookies: Option<String>| state.auth.session(cookies.as_deref()))
+) -> impl Filter<Extract = (Option<Session>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(move |headers: HeaderMap| state.auth.session_of(&headers))
 }
 
 /// Who is asking: a live session, from this address.

@@ -417,3 +417,40 @@ async fn without_a_password_set_one_is_generated_into_a_private_file() {
             .contains(password.trim())
     );
 }
+
+#[tokio::test]
+async fn behind_a_sign_on_proxy_its_user_header_signs_in_and_names_them_in_the_access_log() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let proxied = |path: &str| {
+        app.client
+            .get(format!("{}{path}", app.console))
+            .header("x-forwarded-email", "officer@example.com")
+    };
+    let page = proxied("/?person=alice").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("alice@example.com"));
+    let answer = app
+        .client
+        .post(format!("{}/integrity/verify", app.console))
+        .header("x-forwarded-email", "officer@example.com")
+        .form(&[("csrf", csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        303,
+        "the user's CSRF token holds across requests"
+    );
+    let log = app.access_log();
+    assert_eq!(log[0]["session"], "proxy:officer@example.com");
+    assert_eq!(log[1]["action"], "verify");
+    assert_eq!(
+        app.get("/", None).await.1,
+        "/login",
+        "without the header, the password"
+    );
+}

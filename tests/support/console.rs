@@ -64,6 +64,7 @@ impl ConsoleApp {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 password: password.map(|p| Secret::new(p.into())),
                 secure_cookie: false,
+                trust_header: Some("X-Forwarded-Email".into()),
             }),
             ..Settings::new(dir.clone(), "127.0.0.1:0".parse().unwrap())
         };
