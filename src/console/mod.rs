@@ -9,7 +9,8 @@
 //! - [`index`]: the in-memory search index, caught up before each search.
 //! - [`search`]: the search form, its matching and paging, and the export
 //!   filter of a search.
-//! - `routes`: the warp filters and handlers; `pages`: the HTML;
+//! - `routes`: the warp filters and handlers (`rooms`: the room and
+//!   person pages); `pages`: the HTML;
 //!   `download`: the streamed CSV; `checks`: background `verify` runs.
 
 pub mod access;
@@ -18,6 +19,7 @@ mod checks;
 mod download;
 pub mod index;
 mod pages;
+mod rooms;
 mod routes;
 pub mod search;
 

@@ -15,13 +15,11 @@ use warp::{Filter, Rejection};
 use super::access::{Entry, Who};
 use super::auth::{self, Login, Session};
 use super::index::Index;
-use super::pages::{self, Frame, Period, RoomView, Roster};
-use super::search::{PersonQuery, Query, Search};
-use super::{State, download};
+use super::pages::{self, Frame};
+use super::search::Query;
+use super::{State, download, rooms};
 use crate::log::head::Head;
 use crate::log::reader;
-use crate::log::record::Event;
-use crate::log::roster::{History, Present};
 
 /// The largest form body accepted.
 const MAX_FORM: u64 = 4 * 1024;
@@ -52,9 +50,9 @@ pub(super) fn routes(
         .unify()
         .or(search(state.clone()))
         .unify()
-        .or(room(state.clone()))
+        .or(rooms::room(state.clone()))
         .unify()
-        .or(person(state.clone()))
+        .or(rooms::person(state.clone()))
         .unify()
         .or(integrity(state.clone()))
         .unify()
@@ -68,11 +66,11 @@ pub(super) fn routes(
         .map(Reply::into_response)
 }
 
-type Answer = Response;
+pub(super) type Answer = Response;
 /// An answer given instead of the page: boxed, as it is the rare path.
 type Refused = Box<Answer>;
 
-fn with_state(
+pub(super) fn with_state(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Arc<State>,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
@@ -86,9 +84,9 @@ fn session(
 }
 
 /// Who is asking: a live session, from this address.
-struct Viewer {
-    session: Session,
-    client: Option<SocketAddr>,
+pub(super) struct Viewer {
+    pub(super) session: Session,
+    pub(super) client: Option<SocketAddr>,
 }
 
 /// No live session: answered with a redirect to the login form.
@@ -98,7 +96,9 @@ struct SignedOut;
 impl warp::reject::Reject for SignedOut {}
 
 /// The request's live session, else [`SignedOut`].
-fn signed_in(state: Arc<State>) -> impl Filter<Extract = (Viewer,), Error = Rejection> + Clone {
+pub(super) fn signed_in(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Viewer,), Error = Rejection> + Clone {
     session(state).and(warp::addr::remote()).and_then(
         |session: Option<Session>, client| async move {
             match session {
@@ -114,7 +114,7 @@ fn form<T: for<'de> Deserialize<'de> + Send>()
     warp::body::content_length_limit(MAX_FORM).and(warp::body::form())
 }
 
-fn html(status: StatusCode, page: Markup) -> Answer {
+pub(super) fn html(status: StatusCode, page: Markup) -> Answer {
     warp::reply::with_status(warp::reply::html(page.into_string()), status).into_response()
 }
 
@@ -131,7 +131,7 @@ fn to_login() -> Answer {
     see_other("/login")
 }
 
-fn who(session: &Session, client: Option<SocketAddr>) -> Who {
+pub(super) fn who(session: &Session, client: Option<SocketAddr>) -> Who {
     Who {
         session: Some(session.id.clone()),
         client,
@@ -140,7 +140,7 @@ fn who(session: &Session, client: Option<SocketAddr>) -> Who {
 
 /// Writes the access line first: a request that cannot be audited is
 /// not answered.
-fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
+pub(super) fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
     state.access.record(who, entry).map_err(|error| {
         tracing::error!(%error, "console request refused");
         Box::new(html(
@@ -151,7 +151,7 @@ fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
 }
 
 /// Catches the index up with the log, then reads it.
-async fn with_index<T: Send + 'static>(
+pub(super) async fn with_index<T: Send + 'static>(
     state: &Arc<State>,
     read: impl FnOnce(&Index) -> T + Send + 'static,
 ) -> Result<T, Answer> {
@@ -360,220 +360,6 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 html(status, page)
             },
         )
-}
-
-#[derive(Deserialize)]
-struct RoomQuery {
-    id: String,
-    #[serde(default)]
-    at: String,
-    #[serde(default)]
-    page: usize,
-}
-
-/// GET /room?id=&at=&page=
-fn room(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
-    warp::path!("room")
-        .and(warp::get())
-        .and(signed_in(state.clone()))
-        .and(warp::query::<RoomQuery>())
-        .and(with_state(state))
-        .then(
-            |viewer: Viewer, query: RoomQuery, state: Arc<State>| async move {
-                let Viewer { session, client } = viewer;
-                let entry = Entry {
-                    action: "room",
-                    outcome: "ok",
-                    subject: Some(&query.id),
-                    ..Entry::default()
-                };
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
-                    return *refused;
-                }
-                room_page(&state, &session, query).await
-            },
-        )
-}
-
-async fn room_page(state: &Arc<State>, session: &Session, query: RoomQuery) -> Answer {
-    let frame = Frame {
-        csrf: &session.csrf,
-    };
-    let id = query.id.clone();
-    let page = query.page;
-    let found = with_index(state, move |index| {
-        index.room_by_id(&id)?;
-        let history = Search {
-            room_id: Some(id),
-            ..Search::default()
-        }
-        .run(index, page);
-        Some((history, index.gaps()))
-    })
-    .await;
-    let (history, gaps) = match found {
-        Err(answer) => return answer,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message(
-                    Some(&frame),
-                    "No such room",
-                    "The log has no record of a room with this id.",
-                ),
-            );
-        }
-        Ok(Some(found)) => found,
-    };
-    let roster = roster(state, &query.id, query.at.trim()).await;
-    let index = state
-        .index
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let title = index
-        .room_by_id(&query.id)
-        .and_then(|i| index.rooms().get(i as usize))
-        .and_then(|room| room.title.clone());
-    let view = RoomView {
-        id: &query.id,
-        title: title.as_deref(),
-        at: query.at.trim(),
-        roster,
-        gaps: &gaps,
-        history: &history,
-    };
-    html(StatusCode::OK, pages::room(&frame, &view, &index))
-}
-
-/// Who is in the room now, as the writer holds it; or who was in it at
-/// `at`, as `rollcall roster --at` says, with what the log cannot know.
-async fn roster(state: &Arc<State>, room_id: &str, at: &str) -> Result<Roster, String> {
-    if at.is_empty() || at == "now" {
-        let mut members: Vec<Present> = state
-            .app
-            .writer
-            .members(|m| m.present_in(room_id).map(Present::from).collect());
-        members.sort_by(|a, b| a.since.cmp(&b.since));
-        return Ok(Roster {
-            at: None,
-            warnings: Vec::new(),
-            members,
-        });
-    }
-    let at = reader::parse_time(at).map_err(|e| e.to_string())?;
-    let dir = state.dir.clone();
-    let room_id = room_id.to_string();
-    // The whole log, as the command reads it: a record received after
-    // `at` may still tell of an event before it.
-    let roster = tokio::task::spawn_blocking(move || {
-        let history = History::load(&reader::days(&dir)?)?;
-        let room = history.find_room(&room_id)?;
-        Ok::<_, anyhow::Error>(history.roster(room, &at))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("{e:#}"))?;
-    Ok(Roster {
-        at: Some(roster.at),
-        warnings: roster.warnings,
-        members: roster.members,
-    })
-}
-
-#[derive(Deserialize)]
-struct PersonId {
-    id: String,
-}
-
-/// GET /person?id=
-fn person(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
-    warp::path!("person")
-        .and(warp::get())
-        .and(signed_in(state.clone()))
-        .and(warp::query::<PersonId>())
-        .and(with_state(state))
-        .then(
-            |viewer: Viewer, query: PersonId, state: Arc<State>| async move {
-                let Viewer { session, client } = viewer;
-                let frame = Frame {
-                    csrf: &session.csrf,
-                };
-                let entry = Entry {
-                    action: "person",
-                    outcome: "ok",
-                    subject: Some(&query.id),
-                    ..Entry::default()
-                };
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
-                    return *refused;
-                }
-                let id = query.id.clone();
-                let found = with_index(&state, move |index| stays(index, &id)).await;
-                match found {
-                    Err(answer) => answer,
-                    Ok(None) => html(
-                        StatusCode::NOT_FOUND,
-                        pages::message(
-                            Some(&frame),
-                            "No such person",
-                            "The log has no record of a person with this id.",
-                        ),
-                    ),
-                    Ok(Some((names, periods))) => html(
-                        StatusCode::OK,
-                        pages::person(&frame, &query.id, &names, &periods),
-                    ),
-                }
-            },
-        )
-}
-
-type Names = Vec<(Option<String>, Option<String>)>;
-
-/// The names a person was recorded under, and their stays in rooms in
-/// log order: a join opens one, a leave closes it.
-fn stays(index: &Index, id: &str) -> Option<(Names, Vec<Period>)> {
-    let names: Names = index
-        .people()
-        .iter()
-        .filter(|p| p.id == id)
-        .map(|p| (p.name.clone(), p.email.clone()))
-        .collect();
-    if names.is_empty() {
-        return None;
-    }
-    let search = Search {
-        person: Some(PersonQuery::Id(id.to_string())),
-        ..Search::default()
-    };
-    let mut periods: Vec<Period> = Vec::new();
-    for row in search.all(index) {
-        let Some(room) = index.room(&row) else {
-            continue;
-        };
-        let open = periods
-            .iter_mut()
-            .rev()
-            .find(|p| p.room_id == room.id && p.until.is_none());
-        match (row.event, open) {
-            (Event::Joined, Some(_)) => {}
-            (Event::Joined, None) => periods.push(Period {
-                room_id: room.id.clone(),
-                title: room.title.clone(),
-                from: Some(row.received_at().to_string()),
-                until: None,
-            }),
-            (Event::Left, Some(open)) => open.until = Some(row.received_at().to_string()),
-            (Event::Left, None) => periods.push(Period {
-                room_id: room.id.clone(),
-                title: room.title.clone(),
-                from: None,
-                until: Some(row.received_at().to_string()),
-            }),
-            _ => {}
-        }
-    }
-    Some((names, periods))
 }
 
 #[derive(Deserialize)]
