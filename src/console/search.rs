@@ -277,3 +277,64 @@ impl Search {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(person: &str, from: &str) -> Query {
+        Query {
+            person: person.into(),
+            from: from.into(),
+            ..Query::default()
+        }
+    }
+
+    #[test]
+    fn a_whole_address_is_an_email_and_anything_else_part_of_one() {
+        let email = query(" Alice@Example.com ", "").parse().unwrap();
+        assert_eq!(
+            email.person,
+            Some(PersonQuery::Email("Alice@Example.com".into()))
+        );
+        for part in ["alice", "@example.com", "Alice Liddell"] {
+            assert!(
+                matches!(
+                    query(part, "").parse().unwrap().person,
+                    Some(PersonQuery::Part(_))
+                ),
+                "{part}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_take_export_forms_and_a_browsers_date_time_as_utc() {
+        let browser = query("", "2026-11-27T14:05").parse().unwrap();
+        assert_eq!(browser.from.as_deref(), Some("2026-11-27T14:05:00.000Z"));
+        let day = query("", "2026-11-27").parse().unwrap();
+        assert_eq!(day.from.as_deref(), Some("2026-11-27T00:00:00.000Z"));
+        assert!(query("", "last week").parse().is_err());
+        let backwards = Query {
+            from: "2026-11-28".into(),
+            to: "2026-11-27".into(),
+            ..Query::default()
+        };
+        assert!(backwards.parse().unwrap_err().contains("must be before"));
+        let event = Query {
+            event: "kicked".into(),
+            ..Query::default()
+        };
+        assert!(event.parse().unwrap_err().contains("not an event"));
+    }
+
+    #[test]
+    fn the_encoded_query_leaves_the_page_out() {
+        let q = Query {
+            person: "a b&c".into(),
+            page: 3,
+            ..Query::default()
+        };
+        assert_eq!(q.encoded(), "person=a+b%26c&room=&event=&source=&from=&to=");
+    }
+}

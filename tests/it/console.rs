@@ -454,3 +454,26 @@ async fn behind_a_sign_on_proxy_its_user_header_signs_in_and_names_them_in_the_a
         "without the header, the password"
     );
 }
+
+#[tokio::test]
+async fn a_search_sees_what_was_recorded_since_the_last_one_across_midnight() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let (_, _, page) = app.get("/?event=joined", Some(&cookie)).await;
+    assert!(page.contains("1 records"), "{page}");
+    app.deliver("created", "room-1", "bob@example.com", "Bob")
+        .await;
+    let (_, _, page) = app.get("/?event=joined", Some(&cookie)).await;
+    assert!(page.contains("2 records") && page.contains("bob@example.com"));
+    app.clock.advance(time::Duration::hours(12));
+    app.deliver("created", "room-1", "carol@example.com", "Carol")
+        .await;
+    let cookie = app.login().await;
+    let (_, _, page) = app.get("/?event=joined", Some(&cookie)).await;
+    assert!(
+        page.contains("3 records") && page.contains("2026-11-28T"),
+        "{page}"
+    );
+}
