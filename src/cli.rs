@@ -55,4 +55,6 @@ pub enum Command {
     Archive(cmd::archive::Args),
     /// Check every record, day file, archive and digest.
     Verify(cmd::verify::Args),
+    /// Rebuild a log directory from the S3 bucket (--dir must be new or empty).
+    Restore(cmd::restore::Args),
 }

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod cmd;
 pub mod log;
 pub mod metrics;
+pub mod offsite;
 pub mod schedule;
 pub mod secret;
 pub mod startup;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => cmd::tail::run(global, args),
         Command::Archive(args) => cmd::archive::run(global, args),
         Command::Verify(args) => cmd::verify::run(global, args),
+        Command::Restore(args) => cmd::restore::run(global, args),
     };
     result.unwrap_or_else(report)
 }

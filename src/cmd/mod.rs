@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod args;
 pub mod export;
+pub mod restore;
 pub mod serve;
 pub mod simulate;
 pub mod subscribe;

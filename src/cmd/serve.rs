@@ -74,6 +74,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
                 retain_days: args.retain_days,
+                keep_unshipped: false,
             };
             (args.archive_at, options)
         }),
