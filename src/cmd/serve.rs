@@ -13,6 +13,7 @@ use time::macros::format_description;
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::log::archive;
+use crate::offsite;
 use crate::secret;
 use crate::startup::{Application, Settings};
 use crate::webex::WebexSettings;
@@ -57,6 +58,19 @@ pub struct Args {
         conflicts_with = "no_archive"
     )]
     pub retain_days: Option<u32>,
+    #[command(flatten)]
+    pub s3: args::S3Args,
+    /// With --s3-url, upload the durable head as a locked checkpoint this
+    /// often when it has moved (seconds, or e.g. 30s, 5m, 1h), and at
+    /// shutdown.
+    #[arg(
+        long,
+        value_name = "PERIOD",
+        env = "ROLLCALL_CHECKPOINT_EVERY",
+        default_value = "5m",
+        value_parser = offsite::parse_every
+    )]
+    pub checkpoint_every: std::time::Duration,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -74,9 +88,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
                 retain_days: args.retain_days,
-                keep_unshipped: false,
+                keep_unshipped: args.s3.s3_url.is_some(),
             };
             (args.archive_at, options)
+        }),
+        offsite: args.s3.store()?.map(|store| offsite::Offsite {
+            store: Arc::new(store),
+            checkpoint_every: args.checkpoint_every,
         }),
         ..Settings::new(global.dir.clone(), args.listen)
     };

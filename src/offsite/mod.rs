@@ -14,3 +14,35 @@ pub mod ship;
 
 pub use client::Store;
 pub use settings::{LockMode, S3Url, Settings};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `serve` does off the machine: ship after each nightly archival,
+/// and checkpoint the head every `checkpoint_every`.
+#[derive(Debug, Clone)]
+pub struct Offsite {
+    pub store: Arc<Store>,
+    pub checkpoint_every: Duration,
+}
+
+/// `--checkpoint-every`: seconds, or a number with `s`, `m` or `h`.
+pub fn parse_every(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 && scale > 0 => Ok(Duration::from_secs(n * scale)),
+        _ => Err(format!(
+            "{text:?} is not a period: give seconds, or e.g. 30s, 5m, 1h"
+        )),
+    }
+}

@@ -196,3 +196,47 @@ fn record_metrics(metrics: &Metrics, shipped: &Shipped, oldest_unshipped: Option
         .oldest_unshipped_since
         .store(since, Ordering::Relaxed);
 }
+
+/// How long `serve` waits before retrying a failed shipping run, doubling
+/// up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(60);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(3600);
+
+/// For `serve`: ships, and while the store is down retries with backoff
+/// until it takes everything or `give_up_after` has passed (the next
+/// nightly run tries again). Local trouble is logged, not retried.
+pub async fn ship_retrying(dir: &Path, store: &Store, metrics: &Metrics, give_up_after: Duration) {
+    let started = tokio::time::Instant::now();
+    let mut wait = FIRST_RETRY_WAIT;
+    loop {
+        match ship(dir, store, metrics).await {
+            Ok(Shipped {
+                failure: None,
+                uploaded,
+                ..
+            }) => {
+                tracing::info!(uploaded = uploaded.len(), "shipped to the S3 bucket");
+                return;
+            }
+            Ok(Shipped {
+                failure: Some(error),
+                unshipped,
+                ..
+            }) => tracing::warn!(
+                %error,
+                unshipped = unshipped.len(),
+                retry_in_secs = wait.as_secs(),
+                "shipping to the S3 bucket failed; the archives are safe here and will be shipped later"
+            ),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "shipping to the S3 bucket failed");
+                return;
+            }
+        }
+        if started.elapsed() + wait > give_up_after {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_RETRY_WAIT);
+    }
+}

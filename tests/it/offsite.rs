@@ -10,7 +10,7 @@ use rollcall::log::head::Head;
 use rollcall::log::record::{Event, Record};
 use time::{Duration, OffsetDateTime};
 
-use crate::support::bin::{Run, rollcall, run};
+use crate::support::bin::{Run, ServerProcess, rollcall, run};
 use crate::support::logs::{TestLog, read_lines, tamper_archive, write_lines};
 use crate::support::moto::{self, Moto};
 
@@ -317,4 +317,99 @@ fn credentials_never_show_in_help() {
     let help = run(&mut command).success();
     assert!(help.stdout.contains("--s3-url"), "{}", help.report());
     assert!(!help.stdout.contains("testing-secret-key"));
+}
+
+/// How long a test polls for something the server does in the
+/// background before failing; never a measure of speed.
+const POLL_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `probe` until it holds, failing the test after [`POLL_GUARD`].
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) {
+    let started = std::time::Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < POLL_GUARD, "gave up waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn metrics(address: &str) -> String {
+    reqwest::get(format!("{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serve_ships_what_earlier_runs_could_not_and_checkpoints_the_head_at_shutdown() {
+    let moto = Moto::start().await;
+    let log = closed_log(3).await;
+    run(rollcall(&log.dir).arg("archive")).success();
+    let unshipped = local_objects(&log.dir);
+
+    let server = ServerProcess::start(&log.dir, |command| {
+        moto.configure(command, PREFIX);
+        command.args(["--checkpoint-every", "1h"]);
+    });
+    eventually("the archives in the bucket", || async {
+        metrics(&server.address)
+            .await
+            .contains("rollcall_offsite_shipped_objects_total 4")
+    })
+    .await;
+    let text = metrics(&server.address).await;
+    assert!(text.contains("rollcall_unshipped_archives 0"), "{text}");
+    let keys = moto.keys().await;
+    for name in &unshipped {
+        assert!(keys.contains(&format!("{PREFIX}/{name}")), "{keys:?}");
+    }
+    assert!(server.terminate().success());
+
+    let head = Head::read(&log.dir).unwrap().unwrap();
+    let checkpoint = moto
+        .get(&format!("{PREFIX}/checkpoints/{:020}.json", head.seq))
+        .await;
+    let checkpoint: serde_json::Value = serde_json::from_slice(&checkpoint).unwrap();
+    assert_eq!(
+        checkpoint["hash"],
+        head.hash.as_str(),
+        "the head after the stop record"
+    );
+    with_bucket(&moto, &log.dir, &["verify", "--remote"]).success();
+}
+
+#[tokio::test]
+async fn serve_with_the_store_down_stays_healthy_and_shows_the_unshipped_archives() {
+    let log = closed_log(3).await;
+    run(rollcall(&log.dir).arg("archive")).success();
+    let down = format!("http://127.0.0.1:{}", moto::free_port());
+
+    let server = ServerProcess::start(&log.dir, |command| {
+        moto::configure(command, &down, "s3://rollcall-audit/site-a");
+    });
+    eventually("a failed shipping run", || async {
+        metrics(&server.address)
+            .await
+            .contains("rollcall_offsite_ship_failures_total 1")
+    })
+    .await;
+
+    let text = metrics(&server.address).await;
+    assert!(text.contains("rollcall_unshipped_archives 2"), "{text}");
+    let age = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rollcall_oldest_unshipped_archive_age_seconds "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(age > 0, "{text}");
+    let health = reqwest::get(format!("{}/healthz", server.address))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(!server.stderr().contains("testing-secret-key"));
+    assert!(server.terminate().success());
 }
