@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rollcall::log::days;
-use rollcall::log::record::{Event, GENESIS_HASH, Record, format_timestamp};
+use rollcall::log::record::{Event, GENESIS_HASH, Record, Source, format_timestamp};
 use rollcall::secret::Secret;
 use rollcall::webhook::signature;
 use time::Date;
@@ -373,6 +373,8 @@ fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
         webhook_id: Some(id("1dFQkhPT0sv", 1)),
         webhook_name: Some("Team roster webhook".into()),
         target: "team".into(),
+        source: Source::Webhook,
+        not_before: None,
         prev_hash,
         hash: String::new(),
     }

@@ -1,6 +1,7 @@
 //! `rollcall simulate`: posts signed, realistic membership deliveries to a
-//! running server (joins, a few leaves and rejoins, across several rooms),
-//! so a new user sees records appear without a Webex account.
+//! running server (joins, a few leaves and rejoins, moderators granted and
+//! revoked, across several rooms), so a new user sees records appear
+//! without a Webex account.
 
 use std::process::ExitCode;
 
@@ -49,6 +50,26 @@ struct Member {
     room: u32,
     person: usize,
     in_room: bool,
+    moderator: bool,
+}
+
+/// What a delivery says happened, as Webex names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Created,
+    Deleted,
+    /// The moderator flag was switched.
+    Updated,
+}
+
+impl Change {
+    fn event(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Deleted => "deleted",
+            Change::Updated => "updated",
+        }
+    }
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -68,10 +89,10 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let mut members: Vec<Member> = Vec::new();
     let (mut recorded, mut other, mut refused) = (0u32, 0u32, 0u32);
     for i in 0..args.count {
-        let (index, joined) = next_event(&mut members, i, args.rooms);
+        let (index, change) = next_event(&mut members, i, args.rooms);
         let member = &members[index];
         let (name, user) = PEOPLE[member.person % PEOPLE.len()];
-        let body = delivery(&run_tag, member, index, joined, i);
+        let body = delivery(&run_tag, member, index, change, i);
         let body = serde_json::to_vec(&body)?;
         let sig = signature::sign(&secret, &body);
         let answer = runtime.block_on(async {
@@ -88,7 +109,12 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         });
         let (status, text) = answer
             .with_context(|| format!("posting to {url}: is `rollcall serve` running there?"))?;
-        let verb = if joined { "joined" } else { "left  " };
+        let verb = match change {
+            Change::Created => "joined",
+            Change::Deleted => "left  ",
+            Change::Updated if member.moderator => "made moderator",
+            Change::Updated => "no longer moderator",
+        };
         println!(
             "{verb} {name} <{user}@example.com> room {}: {status} {text}",
             member.room + 1
@@ -117,40 +143,53 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Picks the next event: mostly new joins, every fourth a leave, every
-/// sixth a rejoin of someone who left. Returns the member and whether it
-/// is a join.
-fn next_event(members: &mut Vec<Member>, i: u32, rooms: u32) -> (usize, bool) {
+/// sixth a rejoin of someone who left, and now and then a moderator
+/// granted or revoked. Returns the member and what happened.
+fn next_event(members: &mut Vec<Member>, i: u32, rooms: u32) -> (usize, Change) {
     let pick = |want_in: bool, members: &mut Vec<Member>| {
         let found = members.iter().position(|m| m.in_room == want_in)?;
         members[found].in_room = !want_in;
-        Some((found, !want_in))
+        Some((
+            found,
+            if want_in {
+                Change::Deleted
+            } else {
+                Change::Created
+            },
+        ))
     };
     let chosen = match i % 12 {
         3 | 7 | 11 => pick(true, members),
         5 | 9 => pick(false, members),
+        10 => members.iter().rposition(|m| m.in_room).map(|found| {
+            members[found].moderator = !members[found].moderator;
+            (found, Change::Updated)
+        }),
         _ => None,
     };
     chosen.unwrap_or_else(|| {
         let n = members.len();
+        let person = n / rooms as usize + n;
         members.push(Member {
             room: n as u32 % rooms,
-            person: n / rooms as usize + n,
+            person,
             in_room: true,
+            moderator: person.is_multiple_of(5),
         });
-        (n, true)
+        (n, Change::Created)
     })
 }
 
-fn delivery(run_tag: &str, member: &Member, index: usize, joined: bool, i: u32) -> Value {
+fn delivery(run_tag: &str, member: &Member, index: usize, change: Change, i: u32) -> Value {
     let (name, user) = PEOPLE[member.person % PEOPLE.len()];
     let created =
         format_timestamp(OffsetDateTime::now_utc() + time::Duration::milliseconds(i.into()));
     let room_id = format!("sim-{run_tag}-room-{}", member.room + 1);
     json!({
-        "id": format!("sim-{run_tag}-webhook-{}", if joined { "created" } else { "deleted" }),
+        "id": format!("sim-{run_tag}-webhook-{}", change.event()),
         "name": "rollcall simulate",
         "resource": "memberships",
-        "event": if joined { "created" } else { "deleted" },
+        "event": change.event(),
         "filter": format!("roomId={room_id}"),
         "orgId": "sim-org",
         "createdBy": "sim-admin",
@@ -165,7 +204,7 @@ fn delivery(run_tag: &str, member: &Member, index: usize, joined: bool, i: u32) 
             "personEmail": format!("{user}@example.com"),
             "personDisplayName": name,
             "personOrgId": "sim-org",
-            "isModerator": member.person.is_multiple_of(5),
+            "isModerator": member.moderator,
             "isMonitor": false,
             "isRoomHidden": false,
             "created": created,

@@ -584,7 +584,6 @@ fn delivery(n: u64) -> Vec<u8> {
 async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("audit-logs");
-    // A closed day old enough that the server's start-up never reads it.
     let old = date!(2026 - 11 - 01);
     write_days(&dir, &[(old, 3), (TODAY, 2)]).await;
     // The old day becomes a pipe: archival blocks reading it until this
@@ -599,12 +598,23 @@ async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs()
         .unwrap();
     assert!(made.success());
 
+    // The start reads every day once, to learn each membership's state:
+    // the pipe gives it the day's bytes.
+    let fed = tokio::task::spawn_blocking({
+        let (fifo, content) = (live.clone(), content.clone());
+        move || {
+            use std::io::Write;
+            let mut start = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            start.write_all(&content).unwrap();
+        }
+    });
     let clock = Arc::new(FakeClock::new(START));
     let soon = (START + Duration::milliseconds(20)).time();
     let app = TestApp::spawn_in(&dir, clock.clone(), |s| {
         s.archive = Some((soon, Options::default()));
     })
     .await;
+    fed.await.unwrap();
     let mut runs = app.archive_runs.clone().expect("nightly archival is on");
 
     // Opening a pipe for writing returns once its reader, the archival,
@@ -619,7 +629,8 @@ async fn the_server_keeps_acknowledging_deliveries_while_nightly_archival_runs()
         let (status, answer) = json_of(app.deliver("team", &delivery(n)).await).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["status"], "recorded", "{answer}");
-        assert_eq!(answer["seq"], 6 + n);
+        // Seq 6 is the server's start record.
+        assert_eq!(answer["seq"], 7 + n);
     }
     assert_eq!(*runs.borrow(), 0, "archival is still running");
     tokio::task::spawn_blocking(move || {

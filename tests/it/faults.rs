@@ -115,8 +115,9 @@ async fn a_full_disk_gets_503_never_a_false_ack_and_recovers_when_space_returns(
     assert!(refused > 0, "a full disk must refuse deliveries");
     assert_eq!(app.get("/healthz").await.0, 503);
     // Every acknowledged record, and nothing else, is in a whole chain.
+    // (and the server's own start record).
     let on_disk = assert_chain_whole(&dir).len();
-    assert_eq!(on_disk, 25 - refused);
+    assert_eq!(on_disk, 1 + 25 - refused);
 
     std::fs::remove_file(filler).unwrap();
     let (status, answer) = json_of(app.deliver("default", &body(99)).await).await;
@@ -198,8 +199,9 @@ async fn a_log_directory_turned_read_only_gets_503_at_the_next_new_file_and_reco
 
     drop(read_only);
     let (status, answer) = json_of(app.deliver("default", &body(2)).await).await;
-    assert_eq!((status, &answer["seq"]), (200, &3.into()));
+    // Seq 1 is the server's start record.
+    assert_eq!((status, &answer["seq"]), (200, &4.into()));
     assert_eq!(app.get("/healthz").await.0, 200);
-    assert_eq!(assert_chain_whole(&dir), [1, 2, 3]);
+    assert_eq!(assert_chain_whole(&dir), [1, 2, 3, 4]);
     app.stop().await;
 }

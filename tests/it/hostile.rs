@@ -108,8 +108,8 @@ async fn strange_but_valid_values_are_recorded_faithfully_one_line_each() {
     let text = std::fs::read_to_string(app.dir.join("2026-11-27.jsonl")).unwrap();
     assert_eq!(
         text.lines().count(),
-        names.len(),
-        "each record stays one line"
+        1 + names.len(),
+        "each record stays one line, after the start record"
     );
     for (record, name) in app.records().iter().zip(names) {
         assert_eq!(record["person_display_name"], name);

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::support::app::{
     SECRET, START, TestApp, assert_chain_whole, json_of, live_records, membership,
+    membership_records,
 };
 use crate::support::bin::{ServerProcess, rollcall, run};
 use crate::support::fixture;
@@ -26,9 +27,10 @@ async fn a_signed_membership_created_is_recorded_with_email_name_and_flags() {
             .await,
     )
     .await;
+    // Seq 1 is the server's own receiver_started.
     assert_eq!(
         (status, &answer["status"], &answer["seq"]),
-        (200, &"recorded".into(), &1.into())
+        (200, &"recorded".into(), &2.into())
     );
     let records = app.records();
     assert_eq!(records.len(), 1);
@@ -70,7 +72,7 @@ async fn both_fixture_membership_events_are_recorded_as_join_and_leave() {
                 && r["person_display_name"] == "Example Person"
                 && r["is_moderator"] == false)
     );
-    assert_eq!(assert_chain_whole(&app.dir), [1, 2]);
+    assert_eq!(assert_chain_whole(&app.dir), [1, 2, 3]);
     app.stop().await;
 }
 
@@ -82,8 +84,22 @@ async fn message_and_room_events_are_acknowledged_as_ignored_and_not_written() {
         assert_eq!(status, 200, "{name}");
         assert_eq!(answer, serde_json::json!({"status": "ignored"}));
     }
-    let updated = membership("updated", "m1", "room", "2026-11-27T10:00:00.000Z");
-    let (status, answer) = json_of(app.deliver("default", &updated).await).await;
+    let mut updated: Value = serde_json::from_slice(&membership(
+        "updated",
+        "m1",
+        "room",
+        "2026-11-27T10:00:00.000Z",
+    ))
+    .unwrap();
+    updated["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("isModerator");
+    let (status, answer) = json_of(
+        app.deliver("default", &serde_json::to_vec(&updated).unwrap())
+            .await,
+    )
+    .await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
     assert!(app.records().is_empty());
     app.stop().await;
@@ -192,18 +208,19 @@ async fn a_retried_delivery_is_a_duplicate_with_the_original_seq_also_after_a_re
     app.deliver("default", &fixture("memberships-deleted.json"))
         .await;
     let (_, first) = json_of(app.deliver("default", &body).await).await;
-    assert_eq!(first["seq"], 2);
+    assert_eq!(first["seq"], 3);
     let (status, again) = json_of(app.deliver("default", &body).await).await;
     assert_eq!(status, 200);
-    assert_eq!(again, serde_json::json!({"status": "duplicate", "seq": 2}));
+    assert_eq!(again, serde_json::json!({"status": "duplicate", "seq": 3}));
     app.stop().await;
 
     // Six days later, after a restart, the retry is still recognised.
     clock.advance(time::Duration::days(6));
     let app = TestApp::spawn_in(&dir, clock, |_| {}).await;
     let (_, later) = json_of(app.deliver("default", &body).await).await;
-    assert_eq!(later, serde_json::json!({"status": "duplicate", "seq": 2}));
-    assert_eq!(assert_chain_whole(&dir), [1, 2]);
+    assert_eq!(later, serde_json::json!({"status": "duplicate", "seq": 3}));
+    // Both starts and the stop between them are in the chain.
+    assert_eq!(assert_chain_whole(&dir), [1, 2, 3, 4, 5]);
     app.stop().await;
 }
 
@@ -215,7 +232,7 @@ async fn concurrent_copies_of_one_delivery_record_it_once() {
     let mut statuses = Vec::new();
     for answer in answers {
         let (status, value) = json_of(answer).await;
-        assert_eq!((status, &value["seq"]), (200, &1.into()));
+        assert_eq!((status, &value["seq"]), (200, &2.into()));
         statuses.push(value["status"].as_str().unwrap().to_string());
     }
     assert_eq!(statuses.iter().filter(|s| *s == "recorded").count(), 1);
@@ -278,7 +295,7 @@ async fn records_crossing_midnight_under_concurrent_load_land_in_the_right_day_f
         assert_eq!((status, answer["status"].as_str()), (200, Some("recorded")));
     }
     let seqs = assert_chain_whole(&dir);
-    assert_eq!(seqs.len(), 300);
+    assert_eq!(seqs.len(), 301, "300 deliveries after the start record");
     let per_day: Vec<(String, usize)> = rollcall::log::days::list(&dir)
         .unwrap()
         .iter()
@@ -309,7 +326,7 @@ async fn a_torn_last_line_is_moved_to_quarantine_and_the_chain_resumes() {
     }
     app.stop().await;
     let day = dir.join("2026-11-27.jsonl");
-    let torn = br#"{"seq":4,"received_at":"2026-11-27T12:00:00.000Z","event":"jo"#;
+    let torn = br#"{"seq":6,"received_at":"2026-11-27T12:00:00.000Z","event":"jo"#;
     let mut bytes = std::fs::read(&day).unwrap();
     bytes.extend_from_slice(torn);
     std::fs::write(&day, &bytes).unwrap();
@@ -329,8 +346,9 @@ async fn a_torn_last_line_is_moved_to_quarantine_and_the_chain_resumes() {
         .await,
     )
     .await;
-    assert_eq!(answer["seq"], 4);
-    assert_eq!(assert_chain_whole(&dir), [1, 2, 3, 4]);
+    // Start, three joins, stop; the second start is seq 6.
+    assert_eq!(answer["seq"], 7);
+    assert_eq!(assert_chain_whole(&dir), [1, 2, 3, 4, 5, 6, 7]);
     app.stop().await;
 }
 
@@ -362,7 +380,7 @@ async fn when_the_log_directory_disappears_deliveries_get_503_until_it_is_back()
             .await,
     )
     .await;
-    assert_eq!((status, &answer["seq"]), (200, &2.into()));
+    assert_eq!((status, &answer["seq"]), (200, &3.into()));
     let (status, _) = app.get("/healthz").await;
     assert_eq!(status, 200);
     app.stop().await;
@@ -542,8 +560,9 @@ async fn metrics_count_deliveries_by_outcome_records_and_syncs() {
         "rollcall_deliveries_total{outcome=\"duplicate\"} 1",
         "rollcall_deliveries_total{outcome=\"ignored\"} 1",
         "rollcall_deliveries_total{outcome=\"unauthorized\"} 1",
-        "rollcall_records_written_total 1",
-        "rollcall_fdatasync_total 1",
+        // The start record is written and synced like any other.
+        "rollcall_records_written_total 2",
+        "rollcall_fdatasync_total 2",
         "rollcall_ack_seconds_count 4",
     ] {
         assert!(
@@ -575,7 +594,7 @@ fn simulate_posts_signed_joins_leaves_and_rejoins_across_rooms_to_a_running_serv
         "{}",
         simulated.report()
     );
-    let records = live_records(&dir);
+    let records = membership_records(&dir);
     assert_eq!(records.len(), 12);
     let rooms: std::collections::BTreeSet<&str> = records
         .iter()
@@ -583,6 +602,12 @@ fn simulate_posts_signed_joins_leaves_and_rejoins_across_rooms_to_a_running_serv
         .collect();
     assert_eq!(rooms.len(), 3);
     assert!(records.iter().any(|r| r["event"] == "left"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["event"].as_str().unwrap().starts_with("moderator_")),
+        "a moderator granted or revoked among {records:#?}"
+    );
     let rejoined = records.iter().enumerate().any(|(i, left)| {
         left["event"] == "left"
             && records[i..]

@@ -109,10 +109,12 @@ async fn serve_chains_on_from_a_damaged_last_record_and_counts_it_in_metrics() {
         Some(1.0),
         "{metrics}"
     );
+    // Seq 4 is the start record, chained on from the damaged line.
     let (status, answer) = json_of(app.deliver("default", &body(0)).await).await;
-    assert_eq!((status, &answer["seq"]), (200, &json!(4)));
+    assert_eq!((status, &answer["seq"]), (200, &json!(5)));
     app.stop().await;
     let records = app::live_records(&log.dir);
+    assert_eq!(records[3]["event"], "receiver_started");
     assert_eq!(records[3]["prev_hash"], last["hash"]);
 }
 
@@ -145,7 +147,15 @@ async fn only_a_fragment_without_its_newline_is_moved_aside_as_a_torn_write() {
 
     let app = TestApp::spawn_in(&log.dir, Arc::new(FakeClock::new(START)), |_| {}).await;
     app.stop().await;
-    assert_eq!(std::fs::read(&day).unwrap(), whole);
+    // The whole lines stay as they were; the server's start and stop
+    // records follow them.
+    let after = std::fs::read(&day).unwrap();
+    assert!(after.starts_with(&whole));
+    let added: Vec<String> = app::live_records(&log.dir)[3..]
+        .iter()
+        .map(|r| r["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(added, ["receiver_started", "receiver_stopped"]);
     let aside: Vec<_> = std::fs::read_dir(log.dir.join("quarantine"))
         .unwrap()
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
@@ -165,18 +175,20 @@ async fn the_head_names_the_last_durable_record_after_deliveries_and_after_a_sto
     let head = Head::read(&app.dir)
         .unwrap()
         .expect("a head after deliveries");
-    assert_eq!(
-        (head.seq, head.hash.as_str()),
-        (3, last["hash"].as_str().unwrap())
-    );
-    let (status, _) = json_of(app.deliver("default", &body(3)).await).await;
-    assert_eq!(status, 200);
-    let last = app.records().pop().unwrap();
-    app.stop().await;
-    let head = Head::read(&dir).unwrap().expect("a head after the stop");
+    // After the start record, seq 1.
     assert_eq!(
         (head.seq, head.hash.as_str()),
         (4, last["hash"].as_str().unwrap())
+    );
+    let (status, _) = json_of(app.deliver("default", &body(3)).await).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+    let last = app::live_records(&dir).pop().unwrap();
+    assert_eq!(last["event"], "receiver_stopped");
+    let head = Head::read(&dir).unwrap().expect("a head after the stop");
+    assert_eq!(
+        (head.seq, head.hash.as_str()),
+        (6, last["hash"].as_str().unwrap())
     );
 }
 
@@ -190,7 +202,11 @@ async fn a_start_writes_the_head_of_the_recovered_log() {
     let head = Head::read(&log.dir)
         .unwrap()
         .expect("a head after the start");
-    assert_eq!((head.seq, json!(head.hash)), (3, last["hash"].clone()));
+    // The start record, chained on from the recovered log's last record.
+    let started = app::live_records(&log.dir).pop().unwrap();
+    assert_eq!(started["event"], "receiver_started");
+    assert_eq!(started["prev_hash"], last["hash"]);
+    assert_eq!((head.seq, json!(head.hash)), (4, started["hash"].clone()));
     app.stop().await;
 }
 
@@ -377,7 +393,7 @@ async fn shutdown_stops_the_writer_even_when_a_connection_outlives_the_drain() {
     let _ = stream.read_to_end(&mut answer).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(!answer.contains("recorded"), "{answer}");
-    assert!(app::live_records(&dir).is_empty());
+    assert!(app::membership_records(&dir).is_empty());
 }
 
 #[tokio::test]

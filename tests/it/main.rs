@@ -5,6 +5,7 @@
 mod support;
 
 mod archive;
+mod coverage;
 mod faults;
 mod hostile;
 mod ingest;
@@ -14,5 +15,6 @@ mod integrity_verify;
 mod offsite;
 mod property;
 mod read_side;
+mod role_changes;
 mod webex;
 mod webex_api;

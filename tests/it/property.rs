@@ -117,9 +117,17 @@ impl Case {
     }
 
     fn should_record(&self) -> bool {
+        // An update is a role change when it gives the moderator flag, and
+        // every case is a membership the log has not seen: recorded.
+        let moderator_given = self
+            .fields
+            .iter()
+            .any(|(name, field, _)| *name == "isModerator" && matches!(field, Field::Good(_)));
         self.signed
             && self.resource == "memberships"
-            && (self.event == "created" || self.event == "deleted")
+            && (self.event == "created"
+                || self.event == "deleted"
+                || (self.event == "updated" && moderator_given))
             && self.data_is_object
             && self
                 .fields

@@ -81,8 +81,8 @@ fn webhooks(fake: &FakeWebex, args: &[&str]) -> Run {
         .env("WEBEX_API_URL", &fake.url))
 }
 
-/// `subscribe --target team` where target `team` has an active `deleted`
-/// webhook and a disabled `created` one (with id `id`, else one the fake
+/// `subscribe --target team` where target `team` has active `deleted` and
+/// `updated` webhooks and a disabled `created` one (with id `id`, else one the fake
 /// picks). Returns the fake, the disabled webhook's id and the run.
 fn subscribe_with_one_disabled_webhook(id: Option<&str>) -> (FakeWebex, String, Run) {
     let fake = FakeWebex::start();
@@ -95,6 +95,7 @@ fn subscribe_with_one_disabled_webhook(id: Option<&str>) -> (FakeWebex, String, 
     }
     let disabled = fake.add_webhook(disabled);
     fake.add_webhook(membership_webhook(&url, "deleted", None));
+    fake.add_webhook(membership_webhook(&url, "updated", None));
 
     let subscribed = run(rollcall(temp.path())
         .args(["subscribe", "--public-url", PUBLIC_URL, "--target", "team"])
@@ -106,20 +107,20 @@ fn subscribe_with_one_disabled_webhook(id: Option<&str>) -> (FakeWebex, String, 
 }
 
 #[test]
-fn subscribe_creates_two_webhooks_per_room_and_changes_nothing_the_second_time() {
+fn subscribe_creates_three_webhooks_per_room_and_changes_nothing_the_second_time() {
     let fake = FakeWebex::start();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("audit-logs");
 
     let first = subscribe(&dir, &fake, &["--room", "R1", "--room", "R2"]).success();
     assert!(
-        first.stdout.contains("4 created, 0 kept"),
+        first.stdout.contains("6 created, 0 kept"),
         "{}",
         first.report()
     );
     let secret = std::fs::read_to_string(dir.join(".secret")).unwrap();
     let webhooks = fake.webhooks();
-    assert_eq!(webhooks.len(), 4);
+    assert_eq!(webhooks.len(), 6);
     for room in ["R1", "R2"] {
         let mut events: Vec<&str> = webhooks
             .iter()
@@ -127,7 +128,11 @@ fn subscribe_creates_two_webhooks_per_room_and_changes_nothing_the_second_time()
             .map(|w| w["event"].as_str().unwrap())
             .collect();
         events.sort_unstable();
-        assert_eq!(events, ["created", "deleted"], "webhooks for {room}");
+        assert_eq!(
+            events,
+            ["created", "deleted", "updated"],
+            "webhooks for {room}"
+        );
     }
     for webhook in &webhooks {
         assert_eq!(webhook["targetUrl"], format!("{PUBLIC_URL}/hooks/default"));
@@ -138,7 +143,7 @@ fn subscribe_creates_two_webhooks_per_room_and_changes_nothing_the_second_time()
     let before = fake.requests().len();
     let second = subscribe(&dir, &fake, &["--room", "R1", "--room", "R2"]).success();
     assert!(
-        second.stdout.contains("0 created, 4 kept, 0 re-activated"),
+        second.stdout.contains("0 created, 6 kept, 0 re-activated"),
         "{}",
         second.report()
     );
@@ -158,12 +163,12 @@ fn subscribe_reactivates_an_inactive_webhook_instead_of_adding_another() {
     assert!(
         subscribed
             .stdout
-            .contains("0 created, 1 kept, 1 re-activated"),
+            .contains("0 created, 2 kept, 1 re-activated"),
         "{}",
         subscribed.report()
     );
     let webhooks = fake.webhooks();
-    assert_eq!(webhooks.len(), 2);
+    assert_eq!(webhooks.len(), 3);
     assert!(webhooks.iter().all(|w| w["status"] == "active"));
     assert_eq!(fake.count("PUT", &format!("/webhooks/{disabled}")), 1);
     assert_eq!(fake.count("POST", "/webhooks"), 0);
@@ -512,7 +517,7 @@ async fn serve_registers_itself_at_start_and_reactivates_a_disabled_webhook_on_r
     let webhooks = fake.webhooks();
     assert_eq!(
         webhooks.len(),
-        2,
+        3,
         "registered before serving: {webhooks:#?}"
     );
     assert!(webhooks.iter().all(|w| {
@@ -528,7 +533,7 @@ async fn serve_registers_itself_at_start_and_reactivates_a_disabled_webhook_on_r
     })
     .await;
     assert!(fake.webhooks().iter().all(|w| w["status"] == "active"));
-    assert_eq!(fake.webhooks().len(), 2);
+    assert_eq!(fake.webhooks().len(), 3);
     app.stop().await;
 }
 

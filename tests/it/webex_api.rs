@@ -299,6 +299,9 @@ fn a_membership_needs_its_id_room_and_person_and_nothing_else() {
     assert_eq!(membership.person_email, None);
     assert_eq!(membership.created, None);
 
+    assert_eq!(membership.missing(), None);
+
     let no_person = json!({"id": "m", "roomId": "r"});
-    assert!(serde_json::from_value::<Membership>(no_person).is_err());
+    let membership: Membership = serde_json::from_value(no_person).unwrap();
+    assert_eq!(membership.missing(), Some("data.personId"));
 }
