@@ -170,12 +170,7 @@ impl Store {
             .bucket
             .get_object(self.credentials.as_ref(), &key)
             .sign(SIGNED_FOR);
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let response = self.fetch(url).await?;
         let what = format!("the download of {key}");
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -201,12 +196,7 @@ impl Store {
             }
             let url = action.sign(SIGNED_FOR);
             let what = format!("the listing of {prefix}");
-            let response = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| self.unreachable(e))?;
+            let response = self.fetch(url).await?;
             if !response.status().is_success() {
                 return Err(refused(what, response).await);
             }
@@ -230,6 +220,14 @@ impl Store {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    async fn fetch(&self, url: reqwest::Url) -> Result<reqwest::Response, StoreError> {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))
     }
 
     /// The error for a request that got no answer. reqwest's own message

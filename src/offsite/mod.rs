@@ -46,3 +46,19 @@ pub fn parse_every(text: &str) -> Result<Duration, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_period_is_seconds_or_has_a_unit() {
+        assert_eq!(parse_every("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_every("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_every("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_every("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "0", "5 minutes", "m", "-1"] {
+            assert!(parse_every(bad).is_err(), "{bad}");
+        }
+    }
+}
