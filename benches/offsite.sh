@@ -3,6 +3,7 @@
 # nothing compresses) uploaded by `rollcall archive --s3-url` to a local
 # moto_server with an Object Lock bucket. Measured, never asserted; not
 # part of CI. Needs the virtualenv .ci/run makes (target/moto-venv).
+# 2026-11-29, 2 shared cores under load: 1024 MiB in 13.2 s, 77.5 MiB/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 moto=${ROLLCALL_TEST_MOTO_SERVER:-target/moto-venv/bin/moto_server}
