@@ -77,7 +77,8 @@ fn main() {
 
 const JQ_CSV: &str = "[.seq, .received_at, .event, .room_id, .room_title, .person_id, \
     .person_email, .person_display_name, .is_moderator, .is_monitor, .membership_id, \
-    .membership_created, .actor_id, .org_id, .webhook_id, .webhook_name, .target] | @csv";
+    .membership_created, .actor_id, .org_id, .webhook_id, .webhook_name, .target, .source, \
+    .not_before] | @csv";
 
 /// Runs `command` (a `/usr/bin/time -v` wrapper) with stdout discarded,
 /// prints its rate and peak RSS as a table row, and returns its time.

@@ -69,7 +69,23 @@ fn main() -> anyhow::Result<()> {
     let writer_rate = runtime.block_on(writer_alone(&work.join("writer-only")))?;
 
     eprintln!("measuring serve's start with {STARTUP_RECORDS} records on disk ...");
-    let startup = runtime.block_on(first_ack_with_a_big_log(&work.join("big")))?;
+    let big = work.join("big");
+    let today = time::OffsetDateTime::now_utc().date();
+    support::generate(
+        &big,
+        STARTUP_RECORDS,
+        today - time::Duration::days(support::DAYS as i64 - 1),
+    );
+    // The baseline first, then this build, on the same log (each adds a
+    // record or two to it).
+    let baseline_startup = support::baseline_bin()
+        .map(|bin| runtime.block_on(first_ack_with_a_big_log(&bin, &big, 0)))
+        .transpose()?;
+    let startup = runtime.block_on(first_ack_with_a_big_log(
+        Path::new(env!("CARGO_BIN_EXE_rollcall")),
+        &big,
+        1,
+    ))?;
 
     let count = BUILT_PER_SECOND * load_for.as_secs() as usize;
     eprintln!("signing and serialising {count} deliveries ...");
@@ -142,9 +158,9 @@ fn main() -> anyhow::Result<()> {
             format!("p50 {:+.2} ms p99 {:+.2} ms", tail.0, tail.1),
         ),
         (
-            "serve start to first 200, 1,000,000 records on disk",
-            format!("{:.2} s", startup.as_secs_f64()),
-            String::new(),
+            "serve start to first 200, 1,000,000 records on disk (peak RSS)",
+            format!("{:.2} s", startup.0.as_secs_f64()),
+            format!("{:.1} MiB", startup.1 as f64 / 1024.0),
         ),
         (
             "rollcall serve peak RSS",
@@ -162,6 +178,13 @@ fn main() -> anyhow::Result<()> {
             String::new(),
         ),
     ];
+    if let Some((took, rss)) = baseline_startup {
+        rows.push((
+            "baseline serve start to first 200, same log (peak RSS)",
+            format!("{:.2} s", took.as_secs_f64()),
+            format!("{:.1} MiB", rss as f64 / 1024.0),
+        ));
+    }
     if let Some(baseline) = baseline_load {
         rows.push((
             "baseline serve (ROLLCALL_BENCH_BASELINE), 64 conns, durable",
@@ -424,18 +447,24 @@ async fn writer_alone(dir: &Path) -> anyhow::Result<f64> {
 /// From starting `serve` on a log of [`STARTUP_RECORDS`] records, the
 /// newest eight days of them inside the duplicate window it loads, to its
 /// first 200.
-async fn first_ack_with_a_big_log(dir: &Path) -> anyhow::Result<Duration> {
-    let today = time::OffsetDateTime::now_utc().date();
-    let first_day = today - time::Duration::days(support::DAYS as i64 - 1);
-    tokio::task::block_in_place(|| support::generate(dir, STARTUP_RECORDS, first_day));
+/// `bin serve` started on the log in `dir`: the time to the 200 of its
+/// first delivery (the `n`th made on this log) and its peak RSS then.
+async fn first_ack_with_a_big_log(
+    bin: &Path,
+    dir: &Path,
+    n: usize,
+) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
-    let serve = Server::start(
-        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut serve = Server::start(
+        Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
             .arg(dir)
             .env("ROLLCALL_SECRET", SECRET),
     )?;
     let mut connection = Connection::open(serve.address).await?;
-    connection.record(&request("startup", 0)).await?;
-    Ok(started.elapsed())
+    connection.record(&request("startup", n)).await?;
+    let took = started.elapsed();
+    let rss = serve.peak_rss_kib();
+    serve.stop();
+    Ok((took, rss))
 }

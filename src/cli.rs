@@ -57,4 +57,10 @@ pub enum Command {
     Verify(cmd::verify::Args),
     /// Rebuild a log directory from the S3 bucket (--dir must be new or empty).
     Restore(cmd::restore::Args),
+    /// Who was in a room at a time, from the log.
+    Roster(cmd::roster::Args),
+    /// Every room the log knows, with its members now and its baseline.
+    Rooms(cmd::rooms::Args),
+    /// Record what the log missed: compare the rooms' rosters in Webex with it.
+    Reconcile(cmd::reconcile::Args),
 }

@@ -11,6 +11,8 @@
 //! - [`schedule`]: nightly jobs (archival, retention) off the request path.
 //! - [`webex`]: the Webex API client, this server's webhook registrations
 //!   and the room-title cache.
+//! - [`reconcile`]: recovering what the log missed from Webex's roster
+//!   and membership events.
 //! - [`startup`]: building and running the server ([`startup::Application`]).
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
@@ -22,6 +24,7 @@ pub mod cmd;
 pub mod log;
 pub mod metrics;
 pub mod offsite;
+pub mod reconcile;
 pub mod schedule;
 pub mod secret;
 pub mod startup;

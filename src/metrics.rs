@@ -72,6 +72,12 @@ pub struct Metrics {
     pub oldest_unshipped_since: AtomicU64,
     pub checkpoints_uploaded: AtomicU64,
     pub checkpoint_failures: AtomicU64,
+    pub reconcile_runs: AtomicU64,
+    /// Rooms a reconcile run could not check (each run counts its own).
+    pub reconcile_failed_rooms: AtomicU64,
+    /// Records reconciliation wrote, by source.
+    pub reconcile_records_reconciled: AtomicU64,
+    pub reconcile_records_events_api: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -162,10 +168,34 @@ impl Metrics {
                 "Head checkpoints the S3 store did not take.",
                 &self.checkpoint_failures,
             ),
+            (
+                "rollcall_reconcile_runs_total",
+                "Reconcile runs.",
+                &self.reconcile_runs,
+            ),
+            (
+                "rollcall_reconcile_failed_rooms_total",
+                "Rooms a reconcile run could not check.",
+                &self.reconcile_failed_rooms,
+            ),
         ] {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP rollcall_reconcile_records_total Records reconciliation wrote, by source.\n",
+        );
+        out.push_str("# TYPE rollcall_reconcile_records_total counter\n");
+        for (source, value) in [
+            ("reconciled", &self.reconcile_records_reconciled),
+            ("events_api", &self.reconcile_records_events_api),
+        ] {
+            let _ = writeln!(
+                out,
+                "rollcall_reconcile_records_total{{source=\"{source}\"}} {}",
                 value.load(Relaxed)
             );
         }

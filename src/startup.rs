@@ -25,6 +25,7 @@ use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::offsite::checkpoint::Checkpoints;
+use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::webex::client::Client;
 use crate::webex::titles::TitleLookups;
@@ -65,6 +66,10 @@ pub struct Settings {
     pub disk: Arc<dyn Disk>,
     /// The S3 bucket to ship archives and head checkpoints to, if any.
     pub offsite: Option<crate::offsite::Offsite>,
+    /// Reconciling with Webex at start and periodically (with a token);
+    /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
+    /// turns it on.
+    pub reconcile: Option<reconcile::Settings>,
 }
 
 impl Settings {
@@ -82,6 +87,7 @@ impl Settings {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             disk: Arc::new(RealDisk),
             offsite: None,
+            reconcile: None,
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct Application {
     upkeep: Option<(Upkeep, Duration)>,
     nightly: Option<Nightly>,
     checkpoints: Option<Checkpoints>,
+    /// The reconcile at start and every so often after it.
+    reconcile: Option<(Reconciler, Option<Duration>)>,
     _lock: File,
 }
 
@@ -124,7 +132,16 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::default());
         let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
+        let started = clock.now();
         mark_start(&writer).await?;
+        let reconcile = reconcile::for_serve(
+            settings.reconcile,
+            &settings.webex,
+            clock.clone(),
+            metrics.clone(),
+            &writer,
+            started,
+        )?;
         let nightly = settings.archive.map(|(at, options)| {
             let nightly = Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options);
             match &settings.offsite {
@@ -160,6 +177,7 @@ impl Application {
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
             checkpoints,
+            reconcile,
             _lock: lock,
         })
     }
@@ -168,6 +186,14 @@ impl Application {
     /// when nightly archival is off.
     pub fn archive_runs(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.nightly.as_ref().map(Nightly::runs)
+    }
+
+    /// How many reconcile runs have finished, to wait on; `None` without
+    /// a token or with reconciliation off.
+    pub fn reconcile_runs(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.reconcile
+            .as_ref()
+            .map(|(reconciler, _)| reconciler.runs())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -201,6 +227,10 @@ impl Application {
             tokio::spawn(checkpoints.run(async move {
                 let _ = checkpoints_stopped.await;
             }))
+        });
+        let reconcile = self.reconcile.take().map(|(reconciler, every)| {
+            let state = self.state.clone();
+            tokio::spawn(async move { reconciler.run_every(&state.writer, every).await })
         });
         let (stop_nightly, nightly_stopped) = tokio::sync::watch::channel(());
         let nightly = self.nightly.take().map(|nightly| {
@@ -250,6 +280,12 @@ impl Application {
         tracing::info!("shutting down: finishing in-flight deliveries");
         if let Some(upkeep) = upkeep {
             upkeep.abort();
+        }
+        // Whatever a run had handed the writer is queued before the stop
+        // record below.
+        if let Some(reconcile) = reconcile {
+            reconcile.abort();
+            let _ = reconcile.await;
         }
         // A run in progress stops between chunks, leaving each day either
         // live or completely archived.

@@ -340,9 +340,12 @@ pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
     files
 }
 
+/// A record of an organisation of 1,000 rooms of 50 members each: 50,000
+/// memberships, each joining and leaving in turn.
 fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
     let person = seq % 10;
-    let room = seq % 50;
+    let membership = seq % 50_000;
+    let room = membership / 50;
     let id = |kind: &str, n: u64| {
         format!(
             "Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}"
@@ -366,15 +369,22 @@ fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
         is_moderator: Some(seq.is_multiple_of(7)),
         is_monitor: Some(false),
         is_room_hidden: Some(false),
-        membership_id: id("01FTUJFUlNISVAv", seq),
+        membership_id: id("01FTUJFUlNISVAv", membership),
         membership_created: Some("2026-11-27T14:03:11.482Z".into()),
         actor_id: Some(id("BFT1BMRS", 99)),
         org_id: Some("OTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh".into()),
         webhook_id: Some(id("1dFQkhPT0sv", 1)),
         webhook_name: Some("Team roster webhook".into()),
         target: "team".into(),
-        source: Source::Webhook,
-        not_before: None,
+        // One in 20 found by reconciliation, with the window it lies in.
+        source: if seq.is_multiple_of(20) {
+            Source::Reconciled
+        } else {
+            Source::Webhook
+        },
+        not_before: seq
+            .is_multiple_of(20)
+            .then(|| "2026-11-27T14:03:11.482Z".into()),
         prev_hash,
         hash: String::new(),
     }

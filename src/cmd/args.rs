@@ -6,7 +6,7 @@
 use anyhow::Context;
 
 use crate::log::reader::{self, Filter};
-use crate::log::record::Event;
+use crate::log::record::{Event, Source};
 use crate::offsite::Store;
 use crate::offsite::settings::{self, Lock, LockMode, S3Url, Settings};
 use crate::webex::client::{self, Client};
@@ -16,10 +16,10 @@ use crate::webhook::payload::Target;
 #[derive(Debug, Clone, clap::Args)]
 pub struct FilterArgs {
     /// Only records received at or after T (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "T", env = "ROLLCALL_FROM", value_parser = parse_time)]
+    #[arg(long, value_name = "T", env = "ROLLCALL_FROM", value_parser = parse_time_arg)]
     pub from: Option<String>,
     /// Only records received before T (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "T", env = "ROLLCALL_TO", value_parser = parse_time)]
+    #[arg(long, value_name = "T", env = "ROLLCALL_TO", value_parser = parse_time_arg)]
     pub to: Option<String>,
     /// Only records of this room id.
     #[arg(long, value_name = "ID", env = "ROLLCALL_ROOM")]
@@ -27,19 +27,64 @@ pub struct FilterArgs {
     /// Only records of this person (email, any case).
     #[arg(long, value_name = "EMAIL", env = "ROLLCALL_PERSON")]
     pub person: Option<String>,
-    /// Only joins or only leaves.
-    #[arg(long, value_enum, env = "ROLLCALL_EVENT")]
-    pub event: Option<EventArg>,
+    /// Only records of these events (repeatable, or comma-separated).
+    /// Without it, every event, the receiver's own starts and stops too.
+    #[arg(
+        long = "event",
+        value_enum,
+        env = "ROLLCALL_EVENT",
+        value_name = "EVENT",
+        value_delimiter = ','
+    )]
+    pub events: Vec<EventArg>,
+    /// Only records learned this way: from a delivery, by reconciliation,
+    /// or from the compliance events API.
+    #[arg(long, value_enum, env = "ROLLCALL_SOURCE")]
+    pub source: Option<SourceArg>,
 }
 
+/// Named as in the log and the CSV `event` column.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum EventArg {
     Joined,
     Left,
+    ModeratorGranted,
+    ModeratorRevoked,
+    ReceiverStarted,
+    ReceiverStopped,
 }
 
-fn parse_time(text: &str) -> Result<String, reader::FilterError> {
-    reader::parse_time(text)
+impl From<EventArg> for Event {
+    fn from(e: EventArg) -> Self {
+        match e {
+            EventArg::Joined => Event::Joined,
+            EventArg::Left => Event::Left,
+            EventArg::ModeratorGranted => Event::ModeratorGranted,
+            EventArg::ModeratorRevoked => Event::ModeratorRevoked,
+            EventArg::ReceiverStarted => Event::ReceiverStarted,
+            EventArg::ReceiverStopped => Event::ReceiverStopped,
+        }
+    }
+}
+
+/// Named as in the log and the CSV `source` column.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SourceArg {
+    Webhook,
+    Reconciled,
+    EventsApi,
+}
+
+impl From<SourceArg> for Source {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Webhook => Source::Webhook,
+            SourceArg::Reconciled => Source::Reconciled,
+            SourceArg::EventsApi => Source::EventsApi,
+        }
+    }
 }
 
 impl FilterArgs {
@@ -49,14 +94,28 @@ impl FilterArgs {
             to: self.to,
             room: self.room,
             person: self.person,
-            event: self.event.map(|e| match e {
-                EventArg::Joined => Event::Joined,
-                EventArg::Left => Event::Left,
-            }),
+            events: self.events.into_iter().map(Event::from).collect(),
+            source: self.source.map(Source::from),
         };
         filter.validate()?;
         Ok(filter)
     }
+}
+
+/// How `roster` and `rooms` print what they list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns for reading, warnings on stderr.
+    Table,
+    /// CSV with a header row (formula-guarded), warnings on stderr.
+    Csv,
+    /// One JSON document, warnings inside it.
+    Json,
+}
+
+/// A time given like `export --from`: YYYY-MM-DD or RFC 3339.
+pub fn parse_time_arg(text: &str) -> Result<String, reader::FilterError> {
+    reader::parse_time(text)
 }
 
 /// Which webhooks to register: shared by `subscribe` and `serve`.

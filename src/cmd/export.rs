@@ -16,7 +16,7 @@ use crate::log::files;
 use crate::log::reader::{self, Block, Filter, ReadError, RecordView, TitleFallback};
 
 /// The CSV header: the contract compliance tooling relies on.
-pub const CSV_HEADER: [&str; 17] = [
+pub const CSV_HEADER: [&str; 19] = [
     "seq",
     "received_at",
     "event",
@@ -34,6 +34,8 @@ pub const CSV_HEADER: [&str; 17] = [
     "webhook_id",
     "webhook_name",
     "target",
+    "source",
+    "not_before",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -350,6 +352,8 @@ impl Row<'_, '_> {
             text(csv, value.as_deref())?;
         }
         text(csv, Some(r.target.as_ref()))?;
+        text(csv, Some(r.source.as_str()))?;
+        text(csv, r.not_before.as_deref())?;
         csv.write_record(None::<&[u8]>)?;
         Ok(untitled)
     }
@@ -393,7 +397,7 @@ impl TitleCell {
 }
 
 /// `value`, with a leading `'` if `guard` is on and it [`needs_guard`].
-fn guard<'v>(value: &'v str, guard: bool, guarded: &'v mut String) -> &'v str {
+pub(super) fn guard<'v>(value: &'v str, guard: bool, guarded: &'v mut String) -> &'v str {
     if guard && needs_guard(value) {
         guarded.clear();
         guarded.push('\'');

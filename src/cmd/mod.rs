@@ -5,10 +5,14 @@
 pub mod archive;
 pub mod args;
 pub mod export;
+pub mod reconcile;
 pub mod restore;
+pub mod rooms;
+pub mod roster;
 pub mod serve;
 pub mod simulate;
 pub mod subscribe;
+mod table;
 pub mod tail;
 pub mod verify;
 pub mod webhooks;

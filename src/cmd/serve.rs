@@ -14,6 +14,7 @@ use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::log::archive;
 use crate::offsite;
+use crate::reconcile;
 use crate::secret;
 use crate::startup::{Application, Settings};
 use crate::webex::WebexSettings;
@@ -71,6 +72,18 @@ pub struct Args {
         value_parser = offsite::parse_every
     )]
     pub checkpoint_every: std::time::Duration,
+    /// With WEBEX_TOKEN, reconcile with Webex at start and then this often
+    /// (e.g. 90s, 30m, 1h; 0 or off: only at start).
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        env = "ROLLCALL_RECONCILE_EVERY",
+        default_value = "1h",
+        value_parser = reconcile::parse_every
+    )]
+    pub reconcile_every: reconcile::Every,
+    #[command(flatten)]
+    pub reconcile: super::reconcile::PaceArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -95,6 +108,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         offsite: args.s3.store()?.map(|store| offsite::Offsite {
             store: Arc::new(store),
             checkpoint_every: args.checkpoint_every,
+        }),
+        reconcile: Some(reconcile::Settings {
+            every: args.reconcile_every.0,
+            api_rate: args.reconcile.api_rate,
+            events_api: args.reconcile.events_api(),
         }),
         ..Settings::new(global.dir.clone(), args.listen)
     };

@@ -20,6 +20,7 @@ use crate::log::head::Head;
 use crate::log::reader::{
     self, DayReader, Filter, Line, ReadError, RecordView, TitleFallback, titled_lines,
 };
+use crate::log::record::{Event, Source};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,6 +50,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         out: BufWriter::new(io::stdout()),
         json: args.json,
         titles: None,
+        previous: None,
     };
     if !args.follow {
         let (latest, _) = latest(&global.dir, &filter, args.lines, &mut printer)?;
@@ -443,6 +445,9 @@ struct Printer {
     json: bool,
     /// The room titles as of the last record shown; none for JSON.
     titles: Option<TitleFallback>,
+    /// The seq and event of the record shown last, to tell whether a
+    /// receiver start right after it followed a clean stop.
+    previous: Option<(u64, Event)>,
 }
 
 impl Printer {
@@ -471,8 +476,13 @@ impl Printer {
                 .as_deref()
                 .or(title)
                 .unwrap_or(&record.room_id);
-            writeln!(self.out, "{}", readable(record, room))?;
+            let before = self
+                .previous
+                .filter(|(seq, _)| seq + 1 == record.seq)
+                .map(|(_, event)| event);
+            writeln!(self.out, "{}", readable(record, room, before))?;
         }
+        self.previous = Some((record.seq, record.event));
         Ok(())
     }
 
@@ -481,38 +491,69 @@ impl Printer {
     }
 }
 
-/// `2026-11-27 14:03:11Z  joined  Ana Silva <ana.silva@example.com> [moderator]  in Team room`
-pub fn readable(record: &RecordView<'_>, room: &str) -> String {
-    let at = &record.received_at;
-    let when = match (at.get(..10), at.get(11..19)) {
-        (Some(date), Some(time)) => format!("{date} {time}Z"),
-        _ => at.to_string(),
+/// `2026-11-27 14:03:11Z  joined  Ana Silva <ana.silva@example.com> [moderator]  in Team room`,
+/// or for the receiver's own records
+/// `2026-11-27 14:03:11Z  receiver started - gap since 2026-11-27 13:58:02Z (after a crash)`.
+/// `before` is the event of the record right before this one, when known.
+pub fn readable(record: &RecordView<'_>, room: &str, before: Option<Event>) -> String {
+    let when = shown_time(&record.received_at);
+    let mut line = match record.event {
+        Event::ReceiverStarted => {
+            let mut line = format!("{when}  receiver started");
+            if let Some(since) = record.not_before.as_deref() {
+                line.push_str(&format!(" - gap since {}", shown_time(since)));
+            }
+            match before {
+                Some(Event::ReceiverStopped) => line.push_str(" (after a clean stop)"),
+                Some(_) => line.push_str(" (after a crash)"),
+                None => {}
+            }
+            line
+        }
+        Event::ReceiverStopped => format!("{when}  receiver stopped (clean stop)"),
+        event => {
+            let name = record.person_display_name.as_deref().map(clean);
+            let email = record.person_email.as_deref().map(clean);
+            let who = match (name, email) {
+                (Some(name), Some(email)) => format!("{name} <{email}>"),
+                (Some(name), None) => name.into_owned(),
+                (None, Some(email)) => format!("<{email}>"),
+                (None, None) => clean(&record.person_id).into_owned(),
+            };
+            let mut marks = String::new();
+            if record.is_moderator == Some(true) && event.moderator().is_none() {
+                marks.push_str(" [moderator]");
+            }
+            if record.is_monitor == Some(true) {
+                marks.push_str(" [monitor]");
+            }
+            let what = event.as_str().replace('_', " ");
+            format!("{when}  {what:<6}  {who}{marks}  in {}", clean(room))
+        }
     };
-    let name = record.person_display_name.as_deref().map(clean);
-    let email = record.person_email.as_deref().map(clean);
-    let who = match (name, email) {
-        (Some(name), Some(email)) => format!("{name} <{email}>"),
-        (Some(name), None) => name.into_owned(),
-        (None, Some(email)) => format!("<{email}>"),
-        (None, None) => clean(&record.person_id).into_owned(),
-    };
-    let mut marks = String::new();
-    if record.is_moderator == Some(true) {
-        marks.push_str(" [moderator]");
+    if record.source != Source::Webhook {
+        line.push_str(&format!("  [{}", record.source.as_str()));
+        if record.event.is_membership()
+            && let Some(after) = record.not_before.as_deref()
+        {
+            line.push_str(&format!(", between {} and {when}", shown_time(after)));
+        }
+        line.push(']');
     }
-    if record.is_monitor == Some(true) {
-        marks.push_str(" [monitor]");
+    line
+}
+
+/// `2026-11-27 14:03:11Z` from a `received_at`; anything else cleaned as is.
+fn shown_time(at: &str) -> Cow<'_, str> {
+    match (at.get(..10), at.get(11..19)) {
+        (Some(date), Some(time)) => Cow::Owned(clean(&format!("{date} {time}Z")).into_owned()),
+        _ => clean(at),
     }
-    format!(
-        "{when}  {:<6}  {who}{marks}  in {}",
-        record.event.as_str(),
-        clean(room)
-    )
 }
 
 /// Control characters (a newline in a display name, a terminal escape)
 /// are shown escaped, so one record stays one harmless line.
-fn clean(text: &str) -> Cow<'_, str> {
+pub(super) fn clean(text: &str) -> Cow<'_, str> {
     if text.chars().any(char::is_control) {
         Cow::Owned(
             text.chars()

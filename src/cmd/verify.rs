@@ -122,6 +122,17 @@ fn print_text(report: &Report) {
         "{} records in {} days, chain intact",
         report.records, report.days
     );
+    let counts = &report.counts;
+    println!(
+        "receiver: {} starts ({} after a crash), {} clean stops",
+        counts.receiver_starts, counts.starts_after_crash, counts.clean_stops
+    );
+    let sources: Vec<String> = counts
+        .records_by_source
+        .iter()
+        .map(|(source, n)| format!("{n} {source}"))
+        .collect();
+    println!("records by source: {}", sources.join(", "));
     if report.archived > 0 {
         println!(
             "{} archived days match their digests and the digest chain",

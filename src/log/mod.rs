@@ -16,5 +16,6 @@ pub mod head;
 pub mod members;
 pub mod reader;
 pub mod record;
+pub mod roster;
 pub mod verify;
 pub mod writer;

@@ -19,7 +19,8 @@ use super::days;
 use super::fault::{Fault, display_path};
 use super::head::{self, Head};
 use super::reader::{self, Block, Place, ReadError};
-use super::record::{self, LineError, Record, format_timestamp, scan};
+use super::record::{self, Event, LineError, Record, Source, format_timestamp, scan};
+use super::roster::coverage::{Coverage, Start};
 use super::writer::QUARANTINE_DIR;
 
 /// Records the log must hold, with these hashes.
@@ -51,6 +52,49 @@ pub struct Report {
     pub head: Option<Head>,
     /// Worth knowing, not faults (a batch still being written).
     pub notes: Vec<String>,
+    /// The receiver's runs and where the records came from.
+    pub counts: Counts,
+}
+
+/// The receiver's runs and where the records came from, over the records
+/// that check out: worth knowing, never a fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    pub receiver_starts: u64,
+    pub clean_stops: u64,
+    /// Starts with no clean stop since the previous start (or, for the
+    /// first, after records written without the receiver's own records).
+    pub starts_after_crash: u64,
+    /// Records by `source`, every source listed.
+    pub records_by_source: BTreeMap<&'static str, u64>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            receiver_starts: 0,
+            clean_stops: 0,
+            starts_after_crash: 0,
+            records_by_source: Source::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
+        }
+    }
+}
+
+impl Counts {
+    fn add(&mut self, record: &Record, start: Option<Start>) {
+        *self
+            .records_by_source
+            .entry(record.source.as_str())
+            .or_default() += 1;
+        match record.event {
+            Event::ReceiverStarted => self.receiver_starts += 1,
+            Event::ReceiverStopped => self.clean_stops += 1,
+            _ => {}
+        }
+        if start == Some(Start::AfterCrash) {
+            self.starts_after_crash += 1;
+        }
+    }
 }
 
 impl Report {
@@ -72,6 +116,7 @@ impl Report {
             days: self.days,
             archived: self.archived,
             head: self.head.as_ref().filter(|_| self.intact()),
+            counts: &self.counts,
         }));
         out
     }
@@ -97,6 +142,8 @@ pub struct Summary<'r> {
     pub archived: usize,
     /// Only for an intact log.
     pub head: Option<&'r Head>,
+    #[serde(flatten)]
+    pub counts: &'r Counts,
 }
 
 /// A file in `DIR/quarantine/`: a torn write moved aside at a start
@@ -153,6 +200,8 @@ fn verify_chain(
         last_place: None,
         fragment: None,
         found: BTreeMap::new(),
+        coverage: Coverage::default(),
+        counts: Counts::default(),
     };
     let first_seq = pass.chain.next_seq;
     let witnesses: Vec<(&Head, String)> = [
@@ -175,9 +224,11 @@ fn verify_chain(
         archived: all.iter().filter(|d| d.live.is_none()).count(),
         head: None,
         notes: Vec::new(),
+        counts: Counts::default(),
     };
     let faulty = |fault, pass: &Pass, mut report: Report| {
         report.records = pass.chain.records;
+        report.counts = pass.counts.clone();
         report.chain_fault = Some(fault);
         Ok(report)
     };
@@ -217,6 +268,7 @@ fn verify_chain(
         }
     }
     report.records = pass.chain.records;
+    report.counts = pass.counts.clone();
     report.head = (last_seq > 0).then(|| Head {
         seq: last_seq,
         hash: pass.chain.last_hash.clone(),
@@ -287,6 +339,8 @@ struct Pass {
     fragment: Option<Fault>,
     /// The records witnesses name, by seq, once found.
     found: BTreeMap<u64, Option<Found>>,
+    coverage: Coverage,
+    counts: Counts,
 }
 
 /// A line checked on its own: its record, or what is wrong with it, and
@@ -359,6 +413,12 @@ fn check_block(pass: &mut Pass, place: Place<'_>, lines: &mut [Parsed]) -> Resul
                 hash: record.hash.clone(),
             });
         }
+        let start = pass.coverage.see(
+            record.event,
+            &record.received_at,
+            record.not_before.as_deref(),
+        );
+        pass.counts.add(&record, start);
         pass.chain.take_checked(record.seq, record.hash);
         pass.last_place = Some((path.to_path_buf(), number));
     }

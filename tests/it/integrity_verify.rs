@@ -509,6 +509,10 @@ async fn verify_json_of_an_intact_log_is_the_summary_with_the_head() {
             "days": 1,
             "archived": 0,
             "head": {"seq": 3, "hash": head.hash},
+            "receiver_starts": 0,
+            "clean_stops": 0,
+            "starts_after_crash": 0,
+            "records_by_source": {"webhook": 3, "reconciled": 0, "events_api": 0},
         })],
         "{}",
         verified.report()

@@ -15,6 +15,8 @@ mod integrity_verify;
 mod offsite;
 mod property;
 mod read_side;
+mod reconcile;
 mod role_changes;
+mod roster;
 mod webex;
 mod webex_api;

@@ -27,7 +27,7 @@ fn rows(csv: &str) -> Vec<csv::StringRecord> {
 }
 
 /// One column of every row.
-fn column(csv: &str, name: &str) -> Vec<String> {
+pub(crate) fn column(csv: &str, name: &str) -> Vec<String> {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let index = reader
         .headers()
@@ -56,10 +56,10 @@ async fn export_of_the_fixtures_gives_exactly_the_expected_csv() {
     let out = export(&log.dir, &[]);
 
     let expected = "\
-seq,received_at,event,room_id,room_title,person_id,person_email,person_display_name,is_moderator,is_monitor,membership_id,membership_created,actor_id,org_id,webhook_id,webhook_name,target
-1,2026-11-27T12:00:01.000Z,joined,Y2lzY29zcGFyazovL3VzL1JPT00vOTczZmQ3MzAtNDRiZC0xMWU2L1234567890asdfghjkl,,Y2lzY29zcGFyazovL3VzL1BFT1BMRS8yZDFiOGI3Zi1lYzQ3LTQ1234567890asdfghjkl,example@cisco.com,Example Person,false,false,Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAvMmQxYjhiN2YtZWM0Ny00MTk5LTkzYjUtYjQyMjczM2JiMzZlOjk3M2ZkNzMwLTQ0Y1234567890asdfghjkl,2016-07-08T03:42:57.054Z,,,Y2lzY29zcGFyazovL3VzL1dFQkhPT0svYTNiMTZkMzctNjNlNi00ZDU2L1234567890asdfghjkl,My Membership Webhook,team
-2,2026-11-27T12:00:02.000Z,left,Y2lzY29zcGFyazovL3VzL1JPT00vZThhOTQ3MzA1234567890asdfghjkl,,Y2lzY29zcGFyazovL3VzL1BFT1BMRS82YTYyZTljYS04Y2Q1234567890asdfghjkl,example@cisco.com,Example Person,false,false,Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAvNmE2MmU5Y2EtOGNkMi00NTZkLTlkOWQtOWYzZDE0OWExYjkxOmU4YTk0NzMwLTQ2Ym1234567890asdfghjkl,2016-07-10T16:49:16.325Z,,,Y2lzY29zcGFyazovL3VzL1dFQkhPT0svNWFhNmFmMWQtZDM2Mi001234567890asdfghjkl,Deleted Membership Webhook,team
-3,2026-11-27T12:00:03.000Z,joined,Y2lzY29zcGFyazovL3VzL1JPT00vY2RlMWRkNDAtMmYwZC0xMWU1LWJhOWMtN2I2NTU2ZDIyMDdi,Team room,Y2lzY29zcGFyazovL3VzL1BFT1BMRS8wZDBjOTFiNi1jZTYwLTQ3MjUtYjZkMC0zNDU1ZDVkMTFlZjM,ana.silva@example.com,Ana Silva,true,false,Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAvMGQwYzkxYjYtY2U2MC00NzI1LWI2ZDAtMzQ1NWQ1ZDExZWYzOmNkZTFkZDQwLTJmMGQtMTFlNS1iYTljLTdiNjU1NmQyMjA3Yg,2026-11-27T14:03:11.482Z,Y2lzY29zcGFyazovL3VzL1BFT1BMRS8xZjdkZTVjYi04NTYxLTQ2NzEtYmMwMy1iYzk3NDMxNDQ0MmQ,OTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh,Y2lzY29zcGFyazovL3VzL1dFQkhPT0svZjRlNjA1NjAtNjYwMi00ZmIwLWEyNWEtOTQ5ODgxNjA5NDk3,Team roster webhook,team
+seq,received_at,event,room_id,room_title,person_id,person_email,person_display_name,is_moderator,is_monitor,membership_id,membership_created,actor_id,org_id,webhook_id,webhook_name,target,source,not_before
+1,2026-11-27T12:00:01.000Z,joined,Y2lzY29zcGFyazovL3VzL1JPT00vOTczZmQ3MzAtNDRiZC0xMWU2L1234567890asdfghjkl,,Y2lzY29zcGFyazovL3VzL1BFT1BMRS8yZDFiOGI3Zi1lYzQ3LTQ1234567890asdfghjkl,example@cisco.com,Example Person,false,false,Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAvMmQxYjhiN2YtZWM0Ny00MTk5LTkzYjUtYjQyMjczM2JiMzZlOjk3M2ZkNzMwLTQ0Y1234567890asdfghjkl,2016-07-08T03:42:57.054Z,,,Y2lzY29zcGFyazovL3VzL1dFQkhPT0svYTNiMTZkMzctNjNlNi00ZDU2L1234567890asdfghjkl,My Membership Webhook,team,webhook,
+2,2026-11-27T12:00:02.000Z,left,Y2lzY29zcGFyazovL3VzL1JPT00vZThhOTQ3MzA1234567890asdfghjkl,,Y2lzY29zcGFyazovL3VzL1BFT1BMRS82YTYyZTljYS04Y2Q1234567890asdfghjkl,example@cisco.com,Example Person,false,false,Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAvNmE2MmU5Y2EtOGNkMi00NTZkLTlkOWQtOWYzZDE0OWExYjkxOmU4YTk0NzMwLTQ2Ym1234567890asdfghjkl,2016-07-10T16:49:16.325Z,,,Y2lzY29zcGFyazovL3VzL1dFQkhPT0svNWFhNmFmMWQtZDM2Mi001234567890asdfghjkl,Deleted Membership Webhook,team,webhook,
+3,2026-11-27T12:00:03.000Z,joined,Y2lzY29zcGFyazovL3VzL1JPT00vY2RlMWRkNDAtMmYwZC0xMWU1LWJhOWMtN2I2NTU2ZDIyMDdi,Team room,Y2lzY29zcGFyazovL3VzL1BFT1BMRS8wZDBjOTFiNi1jZTYwLTQ3MjUtYjZkMC0zNDU1ZDVkMTFlZjM,ana.silva@example.com,Ana Silva,true,false,Y2lzY29zcGFyazovL3VzL01FTUJFUlNISVAvMGQwYzkxYjYtY2U2MC00NzI1LWI2ZDAtMzQ1NWQ1ZDExZWYzOmNkZTFkZDQwLTJmMGQtMTFlNS1iYTljLTdiNjU1NmQyMjA3Yg,2026-11-27T14:03:11.482Z,Y2lzY29zcGFyazovL3VzL1BFT1BMRS8xZjdkZTVjYi04NTYxLTQ2NzEtYmMwMy1iYzk3NDMxNDQ0MmQ,OTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh,Y2lzY29zcGFyazovL3VzL1dFQkhPT0svZjRlNjA1NjAtNjYwMi00ZmIwLWEyNWEtOTQ5ODgxNjA5NDk3,Team roster webhook,team,webhook,
 ";
     assert_eq!(out.stdout, expected, "{}", out.report());
 }
@@ -705,7 +705,10 @@ async fn verify_passes_an_untouched_log() {
     let (summary, head) = out.stdout.split_at(out.stdout.find("head: ").unwrap());
     assert_eq!(
         summary,
-        "12 records in 3 days, chain intact\n1 archived days match their digests and the digest chain\n"
+        "12 records in 3 days, chain intact\n\
+         receiver: 0 starts (0 after a crash), 0 clean stops\n\
+         records by source: 0 events_api, 0 reconciled, 12 webhook\n\
+         1 archived days match their digests and the digest chain\n"
     );
     assert!(head.starts_with("head: seq 12 hash "), "{head}");
 }

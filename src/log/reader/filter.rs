@@ -6,7 +6,7 @@ use time::{Date, Duration, OffsetDateTime, Time};
 
 use super::RecordView;
 use crate::log::days;
-use crate::log::record::{Event, format_timestamp};
+use crate::log::record::{Event, Source, format_timestamp};
 
 /// Which records a command wants. Times are kept in `received_at` form,
 /// which is fixed-width, so comparing them as text compares the times.
@@ -18,7 +18,9 @@ pub struct Filter {
     pub to: Option<String>,
     pub room: Option<String>,
     pub person: Option<String>,
-    pub event: Option<Event>,
+    /// The events wanted; empty for every event.
+    pub events: Vec<Event>,
+    pub source: Option<Source>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,7 +52,8 @@ impl Filter {
     }
 
     pub fn matches(&self, record: &RecordView<'_>) -> bool {
-        self.event.is_none_or(|e| e == record.event)
+        (self.events.is_empty() || self.events.contains(&record.event))
+            && self.source.is_none_or(|s| s == record.source)
             && self
                 .from
                 .as_deref()

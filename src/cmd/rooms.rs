@@ -1,0 +1,85 @@
+//! `rollcall rooms`: every room the log knows, with its latest title, how
+//! many are in it as the log leaves it, its first and last record, and
+//! since when a reconciled baseline covers it.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::args::ListFormat;
+use super::table::{write_csv, write_table};
+use crate::cli::Global;
+use crate::log::days;
+use crate::log::reader;
+use crate::log::roster::History;
+
+const COLUMNS: [&str; 6] = [
+    "room_id",
+    "title",
+    "members_now",
+    "first_record",
+    "last_record",
+    "baseline",
+];
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Aligned columns, CSV, or JSON.
+    #[arg(long, value_enum, default_value = "table", env = "ROLLCALL_FORMAT")]
+    pub format: ListFormat,
+}
+
+/// One room, as listed.
+#[derive(Debug, Serialize)]
+struct Listed<'h> {
+    room_id: &'h str,
+    title: Option<&'h str>,
+    members_now: usize,
+    first_record: &'h str,
+    last_record: &'h str,
+    /// The first reconciled record; `None`: no baseline yet.
+    baseline: Option<&'h str>,
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    days::ensure_log_dir(&global.dir)?;
+    let history = History::load(&reader::days(&global.dir)?)
+        .with_context(|| format!("reading the log in {}", global.dir.display()))?;
+    let rooms: Vec<Listed<'_>> = history
+        .rooms()
+        .map(|room| Listed {
+            room_id: &room.room_id,
+            title: room.title.as_deref(),
+            members_now: room.members_now(),
+            first_record: &room.first_at,
+            last_record: &room.last_at,
+            baseline: room.baseline.as_deref(),
+        })
+        .collect();
+    let mut out = io::stdout().lock();
+    if args.format == ListFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rooms)?).context("writing to stdout")?;
+    } else {
+        let rows: Vec<Vec<String>> = rooms
+            .iter()
+            .map(|r| {
+                vec![
+                    r.room_id.to_string(),
+                    r.title.unwrap_or("").to_string(),
+                    r.members_now.to_string(),
+                    r.first_record.to_string(),
+                    r.last_record.to_string(),
+                    r.baseline.unwrap_or("none").to_string(),
+                ]
+            })
+            .collect();
+        match args.format {
+            ListFormat::Csv => write_csv(&mut out, &COLUMNS, &rows)?,
+            _ => write_table(&mut out, &COLUMNS, &rows)?,
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,145 @@
+//! `rollcall roster`: who was in a room at a time (default now), from the
+//! log alone (see [`crate::log::roster`]), with what the log cannot know
+//! as warnings: on stderr for a table or CSV, inside the JSON for JSON.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use super::args::{ListFormat, parse_time_arg};
+use super::table::{write_csv, write_table};
+use super::tail::clean;
+use crate::cli::Global;
+use crate::log::days;
+use crate::log::reader;
+use crate::log::record::format_timestamp;
+use crate::log::roster::{History, Present, Roster};
+
+const COLUMNS: [&str; 7] = [
+    "person_id",
+    "email",
+    "name",
+    "moderator",
+    "since",
+    "added_by",
+    "source",
+];
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The room: its id, or a title the log has recorded for it (any
+    /// case). Without it, every room the log knows, one after the other.
+    #[arg(long, value_name = "ID|TITLE", env = "ROLLCALL_ROOM")]
+    pub room: Option<String>,
+    /// The time to show the roster at (YYYY-MM-DD or RFC 3339); now
+    /// without it.
+    #[arg(long, value_name = "T", env = "ROLLCALL_AT", value_parser = parse_time_arg)]
+    pub at: Option<String>,
+    /// Aligned columns, CSV, or JSON (with the warnings inside).
+    #[arg(long, value_enum, default_value = "table", env = "ROLLCALL_FORMAT")]
+    pub format: ListFormat,
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    days::ensure_log_dir(&global.dir)?;
+    let history = History::load(&reader::days(&global.dir)?)
+        .with_context(|| format!("reading the log in {}", global.dir.display()))?;
+    let at = args
+        .at
+        .unwrap_or_else(|| format_timestamp(OffsetDateTime::now_utc()));
+    let rosters: Vec<Roster> = match &args.room {
+        Some(wanted) => vec![history.roster(history.find_room(wanted)?, &at)],
+        None => history
+            .rooms()
+            .map(|room| history.roster(room, &at))
+            .collect(),
+    };
+    if rosters.is_empty() {
+        eprintln!("the log has no membership records yet: no rooms to show");
+    }
+    let mut out = io::stdout().lock();
+    let grouped = args.room.is_none();
+    match args.format {
+        ListFormat::Json => {
+            let json = match rosters.as_slice() {
+                [one] if !grouped => serde_json::to_string_pretty(one)?,
+                all => serde_json::to_string_pretty(all)?,
+            };
+            writeln!(out, "{json}").context("writing to stdout")?;
+        }
+        ListFormat::Table => {
+            for (i, roster) in rosters.iter().enumerate() {
+                warn(roster);
+                if i > 0 {
+                    writeln!(out).context("writing to stdout")?;
+                }
+                let rows: Vec<_> = roster.members.iter().map(row).collect();
+                writeln!(
+                    out,
+                    "{} at {}: {} members",
+                    clean(&room_name(roster)),
+                    roster.at,
+                    rows.len()
+                )
+                .context("writing to stdout")?;
+                write_table(&mut out, &COLUMNS, &rows)?;
+            }
+        }
+        ListFormat::Csv => {
+            let mut header = COLUMNS.to_vec();
+            let mut rows = Vec::new();
+            if grouped {
+                header.splice(0..0, ["room_id", "room_title"]);
+            }
+            for roster in &rosters {
+                warn(roster);
+                for member in &roster.members {
+                    let mut cells = row(member);
+                    if grouped {
+                        let room = [
+                            roster.room_id.clone(),
+                            roster.title.clone().unwrap_or_default(),
+                        ];
+                        cells.splice(0..0, room);
+                    }
+                    rows.push(cells);
+                }
+            }
+            write_csv(&mut out, &header, &rows)?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `Team room (ROOM_ID)`, or the id alone when no title is recorded.
+fn room_name(roster: &Roster) -> String {
+    match &roster.title {
+        Some(title) => format!("{title} ({})", roster.room_id),
+        None => roster.room_id.clone(),
+    }
+}
+
+fn warn(roster: &Roster) {
+    for warning in &roster.warnings {
+        eprintln!("warning: {}: {}", clean(&room_name(roster)), clean(warning));
+    }
+}
+
+fn row(m: &Present) -> Vec<String> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    vec![
+        m.person_id.clone(),
+        text(&m.email),
+        text(&m.name),
+        match m.moderator {
+            Some(flag) => flag.to_string(),
+            None => String::new(),
+        },
+        text(&m.since),
+        text(&m.added_by),
+        m.source.as_str().to_string(),
+    ]
+}

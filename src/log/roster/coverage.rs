@@ -1,0 +1,152 @@
+//! When the receiver was not receiving, from its own `receiver_started` /
+//! `receiver_stopped` records: the one place that tells a clean restart
+//! from a start after a crash.
+
+use crate::log::record::Event;
+
+/// A stretch of time in which deliveries were not being received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// `received_at` form.
+    pub from: String,
+    /// `None`: the receiver has not started since (it is stopped now).
+    pub to: Option<String>,
+    /// The receiver crashed (no clean stop) at some point after `from`.
+    pub after_crash: bool,
+}
+
+impl Gap {
+    /// Whether `at` lies strictly inside the gap.
+    pub fn holds(&self, at: &str) -> bool {
+        self.from.as_str() < at && self.to.as_deref().is_none_or(|to| at < to)
+    }
+}
+
+/// What a `receiver_started` followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Nothing: the log begins with it.
+    First,
+    /// A clean stop.
+    AfterStop,
+    /// Records but no clean stop since the previous start: a crash, a
+    /// kill, or a log older than the receiver's own records.
+    AfterCrash,
+}
+
+/// The receiver's runs, seen record by record in log order.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    seen_any: bool,
+    /// When the last clean stop since the last start was received.
+    stopped_at: Option<String>,
+    gaps: Vec<Gap>,
+}
+
+impl Coverage {
+    /// Takes the next record of the log; for a `receiver_started`, says
+    /// what it followed.
+    pub fn see(
+        &mut self,
+        event: Event,
+        received_at: &str,
+        not_before: Option<&str>,
+    ) -> Option<Start> {
+        let start = match event {
+            Event::ReceiverStarted => Some(match self.stopped_at.take() {
+                Some(from) => {
+                    self.gaps.push(Gap {
+                        from,
+                        to: Some(received_at.to_string()),
+                        after_crash: false,
+                    });
+                    Start::AfterStop
+                }
+                None if !self.seen_any => Start::First,
+                None => {
+                    if let Some(from) = not_before {
+                        self.gaps.push(Gap {
+                            from: from.to_string(),
+                            to: Some(received_at.to_string()),
+                            after_crash: true,
+                        });
+                    }
+                    Start::AfterCrash
+                }
+            }),
+            Event::ReceiverStopped => {
+                self.stopped_at = Some(received_at.to_string());
+                None
+            }
+            _ => None,
+        };
+        self.seen_any = true;
+        start
+    }
+
+    /// Every gap so far, oldest first; a clean stop not followed by a
+    /// start yet is a gap open until now.
+    pub fn gaps(&self) -> Vec<Gap> {
+        let mut gaps = self.gaps.clone();
+        if let Some(from) = &self.stopped_at {
+            gaps.push(Gap {
+                from: from.clone(),
+                to: None,
+                after_crash: false,
+            });
+        }
+        gaps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T1: &str = "2026-11-27T10:00:00.000Z";
+    const T2: &str = "2026-11-27T11:00:00.000Z";
+    const T3: &str = "2026-11-27T12:00:00.000Z";
+    const T4: &str = "2026-11-27T13:00:00.000Z";
+
+    #[test]
+    fn a_clean_stop_and_a_crash_each_leave_a_gap_until_the_next_start() {
+        let mut c = Coverage::default();
+        assert_eq!(c.see(Event::ReceiverStarted, T1, None), Some(Start::First));
+        assert_eq!(c.see(Event::ReceiverStopped, T2, None), None);
+        assert_eq!(
+            c.see(Event::ReceiverStarted, T3, Some(T2)),
+            Some(Start::AfterStop)
+        );
+        c.see(Event::Joined, T3, None);
+        assert_eq!(
+            c.see(Event::ReceiverStarted, T4, Some(T3)),
+            Some(Start::AfterCrash)
+        );
+        let gaps = c.gaps();
+        assert_eq!(gaps.len(), 2);
+        assert_eq!((gaps[0].from.as_str(), gaps[0].after_crash), (T2, false));
+        assert_eq!((gaps[1].from.as_str(), gaps[1].after_crash), (T3, true));
+        assert!(gaps[1].holds("2026-11-27T12:30:00.000Z"));
+        assert!(!gaps[1].holds(T4));
+    }
+
+    #[test]
+    fn a_log_older_than_receiver_records_starts_as_after_a_crash() {
+        let mut c = Coverage::default();
+        c.see(Event::Joined, T1, None);
+        assert_eq!(
+            c.see(Event::ReceiverStarted, T2, Some(T1)),
+            Some(Start::AfterCrash)
+        );
+    }
+
+    #[test]
+    fn a_stop_without_a_start_since_is_a_gap_until_now() {
+        let mut c = Coverage::default();
+        c.see(Event::ReceiverStarted, T1, None);
+        c.see(Event::ReceiverStopped, T2, None);
+        let gaps = c.gaps();
+        assert_eq!(gaps[0].to, None);
+        assert!(gaps[0].holds("2030-01-01T00:00:00.000Z"));
+    }
+}

@@ -1,0 +1,557 @@
+//! Reconciliation against the fake Webex API: the baseline, what an outage
+//! hid (found by roster diff, or exactly from `/events` with a compliance
+//! token), one record per event whichever way it arrived, 429s and a
+//! failing room, and `rollcall reconcile` beside a running `serve`.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rollcall::clock::FakeClock;
+use rollcall::reconcile::{self, EventsApi};
+use rollcall::secret::Secret;
+use rollcall::startup::{Application, Settings};
+use serde_json::{Value, json};
+use time::macros::datetime;
+use tokio::sync::{oneshot, watch};
+
+use crate::support::app::{self, SECRET, START, json_of, live_records, membership_records};
+use crate::support::bin::{Run, ServerProcess, rollcall, run};
+use crate::support::fake_webex::{FakeWebex, TOKEN, membership_id};
+
+/// How long a reconcile run may take before the test fails instead of
+/// hanging; never a measure of speed.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// `serve`, in process, reconciling against `fake`, with the hook to wait
+/// for its runs.
+struct Server {
+    address: String,
+    runs: watch::Receiver<u64>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(
+        dir: &Path,
+        clock: &Arc<FakeClock>,
+        fake: &FakeWebex,
+        every: Option<Duration>,
+    ) -> Self {
+        Self::start_with(dir, clock, fake, every, |_| {}).await
+    }
+
+    /// [`Server::start`], with `configure` changing the settings.
+    async fn start_with(
+        dir: &Path,
+        clock: &Arc<FakeClock>,
+        fake: &FakeWebex,
+        every: Option<Duration>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let mut settings = Settings {
+            secret: Some(Secret::new(SECRET.into())),
+            reconcile: Some(reconcile::Settings {
+                every,
+                // The pace itself is the client's own tests' business.
+                api_rate: NonZeroU32::new(10_000).unwrap(),
+                events_api: EventsApi::Detect,
+            }),
+            ..Settings::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap())
+        };
+        settings.webex.token = Some(Secret::new(TOKEN.into()));
+        settings.webex.api_url = fake.url.clone();
+        configure(&mut settings);
+        let app = Application::build(settings, clock.clone()).await.unwrap();
+        let address = format!("http://{}", app.local_addr());
+        let runs = app
+            .reconcile_runs()
+            .expect("a token turns reconciliation on");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            runs,
+            stop,
+            task,
+        }
+    }
+
+    /// Waits until `n` reconcile runs have finished.
+    async fn ran(&mut self, n: u64) {
+        tokio::time::timeout(HANG_GUARD, self.runs.wait_for(|done| *done >= n))
+            .await
+            .unwrap_or_else(|_| panic!("reconcile run {n} never finished"))
+            .unwrap();
+    }
+
+    fn runs_so_far(&self) -> u64 {
+        *self.runs.borrow()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// `serve` on a fresh directory (kept while the `TempDir` lives) with a
+/// fake clock at [`START`], its first run (the baseline) done.
+async fn serving(
+    fake: &FakeWebex,
+    every: Option<Duration>,
+) -> (tempfile::TempDir, PathBuf, Arc<FakeClock>, Server) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let clock = Arc::new(FakeClock::new(START));
+    let mut server = Server::start(&dir, &clock, fake, every).await;
+    server.ran(1).await;
+    (temp, dir, clock, server)
+}
+
+/// `rollcall reconcile` in `dir` against `fake`, with `args`.
+fn reconcile_cli(dir: &Path, fake: &FakeWebex, args: &[&str]) -> Run {
+    run(rollcall(dir)
+        .arg("reconcile")
+        .args(args)
+        .env("WEBEX_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", &fake.url))
+}
+
+/// The membership records after the first `skip`, as (event, person,
+/// source).
+fn changes(dir: &Path, skip: usize) -> Vec<(String, String, String)> {
+    membership_records(dir)
+        .iter()
+        .skip(skip)
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_string(),
+                r["person_id"].as_str().unwrap().to_string(),
+                r["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn triple(event: &str, person: &str, source: &str) -> (String, String, String) {
+    (event.into(), person.into(), source.into())
+}
+
+/// The one membership record of `person` with `event`.
+fn record_of(dir: &Path, event: &str, person: &str) -> Value {
+    let mut found: Vec<Value> = membership_records(dir)
+        .into_iter()
+        .filter(|r| r["event"] == event && r["person_id"] == person)
+        .collect();
+    assert_eq!(found.len(), 1, "{event} {person}: {found:#?}");
+    found.remove(0)
+}
+
+/// The `received_at` of the last record whose event is `event`.
+fn last_time_of(dir: &Path, event: &str) -> String {
+    live_records(dir)
+        .iter()
+        .rev()
+        .find(|r| r["event"] == event)
+        .unwrap_or_else(|| panic!("no {event} record"))["received_at"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Room R1 ("Board") with stays, leaves, promoted; room R2 ("Audit") with
+/// other.
+fn two_rooms() -> FakeWebex {
+    let fake = FakeWebex::start();
+    fake.add_room("R1", "Board");
+    fake.add_room("R2", "Audit");
+    for person in ["stays", "leaves", "promoted"] {
+        fake.add_member("R1", person, "2026-11-01T09:00:00.000Z");
+    }
+    fake.add_member("R2", "other", "2026-11-02T09:00:00.000Z");
+    fake
+}
+
+/// The outage: one join, one leave, one promotion, and a join and leave
+/// both inside it.
+fn outage(fake: &FakeWebex) {
+    fake.add_member("R1", "joiner", "2026-11-27T12:30:00.000Z");
+    fake.remove_member("R1", "leaves");
+    fake.set_moderator("R1", "promoted", true);
+    fake.add_member("R1", "ghost", "2026-11-27T12:20:00.000Z");
+    fake.remove_member("R1", "ghost");
+}
+
+#[test]
+fn the_first_reconcile_records_every_member_as_the_baseline_and_a_second_finds_nothing() {
+    let fake = two_rooms();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+
+    let first = reconcile_cli(&dir, &fake, &[]).success();
+
+    let mut people: Vec<(String, String, String)> = changes(&dir, 0);
+    people.sort();
+    assert_eq!(
+        people,
+        [
+            triple("joined", "leaves", "reconciled"),
+            triple("joined", "other", "reconciled"),
+            triple("joined", "promoted", "reconciled"),
+            triple("joined", "stays", "reconciled"),
+        ]
+    );
+    let other = record_of(&dir, "joined", "other");
+    assert_eq!(other["membership_created"], "2026-11-02T09:00:00.000Z");
+    assert_eq!(other["membership_id"], membership_id("R2", "other"));
+    assert_eq!(other["room_title"], "Audit");
+    assert_eq!(other["person_email"], "other@example.com");
+    assert!(other["actor_id"].is_null() && other["not_before"].is_null());
+    assert_eq!(other["target"], "", "the CLI does not know the target");
+    assert!(
+        first.stdout.contains("reconciled 2 of 2 rooms")
+            && first.stdout.contains("4 records written (joined 4;"),
+        "{}",
+        first.report()
+    );
+    assert!(first.stdout.contains("API calls"), "{}", first.report());
+
+    let second = reconcile_cli(&dir, &fake, &[]).success();
+
+    assert_eq!(membership_records(&dir).len(), 4);
+    assert!(
+        second.stdout.contains("0 records written"),
+        "{}",
+        second.report()
+    );
+    run(rollcall(&dir).arg("verify")).success();
+}
+
+#[test]
+fn reconcile_by_hand_records_what_changed_since_the_last_record_and_not_what_it_cannot_see() {
+    let fake = two_rooms();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    reconcile_cli(&dir, &fake, &[]).success();
+    let baseline_end = last_time_of(&dir, "joined");
+    outage(&fake);
+
+    reconcile_cli(&dir, &fake, &["--room", "R1"]).success();
+
+    assert_eq!(
+        changes(&dir, 4),
+        [
+            triple("moderator_granted", "promoted", "reconciled"),
+            triple("joined", "joiner", "reconciled"),
+            triple("left", "leaves", "reconciled"),
+        ],
+        "the join and leave inside the gap stay invisible"
+    );
+    let left = record_of(&dir, "left", "leaves");
+    assert_eq!(left["not_before"], baseline_end.as_str());
+    assert_eq!(left["membership_id"], membership_id("R1", "leaves"));
+    assert_eq!(left["room_title"], "Board");
+    let joined = record_of(&dir, "joined", "joiner");
+    assert_eq!(joined["membership_created"], "2026-11-27T12:30:00.000Z");
+    let promoted = record_of(&dir, "moderator_granted", "promoted");
+    assert_eq!(promoted["is_moderator"], true);
+    assert_eq!(promoted["not_before"], baseline_end.as_str());
+    assert_eq!(
+        fake.count("GET", "/memberships"),
+        3,
+        "--room R1 lists R1 only the second time"
+    );
+}
+
+#[tokio::test]
+async fn serve_records_a_baseline_at_start_and_after_an_outage_exactly_what_the_rosters_show() {
+    let fake = two_rooms();
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
+    assert_eq!(membership_records(&dir).len(), 4, "the baseline");
+    clock.set(datetime!(2026-11-27 12:10 UTC));
+    server.stop().await;
+    let stopped_at = last_time_of(&dir, "receiver_stopped");
+    outage(&fake);
+    clock.set(datetime!(2026-11-27 13:00 UTC));
+
+    let mut server = Server::start(&dir, &clock, &fake, None).await;
+    server.ran(1).await;
+
+    assert_eq!(
+        changes(&dir, 4),
+        [
+            triple("moderator_granted", "promoted", "reconciled"),
+            triple("joined", "joiner", "reconciled"),
+            triple("left", "leaves", "reconciled"),
+        ]
+    );
+    for (event, person) in [("left", "leaves"), ("moderator_granted", "promoted")] {
+        let record = record_of(&dir, event, person);
+        assert_eq!(
+            record["not_before"],
+            stopped_at.as_str(),
+            "{event}: last known at the start of the gap"
+        );
+        assert_eq!(record["received_at"], "2026-11-27T13:00:00.000Z");
+        assert!(record["actor_id"].is_null());
+    }
+    assert_eq!(
+        record_of(&dir, "joined", "joiner")["membership_created"],
+        "2026-11-27T12:30:00.000Z"
+    );
+    assert_eq!(
+        fake.count("GET", "/events"),
+        1,
+        "tried once for the gap; a bot token gets 403 and the roster diff runs"
+    );
+    let (_, metrics) = get(&server.address, "/metrics").await;
+    assert!(
+        metrics.contains("rollcall_reconcile_runs_total 1")
+            && metrics.contains("rollcall_reconcile_records_total{source=\"reconciled\"} 3"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn serve_reconciles_only_the_rooms_its_webhooks_filter_and_names_their_target() {
+    let fake = two_rooms();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let clock = Arc::new(FakeClock::new(START));
+
+    let mut server = Server::start_with(&dir, &clock, &fake, None, |settings| {
+        settings.webex.public_url = Some("https://audit.example.com".into());
+        settings.webex.target = "board".parse().unwrap();
+        settings.webex.rooms = vec!["R1".into()];
+    })
+    .await;
+    server.ran(1).await;
+
+    let records = membership_records(&dir);
+    assert_eq!(records.len(), 3, "R1's members only: {records:#?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["room_id"] == "R1" && r["target"] == "board" && r["room_title"] == "Board"),
+        "{records:#?}"
+    );
+    assert_eq!(fake.count("GET", "/memberships"), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_compliance_token_the_gap_is_backfilled_exactly_from_events_and_nothing_twice() {
+    let fake = two_rooms();
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
+    server.stop().await;
+    fake.set_compliance(true);
+    let event_of = |kind: &str, membership: Value, at: &str| {
+        fake.add_event(kind, &membership, at);
+    };
+    let ghost = fake.add_member("R1", "ghost", "2026-11-27T12:20:00.000Z");
+    event_of("created", ghost.clone(), "2026-11-27T12:20:00.000Z");
+    fake.remove_member("R1", "ghost");
+    event_of("deleted", ghost, "2026-11-27T12:25:00.000Z");
+    let joiner = fake.add_member("R1", "joiner", "2026-11-27T12:30:00.000Z");
+    event_of("created", joiner, "2026-11-27T12:30:00.000Z");
+    let leaver = fake.remove_member("R1", "leaves").unwrap();
+    event_of("deleted", leaver, "2026-11-27T12:40:00.000Z");
+    let promoted = fake.set_moderator("R1", "promoted", true);
+    event_of("updated", promoted, "2026-11-27T12:50:00.000Z");
+    let elsewhere = json!({"id": "m-x", "roomId": "R-unwatched", "personId": "x"});
+    event_of("created", elsewhere, "2026-11-27T12:55:00.000Z");
+    clock.set(datetime!(2026-11-27 13:00 UTC));
+
+    let mut server = Server::start(&dir, &clock, &fake, None).await;
+    server.ran(1).await;
+
+    assert_eq!(
+        changes(&dir, 4),
+        [
+            triple("joined", "ghost", "events_api"),
+            triple("left", "ghost", "events_api"),
+            triple("joined", "joiner", "events_api"),
+            triple("left", "leaves", "events_api"),
+            triple("moderator_granted", "promoted", "events_api"),
+        ],
+        "exact events in time order; the roster diff then finds nothing"
+    );
+    let left = record_of(&dir, "left", "leaves");
+    assert_eq!(left["not_before"], "2026-11-27T12:40:00.000Z");
+    assert_eq!(left["actor_id"], "person-admin");
+    assert_eq!(left["room_title"], "Board");
+    let asked = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.is("GET", "/events"))
+        .unwrap();
+    assert!(
+        asked.query.contains("resource=memberships"),
+        "{}",
+        asked.query
+    );
+    assert_eq!(
+        fake.count("GET", "/events"),
+        1,
+        "only the gap that ended at this start (the first start had none)"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_join_delivered_by_webhook_and_found_by_reconcile_is_recorded_once() {
+    let fake = FakeWebex::start();
+    let member = fake.add_member("R1", "ana", "2026-11-27T11:00:00.000Z");
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
+    let mut body: Value = serde_json::from_slice(&app::membership(
+        "created",
+        "x",
+        "R1",
+        "2026-11-27T11:00:00.000Z",
+    ))
+    .unwrap();
+    body["data"] = member;
+    let body = serde_json::to_vec(&body).unwrap();
+
+    let (status, answer) = json_of(deliver(&server.address, &body).await).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(answer["status"], "duplicate", "{answer}");
+    assert_eq!(changes(&dir, 0), [triple("joined", "ana", "reconciled")]);
+    server.stop().await;
+
+    // The other way round: the delivery first, then a reconcile by hand.
+    let other = tempfile::tempdir().unwrap();
+    let dir = other.path().join("audit-logs");
+    let empty = FakeWebex::start();
+    let server = Server::start(&dir, &clock, &empty, None).await;
+    let (_, answer) = json_of(deliver(&server.address, &body).await).await;
+    assert_eq!(answer["status"], "recorded", "{answer}");
+    server.stop().await;
+
+    let by_hand = reconcile_cli(&dir, &fake, &[]).success();
+
+    assert_eq!(changes(&dir, 0), [triple("joined", "ana", "webhook")]);
+    assert!(
+        by_hand.stdout.contains("0 records written"),
+        "{}",
+        by_hand.report()
+    );
+}
+
+#[tokio::test]
+async fn a_periodic_run_dates_a_leave_from_the_previous_check_of_the_room() {
+    let fake = two_rooms();
+    let (_temp, dir, clock, mut server) = serving(&fake, Some(Duration::from_millis(1))).await;
+    clock.set(datetime!(2026-11-27 13:00 UTC));
+    // A run that began after the clock moved has finished: R1 was checked at 13:00.
+    let n = server.runs_so_far();
+    server.ran(n + 2).await;
+    fake.remove_member("R1", "leaves");
+    clock.set(datetime!(2026-11-27 14:00 UTC));
+
+    let n = server.runs_so_far();
+    server.ran(n + 2).await;
+
+    let left = record_of(&dir, "left", "leaves");
+    assert_eq!(left["source"], "reconciled");
+    assert_eq!(left["not_before"], "2026-11-27T13:00:00.000Z");
+    assert_eq!(membership_records(&dir).len(), 5);
+    server.stop().await;
+}
+
+#[test]
+fn rate_limits_are_waited_out_and_a_failing_room_is_named_and_checked_next_run() {
+    let fake = two_rooms();
+    fake.add_room("R3", "Legal");
+    fake.add_member("R3", "counsel", "2026-11-03T09:00:00.000Z");
+    fake.set_room_failing("R2", true);
+    fake.rate_limit(2, 0);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+
+    let first = reconcile_cli(&dir, &fake, &[]).code(1);
+
+    assert!(
+        first.stderr.contains("room R2 could not be checked"),
+        "{}",
+        first.report()
+    );
+    assert!(
+        first.stdout.contains("reconciled 2 of 3 rooms") && first.stdout.contains("failed"),
+        "{}",
+        first.report()
+    );
+    let mut people: Vec<String> = changes(&dir, 0).into_iter().map(|c| c.1).collect();
+    people.sort();
+    assert_eq!(people, ["counsel", "leaves", "promoted", "stays"]);
+    assert_eq!(fake.count("GET", "/rooms"), 3, "two 429s, then the list");
+    assert!(
+        first
+            .stdout
+            .contains(&format!(", {} API calls", fake.requests().len())),
+        "429s count as calls: {}",
+        first.report()
+    );
+
+    fake.set_room_failing("R2", false);
+    reconcile_cli(&dir, &fake, &[]).success();
+
+    assert_eq!(changes(&dir, 4), [triple("joined", "other", "reconciled")]);
+}
+
+#[test]
+fn reconcile_by_hand_is_refused_while_serve_runs_on_the_directory() {
+    let fake = two_rooms();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let server = ServerProcess::start(&dir, |c| {
+        c.env("ROLLCALL_SECRET", SECRET);
+    });
+
+    let refused = reconcile_cli(&dir, &fake, &[]).code(2);
+
+    assert!(
+        refused.stderr.contains("serve reconciles by itself"),
+        "{}",
+        refused.report()
+    );
+    assert!(fake.requests().is_empty(), "{:#?}", fake.requests());
+    assert!(server.terminate().success());
+    assert!(membership_records(&dir).is_empty());
+}
+
+async fn deliver(address: &str, body: &[u8]) -> reqwest::Response {
+    let signature = rollcall::webhook::signature::sign(&Secret::new(SECRET.into()), body);
+    reqwest::Client::new()
+        .post(format!("{address}/hooks/default"))
+        .header("x-spark-signature", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get(address: &str, path: &str) -> (u16, String) {
+    let answer = reqwest::get(format!("{address}{path}")).await.unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+#[test]
+fn serve_refuses_an_interval_it_cannot_read_and_says_what_it_takes() {
+    let temp = tempfile::tempdir().unwrap();
+
+    let refused = run(rollcall(temp.path()).args(["serve", "--reconcile-every", "1d"])).code(2);
+
+    assert!(
+        refused.stderr.contains("give e.g. 90s, 30m or 1h"),
+        "{}",
+        refused.report()
+    );
+}
