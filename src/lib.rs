@@ -23,6 +23,7 @@ pub mod clock;
 pub mod cmd;
 pub mod log;
 pub mod metrics;
+pub mod offsite;
 pub mod reconcile;
 pub mod schedule;
 pub mod secret;

@@ -24,6 +24,7 @@ use crate::log::files;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
+use crate::offsite::checkpoint::Checkpoints;
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::webex::client::Client;
@@ -63,6 +64,8 @@ pub struct Settings {
     /// The write and fdatasync calls of the log: the real ones, or a
     /// test's faulty ones.
     pub disk: Arc<dyn Disk>,
+    /// The S3 bucket to ship archives and head checkpoints to, if any.
+    pub offsite: Option<crate::offsite::Offsite>,
     /// Reconciling with Webex at start and periodically (with a token);
     /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
     /// turns it on.
@@ -83,6 +86,7 @@ impl Settings {
             archive: Some((DEFAULT_ARCHIVE_AT, archive::Options::default())),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             disk: Arc::new(RealDisk),
+            offsite: None,
             reconcile: None,
         }
     }
@@ -97,6 +101,7 @@ pub struct Application {
     /// The periodic recheck of the Webex registrations, with its period.
     upkeep: Option<(Upkeep, Duration)>,
     nightly: Option<Nightly>,
+    checkpoints: Option<Checkpoints>,
     /// The reconcile at start and every so often after it.
     reconcile: Option<(Reconciler, Option<Duration>)>,
     _lock: File,
@@ -138,7 +143,19 @@ impl Application {
             started,
         )?;
         let nightly = settings.archive.map(|(at, options)| {
-            Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options)
+            let nightly = Nightly::new(dir.clone(), clock, at, metrics.clone()).options(options);
+            match &settings.offsite {
+                Some(offsite) => nightly.offsite(offsite.store.clone()),
+                None => nightly,
+            }
+        });
+        let checkpoints = settings.offsite.map(|offsite| {
+            Checkpoints::new(
+                dir.clone(),
+                offsite.store,
+                offsite.checkpoint_every,
+                metrics.clone(),
+            )
         });
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -159,6 +176,7 @@ impl Application {
             drain_timeout: settings.drain_timeout,
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
+            checkpoints,
             reconcile,
             _lock: lock,
         })
@@ -204,6 +222,12 @@ impl Application {
             .upkeep
             .take()
             .map(|(upkeep, every)| tokio::spawn(upkeep.run(every)));
+        let (stop_checkpoints, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+        let checkpoints = self.checkpoints.take().map(|checkpoints| {
+            tokio::spawn(checkpoints.run(async move {
+                let _ = checkpoints_stopped.await;
+            }))
+        });
         let reconcile = self.reconcile.take().map(|(reconciler, every)| {
             let state = self.state.clone();
             tokio::spawn(async move { reconciler.run_every(&state.writer, every).await })
@@ -295,6 +319,14 @@ impl Application {
         tokio::task::spawn_blocking(move || state.writer.shutdown())
             .await
             .context("stopping the log writer")?;
+        // The head after the stop record, off the machine.
+        drop(stop_checkpoints);
+        if let Some(Ok(mut checkpoints)) = match checkpoints {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            checkpoints.take().await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod bin;
 pub mod disk;
 pub mod fake_webex;
 pub mod logs;
+pub mod moto;
 
 use std::path::PathBuf;
 
