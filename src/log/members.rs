@@ -98,6 +98,12 @@ pub struct Members {
 impl Members {
     /// Folds every record of `days`, in log order.
     pub fn load(days: &[Day]) -> Result<Self, ReadError> {
+        Self::load_through(days, u64::MAX)
+    }
+
+    /// [`Members::load`], of the records up to seq `through`: the log as
+    /// it was when a writer started, whatever it has appended since.
+    pub fn load_through(days: &[Day], through: u64) -> Result<Self, ReadError> {
         let mut members = Members::default();
         reader::in_log_order(
             days,
@@ -113,7 +119,8 @@ impl Members {
                 let mut scratch = String::new();
                 for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
                     match RecordView::parse_reusing(line, &mut scratch) {
-                        Ok(view) => members.apply(Change::from(&view)),
+                        Ok(view) if view.seq <= through => members.apply(Change::from(&view)),
+                        Ok(_) => {}
                         // A damaged line is `verify`'s to report; the
                         // state goes on from the lines that read.
                         Err(error) if !line.is_empty() => tracing::warn!(
