@@ -55,6 +55,8 @@ pub enum Command {
     Archive(cmd::archive::Args),
     /// Check every record, day file, archive and digest.
     Verify(cmd::verify::Args),
+    /// Rebuild a log directory from the S3 bucket (--dir must be new or empty).
+    Restore(cmd::restore::Args),
     /// Who was in a room at a time, from the log.
     Roster(cmd::roster::Args),
     /// Every room the log knows, with its members now and its baseline.

@@ -25,6 +25,7 @@ pub mod cmd;
 pub mod console;
 pub mod log;
 pub mod metrics;
+pub mod offsite;
 pub mod reconcile;
 pub mod schedule;
 pub mod secret;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => cmd::tail::run(global, args),
         Command::Archive(args) => cmd::archive::run(global, args),
         Command::Verify(args) => cmd::verify::run(global, args),
+        Command::Restore(args) => cmd::restore::run(global, args),
         Command::Roster(args) => cmd::roster::run(global, args),
         Command::Rooms(args) => cmd::rooms::run(global, args),
         Command::Reconcile(args) => cmd::reconcile::run(global, args),

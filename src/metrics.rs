@@ -62,6 +62,16 @@ pub struct Metrics {
     /// 1 when the newest record failed its hash at start (the chain went
     /// on from its stored hash), else 0.
     pub damaged_at_start: AtomicU64,
+    /// Archives and digests uploaded to the bucket.
+    pub offsite_shipped_objects: AtomicU64,
+    /// Shipping runs the store made stop early.
+    pub offsite_ship_failures: AtomicU64,
+    /// Archives not yet confirmed in the bucket (a gauge).
+    pub unshipped_archives: AtomicU64,
+    /// Unix time the oldest unshipped archive has waited since, 0 for none.
+    pub oldest_unshipped_since: AtomicU64,
+    pub checkpoints_uploaded: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
     pub reconcile_runs: AtomicU64,
     /// Rooms a reconcile run could not check (each run counts its own).
     pub reconcile_failed_rooms: AtomicU64,
@@ -139,6 +149,26 @@ impl Metrics {
                 &self.archive_failures,
             ),
             (
+                "rollcall_offsite_shipped_objects_total",
+                "Archives and digests uploaded to the S3 bucket.",
+                &self.offsite_shipped_objects,
+            ),
+            (
+                "rollcall_offsite_ship_failures_total",
+                "Shipping runs the S3 store made stop early (retried later).",
+                &self.offsite_ship_failures,
+            ),
+            (
+                "rollcall_offsite_checkpoints_total",
+                "Head checkpoints uploaded to the S3 bucket.",
+                &self.checkpoints_uploaded,
+            ),
+            (
+                "rollcall_offsite_checkpoint_failures_total",
+                "Head checkpoints the S3 store did not take.",
+                &self.checkpoint_failures,
+            ),
+            (
                 "rollcall_reconcile_runs_total",
                 "Reconcile runs.",
                 &self.reconcile_runs,
@@ -173,6 +203,17 @@ impl Metrics {
             out,
             "# HELP rollcall_damaged_records_at_start Whether the newest record failed its hash at start (run `rollcall verify`).\n# TYPE rollcall_damaged_records_at_start gauge\nrollcall_damaged_records_at_start {}",
             self.damaged_at_start.load(Relaxed)
+        );
+        let since = self.oldest_unshipped_since.load(Relaxed);
+        let age = if since == 0 {
+            0
+        } else {
+            (time::OffsetDateTime::now_utc().unix_timestamp() as u64).saturating_sub(since)
+        };
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_unshipped_archives Archives not yet confirmed in the S3 bucket.\n# TYPE rollcall_unshipped_archives gauge\nrollcall_unshipped_archives {}\n# HELP rollcall_oldest_unshipped_archive_age_seconds How long the oldest unshipped archive has waited (0: none).\n# TYPE rollcall_oldest_unshipped_archive_age_seconds gauge\nrollcall_oldest_unshipped_archive_age_seconds {age}",
+            self.unshipped_archives.load(Relaxed)
         );
         out.push_str("# HELP rollcall_ack_seconds Time from request to answer.\n");
         out.push_str("# TYPE rollcall_ack_seconds histogram\n");

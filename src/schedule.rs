@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::log::archive::{Options, archive_closed_days};
 use crate::metrics::Metrics;
+use crate::offsite::{Store, ship};
 
 /// When the next nightly run after `now` is due: the first `at` (UTC)
 /// strictly after `now`.
@@ -33,6 +34,7 @@ pub struct Nightly {
     at: Time,
     options: Options,
     metrics: Arc<Metrics>,
+    offsite: Option<Arc<Store>>,
     runs: watch::Sender<u64>,
 }
 
@@ -44,6 +46,7 @@ impl Nightly {
             at,
             options: Options::default(),
             metrics,
+            offsite: None,
             runs: watch::Sender::new(0),
         }
     }
@@ -51,6 +54,22 @@ impl Nightly {
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
         self
+    }
+
+    /// Ship to this bucket at start and after each run, and keep archives
+    /// it does not hold yet past the retention period.
+    pub fn offsite(mut self, store: Arc<Store>) -> Self {
+        self.options.keep_unshipped = true;
+        self.offsite = Some(store);
+        self
+    }
+
+    /// Ships what the bucket lacks, retrying until the next run is due.
+    async fn ship(&self, due: OffsetDateTime) {
+        if let Some(store) = &self.offsite {
+            let until = std::time::Duration::try_from(due - self.clock.now()).unwrap_or_default();
+            ship::ship_retrying(&self.dir, store, &self.metrics, until).await;
+        }
     }
 
     /// The number of runs finished so far, to wait on.
@@ -64,6 +83,11 @@ impl Nightly {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut due = next_run_after(self.clock.now(), self.at);
+        // What earlier runs could not ship goes first.
+        tokio::select! {
+            () = self.ship(due) => {}
+            () = &mut shutdown => return,
+        }
         loop {
             let wait = due - self.clock.now();
             let wait = std::time::Duration::try_from(wait).unwrap_or_default();
@@ -111,8 +135,12 @@ impl Nightly {
                     tracing::error!(%error, "nightly archival panicked; the live files are kept");
                 }
             }
-            self.runs.send_modify(|n| *n += 1);
             due = next_run_after(self.clock.now().max(due), self.at);
+            tokio::select! {
+                () = self.ship(due) => {}
+                () = &mut shutdown => return,
+            }
+            self.runs.send_modify(|n| *n += 1);
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::log::files;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
+use crate::offsite::checkpoint::Checkpoints;
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::webex::client::Client;
@@ -66,6 +67,8 @@ pub struct Settings {
     pub disk: Arc<dyn Disk>,
     /// The web console's own listener; `None` for none.
     pub console: Option<console::Settings>,
+    /// The S3 bucket to ship archives and head checkpoints to, if any.
+    pub offsite: Option<crate::offsite::Offsite>,
     /// Reconciling with Webex at start and periodically (with a token);
     /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
     /// turns it on.
@@ -87,6 +90,7 @@ impl Settings {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             disk: Arc::new(RealDisk),
             console: None,
+            offsite: None,
             reconcile: None,
         }
     }
@@ -102,6 +106,7 @@ pub struct Application {
     upkeep: Option<(Upkeep, Duration)>,
     nightly: Option<Nightly>,
     console: Option<Console>,
+    checkpoints: Option<Checkpoints>,
     /// The reconcile at start and every so often after it.
     reconcile: Option<(Reconciler, Option<Duration>)>,
     _lock: File,
@@ -143,7 +148,20 @@ impl Application {
             started,
         )?;
         let nightly = settings.archive.map(|(at, options)| {
-            Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options)
+            let nightly =
+                Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options);
+            match &settings.offsite {
+                Some(offsite) => nightly.offsite(offsite.store.clone()),
+                None => nightly,
+            }
+        });
+        let checkpoints = settings.offsite.map(|offsite| {
+            Checkpoints::new(
+                dir.clone(),
+                offsite.store,
+                offsite.checkpoint_every,
+                metrics.clone(),
+            )
         });
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -169,6 +187,7 @@ impl Application {
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
             console,
+            checkpoints,
             reconcile,
             _lock: lock,
         })
@@ -219,6 +238,12 @@ impl Application {
             .upkeep
             .take()
             .map(|(upkeep, every)| tokio::spawn(upkeep.run(every)));
+        let (stop_checkpoints, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+        let checkpoints = self.checkpoints.take().map(|checkpoints| {
+            tokio::spawn(checkpoints.run(async move {
+                let _ = checkpoints_stopped.await;
+            }))
+        });
         let reconcile = self.reconcile.take().map(|(reconciler, every)| {
             let state = self.state.clone();
             tokio::spawn(async move { reconciler.run_every(&state.writer, every).await })
@@ -321,6 +346,14 @@ impl Application {
         tokio::task::spawn_blocking(move || state.writer.shutdown())
             .await
             .context("stopping the log writer")?;
+        // The head after the stop record, off the machine.
+        drop(stop_checkpoints);
+        if let Some(Ok(mut checkpoints)) = match checkpoints {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            checkpoints.take().await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

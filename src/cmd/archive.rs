@@ -1,20 +1,24 @@
 //! `rollcall archive`: compresses every closed day into `DIR/archive/`,
-//! with a digest each, and optionally deletes archives past a retention
-//! period.
+//! with a digest each, ships what the S3 bucket lacks (with `--s3-url`),
+//! and optionally deletes archives past a retention period.
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
+use super::args::S3Args;
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::log::archive::{self, Options};
 use crate::log::days;
+use crate::metrics::Metrics;
+use crate::offsite::{self, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Also delete the archives of days more than N days before today
     /// (their digests are kept). Never done unless asked; at least 7, the
-    /// days duplicates are recognised over.
+    /// days duplicates are recognised over. With --s3-url, only archives
+    /// confirmed in the bucket are deleted.
     #[arg(
         long,
         env = "ROLLCALL_RETAIN_DAYS",
@@ -22,14 +26,78 @@ pub struct Args {
         value_parser = archive::parse_retain_days
     )]
     pub retain_days: Option<u32>,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
+/// Exit 0 when archived (and shipped, with --s3-url); 1 when archived
+/// but the bucket could not take everything (the next run retries); 2
+/// when archival itself failed.
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let store = args.s3.store()?;
     let options = Options {
-        retain_days: args.retain_days,
+        retain_days: None,
+        keep_unshipped: store.is_some(),
     };
     let summary =
         archive::archive_closed_days(&global.dir, &SystemClock, &options, &AtomicBool::new(false))?;
+    print_summary(&summary);
+    let mut code = ExitCode::SUCCESS;
+    if let Some(store) = &store
+        && !ship(global, store)?
+    {
+        code = ExitCode::from(1);
+    }
+    if args.retain_days.is_some() {
+        let retention = Options {
+            retain_days: args.retain_days,
+            ..options
+        };
+        let pruned = archive::archive_closed_days(
+            &global.dir,
+            &SystemClock,
+            &retention,
+            &AtomicBool::new(false),
+        )?;
+        for path in &pruned.retired {
+            println!("deleted {} (past the retention period)", path.display());
+        }
+    }
+    Ok(code)
+}
+
+/// Ships to the bucket and checkpoints the head; false if the store did
+/// not take everything.
+fn ship(global: &Global, store: &Store) -> anyhow::Result<bool> {
+    super::runtime()?.block_on(async {
+        let shipped = offsite::ship::ship(&global.dir, store, &Metrics::default()).await?;
+        for name in &shipped.uploaded {
+            println!("shipped {name}");
+        }
+        if let Some(error) = &shipped.failure {
+            println!(
+                "NOT SHIPPED: {} archives wait for the bucket ({error}); the next run retries",
+                shipped.unshipped.len()
+            );
+            return Ok(false);
+        }
+        if shipped.uploaded.is_empty() {
+            println!("nothing to ship: the bucket holds every archive and digest");
+        }
+        if let Some(head) = crate::log::head::Head::read(&global.dir)? {
+            match offsite::checkpoint::upload(store, &head).await {
+                Ok(_) => println!("checkpointed the head: {head}"),
+                Err(error) => {
+                    println!("NOT CHECKPOINTED: {error}");
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    })
+}
+
+fn print_summary(summary: &archive::Summary) {
     for day in &summary.finished {
         println!(
             "finished {}: an earlier run had archived it; removed its live file",
@@ -47,11 +115,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             day.archive.display()
         );
     }
-    for path in &summary.retired {
-        println!("deleted {} (past the retention period)", path.display());
-    }
     if summary.archived.is_empty() && summary.finished.is_empty() {
         println!("nothing to archive: every closed day is archived");
     }
-    Ok(ExitCode::SUCCESS)
 }

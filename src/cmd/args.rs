@@ -7,6 +7,8 @@ use anyhow::Context;
 
 use crate::log::reader::{self, Filter};
 use crate::log::record::{Event, Source};
+use crate::offsite::Store;
+use crate::offsite::settings::{self, Lock, LockMode, S3Url, Settings};
 use crate::webex::client::{self, Client};
 use crate::webhook::payload::Target;
 
@@ -160,4 +162,68 @@ pub fn parse_public_url(value: &str) -> Result<String, String> {
         return Err("must be an http(s) URL with a host, e.g. https://audit.example.com".into());
     }
     Ok(value.trim_end_matches('/').to_string())
+}
+
+/// Where the S3 bucket is, for shipping, `verify --remote` and `restore`.
+/// Credentials and region are never flags: they come from the standard
+/// AWS environment variables and files.
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3Args {
+    /// Ship archives, digests and head checkpoints to this bucket, under
+    /// this key prefix. Credentials: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), or AWS_PROFILE and
+    /// ~/.aws/credentials; region: AWS_REGION or ~/.aws/config.
+    #[arg(long, env = "ROLLCALL_S3_URL", value_name = "s3://BUCKET/PREFIX")]
+    pub s3_url: Option<S3Url>,
+    /// The store's URL, for stores other than AWS S3 (MinIO, Ceph...),
+    /// e.g. http://127.0.0.1:9000. Addressed path style.
+    #[arg(long, env = "ROLLCALL_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Lock each uploaded object for N days. Without it the bucket's
+    /// default retention applies.
+    #[arg(long, env = "ROLLCALL_S3_LOCK_DAYS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub s3_lock_days: Option<u32>,
+    /// The Object Lock mode of --s3-lock-days.
+    #[arg(
+        long,
+        env = "ROLLCALL_S3_LOCK_MODE",
+        value_enum,
+        default_value = "compliance"
+    )]
+    pub s3_lock_mode: LockMode,
+}
+
+impl S3Args {
+    /// The store, if `--s3-url` was given.
+    pub fn store(&self) -> anyhow::Result<Option<Store>> {
+        let Some(url) = self.s3_url.clone() else {
+            anyhow::ensure!(
+                self.s3_endpoint.is_none() && self.s3_lock_days.is_none(),
+                "--s3-endpoint and --s3-lock-days need --s3-url s3://BUCKET/PREFIX"
+            );
+            return Ok(None);
+        };
+        let env = settings::process_env;
+        let settings = Settings {
+            url,
+            endpoint: self.s3_endpoint.clone(),
+            region: settings::region(&env),
+            credentials: settings::credentials(&env)?,
+            lock: self.s3_lock_days.map(|days| Lock {
+                mode: self.s3_lock_mode,
+                days,
+            }),
+        };
+        Ok(Some(Store::new(&settings)?))
+    }
+
+    /// The store, which `what` cannot do without.
+    pub fn required(&self, what: &str) -> anyhow::Result<Store> {
+        self.store()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{what} needs the bucket: give --s3-url s3://BUCKET/PREFIX (or set ROLLCALL_S3_URL)"
+            )
+        })
+    }
 }

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod args;
 pub mod export;
 pub mod reconcile;
+pub mod restore;
 pub mod rooms;
 pub mod roster;
 pub mod serve;

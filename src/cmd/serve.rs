@@ -14,6 +14,7 @@ use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::console;
 use crate::log::archive;
+use crate::offsite;
 use crate::reconcile;
 use crate::secret;
 use crate::startup::{Application, Settings};
@@ -75,6 +76,19 @@ pub struct Args {
         requires = "console"
     )]
     pub console_trust_header: Option<String>,
+    #[command(flatten)]
+    pub s3: args::S3Args,
+    /// With --s3-url, upload the durable head as a locked checkpoint this
+    /// often when it has moved (seconds, or e.g. 30s, 5m, 1h), and at
+    /// shutdown.
+    #[arg(
+        long,
+        value_name = "PERIOD",
+        env = "ROLLCALL_CHECKPOINT_EVERY",
+        default_value = "5m",
+        value_parser = offsite::parse_every
+    )]
+    pub checkpoint_every: std::time::Duration,
     /// With WEBEX_TOKEN, reconcile with Webex at start and then this often
     /// (e.g. 90s, 30m, 1h; 0 or off: only at start).
     #[arg(
@@ -114,8 +128,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
                 retain_days: args.retain_days,
+                keep_unshipped: args.s3.s3_url.is_some(),
             };
             (args.archive_at, options)
+        }),
+        offsite: args.s3.store()?.map(|store| offsite::Offsite {
+            store: Arc::new(store),
+            checkpoint_every: args.checkpoint_every,
         }),
         reconcile: Some(reconcile::Settings {
             every: args.reconcile_every.0,

@@ -11,6 +11,7 @@ use crate::cli::Global;
 use crate::log::days;
 use crate::log::head::Head;
 use crate::log::verify::{self, Heads, Report};
+use crate::offsite;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,6 +19,15 @@ pub struct Args {
     /// `verify` printed after "head:", kept off this machine.
     #[arg(long, value_name = "SEQ:HASH", env = "ROLLCALL_EXPECT_HEAD")]
     pub expect_head: Option<Head>,
+
+    /// Also check the log against the S3 bucket (--s3-url): archives and
+    /// digests byte for byte, objects only there, and every head
+    /// checkpoint.
+    #[arg(long, env = "ROLLCALL_REMOTE")]
+    pub remote: bool,
+
+    #[command(flatten)]
+    pub s3: super::args::S3Args,
 
     /// One JSON object per line: each fault, quarantined file and note
     /// (`"kind"` says which), then a summary, for scripts and monitoring.
@@ -39,11 +49,48 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print_text(&report);
     }
-    Ok(if report.intact() {
+    let remote_intact = if args.remote {
+        let store = args.s3.required("verify --remote")?;
+        let remote = super::runtime()?
+            .block_on(offsite::remote::verify_remote(dir, &store))
+            .context("verifying against the S3 bucket")?;
+        print_remote(&remote, args.json)?;
+        remote.faults.is_empty()
+    } else {
+        true
+    };
+    Ok(if report.intact() && remote_intact {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn print_remote(remote: &offsite::remote::RemoteReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        for (kind, texts) in [
+            ("remote_fault", &remote.faults),
+            ("remote_note", &remote.notes),
+        ] {
+            for text in texts {
+                println!("{}", serde_json::json!({ "kind": kind, "problem": text }));
+            }
+        }
+        return Ok(());
+    }
+    for fault in &remote.faults {
+        println!("FAULT: {fault}");
+    }
+    for note in &remote.notes {
+        println!("note: {note}");
+    }
+    if remote.faults.is_empty() {
+        println!(
+            "bucket: {} archives and digests match their objects; the chain holds all {} checkpoints",
+            remote.matched, remote.checkpoints
+        );
+    }
+    Ok(())
 }
 
 fn print_json(report: &Report) -> anyhow::Result<()> {

@@ -98,6 +98,12 @@ pub struct Members {
 impl Members {
     /// Folds every record of `days`, in log order.
     pub fn load(days: &[Day]) -> Result<Self, ReadError> {
+        Self::load_through(days, u64::MAX)
+    }
+
+    /// [`Members::load`], of the records up to seq `through`: the log as
+    /// it was when a writer started, whatever it has appended since.
+    pub fn load_through(days: &[Day], through: u64) -> Result<Self, ReadError> {
         let mut members = Members::default();
         reader::in_log_order(
             days,
@@ -113,7 +119,8 @@ impl Members {
                 let mut scratch = String::new();
                 for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
                     match RecordView::parse_reusing(line, &mut scratch) {
-                        Ok(view) => members.apply(Change::from(&view)),
+                        Ok(view) if view.seq <= through => members.apply(Change::from(&view)),
+                        Ok(_) => {}
                         // A damaged line is `verify`'s to report; the
                         // state goes on from the lines that read.
                         Err(error) if !line.is_empty() => tracing::warn!(
@@ -137,39 +144,42 @@ impl Members {
         if !change.event.is_membership() || change.membership_id.is_empty() {
             return;
         }
-        let member = self
-            .by_id
-            .entry(change.membership_id.to_string())
-            .or_insert_with(|| Member {
-                membership_id: change.membership_id.to_string(),
-                room_id: change.room_id.to_string(),
-                person_id: change.person_id.to_string(),
-                person_email: None,
-                person_display_name: None,
-                present: false,
-                is_moderator: None,
-                since: None,
-                added_by: None,
-                join_source: change.source,
-                last_seq: 0,
-                last_at: String::new(),
-            });
-        if let Some(email) = change.person_email {
-            member.person_email = Some(email.to_string());
+        // A whole-log fold at start goes through here once per record:
+        // a membership seen before costs a lookup, not an allocation.
+        let member = match self.by_id.get_mut(change.membership_id) {
+            Some(member) => member,
+            None => self
+                .by_id
+                .entry(change.membership_id.to_string())
+                .or_insert_with(|| Member {
+                    membership_id: change.membership_id.to_string(),
+                    room_id: change.room_id.to_string(),
+                    person_id: change.person_id.to_string(),
+                    person_email: None,
+                    person_display_name: None,
+                    present: false,
+                    is_moderator: None,
+                    since: None,
+                    added_by: None,
+                    join_source: change.source,
+                    last_seq: 0,
+                    last_at: String::new(),
+                }),
+        };
+        if change.person_email.is_some() {
+            set(&mut member.person_email, change.person_email);
         }
-        if let Some(name) = change.person_display_name {
-            member.person_display_name = Some(name.to_string());
+        if change.person_display_name.is_some() {
+            set(&mut member.person_display_name, change.person_display_name);
         }
         match change.event {
             Event::Joined => {
                 member.present = true;
-                member.since = Some(
-                    change
-                        .membership_created
-                        .unwrap_or(change.received_at)
-                        .to_string(),
+                set(
+                    &mut member.since,
+                    Some(change.membership_created.unwrap_or(change.received_at)),
                 );
-                member.added_by = change.actor_id.map(str::to_string);
+                set(&mut member.added_by, change.actor_id);
                 member.join_source = change.source;
                 member.is_moderator = change.is_moderator;
             }
@@ -180,7 +190,8 @@ impl Members {
             Event::ReceiverStarted | Event::ReceiverStopped => {}
         }
         member.last_seq = change.seq;
-        member.last_at = change.received_at.to_string();
+        member.last_at.clear();
+        member.last_at.push_str(change.received_at);
     }
 
     /// Puts a membership back as it was (`None`: unknown), undoing a
@@ -206,6 +217,18 @@ impl Members {
     /// Every membership, present or not.
     pub fn all(&self) -> impl Iterator<Item = &Member> {
         self.by_id.values()
+    }
+}
+
+/// Sets `field` to `value`, reusing its allocation.
+fn set(field: &mut Option<String>, value: Option<&str>) {
+    match (field.as_mut(), value) {
+        (Some(old), Some(new)) if old == new => {}
+        (Some(old), Some(new)) => {
+            old.clear();
+            old.push_str(new);
+        }
+        (_, new) => *field = new.map(str::to_string),
     }
 }
 

@@ -234,6 +234,7 @@ impl Reconciler {
         progress: &mut (dyn FnMut(usize, usize) + Send),
     ) {
         summary.rooms = rooms.len();
+        writer.members_ready().await;
         if let Some(gap) = self.gap.take() {
             summary.backfill = self.backfill(writer, gap, rooms, summary).await;
         }

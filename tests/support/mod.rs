@@ -10,6 +10,7 @@ pub mod console;
 pub mod disk;
 pub mod fake_webex;
 pub mod logs;
+pub mod moto;
 
 use std::path::PathBuf;
 

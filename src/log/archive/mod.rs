@@ -62,6 +62,9 @@ pub struct Options {
     /// Delete archives of days more than this many days before today.
     /// Never by default; at least [`MIN_RETAIN_DAYS`].
     pub retain_days: Option<u32>,
+    /// Retention deletes only archives confirmed in the S3 bucket (set
+    /// when shipping is configured).
+    pub keep_unshipped: bool,
 }
 
 /// One day archived by a run.
@@ -141,7 +144,12 @@ pub fn archive_closed_days(
     }
     if let Some(keep) = options.retain_days {
         retention::check_retain_days(keep).map_err(anyhow::Error::msg)?;
-        summary.retired = retention::retire(dir, today - Duration::days(keep.into()), now)?;
+        summary.retired = retention::retire(
+            dir,
+            today - Duration::days(keep.into()),
+            now,
+            options.keep_unshipped,
+        )?;
     }
     Ok(summary)
 }

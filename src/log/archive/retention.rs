@@ -18,6 +18,7 @@ use crate::log::fault::Fault;
 use crate::log::files;
 use crate::log::record::{GENESIS_HASH, format_timestamp};
 use crate::log::writer::DEDUP_DAYS;
+use crate::offsite::ship;
 
 /// One line per archive deleted by retention; its digest stays, so the
 /// digest chain stays whole.
@@ -74,12 +75,20 @@ fn retired_chain_hash(lines: &str) -> String {
 
 /// Deletes the archives of days before `before` (keeping their digests, so
 /// the chain stays checkable) and notes each in `retired.jsonl` first.
+/// With `keep_unshipped`, an archive not confirmed in the S3 bucket is
+/// kept whatever its age: it may be the only copy.
 pub(super) fn retire(
     dir: &Path,
     before: Date,
     now: OffsetDateTime,
+    keep_unshipped: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let listing = list_archive_dir(dir)?;
+    let shipped = if keep_unshipped {
+        Some(ship::confirmed(dir).with_context(|| format!("reading {}", dir.display()))?)
+    } else {
+        None
+    };
     let digests = load_digests(dir)?;
     let archive_dir = dir.join(ARCHIVE_DIR);
     let log_path = archive_dir.join(RETIRED_FILE);
@@ -96,6 +105,12 @@ pub(super) fn retire(
             continue;
         };
         if days::live_path(dir, *date).exists() {
+            continue;
+        }
+        if let Some(shipped) = &shipped
+            && !ship::is_confirmed(shipped, archive)
+        {
+            tracing::warn!(archive = %archive.display(), "kept an archive past the retention period: it is not confirmed in the S3 bucket yet");
             continue;
         }
         let line = Retired {

@@ -23,6 +23,7 @@ use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 
 mod disk;
+mod known;
 mod recover;
 
 pub use disk::{Disk, RealDisk};
@@ -31,7 +32,7 @@ use recover::{last_record, remembered, repair_torn_tail};
 use super::days::{self, Day};
 use super::files;
 use super::head::Head;
-use super::members::{Change, Member, Members};
+use super::members::{Member, Members};
 use super::record::{DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -98,7 +99,7 @@ pub struct LogWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
     healthy: Arc<AtomicBool>,
     seen: Seen,
-    members: Known,
+    members: Arc<Known>,
     /// The last record found at start, if any.
     recovered_end: Option<LogEnd>,
     dir: PathBuf,
@@ -114,9 +115,7 @@ pub struct LogEnd {
     pub received_at: Option<String>,
 }
 
-/// Every membership's state, kept current by the writer (changed with the
-/// records of a batch, put back if the batch fails).
-type Known = Arc<Mutex<Members>>;
+use known::Known;
 
 /// The dedup keys of the recent records, with their seq and day: the
 /// writer's, shared so a delivery can learn cheaply that it is a retry.
@@ -145,6 +144,7 @@ impl LogWriter {
         let healthy = Arc::new(AtomicBool::new(true));
         let mut state = State::recover(dir, clock, metrics, healthy.clone(), disk.clone())?;
         state.start_head();
+        state.load_members()?;
         let seen = state.seen.clone();
         let members = state.members.clone();
         let recovered_end = state.recovered_end.clone();
@@ -221,9 +221,15 @@ impl LogWriter {
     }
 
     /// Reads the log's membership state as it stands (records of a batch
-    /// being made durable included).
+    /// being made durable included), once it has been read from disk.
     pub fn members<T>(&self, read: impl FnOnce(&Members) -> T) -> T {
-        read(&lock(&self.members))
+        self.members.read(read)
+    }
+
+    /// Resolves once the membership state has been read from disk, so
+    /// [`LogWriter::members`] does not block.
+    pub async fn members_ready(&self) {
+        self.members.ready().await;
     }
 
     /// The seq the event with `key` was recorded under, if the writer has
@@ -297,7 +303,9 @@ struct State {
     last_received: OffsetDateTime,
     recovered_end: Option<LogEnd>,
     seen: Seen,
-    members: Known,
+    /// Every membership's state, kept current by the writer (changed with
+    /// the records of a batch, put back if the batch fails).
+    members: Arc<Known>,
     /// The file may hold bytes the state does not account for: recover
     /// from disk before the next write.
     broken: bool,
@@ -349,7 +357,7 @@ impl State {
             last_received: OffsetDateTime::UNIX_EPOCH,
             recovered_end: None,
             seen: Seen::default(),
-            members: Known::default(),
+            members: Arc::default(),
             broken: false,
             head_unsynced: false,
             head_synced_at: None,
@@ -385,9 +393,16 @@ impl State {
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
         let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
         state.seen().extend(remembered(&recent)?);
-        *lock(&state.members) = Members::load(&all_days)
-            .with_context(|| format!("reading the memberships of {}", dir.display()))?;
         Ok(state)
+    }
+
+    /// Starts reading every membership's state from the log as it is now
+    /// (in the background: see [`known`]).
+    fn load_members(&self) -> anyhow::Result<()> {
+        let all_days =
+            days::list(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?;
+        self.members.load(all_days, self.next_seq - 1);
+        Ok(())
     }
 
     fn seen(&self) -> MutexGuard<'_, DedupMap<(u64, Date)>> {
@@ -515,9 +530,9 @@ impl State {
         let mut written = 0;
         let mut owed = Vec::new();
         let mut seen = lock(&self.seen);
-        let mut members = lock(&self.members);
+        let mut members = self.members.lock();
         // What the batch changed in `members`, to put back if it fails.
-        let mut undo: Vec<(String, Option<Member>)> = Vec::new();
+        let mut undo = Vec::new();
         for Job {
             mut record,
             rule,
@@ -533,6 +548,9 @@ impl State {
                 }
                 continue;
             }
+            if rule != Rule::Always {
+                members = self.members.wait(members);
+            }
             if !rule.allows(&record, members.get(&record.membership_id)) {
                 owed.push((reply, Appended::Unchanged));
                 continue;
@@ -542,9 +560,7 @@ impl State {
             record.prev_hash = std::mem::take(&mut self.last_hash);
             buf.extend_from_slice(&record.seal());
             if record.event.is_membership() {
-                let before = members.get(&record.membership_id).cloned();
-                undo.push((record.membership_id.clone(), before));
-                members.apply(Change::from(&record));
+                undo.push(members.apply(&record));
             }
             self.last_hash = record.hash;
             self.next_seq += 1;
@@ -575,8 +591,8 @@ impl State {
                 seen.remove(&key);
             }
             drop(seen);
-            for (id, before) in undo.into_iter().rev() {
-                members.restore(id, before);
+            for change in undo.into_iter().rev() {
+                members.undo(change);
             }
             drop(members);
             if self
@@ -647,7 +663,7 @@ impl State {
         }
         let fresh_seen = std::mem::take(&mut *lock(&fresh.seen));
         self.seen().extend(fresh_seen);
-        *lock(&self.members) = std::mem::take(&mut *lock(&fresh.members));
+        self.load_members()?;
         self.day = None;
         self.broken = false;
         Ok(())

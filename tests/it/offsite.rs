@@ -1,0 +1,415 @@
+//! Off the machine: archives, digests and head checkpoints shipped to a
+//! real S3 implementation (moto) with Object Lock, checked against by
+//! `verify --remote`, and restored from, all through the real binary.
+
+use std::path::Path;
+use std::process::Command;
+
+use rollcall::log::days;
+use rollcall::log::head::Head;
+use rollcall::log::record::{Event, Record};
+use time::{Duration, OffsetDateTime};
+
+use crate::support::bin::{Run, ServerProcess, rollcall, run};
+use crate::support::logs::{TestLog, read_lines, tamper_archive, write_lines};
+use crate::support::moto::{self, Moto};
+
+const PREFIX: &str = "site-a";
+
+fn with_bucket(moto: &Moto, dir: &Path, args: &[&str]) -> Run {
+    let mut command = rollcall(dir);
+    command.args(args);
+    moto.configure(&mut command, PREFIX);
+    run(&mut command)
+}
+
+/// A closed log over 2026-11-27 and -28, `per_day` records each.
+async fn closed_log(per_day: u32) -> TestLog {
+    let mut log = TestLog::over_days(2, per_day).await;
+    log.close();
+    log
+}
+
+/// The archives and digests in `DIR/archive`, as object names.
+fn local_objects(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".jsonl.gz") || n.ends_with(".digest.json"))
+        .map(|n| format!("archive/{n}"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn archive_ships_every_archive_and_digest_locked_and_a_second_run_uploads_nothing() {
+    let moto = Moto::start().await;
+    let log = closed_log(4).await;
+
+    let first = with_bucket(
+        &moto,
+        &log.dir,
+        &[
+            "archive",
+            "--s3-lock-days",
+            "1",
+            "--s3-lock-mode",
+            "governance",
+        ],
+    )
+    .success();
+
+    let objects = local_objects(&log.dir);
+    assert_eq!(objects.len(), 4, "two days, archive and digest each");
+    let keys = moto.keys().await;
+    for name in &objects {
+        assert!(
+            first.stdout.contains(&format!("shipped {name}")),
+            "{}",
+            first.report()
+        );
+        let key = format!("{PREFIX}/{name}");
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+        assert_eq!(
+            moto.get(&key).await,
+            std::fs::read(log.dir.join(name)).unwrap()
+        );
+        let (mode, until) = moto.retention(&key).await;
+        assert_eq!(mode, "GOVERNANCE", "{key}");
+        assert!(!until.is_empty(), "{key} has no retain-until date");
+    }
+    let head = Head::read(&log.dir).unwrap().unwrap();
+    assert!(
+        keys.contains(&format!("{PREFIX}/checkpoints/{:020}.json", head.seq)),
+        "{keys:?}"
+    );
+    let archive_key = format!("{PREFIX}/{}", objects[1]);
+    let refused = moto.delete_version(&archive_key).await;
+    assert!(
+        (400..500).contains(&refused),
+        "deleting a locked version answered {refused}"
+    );
+    assert_eq!(
+        moto.get(&archive_key).await,
+        std::fs::read(log.dir.join(&objects[1])).unwrap()
+    );
+
+    let second = with_bucket(&moto, &log.dir, &["archive"]).success();
+
+    assert!(
+        !second.stdout.contains("shipped archive/"),
+        "{}",
+        second.report()
+    );
+    assert!(
+        second.stdout.contains("nothing to ship"),
+        "{}",
+        second.report()
+    );
+    assert_eq!(moto.keys().await, keys);
+    with_bucket(&moto, &log.dir, &["verify", "--remote"]).success();
+}
+
+#[tokio::test]
+async fn a_store_down_during_archival_keeps_the_archives_and_the_next_run_ships_them() {
+    let moto = Moto::start().await;
+    let mut log = TestLog::new();
+    let old = OffsetDateTime::now_utc() - Duration::days(12);
+    log.clock.set(old);
+    for _ in 0..2 {
+        for _ in 0..3 {
+            log.append(log.member(Event::Joined)).await;
+        }
+        log.next_day();
+    }
+    log.close();
+    let down = format!("http://127.0.0.1:{}", moto::free_port());
+
+    let mut command = rollcall(&log.dir);
+    command.args(["archive", "--retain-days", "7"]);
+    moto::configure(
+        &mut command,
+        &down,
+        &format!("s3://{}/{PREFIX}", moto.bucket),
+    );
+    let failed = run(&mut command).code(1);
+
+    assert!(failed.stdout.contains("NOT SHIPPED"), "{}", failed.report());
+    assert!(
+        !failed.stderr.contains("testing-secret-key"),
+        "{}",
+        failed.report()
+    );
+    let archived = local_objects(&log.dir);
+    assert_eq!(archived.len(), 4, "{}", failed.report());
+    assert!(moto.keys().await.is_empty());
+
+    let shipped = with_bucket(&moto, &log.dir, &["archive", "--retain-days", "7"]).success();
+
+    let keys = moto.keys().await;
+    for name in &archived {
+        assert!(
+            keys.contains(&format!("{PREFIX}/{name}")),
+            "{}",
+            shipped.report()
+        );
+    }
+    for name in archived.iter().filter(|n| n.ends_with(".gz")) {
+        assert!(
+            shipped
+                .stdout
+                .contains(&format!("deleted {}", log.dir.join(name).display())),
+            "past retention and now in the bucket: {}",
+            shipped.report()
+        );
+    }
+    let verified = with_bucket(&moto, &log.dir, &["verify", "--remote"]).success();
+    assert!(
+        verified.stdout.contains("deleted here by retention"),
+        "{}",
+        verified.report()
+    );
+}
+
+#[tokio::test]
+async fn an_archive_edited_after_shipping_fails_verify_remote() {
+    let moto = Moto::start().await;
+    let log = closed_log(3).await;
+    with_bucket(&moto, &log.dir, &["archive"]).success();
+    tamper_archive(&log.dir, "2026-11-27", |lines| {
+        lines[1] = lines[1].replace("person2@example.com", "someone@example.com");
+    });
+
+    let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+
+    assert!(
+        failed
+            .stdout
+            .contains("2026-11-27.jsonl.gz: differs from its object"),
+        "{}",
+        failed.report()
+    );
+}
+
+/// A log of two closed days and today's live file, shipped with a head
+/// checkpoint.
+async fn shipped_with_live_day(moto: &Moto) -> TestLog {
+    let mut log = TestLog::new();
+    let now = OffsetDateTime::now_utc();
+    log.clock.set(now - Duration::days(2));
+    for _ in 0..2 {
+        for _ in 0..3 {
+            log.append(log.member(Event::Joined)).await;
+        }
+        log.next_day();
+    }
+    log.clock.set(now);
+    for _ in 0..5 {
+        log.append(log.member(Event::Joined)).await;
+    }
+    log.close();
+    let shipped = with_bucket(moto, &log.dir, &["archive"]).success();
+    assert!(
+        shipped.stdout.contains("checkpointed the head: seq 11"),
+        "{}",
+        shipped.report()
+    );
+    log
+}
+
+/// Rewrites today's live file from `lines` as an attacker would: every
+/// record re-hashed from the first, and `.head` moved to the new end, so
+/// every local check passes.
+fn rewrite_today(log: &TestLog, edit: impl FnOnce(&mut Vec<Record>)) {
+    let path = days::live_path(&log.dir, OffsetDateTime::now_utc().date());
+    let mut records: Vec<Record> = read_lines(&path)
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut previous = records[0].prev_hash.clone();
+    edit(&mut records);
+    let mut lines = Vec::new();
+    for record in &mut records {
+        record.prev_hash = previous;
+        let line = record.seal();
+        previous = record.hash.clone();
+        lines.push(String::from_utf8(line).unwrap().trim_end().to_string());
+    }
+    write_lines(&path, &lines);
+    let last = records.last().unwrap();
+    Head {
+        seq: last.seq,
+        hash: last.hash.clone(),
+    }
+    .store(&log.dir, true)
+    .unwrap();
+    run(rollcall(&log.dir).arg("verify")).success();
+}
+
+#[tokio::test]
+async fn a_chain_rewritten_end_to_end_on_the_host_fails_verify_remote_naming_the_checkpoint() {
+    let moto = Moto::start().await;
+    let log = shipped_with_live_day(&moto).await;
+    rewrite_today(&log, |records| {
+        records[1].person_email = Some("someone-else@example.com".into());
+    });
+
+    let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+
+    assert!(
+        failed
+            .stdout
+            .contains(&format!("checkpoint checkpoints/{:020}.json", 11))
+            && failed.stdout.contains("rewritten"),
+        "{}",
+        failed.report()
+    );
+}
+
+#[tokio::test]
+async fn a_log_cut_at_its_end_fails_verify_remote_naming_the_checkpoint() {
+    let moto = Moto::start().await;
+    let log = shipped_with_live_day(&moto).await;
+    rewrite_today(&log, |records| records.truncate(3));
+
+    let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+
+    assert!(
+        failed.stdout.contains(&format!(
+            "the log ends at seq 9, but checkpoint checkpoints/{:020}.json",
+            11
+        )),
+        "{}",
+        failed.report()
+    );
+}
+
+#[tokio::test]
+async fn restore_into_a_new_directory_gives_the_same_export_and_verifies() {
+    let moto = Moto::start().await;
+    let log = closed_log(5).await;
+    with_bucket(&moto, &log.dir, &["archive"]).success();
+    let temp = tempfile::tempdir().unwrap();
+    let restored = temp.path().join("restored");
+
+    let done = with_bucket(&moto, &restored, &["restore"]).success();
+
+    assert!(
+        done.stdout.contains("restored 5 objects"),
+        "{}",
+        done.report()
+    );
+    let export = |dir: &Path| run(rollcall(dir).arg("export")).success().stdout;
+    assert_eq!(export(&restored), export(&log.dir));
+    run(rollcall(&restored).arg("verify")).success();
+    with_bucket(&moto, &restored, &["verify", "--remote"]).success();
+    let again = with_bucket(&moto, &restored, &["restore"]).code(2);
+    assert!(again.stderr.contains("is not empty"), "{}", again.report());
+}
+
+#[test]
+fn credentials_never_show_in_help() {
+    let mut command = Command::new(crate::support::bin::BIN);
+    command
+        .args(["archive", "--help"])
+        .env("AWS_SECRET_ACCESS_KEY", "testing-secret-key");
+    let help = run(&mut command).success();
+    assert!(help.stdout.contains("--s3-url"), "{}", help.report());
+    assert!(!help.stdout.contains("testing-secret-key"));
+}
+
+/// How long a test polls for something the server does in the
+/// background before failing; never a measure of speed.
+const POLL_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `probe` until it holds, failing the test after [`POLL_GUARD`].
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) {
+    let started = std::time::Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < POLL_GUARD, "gave up waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn metrics(address: &str) -> String {
+    reqwest::get(format!("{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serve_ships_what_earlier_runs_could_not_and_checkpoints_the_head_at_shutdown() {
+    let moto = Moto::start().await;
+    let log = closed_log(3).await;
+    run(rollcall(&log.dir).arg("archive")).success();
+    let unshipped = local_objects(&log.dir);
+
+    let server = ServerProcess::start(&log.dir, |command| {
+        moto.configure(command, PREFIX);
+        command.args(["--checkpoint-every", "1h"]);
+    });
+    eventually("the archives in the bucket", || async {
+        metrics(&server.address)
+            .await
+            .contains("rollcall_offsite_shipped_objects_total 4")
+    })
+    .await;
+    let text = metrics(&server.address).await;
+    assert!(text.contains("rollcall_unshipped_archives 0"), "{text}");
+    let keys = moto.keys().await;
+    for name in &unshipped {
+        assert!(keys.contains(&format!("{PREFIX}/{name}")), "{keys:?}");
+    }
+    assert!(server.terminate().success());
+
+    let head = Head::read(&log.dir).unwrap().unwrap();
+    let checkpoint = moto
+        .get(&format!("{PREFIX}/checkpoints/{:020}.json", head.seq))
+        .await;
+    let checkpoint: serde_json::Value = serde_json::from_slice(&checkpoint).unwrap();
+    assert_eq!(
+        checkpoint["hash"],
+        head.hash.as_str(),
+        "the head after the stop record"
+    );
+    with_bucket(&moto, &log.dir, &["verify", "--remote"]).success();
+}
+
+#[tokio::test]
+async fn serve_with_the_store_down_stays_healthy_and_shows_the_unshipped_archives() {
+    let log = closed_log(3).await;
+    run(rollcall(&log.dir).arg("archive")).success();
+    let down = format!("http://127.0.0.1:{}", moto::free_port());
+
+    let server = ServerProcess::start(&log.dir, |command| {
+        moto::configure(command, &down, "s3://rollcall-audit/site-a");
+    });
+    eventually("a failed shipping run", || async {
+        metrics(&server.address)
+            .await
+            .contains("rollcall_offsite_ship_failures_total 1")
+    })
+    .await;
+
+    let text = metrics(&server.address).await;
+    assert!(text.contains("rollcall_unshipped_archives 2"), "{text}");
+    let age = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rollcall_oldest_unshipped_archive_age_seconds "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(age > 0, "{text}");
+    let health = reqwest::get(format!("{}/healthz", server.address))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(!server.stderr().contains("testing-secret-key"));
+    assert!(server.terminate().success());
+}
