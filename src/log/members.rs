@@ -51,43 +51,33 @@ pub struct Change<'r> {
     pub actor_id: Option<&'r str>,
 }
 
-impl<'r> From<&'r Record> for Change<'r> {
-    fn from(r: &'r Record) -> Self {
-        Change {
-            seq: r.seq,
-            received_at: &r.received_at,
-            event: r.event,
-            source: r.source,
-            room_id: &r.room_id,
-            person_id: &r.person_id,
-            person_email: r.person_email.as_deref(),
-            person_display_name: r.person_display_name.as_deref(),
-            is_moderator: r.is_moderator,
-            membership_id: &r.membership_id,
-            membership_created: r.membership_created.as_deref(),
-            actor_id: r.actor_id.as_deref(),
+/// One conversion for both shapes of a record: the same fields by the
+/// same names.
+macro_rules! change_from {
+    ($record:ty) => {
+        impl<'r> From<&'r $record> for Change<'r> {
+            fn from(r: &'r $record) -> Self {
+                Change {
+                    seq: r.seq,
+                    received_at: &r.received_at,
+                    event: r.event,
+                    source: r.source,
+                    room_id: &r.room_id,
+                    person_id: &r.person_id,
+                    person_email: r.person_email.as_deref(),
+                    person_display_name: r.person_display_name.as_deref(),
+                    is_moderator: r.is_moderator,
+                    membership_id: &r.membership_id,
+                    membership_created: r.membership_created.as_deref(),
+                    actor_id: r.actor_id.as_deref(),
+                }
+            }
         }
-    }
+    };
 }
 
-impl<'r> From<&'r RecordView<'r>> for Change<'r> {
-    fn from(r: &'r RecordView<'r>) -> Self {
-        Change {
-            seq: r.seq,
-            received_at: &r.received_at,
-            event: r.event,
-            source: r.source,
-            room_id: &r.room_id,
-            person_id: &r.person_id,
-            person_email: r.person_email.as_deref(),
-            person_display_name: r.person_display_name.as_deref(),
-            is_moderator: r.is_moderator,
-            membership_id: &r.membership_id,
-            membership_created: r.membership_created.as_deref(),
-            actor_id: r.actor_id.as_deref(),
-        }
-    }
-}
+change_from!(Record);
+change_from!(RecordView<'r>);
 
 /// Every membership the log knows, by membership id.
 #[derive(Debug, Clone, Default)]

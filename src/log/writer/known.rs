@@ -32,7 +32,7 @@ pub(super) struct State {
 
 /// How to take back one record's change if its batch fails.
 pub(super) enum Undo {
-    Member(String, Option<Member>),
+    Member(String, Option<Box<Member>>),
     Backlog,
 }
 
@@ -121,14 +121,18 @@ impl State {
             self.backlog.push(record.clone());
             return Undo::Backlog;
         }
-        let before = self.members.get(&record.membership_id).cloned();
+        let before = self
+            .members
+            .get(&record.membership_id)
+            .cloned()
+            .map(Box::new);
         self.members.apply(Change::from(record));
         Undo::Member(record.membership_id.clone(), before)
     }
 
     pub(super) fn undo(&mut self, undo: Undo) {
         match undo {
-            Undo::Member(id, before) => self.members.restore(id, before),
+            Undo::Member(id, before) => self.members.restore(id, before.map(|b| *b)),
             Undo::Backlog => {
                 self.backlog.pop();
             }
