@@ -45,6 +45,20 @@ pub struct Entry<'a> {
     pub rows: Option<u64>,
 }
 
+impl<'a> Entry<'a> {
+    /// A search or download with `filters`: the rows it gave, or `None`
+    /// when the query was refused.
+    pub fn query(action: &'a str, filters: &'a Query, rows: Option<u64>) -> Self {
+        Entry {
+            action,
+            outcome: if rows.is_some() { "ok" } else { "refused" },
+            filters: Some(filters),
+            rows,
+            ..Entry::default()
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Line<'a> {
     at: String,

@@ -328,13 +328,8 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                     Ok(shown) => shown,
                     Err(answer) => return answer,
                 };
-                let entry = Entry {
-                    action: "search",
-                    outcome: if shown.is_ok() { "ok" } else { "refused" },
-                    filters: Some(&query),
-                    rows: shown.as_ref().ok().map(|(hits, _)| hits.total as u64),
-                    ..Entry::default()
-                };
+                let rows = shown.as_ref().ok().map(|(hits, _)| hits.total as u64);
+                let entry = Entry::query("search", &query, rows);
                 if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                     return *refused;
                 }
@@ -449,13 +444,8 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                     Ok(found) => found,
                     Err(answer) => return answer,
                 };
-                let entry = Entry {
-                    action: "download",
-                    outcome: if found.is_ok() { "ok" } else { "refused" },
-                    filters: Some(&query),
-                    rows: found.as_ref().ok().map(|(_, rows)| *rows as u64),
-                    ..Entry::default()
-                };
+                let rows = found.as_ref().ok().map(|(_, rows)| *rows as u64);
+                let entry = Entry::query("download", &query, rows);
                 if let Err(refused) = audited(&state, &who(&session, client), &entry) {
                     return *refused;
                 }
