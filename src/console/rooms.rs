@@ -107,6 +107,9 @@ async fn room_page(state: &Arc<State>, session: &Session, query: RoomQuery) -> A
 /// `at`, as `rollcall roster --at` says, with what the log cannot know.
 async fn roster(state: &Arc<State>, room_id: &str, at: &str) -> Result<Roster, String> {
     if at.is_empty() || at == "now" {
+        // Right after a start the state may still be loading: wait for it
+        // without holding a runtime thread.
+        state.app.writer.members_ready().await;
         let mut members: Vec<Present> = state
             .app
             .writer
