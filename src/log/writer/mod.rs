@@ -23,6 +23,7 @@ use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 
 mod disk;
+mod head_upkeep;
 mod known;
 mod recover;
 
@@ -31,7 +32,6 @@ use recover::{last_record, remembered, repair_torn_tail};
 
 use super::days::{self, Day};
 use super::files;
-use super::head::Head;
 use super::members::{Member, Members};
 use super::record::{DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
@@ -407,82 +407,6 @@ impl State {
 
     fn seen(&self) -> MutexGuard<'_, DedupMap<(u64, Date)>> {
         lock(&self.seen)
-    }
-
-    /// The head at start: the recovered log's end, stored and synced,
-    /// unless the head already there leads the log (it ends before the
-    /// head, or disagrees with it). That head is evidence the log was
-    /// cut, kept for `verify`, and no head is written over it.
-    fn start_head(&mut self) {
-        let last = self.next_seq - 1;
-        match Head::read(&self.dir) {
-            Ok(Some(head))
-                if head.seq > last || (head.seq == last && head.hash != self.last_hash) =>
-            {
-                tracing::error!(
-                    head = %head,
-                    log_ends_at = last,
-                    "the log ends before its durable head or disagrees with it: records may have been cut; run `rollcall verify`. The head is kept as it is."
-                );
-                self.head_kept = true;
-            }
-            Ok(_) => self.store_head(true),
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "the durable head could not be read; writing a new one");
-                self.store_head(true);
-            }
-        }
-    }
-
-    /// Stores the newest durable record as the head; fsync'd when `sync`
-    /// or when the last fsync of it is [`HEAD_SYNC_EVERY`] old.
-    fn store_head(&mut self, sync: bool) {
-        if self.head_kept || self.next_seq == 1 {
-            self.head_behind = false;
-            return;
-        }
-        let sync = sync
-            || self
-                .head_synced_at
-                .is_none_or(|at| at.elapsed() >= HEAD_SYNC_EVERY);
-        let head = Head {
-            seq: self.next_seq - 1,
-            hash: self.last_hash.clone(),
-        };
-        let stored = head.store(&self.dir, sync);
-        if stored.is_ok() {
-            self.head_stored_at = Some(Instant::now());
-            self.head_behind = false;
-        }
-        match stored {
-            Ok(()) if sync => {
-                self.head_synced_at = Some(Instant::now());
-                self.head_unsynced = false;
-            }
-            Ok(()) => self.head_unsynced = true,
-            Err(error) => tracing::warn!(%error, "could not store the durable head"),
-        }
-    }
-
-    /// After a durable batch, before its replies: stores the head when the
-    /// queue is empty (nobody waits behind it, and a client that reads
-    /// `.head` after its 200 finds its record there) or when the last store
-    /// is [`HEAD_STORE_EVERY`] old; otherwise the next batch's commit does.
-    fn catch_up_head(&mut self, queue: &mpsc::Receiver<Job>) {
-        if !self.head_behind {
-            return;
-        }
-        if self.carry.is_none()
-            && let Ok(job) = queue.try_recv()
-        {
-            self.carry = Some(job);
-        }
-        let due = self
-            .head_stored_at
-            .is_none_or(|at| at.elapsed() >= HEAD_STORE_EVERY);
-        if self.carry.is_none() || due {
-            self.store_head(false);
-        }
     }
 
     fn commit(&mut self, batch: Vec<Job>, queue: &mpsc::Receiver<Job>) {
