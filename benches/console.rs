@@ -16,10 +16,7 @@ use rollcall::log::reader::{self, Block, RecordView};
 use time::macros::date;
 
 fn main() {
-    let records: u64 = std::env::var("ROLLCALL_BENCH_RECORDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let records = support::records();
     let temp = tempfile::tempdir().expect("creating a temp dir");
     let dir = temp.path().join("audit-logs");
     support::generate(&dir, records, date!(2026 - 11 - 01));

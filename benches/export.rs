@@ -18,10 +18,7 @@ use time::macros::date;
 const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
 
 fn main() {
-    let records: u64 = std::env::var("ROLLCALL_BENCH_RECORDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let records = support::records();
     let temp = tempfile::tempdir().expect("creating a temp dir");
     let dir = std::env::var_os("ROLLCALL_BENCH_DIR")
         .map(PathBuf::from)

@@ -340,6 +340,15 @@ pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
     files
 }
 
+/// How many records a bench's generated log holds:
+/// `ROLLCALL_BENCH_RECORDS`, else 1,000,000.
+pub fn records() -> u64 {
+    std::env::var("ROLLCALL_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
 /// A record of an organisation of 1,000 rooms of 50 members each: 50,000
 /// memberships, each joining and leaving in turn.
 fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {

@@ -27,8 +27,7 @@ pub struct TestApp {
     /// Finished nightly archival runs; `None` when archival is off.
     pub archive_runs: Option<tokio::sync::watch::Receiver<u64>>,
     _temp: Option<TempDir>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Running,
 }
 
 impl TestApp {
@@ -95,10 +94,7 @@ impl TestApp {
             .expect("building the application");
         let address = format!("http://{}", app.local_addr());
         let archive_runs = app.archive_runs();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let running = Running::start(app);
         Self {
             address,
             dir: dir.to_path_buf(),
@@ -106,8 +102,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             archive_runs,
             _temp: None,
-            stop: Some(stop),
-            server: Some(server),
+            running,
         }
     }
 
@@ -155,10 +150,31 @@ impl TestApp {
 
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
-        self.shutdown().await;
+        self.running.stop().await;
+    }
+}
+
+/// A built application serving on a task of its own until stopped (or
+/// dropped, which asks it to stop without waiting).
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub fn start(app: Application) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            server: Some(server),
+        }
     }
 
-    async fn shutdown(&mut self) {
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -171,7 +187,7 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
+impl Drop for Running {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

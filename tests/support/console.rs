@@ -12,10 +12,8 @@ use rollcall::startup::{Application, Settings};
 use rollcall::webhook::signature;
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use super::app::{SECRET, START};
+use super::app::{Running, SECRET, START};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -29,8 +27,7 @@ pub struct ConsoleApp {
     /// Follows no redirects, so tests see them.
     pub client: reqwest::Client,
     _temp: TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Running,
 }
 
 impl ConsoleApp {
@@ -73,10 +70,7 @@ impl ConsoleApp {
             .expect("building the application");
         let hooks = format!("http://{}", app.local_addr());
         let console = format!("http://{}", app.console_addr().expect("the console is on"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let running = Running::start(app);
         Self {
             hooks,
             console,
@@ -87,8 +81,7 @@ impl ConsoleApp {
                 .build()
                 .unwrap(),
             _temp: temp,
-            stop: Some(stop),
-            server: Some(server),
+            running,
         }
     }
 
@@ -183,23 +176,7 @@ impl ConsoleApp {
 
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("the server task")
-                .expect("the server stopped cleanly");
-        }
-    }
-}
-
-impl Drop for ConsoleApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.running.stop().await;
     }
 }
 
