@@ -8,6 +8,7 @@ mod archive;
 mod console;
 mod console_browser;
 mod coverage;
+mod docs;
 mod faults;
 mod hostile;
 mod ingest;
