@@ -771,3 +771,36 @@ async fn a_retired_archive_whose_object_does_not_match_its_digest_fails_verify_r
         failed.report()
     );
 }
+
+#[tokio::test]
+async fn a_restore_refuses_a_junk_archive_naming_it_leaves_no_directory_and_succeeds_once_repaired()
+{
+    let moto = Moto::start().await;
+    let log = closed_log(5).await;
+    with_bucket(&moto, &log.dir, &["archive"]).success();
+    let name = "archive/2026-11-28.jsonl.gz";
+    let key = format!("{PREFIX}/{name}");
+    let real = moto.get(&key).await;
+    assert!((200..300).contains(&moto.delete_version(&key).await));
+    moto.put_plain(&key, b"not an archive").await;
+    let temp = tempfile::tempdir().unwrap();
+    let restored = temp.path().join("restored");
+
+    let failed = with_bucket(&moto, &restored, &["restore"]).code(2);
+
+    assert!(
+        failed.stderr.contains(name) && failed.stderr.contains("digest"),
+        "{}",
+        failed.report()
+    );
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    assert!((200..300).contains(&moto.delete_version(&key).await));
+    moto.put_plain(&key, &real).await;
+    with_bucket(&moto, &restored, &["restore"]).success();
+
+    let export = |dir: &Path| run(rollcall(dir).arg("export")).success().stdout;
+    assert_eq!(export(&restored), export(&log.dir));
+    run(rollcall(&restored).arg("verify")).success();
+}
