@@ -72,6 +72,9 @@ pub struct Metrics {
     pub oldest_unshipped_since: AtomicU64,
     pub checkpoints_uploaded: AtomicU64,
     pub checkpoint_failures: AtomicU64,
+    /// Bucket objects found holding something else than the local file
+    /// or checkpoint shipped under their name.
+    pub offsite_mismatches: AtomicU64,
     pub reconcile_runs: AtomicU64,
     /// Rooms a reconcile run could not check (each run counts its own).
     pub reconcile_failed_rooms: AtomicU64,
@@ -167,6 +170,11 @@ impl Metrics {
                 "rollcall_offsite_checkpoint_failures_total",
                 "Head checkpoints the S3 store did not take.",
                 &self.checkpoint_failures,
+            ),
+            (
+                "rollcall_offsite_mismatches_total",
+                "Bucket objects holding something else than what rollcall shipped under their name.",
+                &self.offsite_mismatches,
             ),
             (
                 "rollcall_reconcile_runs_total",

@@ -59,7 +59,7 @@ impl Nightly {
     /// Ship to this bucket at start and after each run, and keep archives
     /// it does not hold yet past the retention period.
     pub fn offsite(mut self, store: Arc<Store>) -> Self {
-        self.options.keep_unshipped = true;
+        self.options.copies = Some(crate::offsite::ship::bucket_copies());
         self.offsite = Some(store);
         self
     }

@@ -11,6 +11,7 @@ use crate::clock::SystemClock;
 use crate::log::archive::{self, Options};
 use crate::log::days;
 use crate::metrics::Metrics;
+use crate::offsite::ship::Confirmed;
 use crate::offsite::{self, Store};
 
 #[derive(Debug, clap::Args)]
@@ -31,13 +32,14 @@ pub struct Args {
 }
 
 /// Exit 0 when archived (and shipped, with --s3-url); 1 when archived
-/// but the bucket could not take everything (the next run retries); 2
-/// when archival itself failed.
+/// but the bucket could not take everything (the next run retries) or
+/// holds something else under one of the names (kept here); 2 when
+/// archival itself failed.
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let store = args.s3.store()?;
     let options = Options {
         retain_days: None,
-        keep_unshipped: store.is_some(),
+        copies: store.is_some().then(offsite::ship::bucket_copies),
     };
     let summary =
         archive::archive_closed_days(&global.dir, &SystemClock, &options, &AtomicBool::new(false))?;
@@ -67,12 +69,20 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Ships to the bucket and checkpoints the head; false if the store did
-/// not take everything.
+/// not take everything or holds something else under a name.
 fn ship(global: &Global, store: &Store) -> anyhow::Result<bool> {
     super::runtime()?.block_on(async {
+        offsite::lock::warn_if_unlocked(store).await;
         let shipped = offsite::ship::ship(&global.dir, store, &Metrics::default()).await?;
         for name in &shipped.uploaded {
             println!("shipped {name}");
+        }
+        for object in &shipped.mismatched {
+            println!(
+                "MISMATCH: {} in the bucket is not {}: something else was put under its name; kept here, not counted as shipped",
+                store.location(&object.name),
+                object.path.display()
+            );
         }
         if let Some(error) = &shipped.failure {
             println!(
@@ -81,19 +91,30 @@ fn ship(global: &Global, store: &Store) -> anyhow::Result<bool> {
             );
             return Ok(false);
         }
-        if shipped.uploaded.is_empty() {
+        if shipped.uploaded.is_empty() && shipped.mismatched.is_empty() {
             println!("nothing to ship: the bucket holds every archive and digest");
         }
+        let mut whole = shipped.mismatched.is_empty();
         if let Some(head) = crate::log::head::Head::read(&global.dir)? {
+            let name = offsite::checkpoint::Checkpoint::name(head.seq);
             match offsite::checkpoint::upload(store, &head).await {
-                Ok(_) => println!("checkpointed the head: {head}"),
+                Ok(Confirmed::Uploaded | Confirmed::Present) => {
+                    println!("checkpointed the head: {head}")
+                }
+                Ok(Confirmed::Differs) => {
+                    println!(
+                        "MISMATCH: {} in the bucket does not name the head {head}: something else was put under its name",
+                        store.location(&name)
+                    );
+                    whole = false;
+                }
                 Err(error) => {
                     println!("NOT CHECKPOINTED: {error}");
                     return Ok(false);
                 }
             }
         }
-        Ok(true)
+        Ok(whole)
     })
 }
 

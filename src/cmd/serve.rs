@@ -128,7 +128,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
                 retain_days: args.retain_days,
-                keep_unshipped: args.s3.s3_url.is_some(),
+                copies: args.s3.s3_url.is_some().then(offsite::ship::bucket_copies),
             };
             (args.archive_at, options)
         }),

@@ -20,9 +20,10 @@ pub struct Args {
     #[arg(long, value_name = "SEQ:HASH", env = "ROLLCALL_EXPECT_HEAD")]
     pub expect_head: Option<Head>,
 
-    /// Also check the log against the S3 bucket (--s3-url): archives and
-    /// digests byte for byte, objects only there, and every head
-    /// checkpoint.
+    /// Also check the log against the S3 bucket (--s3-url): the oldest
+    /// version of every object (a key written twice is a fault), archives
+    /// and digests byte for byte, retired archives against their digests,
+    /// Object Lock as --s3-lock-days says, and every head checkpoint.
     #[arg(long, env = "ROLLCALL_REMOTE")]
     pub remote: bool,
 

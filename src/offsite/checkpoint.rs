@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{Put, Store, StoreError};
-use super::ship::with_backoff;
+use super::client::{Store, StoreError};
+use super::ship::{Confirmed, alarm, put_confirmed};
 use crate::log::head::Head;
 use crate::log::record::format_timestamp;
 use crate::metrics::Metrics;
@@ -38,8 +38,9 @@ impl Checkpoint {
 }
 
 /// Uploads `head` as a checkpoint. A checkpoint of that seq already in the
-/// bucket counts as done (the head did not move since).
-pub async fn upload(store: &Store, head: &Head) -> Result<Put, StoreError> {
+/// bucket counts as done (the head did not move since) only if it names
+/// the same hash; another is [`Confirmed::Differs`].
+pub async fn upload(store: &Store, head: &Head) -> Result<Confirmed, StoreError> {
     let checkpoint = Checkpoint {
         seq: head.seq,
         hash: head.hash.clone(),
@@ -48,7 +49,12 @@ pub async fn upload(store: &Store, head: &Head) -> Result<Put, StoreError> {
     let mut body = serde_json::to_vec(&checkpoint).expect("a checkpoint always serialises");
     body.push(b'\n');
     let name = Checkpoint::name(head.seq);
-    with_backoff(|| store.put_new(&name, body.clone())).await
+    // Its time differs from run to run; the seq and hash are what it says.
+    put_confirmed(store, &name, &body, |theirs| {
+        serde_json::from_slice::<Checkpoint>(theirs)
+            .is_ok_and(|theirs| theirs.seq == head.seq && theirs.hash == head.hash)
+    })
+    .await
 }
 
 /// Uploads the head of `dir` every `every` when it moved, until `shutdown`
@@ -72,8 +78,12 @@ impl Checkpoints {
         }
     }
 
+    /// Also warns when the bucket has no Object Lock, from a task of its
+    /// own, so a slow store delays neither the server nor a checkpoint.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Self {
         let mut shutdown = std::pin::pin!(shutdown);
+        let store = self.store.clone();
+        tokio::spawn(async move { super::lock::warn_if_unlocked(&store).await });
         let mut ticks = tokio::time::interval(self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -99,7 +109,17 @@ impl Checkpoints {
             return;
         }
         match upload(&self.store, &head).await {
-            Ok(_) => {
+            Ok(Confirmed::Differs) => {
+                alarm(
+                    &self.metrics,
+                    &self.store,
+                    &Checkpoint::name(head.seq),
+                    &format!("the head {head}"),
+                );
+                // Once per head: the next head gets a name of its own.
+                self.last = Some(head);
+            }
+            Ok(Confirmed::Uploaded | Confirmed::Present) => {
                 self.metrics
                     .checkpoints_uploaded
                     .fetch_add(1, Ordering::Relaxed);

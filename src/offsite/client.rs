@@ -1,7 +1,8 @@
 //! The bucket over HTTP: requests signed with `rusty-s3` (presigned
 //! URLs, SigV4) and sent with the `reqwest` client already in the tree.
 //! Only what rollcall does: put a new object (never over an old one),
-//! get one, list a prefix.
+//! get one, list a prefix; [`super::versions`] adds the versions and
+//! Object Lock of what is there.
 
 use std::time::Duration;
 
@@ -112,8 +113,36 @@ impl Store {
         })
     }
 
-    fn key(&self, name: &str) -> String {
+    /// The bucket's key of the object `name`.
+    pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// Where `name` is, for messages: `s3://BUCKET/KEY`.
+    pub fn location(&self, name: &str) -> String {
+        format!("s3://{}/{}", self.bucket.name(), self.key(name))
+    }
+
+    /// The `--s3-lock-days` lock put on each upload, if any.
+    pub fn lock(&self) -> Option<Lock> {
+        self.lock
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A signed GET of `key` with `query` (the bucket itself for an empty
+    /// key, as the bucket-level subresources `?versions` and
+    /// `?object-lock` are asked for).
+    pub(super) fn signed_get(&self, key: &str, query: &[(&str, &str)]) -> reqwest::Url {
+        let mut action = self.bucket.get_object(self.credentials.as_ref(), key);
+        for (name, value) in query {
+            action
+                .query_mut()
+                .insert(name.to_string(), value.to_string());
+        }
+        action.sign(SIGNED_FOR)
     }
 
     /// Writes `name` unless an object of that name exists (`If-None-Match:
@@ -222,7 +251,7 @@ impl Store {
         Ok(out)
     }
 
-    async fn fetch(&self, url: reqwest::Url) -> Result<reqwest::Response, StoreError> {
+    pub(super) async fn fetch(&self, url: reqwest::Url) -> Result<reqwest::Response, StoreError> {
         self.http
             .get(url)
             .send()
@@ -232,7 +261,7 @@ impl Store {
 
     /// The error for a request that got no answer. reqwest's own message
     /// names the URL, whose signature and key id must not be shown.
-    fn unreachable(&self, error: reqwest::Error) -> StoreError {
+    pub(super) fn unreachable(&self, error: reqwest::Error) -> StoreError {
         let error = error.without_url();
         let mut reason = error.to_string();
         let mut source = std::error::Error::source(&error);
@@ -248,15 +277,10 @@ impl Store {
 }
 
 /// The store's own error code and message, from its XML answer.
-async fn refused(what: String, response: reqwest::Response) -> StoreError {
+pub(super) async fn refused(what: String, response: reqwest::Response) -> StoreError {
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
-    let tag = |name: &str| {
-        let open = format!("<{name}>");
-        let start = body.find(&open)? + open.len();
-        let end = body[start..].find(&format!("</{name}>"))?;
-        Some(body[start..start + end].to_string())
-    };
+    let tag = |name: &str| super::xml::text(&body, name);
     let detail = match (tag("Code"), tag("Message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code,

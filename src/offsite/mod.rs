@@ -3,14 +3,19 @@
 //! change them. [`settings`] says where the bucket is and who we are,
 //! [`client`] talks to it, [`ship`] uploads what is not there yet,
 //! [`checkpoint`] uploads the head, [`remote`] checks the local log
-//! against the bucket and [`restore`] rebuilds a directory from it.
+//! against the bucket and [`restore`] rebuilds a directory from it;
+//! [`versions`] reads every version of an object (the oldest is the
+//! evidence) and [`lock`] what Object Lock keeps them.
 
 pub mod checkpoint;
 pub mod client;
+pub mod lock;
 pub mod remote;
 pub mod restore;
 pub mod settings;
 pub mod ship;
+pub mod versions;
+mod xml;
 
 pub use client::Store;
 pub use settings::{LockMode, S3Url, Settings};

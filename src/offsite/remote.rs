@@ -1,6 +1,8 @@
-//! `verify --remote`: the local log against the bucket. Every local
-//! archive and digest must be its object byte for byte; objects with no
-//! local counterpart are listed; and the local chain must hold the hash
+//! `verify --remote`: the local log against the bucket. The evidence is
+//! the oldest version of each object (a name written again is a finding):
+//! every local archive and digest must be it byte for byte, an archive
+//! retention deleted here must be what its kept digest describes, each
+//! must be locked as configured, and the local chain must hold the hash
 //! every checkpoint names at its seq and reach the newest one, so a log
 //! rewritten or cut on the host, however consistently, is caught.
 
@@ -10,9 +12,14 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
+use sha2::{Digest as _, Sha256};
+
 use super::checkpoint::{CHECKPOINT_DIR, Checkpoint};
 use super::client::Store;
-use super::ship::local_objects;
+use super::lock;
+use super::ship::{LocalObject, local_objects};
+use super::versions::{BucketLock, Versions};
+use crate::log::archive::DayDigest;
 use crate::log::days::{self, ARCHIVE_DIR};
 
 /// What the bucket says about the local log.
@@ -37,83 +44,171 @@ struct Link {
 /// (exit 2: nothing was verified), not for what it finds.
 pub async fn verify_remote(dir: &Path, store: &Store) -> anyhow::Result<RemoteReport> {
     let mut report = RemoteReport::default();
-    let remote = store.list("").await?;
+    let bucket_lock = store.object_lock().await?;
+    if bucket_lock == BucketLock::Off {
+        report.faults.push(lock::unlocked_bucket(store));
+    }
+    let expected = lock::expected(store, bucket_lock);
+    let remote = store.list_versions("").await?;
     let local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
     let remote_names: BTreeSet<_> = remote.iter().map(|o| o.name.as_str()).collect();
-    let local_names: BTreeSet<_> = local.iter().map(|o| o.name.as_str()).collect();
+    let local_by_name: BTreeMap<_, _> = local.iter().map(|o| (o.name.as_str(), o)).collect();
     for object in &local {
-        let path = object.path.display();
         if !remote_names.contains(object.name.as_str()) {
             report.faults.push(format!(
-                "{path}: not in the bucket (not shipped yet: run `rollcall archive` with --s3-url)"
+                "{}: not in the bucket (not shipped yet: run `rollcall archive` with --s3-url)",
+                object.path.display()
             ));
-            continue;
         }
-        let bytes = std::fs::read(&object.path).with_context(|| format!("reading {path}"))?;
-        let Some(theirs) = store.get(&object.name).await? else {
+    }
+    let mut checkpoints = BTreeMap::new();
+    let mut unlocked = 0;
+    for key in &remote {
+        let name = key.name.as_str();
+        check_versions(key, &mut report);
+        let Some(oldest) = key.oldest() else {
+            continue;
+        };
+        let Some(evidence) = store.get_version(name, &oldest.id).await? else {
             report.faults.push(format!(
-                "{path}: its object {} vanished while verifying",
-                object.name
+                "{name}: its oldest version {} vanished while verifying",
+                oldest.id
             ));
             continue;
         };
-        if theirs.as_ref() == bytes.as_slice() {
-            report.matched += 1;
+        match expected {
+            Some(expected) => {
+                if let Some(problem) =
+                    lock::shortfall(evidence.retention.as_ref(), expected, oldest.modified)
+                {
+                    report.faults.push(format!("{name}: {problem}"));
+                }
+            }
+            None if evidence.retention.is_none() => unlocked += 1,
+            None => {}
+        }
+        if let Some(object) = local_by_name.get(name) {
+            compare_local(object, &evidence.bytes, &mut report)?;
+        } else if name.starts_with(&format!("{CHECKPOINT_DIR}/")) {
+            match serde_json::from_slice::<Checkpoint>(&evidence.bytes) {
+                Ok(checkpoint) => checkpoints.insert(name.to_string(), checkpoint),
+                Err(e) => {
+                    report
+                        .faults
+                        .push(format!("checkpoint {name} is not a checkpoint: {e}"));
+                    None
+                }
+            };
         } else {
-            report.faults.push(format!(
-                "{path}: differs from its object {} in the bucket: the local copy was changed after it was shipped (`rollcall restore` gives the shipped one)",
-                object.name
-            ));
+            only_remote(dir, name, &evidence.bytes, &mut report)?;
         }
     }
-    for object in &remote {
-        let name = object.name.as_str();
-        if local_names.contains(name) || name.starts_with(&format!("{CHECKPOINT_DIR}/")) {
-            continue;
-        }
-        let day = name
-            .strip_prefix(&format!("{ARCHIVE_DIR}/"))
-            .and_then(|n| n.strip_suffix(".jsonl.gz"))
-            .and_then(days::parse_day_name);
-        match day {
-            Some(date) if crate::log::archive::digest_path(dir, date).exists() => report
-                .notes
-                .push(format!("only in the bucket: {name} (deleted here by retention)")),
-            Some(_) => report.faults.push(format!(
-                "only in the bucket: {name}: there is no local copy nor its digest (deleted on this host?)"
-            )),
-            None => report.notes.push(format!("only in the bucket: {name}")),
-        }
+    if unlocked > 0 {
+        report.notes.push(format!(
+            "{unlocked} objects are not locked, and neither --s3-lock-days nor the bucket's default retention says they should be"
+        ));
     }
-    check_checkpoints(dir, store, &remote, &mut report).await?;
+    check_checkpoints(dir, checkpoints, &mut report)?;
     Ok(report)
 }
 
-async fn check_checkpoints(
+/// A name with more than one version was written again after rollcall
+/// shipped it, which rollcall never does: only the oldest is evidence.
+fn check_versions(key: &Versions, report: &mut RemoteReport) {
+    let count = key.versions.len();
+    if count < 2 {
+        return;
+    }
+    let deleted = key.versions.iter().filter(|v| v.deleted).count();
+    let marked = if deleted > 0 {
+        format!(" ({deleted} of them delete markers)")
+    } else {
+        String::new()
+    };
+    report.faults.push(format!(
+        "{}: {count} versions in the bucket{marked}: it was written again after it was shipped, and rollcall never overwrites; only the oldest is checked here",
+        key.name
+    ));
+}
+
+/// A local archive or digest against the oldest version of its object.
+fn compare_local(
+    object: &LocalObject,
+    theirs: &[u8],
+    report: &mut RemoteReport,
+) -> anyhow::Result<()> {
+    let path = object.path.display();
+    let bytes = std::fs::read(&object.path).with_context(|| format!("reading {path}"))?;
+    if theirs == bytes.as_slice() {
+        report.matched += 1;
+    } else {
+        report.faults.push(format!(
+            "{path}: differs from its object {} in the bucket: the local copy was changed after it was shipped, or the bucket's is not what was shipped (`rollcall restore` gives the bucket's)",
+            object.name
+        ));
+    }
+    Ok(())
+}
+
+/// An object with no local file: an archive retention deleted here must
+/// be the one its kept digest describes.
+fn only_remote(
     dir: &Path,
-    store: &Store,
-    remote: &[super::client::Listed],
+    name: &str,
+    theirs: &[u8],
+    report: &mut RemoteReport,
+) -> anyhow::Result<()> {
+    let day = name
+        .strip_prefix(&format!("{ARCHIVE_DIR}/"))
+        .and_then(|n| n.strip_suffix(".jsonl.gz"))
+        .and_then(days::parse_day_name);
+    let Some(date) = day else {
+        report.notes.push(format!("only in the bucket: {name}"));
+        return Ok(());
+    };
+    let path = crate::log::archive::digest_path(dir, date);
+    let digest = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report.faults.push(format!(
+                "only in the bucket: {name}: there is no local copy nor its digest (deleted on this host?)"
+            ));
+            return Ok(());
+        }
+        bytes => bytes.with_context(|| format!("reading {}", path.display()))?,
+    };
+    let Ok(digest) = serde_json::from_slice::<DayDigest>(&digest) else {
+        report.faults.push(format!(
+            "{}: not a digest, so {name} cannot be checked against it",
+            path.display()
+        ));
+        return Ok(());
+    };
+    if hex::encode(Sha256::digest(theirs)) == digest.compressed_sha256 {
+        report.matched += 1;
+        report.notes.push(format!(
+            "only in the bucket: {name} (deleted here by retention)"
+        ));
+    } else {
+        report.faults.push(format!(
+            "{name}, deleted here by retention, is not the archive its digest {} describes (its SHA-256 differs): the bucket does not hold that day",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn check_checkpoints(
+    dir: &Path,
+    checkpoints: BTreeMap<String, Checkpoint>,
     report: &mut RemoteReport,
 ) -> anyhow::Result<()> {
     // seq -> (object name, checkpoint)
     let mut wanted: BTreeMap<u64, Vec<(String, Checkpoint)>> = BTreeMap::new();
-    for object in remote
-        .iter()
-        .filter(|o| o.name.starts_with(&format!("{CHECKPOINT_DIR}/")))
-    {
-        let Some(bytes) = store.get(&object.name).await? else {
-            continue;
-        };
-        match serde_json::from_slice::<Checkpoint>(&bytes) {
-            Ok(checkpoint) => wanted
-                .entry(checkpoint.seq)
-                .or_default()
-                .push((object.name.clone(), checkpoint)),
-            Err(e) => report.faults.push(format!(
-                "checkpoint {} is not a checkpoint: {e}",
-                object.name
-            )),
-        }
+    for (name, checkpoint) in checkpoints {
+        wanted
+            .entry(checkpoint.seq)
+            .or_default()
+            .push((name, checkpoint));
     }
     if wanted.is_empty() {
         report

@@ -1,18 +1,29 @@
 //! `rollcall restore`: every archive, digest and checkpoint of the bucket
 //! into a new, empty directory, where `verify` and `export` work as on
-//! the original. Records written after the last archival were never
+//! the original. Each object is the oldest version of its name (what was
+//! shipped), each archive is checked against its digest as it lands, and
+//! everything goes into a sibling directory renamed into place at the
+//! end, so a failed restore leaves nothing at the target and can simply
+//! be run again. Records written after the last archival were never
 //! shipped; the newest checkpoint says how far the log had got.
 
-use std::io::IsTerminal;
-use std::path::Path;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use sha2::{Digest as _, Sha256};
 
 use super::checkpoint::CHECKPOINT_DIR;
 use super::client::Store;
 use super::ship::with_backoff;
+use super::versions::Versions;
+use crate::log::archive::DayDigest;
 use crate::log::days::ARCHIVE_DIR;
 use crate::log::files;
+
+const ARCHIVE_SUFFIX: &str = ".jsonl.gz";
+const DIGEST_SUFFIX: &str = ".digest.json";
 
 /// What a restore brought back.
 #[derive(Debug, Default)]
@@ -34,8 +45,58 @@ pub async fn restore(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
             dir.display()
         );
     }
-    let listed = with_backoff(|| store.list("")).await?;
-    let wanted: Vec<_> = listed
+    let partial = partial_dir(dir)?;
+    // Only a restore writes there: what is left is an earlier one's.
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("removing {}", partial.display()))?;
+    }
+    let filled = fill(&partial, store).await;
+    let restored = match filled {
+        Ok(restored) => restored,
+        Err(error) => {
+            if let Err(e) = std::fs::remove_dir_all(&partial) {
+                tracing::warn!(dir = %partial.display(), error = %e, "could not remove the partial restore");
+            }
+            return Err(error);
+        }
+    };
+    if dir.exists() {
+        std::fs::remove_dir(dir).with_context(|| format!("replacing {}", dir.display()))?;
+    }
+    std::fs::rename(&partial, dir)
+        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    let parent = parent_of(dir);
+    files::sync_dir(&parent).with_context(|| format!("syncing {}", parent.display()))?;
+    Ok(restored)
+}
+
+/// The sibling a restore into `dir` fills first: `.NAME.restoring`.
+fn partial_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let Some(name) = dir.file_name() else {
+        bail!(
+            "{} names no directory to restore into: give a new directory's path",
+            dir.display()
+        );
+    };
+    let mut partial = OsString::from(".");
+    partial.push(name);
+    partial.push(".restoring");
+    Ok(parent_of(dir).join(partial))
+}
+
+fn parent_of(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Downloads into `dir` (made here), each file synced, then the
+/// directories.
+async fn fill(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
+    let listed = with_backoff(|| store.list_versions("")).await?;
+    let wanted: Vec<Versions> = listed
         .into_iter()
         .filter(|o| {
             o.name.starts_with(&format!("{ARCHIVE_DIR}/"))
@@ -45,6 +106,7 @@ pub async fn restore(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
     let total = wanted.len();
     let progress = std::io::stderr().is_terminal();
     let mut restored = Restored::default();
+    files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     for sub in [ARCHIVE_DIR, CHECKPOINT_DIR] {
         let path = dir.join(sub);
         files::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -59,16 +121,24 @@ pub async fn restore(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
             tracing::warn!(object = %object.name, "skipped an object whose name is not a plain file name");
             continue;
         }
-        let Some(bytes) = with_backoff(|| store.get(&object.name)).await? else {
+        let Some(oldest) = object.oldest() else {
+            continue;
+        };
+        let Some(fetched) = with_backoff(|| store.get_version(&object.name, &oldest.id)).await?
+        else {
             bail!(
                 "{} vanished from the bucket during the restore; run it again",
                 object.name
             );
         };
         let path = dir.join(relative);
-        std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        // Names sort a day's digest before its archive, so it is here.
+        if let Some(day) = object.name.strip_suffix(ARCHIVE_SUFFIX) {
+            check_archive(dir, store, &object.name, day, &fetched.bytes)?;
+        }
+        write_synced(&path, &fetched.bytes)?;
         restored.objects += 1;
-        restored.bytes += bytes.len() as u64;
+        restored.bytes += fetched.bytes.len() as u64;
         if object.name.starts_with(&format!("{CHECKPOINT_DIR}/")) {
             restored.newest_checkpoint = Some(object.name.clone());
         }
@@ -84,7 +154,44 @@ pub async fn restore(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
         eprintln!();
     }
     for sub in [ARCHIVE_DIR, CHECKPOINT_DIR] {
-        files::sync_dir(&dir.join(sub)).with_context(|| format!("syncing {}", dir.display()))?;
+        let path = dir.join(sub);
+        files::sync_dir(&path).with_context(|| format!("syncing {}", path.display()))?;
     }
+    files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
     Ok(restored)
+}
+
+/// Refuses an archive that is not the one its restored digest describes.
+fn check_archive(
+    dir: &Path,
+    store: &Store,
+    name: &str,
+    day: &str,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    let digest_path = dir.join(format!("{day}{DIGEST_SUFFIX}"));
+    let digest = std::fs::read(&digest_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<DayDigest>(&bytes).ok());
+    let Some(digest) = digest else {
+        bail!(
+            "{} has no digest in the bucket to check it against (or the digest is not one); nothing was restored",
+            store.location(name)
+        );
+    };
+    if hex::encode(Sha256::digest(bytes)) != digest.compressed_sha256 {
+        bail!(
+            "{} is not the archive its digest describes (its SHA-256 differs): the bucket's copy of that day is damaged or was replaced; nothing was restored",
+            store.location(name)
+        );
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file =
+        files::create_new(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }

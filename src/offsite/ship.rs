@@ -1,7 +1,8 @@
 //! Shipping: every archive and digest not yet confirmed in the bucket is
 //! uploaded (never over an existing object), and what the bucket holds is
 //! noted in `DIR/.offsite-shipped`, which retention reads before deleting
-//! an archive. `archive/retired.jsonl` is not shipped: it grows in place,
+//! an archive. An object is confirmed only by its content: a name in the
+//! bucket that holds something else is an alarm, and the local file stays. `archive/retired.jsonl` is not shipped: it grows in place,
 //! and a locked object cannot; the archives it names stay in the bucket,
 //! locked, whatever happens to the host's copies.
 
@@ -9,6 +10,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 
 use super::client::{Put, Store, StoreError};
+use crate::log::archive::Copies;
 use crate::log::days::{self, ARCHIVE_DIR};
 use crate::log::files;
 use crate::metrics::Metrics;
@@ -44,6 +47,9 @@ pub struct Shipped {
     pub confirmed: Vec<String>,
     /// Archives still not confirmed in the bucket, oldest first.
     pub unshipped: Vec<String>,
+    /// Local files whose name holds something else in the bucket: kept
+    /// here, never counted as shipped.
+    pub mismatched: Vec<LocalObject>,
     /// Why the run stopped early, if it did.
     pub failure: Option<StoreError>,
 }
@@ -84,12 +90,25 @@ pub fn confirmed(dir: &Path) -> io::Result<BTreeSet<String>> {
     }
 }
 
-/// Whether retention may delete this archive: only once the bucket holds it.
-pub fn is_confirmed(confirmed: &BTreeSet<String>, archive: &Path) -> bool {
-    archive
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|name| confirmed.contains(&format!("{ARCHIVE_DIR}/{name}")))
+/// For retention: the archives `DIR/.offsite-shipped` says the bucket
+/// holds, so an archive it does not is kept past the retention period.
+#[derive(Debug)]
+pub struct BucketCopies;
+
+impl Copies for BucketCopies {
+    fn held(&self, dir: &Path) -> anyhow::Result<BTreeSet<String>> {
+        let confirmed = confirmed(dir).with_context(|| format!("reading {}", dir.display()))?;
+        Ok(confirmed
+            .iter()
+            .filter_map(|name| name.strip_prefix(&format!("{ARCHIVE_DIR}/")))
+            .map(str::to_string)
+            .collect())
+    }
+}
+
+/// Retention's question, answered by the bucket's copies.
+pub fn bucket_copies() -> Arc<dyn Copies> {
+    Arc::new(BucketCopies)
 }
 
 fn note_confirmed(dir: &Path, name: &str) -> anyhow::Result<()> {
@@ -123,9 +142,65 @@ where
     }
 }
 
-/// Uploads every archive and digest the bucket is not known to hold.
-/// A store that is down ends the run with [`Shipped::failure`] set; local
-/// files are never touched. Errors only for local trouble.
+/// What the bucket holds under a name rollcall ships something to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Uploaded now; the store checked its SHA-256 on the way in.
+    Uploaded,
+    /// There already, and the same.
+    Present,
+    /// There already, and something else.
+    Differs,
+}
+
+/// Puts `body` under `name` unless something is there, and otherwise
+/// confirms what is there: a name alone (a listing hit, a 412) proves
+/// nothing. `same` says whether the stored bytes are what rollcall meant
+/// to ship.
+pub async fn put_confirmed(
+    store: &Store,
+    name: &str,
+    body: &[u8],
+    same: impl Fn(&[u8]) -> bool,
+) -> Result<Confirmed, StoreError> {
+    match with_backoff(|| store.put_new(name, body.to_vec())).await? {
+        Put::Created => Ok(Confirmed::Uploaded),
+        Put::Existed => confirm_present(store, name, same).await,
+    }
+}
+
+/// Compares the oldest version under `name`, the one shipped first and
+/// the one `verify --remote` and `restore` read, with `same`.
+pub async fn confirm_present(
+    store: &Store,
+    name: &str,
+    same: impl Fn(&[u8]) -> bool,
+) -> Result<Confirmed, StoreError> {
+    match with_backoff(|| store.get_oldest(name)).await? {
+        Some(fetched) if same(&fetched.bytes) => Ok(Confirmed::Present),
+        Some(_) => Ok(Confirmed::Differs),
+        None => Err(StoreError::Garbled {
+            what: format!("the object {}", store.location(name)),
+            reason: "the store has the name but lists no version of it".to_string(),
+        }),
+    }
+}
+
+/// Logs and counts an object whose content is not what rollcall shipped
+/// or meant to ship under its name.
+pub fn alarm(metrics: &Metrics, store: &Store, name: &str, local: &str) {
+    metrics.offsite_mismatches.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        object = %store.location(name),
+        local,
+        "the bucket holds something else under this name: the local copy is kept and not counted as shipped; find out who wrote the object"
+    );
+}
+
+/// Uploads every archive and digest the bucket is not known to hold, and
+/// confirms by content those it has a name for. A store that is down ends
+/// the run with [`Shipped::failure`] set; local files are never touched.
+/// Errors only for local trouble.
 pub async fn ship(dir: &Path, store: &Store, metrics: &Metrics) -> anyhow::Result<Shipped> {
     let local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
     let mut confirmed = confirmed(dir).with_context(|| format!("reading {}", dir.display()))?;
@@ -140,18 +215,30 @@ pub async fn ship(dir: &Path, store: &Store, metrics: &Metrics) -> anyhow::Resul
             Ok(remote) => {
                 let remote: BTreeSet<_> = remote.into_iter().map(|o| o.name).collect();
                 for object in pending {
-                    if remote.contains(&object.name) {
-                        shipped.confirmed.push(object.name.clone());
+                    let body = std::fs::read(&object.path)
+                        .with_context(|| format!("reading {}", object.path.display()))?;
+                    let same = |theirs: &[u8]| theirs == body.as_slice();
+                    let outcome = if remote.contains(&object.name) {
+                        confirm_present(store, &object.name, same).await
                     } else {
-                        let body = std::fs::read(&object.path)
-                            .with_context(|| format!("reading {}", object.path.display()))?;
-                        match with_backoff(|| store.put_new(&object.name, body.clone())).await {
-                            Ok(Put::Created) => shipped.uploaded.push(object.name.clone()),
-                            Ok(Put::Existed) => shipped.confirmed.push(object.name.clone()),
-                            Err(error) => {
-                                shipped.failure = Some(error);
-                                break;
-                            }
+                        put_confirmed(store, &object.name, &body, same).await
+                    };
+                    match outcome {
+                        Ok(Confirmed::Uploaded) => shipped.uploaded.push(object.name.clone()),
+                        Ok(Confirmed::Present) => shipped.confirmed.push(object.name.clone()),
+                        Ok(Confirmed::Differs) => {
+                            alarm(
+                                metrics,
+                                store,
+                                &object.name,
+                                &object.path.display().to_string(),
+                            );
+                            shipped.mismatched.push(object.clone());
+                            continue;
+                        }
+                        Err(error) => {
+                            shipped.failure = Some(error);
+                            break;
                         }
                     }
                     note_confirmed(dir, &object.name)?;

@@ -227,24 +227,30 @@ fn rewrite_today(log: &TestLog, edit: impl FnOnce(&mut Vec<Record>)) {
         .iter()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    let mut previous = records[0].prev_hash.clone();
     edit(&mut records);
+    let (lines, head) = rechain(&mut records);
+    write_lines(&path, &lines);
+    head.store(&log.dir, true).unwrap();
+    run(rollcall(&log.dir).arg("verify")).success();
+}
+
+/// Re-hashes `records` from the first one's `prev_hash`, as an attacker
+/// who edited them would: their lines, and the head they end at.
+fn rechain(records: &mut [Record]) -> (Vec<String>, Head) {
+    let mut previous = records[0].prev_hash.clone();
     let mut lines = Vec::new();
-    for record in &mut records {
+    for record in records.iter_mut() {
         record.prev_hash = previous;
         let line = record.seal();
         previous = record.hash.clone();
         lines.push(String::from_utf8(line).unwrap().trim_end().to_string());
     }
-    write_lines(&path, &lines);
     let last = records.last().unwrap();
-    Head {
+    let head = Head {
         seq: last.seq,
         hash: last.hash.clone(),
-    }
-    .store(&log.dir, true)
-    .unwrap();
-    run(rollcall(&log.dir).arg("verify")).success();
+    };
+    (lines, head)
 }
 
 #[tokio::test]
@@ -412,4 +418,389 @@ async fn serve_with_the_store_down_stays_healthy_and_shows_the_unshipped_archive
     assert_eq!(health.status(), 200);
     assert!(!server.stderr().contains("testing-secret-key"));
     assert!(server.terminate().success());
+}
+
+/// Object Lock for the tests: a day, in a mode that moto lets expire.
+const LOCKED_A_DAY: [&str; 4] = ["--s3-lock-days", "1", "--s3-lock-mode", "governance"];
+
+/// The records of every archived day, with the day each was in.
+fn archived_records(dir: &Path) -> Vec<(String, Record)> {
+    let mut out = Vec::new();
+    for name in local_objects(dir)
+        .iter()
+        .filter_map(|n| n.strip_prefix("archive/")?.strip_suffix(".jsonl.gz"))
+    {
+        let path = days::archive_path(dir, days::parse_day_name(name).unwrap());
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        for line in text.lines() {
+            out.push((name.to_string(), serde_json::from_str(line).unwrap()));
+        }
+    }
+    out
+}
+
+/// What someone on the host with the bucket's credentials can do: edit an
+/// archived record, re-hash the chain from the first record, archive the
+/// days again from scratch (new digests, `.head` moved, so every local
+/// check passes), then put the new archives, digests and the head
+/// checkpoint over the old names with plain PutObject (no If-None-Match).
+async fn rewrite_and_overwrite(moto: &Moto, dir: &Path, edit: impl FnOnce(&mut [Record])) {
+    let (days_of, mut records): (Vec<String>, Vec<Record>) =
+        archived_records(dir).into_iter().unzip();
+    edit(&mut records);
+    let (lines, head) = rechain(&mut records);
+    let mut by_day: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (day, line) in days_of.iter().zip(lines) {
+        by_day.entry(day.clone()).or_default().push(line);
+    }
+    std::fs::remove_dir_all(dir.join("archive")).unwrap();
+    for (day, lines) in &by_day {
+        write_lines(
+            &days::live_path(dir, days::parse_day_name(day).unwrap()),
+            lines,
+        );
+    }
+    head.store(dir, true).unwrap();
+    run(rollcall(dir).arg("archive")).success();
+    run(rollcall(dir).arg("verify")).success();
+    for name in local_objects(dir) {
+        let key = format!("{PREFIX}/{name}");
+        moto.put_plain(&key, &std::fs::read(dir.join(&name)).unwrap())
+            .await;
+    }
+    let checkpoint = serde_json::json!({
+        "seq": head.seq,
+        "hash": head.hash,
+        "time": "2026-11-29T00:00:00Z",
+    });
+    moto.put_plain(
+        &format!("{PREFIX}/checkpoints/{:020}.json", head.seq),
+        checkpoint.to_string().as_bytes(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_log_rewritten_and_put_over_its_objects_fails_verify_remote_naming_every_overwritten_key()
+{
+    let moto = Moto::start().await;
+    let log = closed_log(30).await;
+    with_bucket(&moto, &log.dir, &[&["archive"][..], &LOCKED_A_DAY].concat()).success();
+    rewrite_and_overwrite(&moto, &log.dir, |records| {
+        records[9].person_email = Some("someone-else@example.com".into());
+    })
+    .await;
+    let checkpoint = format!("checkpoints/{:020}.json", 60);
+    assert_eq!(
+        moto.version_count(&format!("{PREFIX}/{checkpoint}")).await,
+        2
+    );
+
+    let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+
+    for name in local_objects(&log.dir).iter().chain([&checkpoint]) {
+        assert!(
+            failed
+                .stdout
+                .lines()
+                .any(|l| l.contains(&format!("{name}: 2 versions"))),
+            "{name} not named as overwritten: {}",
+            failed.report()
+        );
+    }
+    assert!(
+        failed
+            .stdout
+            .contains("2026-11-27.jsonl.gz: differs from its object"),
+        "{}",
+        failed.report()
+    );
+    assert!(
+        failed.stdout.contains(&format!("checkpoint {checkpoint}"))
+            && failed.stdout.contains("rewritten"),
+        "{}",
+        failed.report()
+    );
+}
+
+#[tokio::test]
+async fn verify_remote_names_objects_unlocked_or_locked_for_less_than_configured() {
+    let moto = Moto::start().await;
+    let log = closed_log(3).await;
+    with_bucket(&moto, &log.dir, &[&["archive"][..], &LOCKED_A_DAY].concat()).success();
+    let as_shipped = ["--s3-lock-days", "1", "--s3-lock-mode", "governance"];
+    with_bucket(
+        &moto,
+        &log.dir,
+        &[&["verify", "--remote"][..], &as_shipped].concat(),
+    )
+    .success();
+
+    let longer = with_bucket(
+        &moto,
+        &log.dir,
+        &[
+            "verify",
+            "--remote",
+            "--s3-lock-days",
+            "30",
+            "--s3-lock-mode",
+            "governance",
+        ],
+    )
+    .code(1);
+    let stricter = with_bucket(
+        &moto,
+        &log.dir,
+        &["verify", "--remote", "--s3-lock-days", "1"],
+    )
+    .code(1);
+
+    for name in local_objects(&log.dir) {
+        assert!(
+            longer
+                .stdout
+                .lines()
+                .any(|l| l.contains(&name) && l.contains("less than the 30 days")),
+            "{name}: {}",
+            longer.report()
+        );
+        assert!(
+            stricter
+                .stdout
+                .lines()
+                .any(|l| l.contains(&name) && l.contains("GOVERNANCE, not COMPLIANCE")),
+            "{name}: {}",
+            stricter.report()
+        );
+    }
+
+    let unlocked = closed_log(3).await;
+    let mut command = rollcall(&unlocked.dir);
+    command.arg("archive");
+    moto::configure(
+        &mut command,
+        &moto.endpoint,
+        &format!("s3://{}/site-b", moto.bucket),
+    );
+    run(&mut command).success();
+    let mut command = rollcall(&unlocked.dir);
+    command.args(["verify", "--remote", "--s3-lock-days", "1"]);
+    moto::configure(
+        &mut command,
+        &moto.endpoint,
+        &format!("s3://{}/site-b", moto.bucket),
+    );
+    let failed = run(&mut command).code(1);
+    for name in local_objects(&unlocked.dir) {
+        assert!(
+            failed
+                .stdout
+                .lines()
+                .any(|l| l.contains(&name) && l.contains("not locked")),
+            "{name}: {}",
+            failed.report()
+        );
+    }
+}
+
+#[tokio::test]
+async fn archive_serve_and_verify_remote_warn_of_a_bucket_without_object_lock() {
+    let moto = Moto::start_with(false).await;
+    let log = closed_log(3).await;
+
+    let shipped = with_bucket(&moto, &log.dir, &["archive"]).success();
+    let verified = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+
+    assert!(
+        shipped.stderr.contains("has no Object Lock"),
+        "{}",
+        shipped.report()
+    );
+    assert!(
+        verified.stdout.contains("has no Object Lock"),
+        "{}",
+        verified.report()
+    );
+    let server = ServerProcess::start(&log.dir, |command| {
+        moto.configure(command, PREFIX);
+        command.args(["--checkpoint-every", "1h"]);
+    });
+    eventually("the warning in serve's log", || async {
+        server.stderr().contains("has no Object Lock")
+    })
+    .await;
+    assert!(server.terminate().success());
+}
+
+/// A closed log of `old` records 11 days ago and `today` records today.
+async fn old_day_and_today(old: u32, today: u32) -> (TestLog, String) {
+    let mut log = TestLog::new();
+    let now = OffsetDateTime::now_utc();
+    log.clock.set(now - Duration::days(11));
+    for _ in 0..old {
+        log.append(log.member(Event::Joined)).await;
+    }
+    let day = log.date_name();
+    log.clock.set(now);
+    for _ in 0..today {
+        log.append(log.member(Event::Joined)).await;
+    }
+    log.close();
+    (log, day)
+}
+
+#[tokio::test]
+async fn junk_under_an_archives_name_in_the_bucket_fails_archive_and_retention_keeps_the_local_copy()
+ {
+    let moto = Moto::start().await;
+    let (log, day) = old_day_and_today(40, 10).await;
+    let name = format!("archive/{day}.jsonl.gz");
+    moto.put_plain(&format!("{PREFIX}/{name}"), b"not an archive")
+        .await;
+
+    let failed = with_bucket(&moto, &log.dir, &["archive", "--retain-days", "7"]).code(1);
+
+    assert!(
+        failed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("MISMATCH") && l.contains(&name)),
+        "{}",
+        failed.report()
+    );
+    assert!(
+        log.dir.join(&name).exists(),
+        "the only real copy was deleted: {}",
+        failed.report()
+    );
+    let export = run(rollcall(&log.dir).arg("export")).success();
+    let header = 1;
+    assert_eq!(
+        export.stdout.lines().count(),
+        40 + 10 + header,
+        "{}",
+        export.report()
+    );
+    let verified = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+    assert!(
+        verified
+            .stdout
+            .contains(&format!("{day}.jsonl.gz: differs from its object")),
+        "{}",
+        verified.report()
+    );
+}
+
+#[tokio::test]
+async fn serve_counts_a_bucket_object_that_does_not_match_its_archive() {
+    let moto = Moto::start().await;
+    let log = closed_log(3).await;
+    run(rollcall(&log.dir).arg("archive")).success();
+    let name = "archive/2026-11-27.jsonl.gz";
+    moto.put_plain(&format!("{PREFIX}/{name}"), b"not an archive")
+        .await;
+
+    let server = ServerProcess::start(&log.dir, |command| {
+        moto.configure(command, PREFIX);
+        command.args(["--checkpoint-every", "1h"]);
+    });
+    // The run's gauges are set at its end, after the alarm.
+    eventually(
+        "the mismatch counted and the archive left unshipped",
+        || async {
+            let text = metrics(&server.address).await;
+            text.contains("rollcall_offsite_mismatches_total 1")
+                && text.contains("rollcall_unshipped_archives 1")
+        },
+    )
+    .await;
+
+    assert!(server.stderr().contains(name), "{}", server.stderr());
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn a_checkpoint_name_holding_another_head_fails_archive() {
+    let moto = Moto::start().await;
+    let log = closed_log(3).await;
+    let head = Head::read(&log.dir).unwrap().unwrap();
+    let name = format!("checkpoints/{:020}.json", head.seq);
+    let forged = serde_json::json!({"seq": head.seq, "hash": "0".repeat(64), "time": "2026-11-29T00:00:00Z"});
+    moto.put_plain(&format!("{PREFIX}/{name}"), forged.to_string().as_bytes())
+        .await;
+
+    let failed = with_bucket(&moto, &log.dir, &["archive"]).code(1);
+
+    assert!(
+        failed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("MISMATCH") && l.contains(&name)),
+        "{}",
+        failed.report()
+    );
+}
+
+#[tokio::test]
+async fn a_retired_archive_whose_object_does_not_match_its_digest_fails_verify_remote() {
+    let moto = Moto::start().await;
+    let (log, day) = old_day_and_today(5, 2).await;
+    let name = format!("archive/{day}.jsonl.gz");
+    run(rollcall(&log.dir).args(["archive", "--retain-days", "7"])).success();
+    assert!(!log.dir.join(&name).exists(), "retired");
+    // As a receiver that trusted a name would have left it: junk under the
+    // archive's name, its digest shipped.
+    moto.put_plain(&format!("{PREFIX}/{name}"), b"not an archive")
+        .await;
+    with_bucket(&moto, &log.dir, &["archive"]).success();
+
+    let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
+
+    assert!(
+        failed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("FAULT") && l.contains(&name) && l.contains("digest")),
+        "{}",
+        failed.report()
+    );
+}
+
+#[tokio::test]
+async fn a_restore_refuses_a_junk_archive_naming_it_leaves_no_directory_and_succeeds_once_repaired()
+{
+    let moto = Moto::start().await;
+    let log = closed_log(5).await;
+    with_bucket(&moto, &log.dir, &["archive"]).success();
+    let name = "archive/2026-11-28.jsonl.gz";
+    let key = format!("{PREFIX}/{name}");
+    let real = moto.get(&key).await;
+    assert!((200..300).contains(&moto.delete_version(&key).await));
+    moto.put_plain(&key, b"not an archive").await;
+    let temp = tempfile::tempdir().unwrap();
+    let restored = temp.path().join("restored");
+
+    let failed = with_bucket(&moto, &restored, &["restore"]).code(2);
+
+    assert!(
+        failed.stderr.contains(name) && failed.stderr.contains("digest"),
+        "{}",
+        failed.report()
+    );
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    assert!((200..300).contains(&moto.delete_version(&key).await));
+    moto.put_plain(&key, &real).await;
+    with_bucket(&moto, &restored, &["restore"]).success();
+
+    let export = |dir: &Path| run(rollcall(dir).arg("export")).success().stdout;
+    assert_eq!(export(&restored), export(&log.dir));
+    run(rollcall(&restored).arg("verify")).success();
 }

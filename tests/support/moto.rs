@@ -52,6 +52,11 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// A moto_server whose bucket is made with or without Object Lock.
+    pub async fn start_with(object_lock: bool) -> Self {
         let port = free_port();
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -91,7 +96,10 @@ impl Moto {
         let created = moto
             .http
             .put(url)
-            .header("x-amz-bucket-object-lock-enabled", "true")
+            .header(
+                "x-amz-bucket-object-lock-enabled",
+                if object_lock { "true" } else { "false" },
+            )
             .header("content-length", "0")
             .send()
             .await
@@ -112,17 +120,14 @@ impl Moto {
     /// Every key in the bucket.
     pub async fn keys(&self) -> Vec<String> {
         let url = ListObjectsV2::new(&self.signer, Some(&self.credentials)).sign(SIGNED_FOR);
-        let text = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.get_text(url).await;
         let listed = ListObjectsV2::parse_response(&text).unwrap();
         listed.contents.into_iter().map(|o| o.key).collect()
+    }
+
+    async fn get_text(&self, url: reqwest::Url) -> String {
+        let response = self.http.get(url).send().await.unwrap();
+        response.text().await.unwrap()
     }
 
     pub async fn get(&self, key: &str) -> Vec<u8> {
@@ -182,6 +187,34 @@ impl Moto {
             header("x-amz-object-lock-mode"),
             header("x-amz-object-lock-retain-until-date"),
         )
+    }
+}
+
+// What someone on the host with the bucket's credentials can do without
+// rollcall: put over a name, delete unlocked versions.
+impl Moto {
+    /// A plain PutObject, without `If-None-Match`: over an existing key it
+    /// makes a new current version.
+    pub async fn put_plain(&self, key: &str, body: &[u8]) {
+        let url = self
+            .signer
+            .put_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        let response = self.http.put(url).body(body.to_vec()).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "PUT {key}: {}",
+            response.status()
+        );
+    }
+
+    /// How many versions the store keeps of `key`.
+    pub async fn version_count(&self, key: &str) -> usize {
+        let mut list = self.signer.get_object(Some(&self.credentials), "");
+        list.query_mut().insert("versions", "");
+        list.query_mut().insert("prefix", key.to_string());
+        let text = self.get_text(list.sign(SIGNED_FOR)).await;
+        text.matches(&format!("<Key>{key}</Key>")).count()
     }
 }
 

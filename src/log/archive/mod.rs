@@ -30,7 +30,7 @@ mod retention;
 
 pub use check::check_archives;
 pub use digest::{DayDigest, GENESIS_DIGEST, chain_end, digest_path};
-pub use retention::{MIN_RETAIN_DAYS, RETIRED_FILE, parse_retain_days, retired_chain_end};
+pub use retention::{Copies, MIN_RETAIN_DAYS, RETIRED_FILE, parse_retain_days, retired_chain_end};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -62,9 +62,9 @@ pub struct Options {
     /// Delete archives of days more than this many days before today.
     /// Never by default; at least [`MIN_RETAIN_DAYS`].
     pub retain_days: Option<u32>,
-    /// Retention deletes only archives confirmed in the S3 bucket (set
-    /// when shipping is configured).
-    pub keep_unshipped: bool,
+    /// Retention deletes only archives held there (the S3 bucket, when
+    /// shipping is configured).
+    pub copies: Option<std::sync::Arc<dyn Copies>>,
 }
 
 /// One day archived by a run.
@@ -148,7 +148,7 @@ pub fn archive_closed_days(
             dir,
             today - Duration::days(keep.into()),
             now,
-            options.keep_unshipped,
+            options.copies.as_deref(),
         )?;
     }
     Ok(summary)

@@ -3,6 +3,7 @@
 //! `verify` checks so that a deleted archive cannot pass as retention.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,6 @@ use crate::log::fault::Fault;
 use crate::log::files;
 use crate::log::record::{GENESIS_HASH, format_timestamp};
 use crate::log::writer::DEDUP_DAYS;
-use crate::offsite::ship;
 
 /// One line per archive deleted by retention; its digest stays, so the
 /// digest chain stays whole.
@@ -73,22 +73,26 @@ fn retired_chain_hash(lines: &str) -> String {
     )
 }
 
+/// Another copy of the archives, which retention asks before deleting
+/// one: an archive it does not hold is kept whatever its age, as it may be
+/// the only copy.
+pub trait Copies: fmt::Debug + Send + Sync {
+    /// The archive file names (`DAY.jsonl.gz`) held elsewhere; read once
+    /// per retention run.
+    fn held(&self, dir: &Path) -> anyhow::Result<BTreeSet<String>>;
+}
+
 /// Deletes the archives of days before `before` (keeping their digests, so
 /// the chain stays checkable) and notes each in `retired.jsonl` first.
-/// With `keep_unshipped`, an archive not confirmed in the S3 bucket is
-/// kept whatever its age: it may be the only copy.
+/// With `copies`, only archives held there are deleted.
 pub(super) fn retire(
     dir: &Path,
     before: Date,
     now: OffsetDateTime,
-    keep_unshipped: bool,
+    copies: Option<&dyn Copies>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let listing = list_archive_dir(dir)?;
-    let shipped = if keep_unshipped {
-        Some(ship::confirmed(dir).with_context(|| format!("reading {}", dir.display()))?)
-    } else {
-        None
-    };
+    let held = copies.map(|copies| copies.held(dir)).transpose()?;
     let digests = load_digests(dir)?;
     let archive_dir = dir.join(ARCHIVE_DIR);
     let log_path = archive_dir.join(RETIRED_FILE);
@@ -107,10 +111,10 @@ pub(super) fn retire(
         if days::live_path(dir, *date).exists() {
             continue;
         }
-        if let Some(shipped) = &shipped
-            && !ship::is_confirmed(shipped, archive)
+        if let Some(held) = &held
+            && !held.contains(&file_name(archive))
         {
-            tracing::warn!(archive = %archive.display(), "kept an archive past the retention period: it is not confirmed in the S3 bucket yet");
+            tracing::warn!(archive = %archive.display(), "kept an archive past the retention period: no other copy of it is confirmed yet");
             continue;
         }
         let line = Retired {
