@@ -241,6 +241,7 @@ impl Reconciler {
         for (done, room) in rooms.iter().enumerate() {
             progress(done, rooms.len());
             let checked_at = format_timestamp(self.clock.now());
+            let listed_from = writer.membership_seq();
             let listed = match self.client.list_memberships(&room.id).await {
                 Ok(listed) => listed,
                 Err(error) => {
@@ -253,8 +254,9 @@ impl Reconciler {
                 .get(&room.id)
                 .or(self.gap_start.as_ref())
                 .cloned();
-            let findings = writer
-                .members(|members| roster::diff(room, listed, members, known_until.as_deref()));
+            let findings = writer.members(|members| {
+                roster::diff(room, listed, members, known_until.as_deref(), listed_from)
+            });
             match self.write(writer, findings, summary).await {
                 Ok(()) => {
                     summary.checked += 1;
