@@ -743,3 +743,27 @@ fn a_listed_membership_without_its_person_or_room_id_does_not_make_a_present_mem
         second.report()
     );
 }
+
+#[test]
+fn a_next_page_link_that_repeats_ends_the_run_with_an_error_naming_it_instead_of_looping() {
+    let fake = FakeWebex::start();
+    fake.add_member("R1", "a", "2026-11-01T09:00:00.000Z");
+    fake.add_member("R1", "b", "2026-11-01T09:00:00.000Z");
+    fake.set_page_size(1);
+    fake.set_looping_next(true);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+
+    let looped = reconcile_cli(&dir, &fake, &[]).code(1);
+
+    assert!(
+        looped.stderr.contains("room R1 could not be checked")
+            && looped.stderr.contains("already followed")
+            && looped
+                .stderr
+                .contains("/memberships?max=1&roomId=R1&cursor=0"),
+        "{}",
+        looped.report()
+    );
+    assert!(membership_records(&dir).is_empty());
+}

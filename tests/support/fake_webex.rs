@@ -67,6 +67,8 @@ struct State {
     /// Where `Link: rel="next"` points instead of `base`.
     next_base: Option<String>,
     comma_cursors: bool,
+    /// Next-page links lead back to the page they came with.
+    looping_next: bool,
     /// Requests to hold before answering them.
     holds: Vec<HoldSlot>,
 }
@@ -342,6 +344,12 @@ impl FakeWebex {
     /// Cursors in next-page links hold a comma, as `cursor=page,2`.
     pub fn set_comma_cursors(&self, on: bool) {
         self.shared.lock().comma_cursors = on;
+    }
+
+    /// Every next-page link leads to the page it came with, so a client
+    /// that follows links blindly never gets to the end.
+    pub fn set_looping_next(&self, on: bool) {
+        self.shared.lock().looping_next = on;
     }
 
     /// The next `times` requests get 429 with `Retry-After: retry_after_secs`.
@@ -658,10 +666,11 @@ fn page(state: &State, list: &str, query: &str, items: &[Value]) -> Response<Str
         .header("content-type", "application/json");
     if to < items.len() {
         let base = state.next_base.as_deref().unwrap_or(&state.base);
+        let next = if state.looping_next { from } else { to };
         let cursor = if state.comma_cursors {
-            format!("page,{to}")
+            format!("page,{next}")
         } else {
-            to.to_string()
+            next.to_string()
         };
         let kept = query
             .split('&')
