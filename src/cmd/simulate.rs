@@ -45,9 +45,11 @@ pub struct Args {
     pub rooms: u32,
 }
 
-/// One person's membership of one room during the run.
+/// One person's membership of one room during the run: at most one per
+/// person and room, as Webex keeps it (a rejoin reuses it).
 struct Member {
     room: u32,
+    /// An index into [`PEOPLE`].
     person: usize,
     in_room: bool,
     moderator: bool,
@@ -91,8 +93,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     for i in 0..args.count {
         let (index, change) = next_event(&mut members, i, args.rooms);
         let member = &members[index];
-        let (name, user) = PEOPLE[member.person % PEOPLE.len()];
-        let body = delivery(&run_tag, member, index, change, i);
+        let (name, user) = PEOPLE[member.person];
+        let body = delivery(&run_tag, member, change, i);
         let body = serde_json::to_vec(&body)?;
         let sig = signature::sign(&secret, &body);
         let answer = runtime.block_on(async {
@@ -144,7 +146,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 
 /// Picks the next event: mostly new joins, every fourth a leave, every
 /// sixth a rejoin of someone who left, and now and then a moderator
-/// granted or revoked. Returns the member and what happened.
+/// granted or revoked; once every person is in every room, a rejoin or a
+/// leave instead of a join. Returns the member and what happened.
 fn next_event(members: &mut Vec<Member>, i: u32, rooms: u32) -> (usize, Change) {
     let pick = |want_in: bool, members: &mut Vec<Member>| {
         let found = members.iter().position(|m| m.in_room == want_in)?;
@@ -167,21 +170,34 @@ fn next_event(members: &mut Vec<Member>, i: u32, rooms: u32) -> (usize, Change) 
         }),
         _ => None,
     };
-    chosen.unwrap_or_else(|| {
-        let n = members.len();
-        let person = n / rooms as usize + n;
-        members.push(Member {
-            room: n as u32 % rooms,
-            person,
-            in_room: true,
-            moderator: person.is_multiple_of(5),
-        });
-        (n, Change::Created)
-    })
+    if let Some(chosen) = chosen {
+        return chosen;
+    }
+    let n = members.len();
+    let rooms = rooms as usize;
+    // Slot `k` is person `k / rooms` in room `k % rooms`: every slot is a
+    // different pair, and the first free one from `n` on is taken.
+    let free = (n..n + rooms * PEOPLE.len())
+        .map(|k| ((k % rooms) as u32, (k / rooms) % PEOPLE.len()))
+        .find(|&(room, person)| !members.iter().any(|m| m.room == room && m.person == person));
+    match free {
+        Some((room, person)) => {
+            members.push(Member {
+                room,
+                person,
+                in_room: true,
+                moderator: person.is_multiple_of(5),
+            });
+            (n, Change::Created)
+        }
+        None => pick(false, members)
+            .or_else(|| pick(true, members))
+            .expect("every membership is either in or out of its room"),
+    }
 }
 
-fn delivery(run_tag: &str, member: &Member, index: usize, change: Change, i: u32) -> Value {
-    let (name, user) = PEOPLE[member.person % PEOPLE.len()];
+fn delivery(run_tag: &str, member: &Member, change: Change, i: u32) -> Value {
+    let (name, user) = PEOPLE[member.person];
     let created =
         format_timestamp(OffsetDateTime::now_utc() + time::Duration::milliseconds(i.into()));
     let room_id = format!("sim-{run_tag}-room-{}", member.room + 1);
@@ -197,10 +213,10 @@ fn delivery(run_tag: &str, member: &Member, index: usize, change: Change, i: u32
         "status": "active",
         "actorId": "sim-admin",
         "data": {
-            "id": format!("sim-{run_tag}-membership-{index}"),
+            "id": format!("sim-{run_tag}-membership-{}-{}", member.room + 1, member.person),
             "roomId": room_id,
             "roomType": "group",
-            "personId": format!("sim-person-{}", member.person % PEOPLE.len()),
+            "personId": format!("sim-person-{}", member.person),
             "personEmail": format!("{user}@example.com"),
             "personDisplayName": name,
             "personOrgId": "sim-org",

@@ -21,6 +21,16 @@ pub struct Gap {
     pub to: OffsetDateTime,
 }
 
+/// The events of one page that are about the watched `rooms`: all a
+/// backfill keeps of the org's.
+pub fn watched<'r>(
+    page: Vec<MembershipEvent>,
+    rooms: &'r HashMap<&str, &Room>,
+) -> impl Iterator<Item = MembershipEvent> + 'r {
+    page.into_iter()
+        .filter(|event| rooms.contains_key(event.data.room_id.as_str()))
+}
+
 /// The records `events` make, in the order the events happened, for the
 /// watched `rooms` only (a compliance officer sees the whole org).
 ///

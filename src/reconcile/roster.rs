@@ -21,18 +21,36 @@ pub struct Finding {
 /// start of the latest coverage gap, or the previous check): someone gone
 /// since was there at least until then, or until their own last record.
 ///
-/// Every finding is written only if the membership's last record is still
-/// the one the diff saw: a delivery that came in meanwhile knows better.
+/// `listed_from` is the log's last membership record when the listing's
+/// first request went out: every finding is written only if its
+/// membership has no record after it, since a delivery that came in
+/// while the room was being listed knows better than the listing.
+///
+/// An entry without its membership, room or person id is skipped with a
+/// warning, yet whoever it may name is not taken for gone.
 pub fn diff(
     room: &Room,
     listed: Vec<Membership>,
     members: &Members,
     known_until: Option<&str>,
+    listed_from: u64,
 ) -> Vec<Finding> {
+    let rule = Rule::IfUnchangedSince(listed_from);
     let mut findings = Vec::new();
     let mut listed_ids = HashSet::with_capacity(listed.len());
+    let mut listed_people: HashSet<String> = HashSet::new();
+    let mut unnamed = false;
     for membership in listed {
-        if membership.missing().is_some() {
+        if let Some(field) = membership.missing() {
+            tracing::warn!(
+                room = %room.id,
+                membership = %membership.id,
+                person = %membership.person_id,
+                "Webex listed a membership without {field}: skipped, and no one it may name is recorded as gone"
+            );
+            unnamed |= membership.id.is_empty() && membership.person_id.is_empty();
+            listed_people.insert(membership.person_id);
+            listed_ids.insert(membership.id);
             continue;
         }
         listed_ids.insert(membership.id.clone());
@@ -57,25 +75,30 @@ pub fn diff(
                         not_before: last_known(member, known_until),
                         ..found(membership.record(event, Source::Reconciled), room)
                     },
-                    rule: Rule::IfLastSeq(member.last_seq),
+                    rule,
                 });
             }
             _ => findings.push(Finding {
                 // `membership_created` is the real join time.
                 record: found(membership.record(Event::Joined, Source::Reconciled), room),
-                rule: Rule::IfLastSeq(known.map_or(0, |m| m.last_seq)),
+                rule,
             }),
         }
     }
+    if unnamed {
+        // An entry naming no one may be anyone: no leave can be told.
+        tracing::warn!(room = %room.id, "no leaves recorded for this room this run");
+        return findings;
+    }
     let mut gone: Vec<&Member> = members
         .present_in(&room.id)
-        .filter(|m| !listed_ids.contains(&m.membership_id))
+        .filter(|m| !listed_ids.contains(&m.membership_id) && !listed_people.contains(&m.person_id))
         .collect();
     gone.sort_by_key(|m| m.last_seq);
     for member in gone {
         findings.push(Finding {
             record: left(member, room, last_known(member, known_until)),
-            rule: Rule::IfLastSeq(member.last_seq),
+            rule,
         });
     }
     findings
@@ -165,7 +188,13 @@ mod tests {
             membership("new", false),
         ];
 
-        let found = diff(&room(), listed, &members, Some("2026-11-10T00:00:00.000Z"));
+        let found = diff(
+            &room(),
+            listed,
+            &members,
+            Some("2026-11-10T00:00:00.000Z"),
+            3,
+        );
 
         let summary: Vec<(&str, Event, Option<&str>, Rule)> = found
             .iter()
@@ -185,14 +214,14 @@ mod tests {
                     "promoted",
                     Event::ModeratorGranted,
                     Some("2026-11-10T00:00:00.000Z"),
-                    Rule::IfLastSeq(2)
+                    Rule::IfUnchangedSince(3)
                 ),
-                ("new", Event::Joined, None, Rule::IfLastSeq(0)),
+                ("new", Event::Joined, None, Rule::IfUnchangedSince(3)),
                 (
                     "leaves",
                     Event::Left,
                     Some("2026-11-20T10:00:00.000Z"),
-                    Rule::IfLastSeq(3)
+                    Rule::IfUnchangedSince(3)
                 ),
             ]
         );
@@ -216,6 +245,7 @@ mod tests {
             vec![membership("a", true), membership("b", false)],
             &Members::default(),
             None,
+            0,
         );
         assert_eq!(found.len(), 2);
         assert!(found.iter().all(|f| f.record.event == Event::Joined));

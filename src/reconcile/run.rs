@@ -241,6 +241,7 @@ impl Reconciler {
         for (done, room) in rooms.iter().enumerate() {
             progress(done, rooms.len());
             let checked_at = format_timestamp(self.clock.now());
+            let listed_from = writer.membership_seq();
             let listed = match self.client.list_memberships(&room.id).await {
                 Ok(listed) => listed,
                 Err(error) => {
@@ -253,8 +254,9 @@ impl Reconciler {
                 .get(&room.id)
                 .or(self.gap_start.as_ref())
                 .cloned();
-            let findings = writer
-                .members(|members| roster::diff(room, listed, members, known_until.as_deref()));
+            let findings = writer.members(|members| {
+                roster::diff(room, listed, members, known_until.as_deref(), listed_from)
+            });
             match self.write(writer, findings, summary).await {
                 Ok(()) => {
                     summary.checked += 1;
@@ -266,6 +268,12 @@ impl Reconciler {
         progress(rooms.len(), rooms.len());
     }
 
+    /// Reads the gap's events page by page, keeping only the watched
+    /// rooms' (a compliance officer sees the whole org's), and writes them
+    /// once the last page is in: they are written in the order they
+    /// happened, which the pages' order need not be, and a list that
+    /// fails part-way writes nothing, so the gap is still whole for a
+    /// retry.
     async fn backfill(
         &self,
         writer: &LogWriter,
@@ -273,17 +281,26 @@ impl Reconciler {
         rooms: &[Room],
         summary: &mut Summary,
     ) -> Backfill {
-        let events = match self.client.list_membership_events(gap.from, gap.to).await {
-            Ok(events) => events,
-            Err(ApiError::NotComplianceOfficer { .. }) if self.events_api == EventsApi::Detect => {
-                return Backfill::NotComplianceOfficer;
-            }
-            Err(error) => return Backfill::Failed(error_chain(error)),
-        };
-        let count = events.len();
         let by_id: HashMap<&str, &Room> = rooms.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut pages = self.client.membership_events(gap.from, gap.to);
+        let (mut count, mut kept) = (0, Vec::new());
+        loop {
+            match pages.next().await {
+                Ok(Some(page)) => {
+                    count += page.len();
+                    kept.extend(backfill::watched(page, &by_id));
+                }
+                Ok(None) => break,
+                Err(ApiError::NotComplianceOfficer { .. })
+                    if self.events_api == EventsApi::Detect =>
+                {
+                    return Backfill::NotComplianceOfficer;
+                }
+                Err(error) => return Backfill::Failed(error_chain(error)),
+            }
+        }
         match self
-            .write(writer, backfill::findings(events, &by_id), summary)
+            .write(writer, backfill::findings(kept, &by_id), summary)
             .await
         {
             Ok(()) => Backfill::Done(count),

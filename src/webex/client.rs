@@ -1,15 +1,18 @@
 //! The Webex REST API client: webhooks, rooms, memberships and membership
 //! events, with a bearer token that never leaves [`Secret`] nor the API's
 //! own origin, ids sent as single path segments, request timeouts,
-//! `Link: rel="next"` paging ([`link`]), bounded 429 `Retry-After`
+//! `Link: rel="next"` paging ([`link`], [`pages`]: bounded, loops
+//! refused), bounded 429 `Retry-After`
 //! handling, optional pacing ([`pace`]) and a count of the calls made.
 //! The shapes sent and received are in [`model`].
 
 mod link;
 mod model;
 mod pace;
+mod pages;
 
 pub use model::{EventKind, Membership, MembershipEvent, NewWebhook, Room, Webhook, WebhookUpdate};
+pub use pages::{MAX_PAGES, Pages};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -89,6 +92,14 @@ pub enum ApiError {
         "the Webex API's next page of {path} is not a URL ({link:?}): is WEBEX_API_URL the Webex API (https://webexapis.com/v1)?"
     )]
     BadNextPage { path: String, link: String },
+    #[error(
+        "the Webex API's next page of {path} is {link}, a page already followed: stopping rather than loop; the API is not paging as Webex does (is WEBEX_API_URL the Webex API?)"
+    )]
+    RepeatedNextPage { path: String, link: String },
+    #[error(
+        "the Webex API's list {path} goes on past {pages} pages: stopping; no Webex list is that long, so the API is not paging as Webex does"
+    )]
+    TooManyPages { path: String, pages: usize },
     #[error(
         "the Webex API answered {path} with something unexpected: is WEBEX_API_URL the Webex API (https://webexapis.com/v1)?"
     )]
@@ -193,78 +204,80 @@ impl Client {
 
     /// Every webhook of the token, across all pages.
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ApiError> {
-        self.list(self.endpoint(&["webhooks"]), PAGE_SIZE, &[], "/webhooks")
+        self.pages(self.endpoint(&["webhooks"]), PAGE_SIZE, &[], "/webhooks")
+            .all()
             .await
     }
 
     /// `GET /rooms`, all pages: every room the token's account is in.
     pub async fn list_rooms(&self) -> Result<Vec<Room>, ApiError> {
-        self.list(self.endpoint(&["rooms"]), LARGE_PAGE_SIZE, &[], "/rooms")
+        self.pages(self.endpoint(&["rooms"]), LARGE_PAGE_SIZE, &[], "/rooms")
+            .all()
             .await
     }
 
     /// `GET /memberships?roomId=`, all pages: who is in `room_id` now.
     pub async fn list_memberships(&self, room_id: &str) -> Result<Vec<Membership>, ApiError> {
-        self.list(
+        self.pages(
             self.endpoint(&["memberships"]),
             LARGE_PAGE_SIZE,
             &[("roomId", room_id)],
             "/memberships",
         )
+        .all()
         .await
     }
 
-    /// `GET /events?resource=memberships&from=&to=`, all pages: every
+    /// `GET /events?resource=memberships&from=&to=`, page by page (a
+    /// compliance officer sees the whole org's: filter each page): every
     /// membership change Webex kept between `from` and `to`. Only a
     /// compliance officer's token may read them; any other gets
     /// [`ApiError::NotComplianceOfficer`], so the caller can fall back to
     /// reconciliation.
+    pub fn membership_events(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Pages<MembershipEvent> {
+        let (from, to) = (api_time(from), api_time(to));
+        self.pages(
+            self.endpoint(&["events"]),
+            LARGE_PAGE_SIZE,
+            &[("resource", "memberships"), ("from", &from), ("to", &to)],
+            "/events",
+        )
+        .explained(|error| match error {
+            ApiError::Status {
+                status: StatusCode::FORBIDDEN,
+                path,
+                ..
+            } => ApiError::NotComplianceOfficer { path },
+            error => error,
+        })
+    }
+
+    /// [`Client::membership_events`], every page at once.
     pub async fn list_membership_events(
         &self,
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<MembershipEvent>, ApiError> {
-        let (from, to) = (api_time(from), api_time(to));
-        let listed = self
-            .list(
-                self.endpoint(&["events"]),
-                LARGE_PAGE_SIZE,
-                &[("resource", "memberships"), ("from", &from), ("to", &to)],
-                "/events",
-            )
-            .await;
-        match listed {
-            Err(ApiError::Status {
-                status: StatusCode::FORBIDDEN,
-                path,
-                ..
-            }) => Err(ApiError::NotComplianceOfficer { path }),
-            listed => listed,
-        }
+        self.membership_events(from, to).all().await
     }
 
-    /// `GET url?max=page_size&query...`, following `rel="next"` to the end.
-    async fn list<T: DeserializeOwned>(
+    /// The pages of `GET url?max=page_size&query...`, following
+    /// `rel="next"`.
+    fn pages<T: DeserializeOwned>(
         &self,
         mut url: Url,
         page_size: u32,
         query: &[(&str, &str)],
         path: &str,
-    ) -> Result<Vec<T>, ApiError> {
+    ) -> Pages<T> {
         url.query_pairs_mut()
             .append_pair("max", &page_size.to_string())
             .extend_pairs(query);
-        let mut all = Vec::new();
-        loop {
-            let response = self.send(Method::GET, &url, None).await?;
-            let next = self.next_page(&url, response.headers())?;
-            let page: Items<T> = decode(response, path).await?;
-            all.extend(page.items);
-            match next {
-                Some(next) => url = next,
-                None => return Ok(all),
-            }
-        }
+        Pages::new(self.clone(), url, path)
     }
 
     /// `POST /webhooks`.

@@ -622,6 +622,49 @@ fn simulate_posts_signed_joins_leaves_and_rejoins_across_rooms_to_a_running_serv
 }
 
 #[test]
+fn simulate_gives_each_person_one_membership_per_room_however_many_deliveries_it_posts() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("log");
+    let server = ServerProcess::start(&dir, |_| {});
+
+    let simulated = run(rollcall(&dir).args([
+        "simulate",
+        "--url",
+        &server.address,
+        "--count",
+        "80",
+        "--rooms",
+        "2",
+    ]))
+    .success();
+
+    assert!(
+        simulated.stdout.contains("80 recorded, 0 not"),
+        "{}",
+        simulated.report()
+    );
+    let mut by_pair = std::collections::BTreeMap::<(String, String), Vec<String>>::new();
+    for record in membership_records(&dir) {
+        let pair = (
+            record["room_id"].as_str().unwrap().to_string(),
+            record["person_id"].as_str().unwrap().to_string(),
+        );
+        let ids = by_pair.entry(pair).or_default();
+        let id = record["membership_id"].as_str().unwrap().to_string();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let doubled: Vec<_> = by_pair.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "one person, two memberships: {doubled:#?}"
+    );
+    let ids: std::collections::BTreeSet<&String> = by_pair.values().flatten().collect();
+    assert_eq!(ids.len(), by_pair.len(), "one membership, two people");
+}
+
+#[test]
 fn simulate_without_the_servers_secret_says_how_to_give_it_and_makes_none() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("elsewhere");

@@ -555,3 +555,215 @@ fn serve_refuses_an_interval_it_cannot_read_and_says_what_it_takes() {
         refused.report()
     );
 }
+
+/// Delivers a signed `memberships/{event}` for `membership` (as the fake
+/// lists it) to `server`; returns the answer's `status`.
+async fn deliver_change(server: &Server, event: &str, membership: &Value) -> String {
+    let mut body: Value = serde_json::from_slice(&app::membership(
+        event,
+        "x",
+        "R1",
+        "2026-11-27T11:00:00.000Z",
+    ))
+    .unwrap();
+    body["data"] = membership.clone();
+    let body = serde_json::to_vec(&body).unwrap();
+    let (status, answer) = json_of(deliver(&server.address, &body).await).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["status"].as_str().unwrap().to_string()
+}
+
+/// The person ids `roster --room R1` shows now, sorted.
+fn roster_now(dir: &Path) -> Vec<String> {
+    let shown = run(rollcall(dir).args(["roster", "--room", "R1", "--format", "json"])).success();
+    let roster: Value = serde_json::from_str(&shown.stdout).unwrap();
+    let mut people: Vec<String> = roster["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["person_id"].as_str().unwrap().to_string())
+        .collect();
+    people.sort();
+    people
+}
+
+/// `rooms`' member count of R1.
+fn members_now(dir: &Path) -> u64 {
+    let listed = run(rollcall(dir).args(["rooms", "--format", "json"])).success();
+    let rooms: Value = serde_json::from_str(&listed.stdout).unwrap();
+    rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room_id"] == "R1")
+        .unwrap()["members_now"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_join_delivered_while_a_room_is_being_listed_is_not_contradicted_by_that_listing() {
+    let fake = FakeWebex::start();
+    fake.set_page_size(1);
+    fake.add_member("R1", "a", "2026-11-01T09:00:00.000Z");
+    fake.add_member("R1", "b", "2026-11-01T09:00:00.000Z");
+    let mut page_two = fake.hold("/memberships", "cursor=1");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let clock = Arc::new(FakeClock::new(START));
+    let mut server = Server::start(&dir, &clock, &fake, None).await;
+    page_two.arrived().await;
+    let q = crate::support::fake_webex::member("R1", "q", "2026-11-27T11:30:00.000Z");
+
+    assert_eq!(deliver_change(&server, "created", &q).await, "recorded");
+    // Webex answers the held page with a 429 first, as it did in the report.
+    fake.rate_limit(1, 0);
+    page_two.release();
+    server.ran(1).await;
+    server.stop().await;
+
+    let mut seen = changes(&dir, 0);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            triple("joined", "a", "reconciled"),
+            triple("joined", "b", "reconciled"),
+            triple("joined", "q", "webhook"),
+        ],
+        "the listing began before q joined: it cannot say q left"
+    );
+    // The next run sees q listed, and the log already agrees.
+    fake.add_membership(q);
+    reconcile_cli(&dir, &fake, &[]).success();
+    assert_eq!(changes(&dir, 3), []);
+    assert_eq!(roster_now(&dir), ["a", "b", "q"]);
+    assert_eq!(members_now(&dir), 3);
+}
+
+#[tokio::test]
+async fn a_leave_delivered_while_a_room_is_being_listed_is_not_undone_by_that_listing() {
+    let fake = FakeWebex::start();
+    fake.set_page_size(1);
+    let q = fake.add_member("R1", "q", "2026-11-01T09:00:00.000Z");
+    fake.add_member("R1", "b", "2026-11-01T09:00:00.000Z");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    reconcile_cli(&dir, &fake, &[]).success();
+    let mut page_two = fake.hold("/memberships", "cursor=1");
+    let clock = Arc::new(FakeClock::new(START));
+    let mut server = Server::start(&dir, &clock, &fake, None).await;
+    page_two.arrived().await;
+
+    // Page one listed q already; q leaves before page two is answered.
+    assert_eq!(deliver_change(&server, "deleted", &q).await, "recorded");
+    page_two.release();
+    server.ran(1).await;
+    server.stop().await;
+    fake.remove_member("R1", "q");
+
+    assert_eq!(
+        changes(&dir, 2),
+        [triple("left", "q", "webhook")],
+        "the listing that still named q began before q left"
+    );
+    reconcile_cli(&dir, &fake, &[]).success();
+    assert_eq!(changes(&dir, 2), [triple("left", "q", "webhook")]);
+    assert_eq!(roster_now(&dir), ["b"]);
+    assert_eq!(members_now(&dir), 1);
+}
+
+#[tokio::test]
+async fn a_member_webex_lists_again_after_a_recorded_leave_is_recorded_as_rejoined_and_shown() {
+    let fake = FakeWebex::start();
+    fake.add_member("R1", "b", "2026-11-01T09:00:00.000Z");
+    let (_temp, dir, clock, server) = serving(&fake, None).await;
+    let q = crate::support::fake_webex::member("R1", "q", "2026-11-27T11:30:00.000Z");
+    assert_eq!(deliver_change(&server, "created", &q).await, "recorded");
+    clock.set(datetime!(2026-11-27 12:30 UTC));
+    assert_eq!(deliver_change(&server, "deleted", &q).await, "recorded");
+    server.stop().await;
+    // Webex lists the same membership again: the leave was not the end.
+    fake.add_membership(q);
+
+    reconcile_cli(&dir, &fake, &[]).success();
+
+    assert_eq!(
+        changes(&dir, 1),
+        [
+            triple("joined", "q", "webhook"),
+            triple("left", "q", "webhook"),
+            triple("joined", "q", "reconciled"),
+        ],
+        "the correction is not a retry of the first join"
+    );
+    assert_eq!(roster_now(&dir), ["b", "q"], "the log's order decides");
+    assert_eq!(members_now(&dir), 2);
+    let after_leave = run(rollcall(&dir).args([
+        "roster",
+        "--room",
+        "R1",
+        "--at",
+        "2026-11-27T12:45:00.000Z",
+        "--format",
+        "json",
+    ]))
+    .success();
+    assert!(
+        after_leave.stdout.contains("\"q\""),
+        "the rejoin is not sorted before the leave: {}",
+        after_leave.report()
+    );
+}
+
+#[test]
+fn a_listed_membership_without_its_person_or_room_id_does_not_make_a_present_member_leave() {
+    let fake = two_rooms();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    reconcile_cli(&dir, &fake, &[]).success();
+    let roster = fake.roster("R1");
+    for (person, field) in [("stays", "personId"), ("leaves", "roomId")] {
+        let mut entry = roster
+            .iter()
+            .find(|m| m["personId"] == person)
+            .unwrap()
+            .clone();
+        entry.as_object_mut().unwrap().remove(field);
+        fake.add_membership_to("R1", entry);
+    }
+
+    let second = reconcile_cli(&dir, &fake, &[]).success();
+
+    assert_eq!(changes(&dir, 4), [], "{}", second.report());
+    assert!(
+        second.stderr.contains("without data.personId")
+            && second.stderr.contains("without data.roomId"),
+        "{}",
+        second.report()
+    );
+}
+
+#[test]
+fn a_next_page_link_that_repeats_ends_the_run_with_an_error_naming_it_instead_of_looping() {
+    let fake = FakeWebex::start();
+    fake.add_member("R1", "a", "2026-11-01T09:00:00.000Z");
+    fake.add_member("R1", "b", "2026-11-01T09:00:00.000Z");
+    fake.set_page_size(1);
+    fake.set_looping_next(true);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+
+    let looped = reconcile_cli(&dir, &fake, &[]).code(1);
+
+    assert!(
+        looped.stderr.contains("room R1 could not be checked")
+            && looped.stderr.contains("already followed")
+            && looped
+                .stderr
+                .contains("/memberships?max=1&roomId=R1&cursor=0"),
+        "{}",
+        looped.report()
+    );
+    assert!(membership_records(&dir).is_empty());
+}

@@ -4,8 +4,9 @@
 //! webhooks, rooms with titles, each room's roster and membership events
 //! (every list paged with `Link: rel="next"`), a log of every request,
 //! and switches for 429s, slow answers, errors (all of them or one room's
-//! roster), a compliance officer's token, and the shapes of `Link` a
-//! hostile or unusual API might send.
+//! roster), a compliance officer's token, the shapes of `Link` a
+//! hostile or unusual API might send, and a request held until the test
+//! lets it be answered ([`FakeWebex::hold`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,6 +67,50 @@ struct State {
     /// Where `Link: rel="next"` points instead of `base`.
     next_base: Option<String>,
     comma_cursors: bool,
+    /// Next-page links lead back to the page they came with.
+    looping_next: bool,
+    /// Requests to hold before answering them.
+    holds: Vec<HoldSlot>,
+}
+
+/// A request to hold: the first whose path starts with `path` and whose
+/// query holds `query`.
+struct HoldSlot {
+    path: String,
+    query: String,
+    arrived: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
+/// A request the fake holds (see [`FakeWebex::hold`]).
+pub struct Held {
+    arrived: Option<oneshot::Receiver<()>>,
+    release: Option<oneshot::Sender<()>>,
+}
+
+impl Held {
+    /// Resolves once the request has come in and is being held; panics
+    /// after 10 s.
+    pub async fn arrived(&mut self) {
+        let arrived = self.arrived.take().expect("waited for once");
+        tokio::time::timeout(Duration::from_secs(10), arrived)
+            .await
+            .expect("the held request never came")
+            .expect("the fake API stopped");
+    }
+
+    /// Lets the held request be answered.
+    pub fn release(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 struct Shared {
@@ -164,39 +209,33 @@ impl FakeWebex {
     /// `{person}@example.com`, display name `person`, not a moderator,
     /// `created` as given. Returns the membership as listed.
     pub fn add_member(&self, room: &str, person: &str, created: &str) -> Value {
-        self.add_membership(json!({
-            "id": membership_id(room, person),
-            "roomId": room,
-            "roomType": "group",
-            "personId": person,
-            "personEmail": format!("{person}@example.com"),
-            "personDisplayName": person,
-            "personOrgId": "org-1",
-            "isModerator": false,
-            "isMonitor": false,
-            "isRoomHidden": false,
-            "created": created,
-        }))
+        self.add_membership(member(room, person, created))
     }
 
-    /// Puts a membership as written (at least `roomId` and `personId`) in
-    /// its room's roster, replacing that person's earlier one.
+    /// Puts a membership as written (at least `roomId`) in its room's
+    /// roster, replacing that person's earlier one.
     pub fn add_membership(&self, membership: Value) -> Value {
         let room = membership["roomId"]
             .as_str()
             .expect("a membership has a roomId");
-        let person = membership["personId"]
-            .as_str()
-            .expect("a membership has a personId");
+        self.add_membership_to(room, membership.clone());
+        membership
+    }
+
+    /// Lists `membership` as written in `room`'s roster (fields may be
+    /// missing, as a hostile or broken API might send), replacing the
+    /// entry with its id or person.
+    pub fn add_membership_to(&self, room: &str, membership: Value) {
         let mut state = self.shared.lock();
         state
             .rooms
             .entry(room.into())
             .or_insert_with(|| format!("Room {room}"));
         let roster = state.rosters.entry(room.into()).or_default();
-        roster.retain(|m| m["personId"] != person);
-        roster.push(membership.clone());
-        membership
+        let same =
+            |m: &Value, field: &str| !membership[field].is_null() && m[field] == membership[field];
+        roster.retain(|m| !same(m, "personId") && !same(m, "id"));
+        roster.push(membership);
     }
 
     /// Takes `person` out of `room`; returns the membership they had.
@@ -307,11 +346,37 @@ impl FakeWebex {
         self.shared.lock().comma_cursors = on;
     }
 
+    /// Every next-page link leads to the page it came with, so a client
+    /// that follows links blindly never gets to the end.
+    pub fn set_looping_next(&self, on: bool) {
+        self.shared.lock().looping_next = on;
+    }
+
     /// The next `times` requests get 429 with `Retry-After: retry_after_secs`.
     pub fn rate_limit(&self, times: u32, retry_after_secs: u64) {
         let mut state = self.shared.lock();
         state.rate_limited = times;
         state.retry_after_secs = retry_after_secs;
+    }
+
+    /// Holds the next request whose path starts with `path` and whose
+    /// query holds `query` (e.g. `cursor=1`: a list's second page) until
+    /// [`Held::release`] (or the handle is dropped); it is then answered
+    /// as the fake stands at that moment, a 429 from [`FakeWebex::rate_limit`]
+    /// included.
+    pub fn hold(&self, path: &str, query: &str) -> Held {
+        let (arrived_tx, arrived) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        self.shared.lock().holds.push(HoldSlot {
+            path: path.into(),
+            query: query.into(),
+            arrived: arrived_tx,
+            release: release_rx,
+        });
+        Held {
+            arrived: Some(arrived),
+            release: Some(release),
+        }
     }
 
     /// Every answer waits this long first.
@@ -418,7 +483,20 @@ fn routes(
 /// Answers, then logs the request, so a test that saw a request in the
 /// log also sees its effect.
 async fn answer(shared: &Shared, request: Request) -> Response<String> {
-    let delay = shared.lock().delay;
+    let (delay, held) = {
+        let mut state = shared.lock();
+        let held = state
+            .holds
+            .iter()
+            .position(|h| request.path.starts_with(&h.path) && request.query.contains(&h.query))
+            .map(|at| state.holds.remove(at));
+        (state.delay, held)
+    };
+    if let Some(held) = held {
+        let _ = held.arrived.send(());
+        // A dropped handle releases the request too.
+        let _ = held.release.await;
+    }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -588,10 +666,11 @@ fn page(state: &State, list: &str, query: &str, items: &[Value]) -> Response<Str
         .header("content-type", "application/json");
     if to < items.len() {
         let base = state.next_base.as_deref().unwrap_or(&state.base);
+        let next = if state.looping_next { from } else { to };
         let cursor = if state.comma_cursors {
-            format!("page,{to}")
+            format!("page,{next}")
         } else {
-            to.to_string()
+            next.to_string()
         };
         let kept = query
             .split('&')
@@ -614,6 +693,24 @@ fn param(query: &str, name: &str) -> Option<String> {
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
         .map(|v| percent_decode(&v.replace('+', " ")))
+}
+
+/// The membership [`FakeWebex::add_member`] lists, as a delivery's `data`
+/// holds it too.
+pub fn member(room: &str, person: &str, created: &str) -> Value {
+    json!({
+        "id": membership_id(room, person),
+        "roomId": room,
+        "roomType": "group",
+        "personId": person,
+        "personEmail": format!("{person}@example.com"),
+        "personDisplayName": person,
+        "personOrgId": "org-1",
+        "isModerator": false,
+        "isMonitor": false,
+        "isRoomHidden": false,
+        "created": created,
+    })
 }
 
 /// The membership id the fake gives `person` in `room`: like Webex's, the

@@ -7,7 +7,7 @@
 
 pub mod coverage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -222,10 +222,24 @@ impl Room {
     }
 
     /// The room's memberships after its records whose event time is at or
-    /// before `at` (all of them for `None`), applied in event-time order.
+    /// before `at` (all of them for `None`). A membership's records take
+    /// effect in the log's order: one never counts as earlier than the
+    /// record before it (a reconciled rejoin carries the first join's
+    /// `membership_created`, yet follows the leave it corrects).
     fn members(&self, at: Option<&str>) -> Members {
-        let mut timed: Vec<(String, &Record)> =
-            self.records.iter().map(|r| (event_time(r), r)).collect();
+        let mut latest: HashMap<&str, String> = HashMap::new();
+        let mut timed: Vec<(String, &Record)> = self
+            .records
+            .iter()
+            .map(|record| {
+                let time = match latest.get(record.membership_id.as_str()) {
+                    Some(before) => event_time(record).max(before.clone()),
+                    None => event_time(record),
+                };
+                latest.insert(&record.membership_id, time.clone());
+                (time, record)
+            })
+            .collect();
         timed.sort_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
         let mut members = Members::default();
         for (time, record) in &timed {

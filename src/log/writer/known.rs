@@ -28,10 +28,19 @@ pub(super) struct State {
     generation: u64,
     /// Records written while the load runs, in order.
     backlog: Vec<Record>,
+    /// The seq of the last membership record applied: a listing that
+    /// begins now knows nothing of a record after it.
+    last_seq: u64,
 }
 
-/// How to take back one record's change if its batch fails.
-pub(super) enum Undo {
+/// How to take back one record's change if its batch fails: the
+/// membership (or the backlog) and the last seq as they were.
+pub(super) struct Undo {
+    change: UndoChange,
+    last_seq: u64,
+}
+
+enum UndoChange {
     Member(String, Option<Box<Member>>),
     Backlog,
 }
@@ -48,6 +57,7 @@ impl Known {
             let mut state = self.lock();
             state.loaded = false;
             state.backlog.clear();
+            state.last_seq = through;
             state.generation += 1;
             state.generation
         };
@@ -101,6 +111,13 @@ impl Known {
         state
     }
 
+    /// The seq of the last membership record the state holds (the log's
+    /// at start included). Read under the lock a batch keeps until it is
+    /// durable, so never a seq a failed batch gives back.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
     /// Reads the state once it is loaded.
     pub(super) fn read<T>(&self, read: impl FnOnce(&Members) -> T) -> T {
         read(&self.wait(self.lock()).members)
@@ -117,9 +134,13 @@ impl State {
 
     /// Applies a written record, returning how to take it back.
     pub(super) fn apply(&mut self, record: &Record) -> Undo {
+        let last_seq = std::mem::replace(&mut self.last_seq, record.seq);
         if !self.loaded {
             self.backlog.push(record.clone());
-            return Undo::Backlog;
+            return Undo {
+                change: UndoChange::Backlog,
+                last_seq,
+            };
         }
         let before = self
             .members
@@ -127,13 +148,17 @@ impl State {
             .cloned()
             .map(Box::new);
         self.members.apply(Change::from(record));
-        Undo::Member(record.membership_id.clone(), before)
+        Undo {
+            change: UndoChange::Member(record.membership_id.clone(), before),
+            last_seq,
+        }
     }
 
     pub(super) fn undo(&mut self, undo: Undo) {
-        match undo {
-            Undo::Member(id, before) => self.members.restore(id, before.map(|b| *b)),
-            Undo::Backlog => {
+        self.last_seq = undo.last_seq;
+        match undo.change {
+            UndoChange::Member(id, before) => self.members.restore(id, before.map(|b| *b)),
+            UndoChange::Backlog => {
                 self.backlog.pop();
             }
         }

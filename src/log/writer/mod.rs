@@ -26,13 +26,15 @@ mod disk;
 mod head_upkeep;
 mod known;
 mod recover;
+mod rule;
 
 pub use disk::{Disk, RealDisk};
 use recover::{last_record, remembered, repair_torn_tail};
+pub use rule::Rule;
 
 use super::days::{self, Day};
 use super::files;
-use super::members::{Member, Members};
+use super::members::Members;
 use super::record::{DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -61,21 +63,6 @@ pub enum Appended {
     /// more about the membership since the record was made; nothing
     /// written.
     Unchanged,
-}
-
-/// When the writer writes a record, beyond never writing the same join
-/// or leave twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Always (a webhook's join or leave, the receiver's own records).
-    Always,
-    /// A role change: only if the membership's moderator flag in the log
-    /// differs from the one the record sets.
-    RoleChange,
-    /// A finding from comparing the log with Webex: only if the last
-    /// record about the membership is still the one with this seq (0: no
-    /// record), so a delivery that came in meanwhile is never overruled.
-    IfLastSeq(u64),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -230,6 +217,13 @@ impl LogWriter {
     /// [`LogWriter::members`] does not block.
     pub async fn members_ready(&self) {
         self.members.ready().await;
+    }
+
+    /// The seq of the log's last durable membership record: taken before
+    /// a listing's first request, it is what the findings from that
+    /// listing are guarded by ([`Rule::IfUnchangedSince`]).
+    pub fn membership_seq(&self) -> u64 {
+        self.members.last_seq()
     }
 
     /// The seq the event with `key` was recorded under, if the writer has
@@ -464,7 +458,11 @@ impl State {
         } in batch
         {
             let key = record.dedup_key();
-            if let Some(&(seq, _)) = key.as_ref().and_then(|key| seen.get(key)) {
+            let retry_of = match rule {
+                Rule::IfUnchangedSince(_) => None,
+                _ => key.as_ref().and_then(|key| seen.get(key)),
+            };
+            if let Some(&(seq, _)) = retry_of {
                 if seq < first_seq {
                     let _ = reply.send(Ok(Appended::Duplicate(seq)));
                 } else {
@@ -591,22 +589,6 @@ impl State {
         self.day = None;
         self.broken = false;
         Ok(())
-    }
-}
-
-impl Rule {
-    /// Whether `record` is written, given what the log holds about its
-    /// membership.
-    fn allows(self, record: &Record, member: Option<&Member>) -> bool {
-        let role_differs = || match record.event.moderator() {
-            Some(flag) => member.is_none_or(|m| m.is_moderator != Some(flag)),
-            None => true,
-        };
-        match self {
-            Rule::Always => true,
-            Rule::RoleChange => role_differs(),
-            Rule::IfLastSeq(seq) => member.map_or(0, |m| m.last_seq) == seq && role_differs(),
-        }
     }
 }
 
