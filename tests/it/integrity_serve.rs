@@ -54,7 +54,7 @@ async fn three_records() -> TestLog {
 }
 
 /// The value of the metric line that starts with `name ` in `text`.
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
@@ -397,7 +397,7 @@ async fn shutdown_stops_the_writer_even_when_a_connection_outlives_the_drain() {
 }
 
 #[tokio::test]
-async fn a_head_that_leads_the_log_at_start_is_kept_as_evidence() {
+async fn a_head_that_leads_the_log_at_start_is_kept_aside_and_the_head_goes_on() {
     let log = three_records().await;
     let witnessed = Head::read(&log.dir)
         .unwrap()
@@ -409,8 +409,17 @@ async fn a_head_that_leads_the_log_at_start_is_kept_as_evidence() {
     write_lines(&day, &lines);
 
     let app = TestApp::spawn_in(&log.dir, Arc::new(FakeClock::new(START)), |_| {}).await;
-    let (status, _) = json_of(app.deliver("default", &body(0)).await).await;
-    assert_eq!(status, 200);
+    let (_, metrics) = app.get("/metrics").await;
+    assert_eq!(metric(&metrics, "rollcall_head_quarantined"), Some(1.0));
+    let (status, answer) = json_of(app.deliver("default", &body(0)).await).await;
+    // Seq 3 was acknowledged once; seq 4 is the start record.
+    assert_eq!((status, &answer["seq"]), (200, &json!(5)));
     app.stop().await;
-    assert_eq!(Head::read(&log.dir).unwrap(), Some(witnessed));
+    let kept: Vec<_> = rollcall::log::head::KeptHead::list(&log.dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, kept)| kept.head())
+        .collect();
+    assert_eq!(kept, [witnessed]);
+    assert_eq!(Head::read(&log.dir).unwrap().unwrap().seq, 6);
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -242,19 +242,13 @@ pub(super) fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
     file.seek(SeekFrom::Start(good_end))?;
     file.read_exact(&mut torn)?;
     let quarantine = dir.join(QUARANTINE_DIR);
-    files::create_dir(&quarantine).with_context(|| format!("creating {}", quarantine.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("day");
-    let (aside, mut out) = (1..)
-        .map(|n| quarantine.join(format!("{name}.at-{good_end}.{n}.torn")))
-        .find_map(|aside| match files::create_new(&aside) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
-            opened => Some(opened.map(|f| (aside, f))),
-        })
-        .expect("an unbounded range always finds a free name")
-        .with_context(|| format!("creating a file in {}", quarantine.display()))?;
-    out.write_all(&torn)?;
-    out.sync_all()?;
-    files::sync_dir(&quarantine)?;
+    let aside = files::keep_aside(
+        &quarantine,
+        |n| format!("{name}.at-{good_end}.{n}.torn"),
+        &torn,
+    )
+    .with_context(|| format!("moving a torn write into {}", quarantine.display()))?;
     file.set_len(good_end)?;
     file.sync_all()?;
     tracing::warn!(
