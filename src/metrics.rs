@@ -62,6 +62,9 @@ pub struct Metrics {
     /// 1 when the newest record failed its hash at start (the chain went
     /// on from its stored hash), else 0.
     pub damaged_at_start: AtomicU64,
+    /// Lines of the dedup window that a start found not to be records
+    /// (a gauge): left out of dedup and the membership state.
+    pub damaged_lines: AtomicU64,
     /// Durable heads kept in `DIR/quarantine/` because a start found the
     /// log ending before them (a gauge), and the newest one's seq.
     pub heads_quarantined: AtomicU64,
@@ -207,6 +210,11 @@ impl Metrics {
             out,
             "# HELP rollcall_damaged_records_at_start Whether the newest record failed its hash at start (run `rollcall verify`).\n# TYPE rollcall_damaged_records_at_start gauge\nrollcall_damaged_records_at_start {}",
             self.damaged_at_start.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_damaged_lines Lines of the last 7 days (the dedup window) that the start found are not records: reported, left out of dedup and the membership state (run `rollcall verify`).\n# TYPE rollcall_damaged_lines gauge\nrollcall_damaged_lines {}",
+            self.damaged_lines.load(Relaxed)
         );
         let _ = writeln!(
             out,

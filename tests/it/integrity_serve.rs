@@ -119,21 +119,33 @@ async fn serve_chains_on_from_a_damaged_last_record_and_counts_it_in_metrics() {
 }
 
 #[tokio::test]
-async fn a_last_line_without_seq_or_hash_stops_the_start_with_what_to_do() {
+async fn a_last_line_without_seq_or_hash_is_reported_and_its_seq_is_not_given_again() {
     let log = three_records().await;
     let day = log.day_file("2026-11-27");
     let mut lines = read_lines(&day);
+    let third: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     lines.push("{\"not\":\"a record\"}".into());
     write_lines(&day, &lines);
     let before = std::fs::read(&day).unwrap();
 
-    let started = run(rollcall(&log.dir).args(["serve", "--listen", "127.0.0.1:0"])).code(2);
+    let server = ServerProcess::start(&log.dir, |_| {});
+    let stderr = server.stderr();
+    assert!(server.terminate().success());
     assert!(
-        started.stderr.contains("line 4") && started.stderr.contains("verify"),
-        "{}",
-        started.report()
+        stderr.contains("line 4") && stderr.contains("verify"),
+        "{stderr}"
     );
-    assert_eq!(std::fs::read(&day).unwrap(), before);
+    assert!(std::fs::read(&day).unwrap().starts_with(&before));
+    // Line 4 held seq 4 as far as anyone knows: the start record takes 5,
+    // chained on from the last record that reads.
+    let started = app::live_records(&log.dir)
+        .into_iter()
+        .find(|r| r["event"] == "receiver_started")
+        .unwrap();
+    assert_eq!(
+        (&started["seq"], &started["prev_hash"]),
+        (&json!(5), &third["hash"])
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! What `serve` does with a log that is not as it left it: a durable head
 //! the log ends before (a cut) is kept aside as evidence and the head
-//! follows the log again. Through the real binary.
+//! follows the log again; a line that is not a record is reported and
+//! skipped, and the server starts. Through the real binary.
 
 use std::path::{Path, PathBuf};
 
@@ -232,4 +233,67 @@ async fn tail_follow_shows_the_records_written_after_a_cut() {
         .collect();
     assert_eq!(shown, seqs);
     assert!(server.terminate().success());
+}
+
+/// [`hundred_records`] with `"event"` renamed on line `line` (from 1).
+async fn damaged_at(line: usize) -> TestLog {
+    let log = hundred_records().await;
+    let mut lines = read_lines(&day_file(&log));
+    let damaged = lines[line - 1].replacen("\"event\"", "\"evXnt\"", 1);
+    assert_ne!(damaged, lines[line - 1]);
+    lines[line - 1] = damaged;
+    write_lines(&day_file(&log), &lines);
+    log
+}
+
+/// With line `line` of 100 damaged: the server starts, is healthy, reports
+/// the line, records a new delivery under a fresh seq, still knows a retry
+/// of an earlier event, and `verify` names the line.
+async fn serve_starts_past_a_damaged_line(line: usize) {
+    let log = damaged_at(line).await;
+    let before: Vec<u64> = read_lines(&day_file(&log))
+        .iter()
+        .filter_map(|l| rollcall::log::record::scan::leading_seq(l.as_bytes()))
+        .collect();
+
+    let server = serve(&log.dir);
+    assert_eq!(get(&server, "/healthz").await.0, 200);
+    let (_, text) = get(&server, "/metrics").await;
+    assert_eq!(metric(&text, "rollcall_damaged_lines"), Some(1.0), "{text}");
+    let (status, answer) = deliver(&server, &join(1000)).await;
+    assert_eq!((status, &answer["status"]), (200, &"recorded".into()));
+    let seq = answer["seq"].as_u64().unwrap();
+    assert!(seq > 100 && !before.contains(&seq), "seq {seq}");
+    let (status, answer) = deliver(&server, &join(10)).await;
+    assert_eq!(
+        (status, &answer["status"], &answer["seq"]),
+        (200, &"duplicate".into(), &11.into())
+    );
+    let stderr = server.stderr();
+    assert!(server.terminate().success());
+    assert!(
+        stderr.contains("2026-11-27.jsonl")
+            && stderr.contains(&format!("line {line}"))
+            && stderr.contains(&format!("seq {line}")),
+        "the start names the damaged line:\n{stderr}"
+    );
+
+    let verdict = run(rollcall(&log.dir).arg("verify")).code(1);
+    assert!(
+        verdict
+            .stdout
+            .contains(&format!("2026-11-27.jsonl line {line}, seq {line}")),
+        "{}",
+        verdict.report()
+    );
+}
+
+#[tokio::test]
+async fn serve_starts_past_a_damaged_last_line() {
+    serve_starts_past_a_damaged_line(100).await;
+}
+
+#[tokio::test]
+async fn serve_starts_past_a_damaged_line_in_the_middle() {
+    serve_starts_past_a_damaged_line(50).await;
 }

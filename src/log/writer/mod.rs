@@ -392,7 +392,7 @@ impl State {
         }
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
         let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
-        state.seen().extend(remembered(&recent)?);
+        state.seen().extend(remembered(&recent, &state.metrics)?);
         Ok(state)
     }
 
