@@ -62,6 +62,13 @@ pub struct Metrics {
     /// 1 when the newest record failed its hash at start (the chain went
     /// on from its stored hash), else 0.
     pub damaged_at_start: AtomicU64,
+    /// Lines of the dedup window that a start found not to be records
+    /// (a gauge): left out of dedup and the membership state.
+    pub damaged_lines: AtomicU64,
+    /// Durable heads kept in `DIR/quarantine/` because a start found the
+    /// log ending before them (a gauge), and the newest one's seq.
+    pub heads_quarantined: AtomicU64,
+    pub head_quarantined_seq: AtomicU64,
     /// Archives and digests uploaded to the bucket.
     pub offsite_shipped_objects: AtomicU64,
     /// Shipping runs the store made stop early.
@@ -211,6 +218,17 @@ impl Metrics {
             out,
             "# HELP rollcall_damaged_records_at_start Whether the newest record failed its hash at start (run `rollcall verify`).\n# TYPE rollcall_damaged_records_at_start gauge\nrollcall_damaged_records_at_start {}",
             self.damaged_at_start.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_damaged_lines Lines of the last 7 days (the dedup window) that the start found are not records: reported, left out of dedup and the membership state (run `rollcall verify`).\n# TYPE rollcall_damaged_lines gauge\nrollcall_damaged_lines {}",
+            self.damaged_lines.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_head_quarantined Durable heads kept in DIR/quarantine because a start found the log ending before them: records were cut (run `rollcall verify`).\n# TYPE rollcall_head_quarantined gauge\nrollcall_head_quarantined {}\n# HELP rollcall_head_quarantined_seq The seq of the newest quarantined head (0: none).\n# TYPE rollcall_head_quarantined_seq gauge\nrollcall_head_quarantined_seq {}",
+            self.heads_quarantined.load(Relaxed),
+            self.head_quarantined_seq.load(Relaxed)
         );
         let since = self.oldest_unshipped_since.load(Relaxed);
         let age = if since == 0 {

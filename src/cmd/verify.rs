@@ -108,6 +108,9 @@ fn print_text(report: &Report) {
     for held in &report.quarantine {
         println!("quarantine: {held}");
     }
+    for fault in &report.kept_heads {
+        println!("FAULT: {fault}");
+    }
     if let Some(fault) = &report.chain_fault {
         println!("FAULT: {fault}");
         println!(

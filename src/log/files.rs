@@ -52,6 +52,39 @@ pub fn create_truncate(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// The paths of the entries of `folder`, in no order; none when it does
+/// not exist (nothing was ever put there).
+pub fn entries(folder: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    match std::fs::read_dir(folder) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        entries => entries?.map(|entry| Ok(entry?.path())).collect(),
+    }
+}
+
+/// Stores `bytes` as a new file in `folder` (created if missing) under the
+/// first free name `name(1)`, `name(2)`, ..., with the file and its name
+/// fsync'd: what is put aside as evidence is never overwritten and
+/// survives a crash. Returns the file's path.
+pub fn keep_aside(
+    folder: &Path,
+    name: impl Fn(u32) -> String,
+    bytes: &[u8],
+) -> io::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    create_dir(folder)?;
+    let (path, mut file) = (1..)
+        .map(|n| folder.join(name(n)))
+        .find_map(|path| match create_new(&path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
+            opened => Some(opened.map(|f| (path, f))),
+        })
+        .expect("an unbounded range always finds a free name")?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    sync_dir(folder)?;
+    Ok(path)
+}
+
 /// The lock file that keeps two writers out of one directory.
 pub const LOCK_FILE: &str = ".lock";
 

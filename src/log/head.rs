@@ -3,6 +3,8 @@
 //! atomically, so a log whose end was cut shows: it ends before the head,
 //! or the record at the head's seq has another hash. The file may lag the
 //! log (it is synced at most about once a second) but never leads it.
+//! A head a start finds leading the log is the evidence of a cut: it is
+//! kept in `DIR/quarantine/` ([`KeptHead`]) before the writer goes on.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -16,6 +18,8 @@ use super::files;
 
 pub const HEAD_FILE: &str = ".head";
 const HEAD_TEMPORARY: &str = ".head.tmp";
+/// Kept heads are `DIR/quarantine/head-*.json`.
+const KEPT_PREFIX: &str = "head-";
 
 /// The newest record known durable: where the chain had got to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +67,90 @@ impl Head {
     }
 }
 
+/// A durable head that a start found leading the log (the log ended
+/// before it, or disagreed with it), with where the log ended then: the
+/// evidence that records were cut, kept in `DIR/quarantine/`, never
+/// overwritten, for `verify` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptHead {
+    pub seq: u64,
+    pub hash: String,
+    /// When the start kept it aside (RFC 3339).
+    pub kept_at: String,
+    /// The log's last record at that start (seq 0: none).
+    pub log_end_seq: u64,
+    pub log_end_hash: String,
+}
+
+impl KeptHead {
+    pub fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        }
+    }
+
+    /// Stores this head in `DIR/quarantine/`, fsync'd, under a new name;
+    /// a head kept there already (a start that stopped before it wrote
+    /// anything found the same cut again) is not stored twice. Returns
+    /// the file that holds it.
+    pub fn keep(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let head = self.head();
+        if let Some((path, _)) = Self::list(dir)?
+            .into_iter()
+            .find(|(_, kept)| kept.head() == head)
+        {
+            return Ok(path);
+        }
+        let mut bytes = serde_json::to_vec(self).expect("a kept head always serialises");
+        bytes.push(b'\n');
+        let stamp: String = self
+            .kept_at
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let folder = quarantine(dir);
+        files::keep_aside(
+            &folder,
+            |n| format!("{KEPT_PREFIX}{stamp}-seq{}.{n}.json", self.seq),
+            &bytes,
+        )
+        .with_context(|| format!("keeping the durable head in {}", folder.display()))
+    }
+
+    /// Whether `path` is named as a kept head is.
+    pub fn is_named(path: &Path) -> bool {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(KEPT_PREFIX) && n.ends_with(".json"))
+    }
+
+    /// Every head kept in `DIR/quarantine/`, oldest name first. A file
+    /// there that does not read as one is left to `verify`'s listing.
+    pub fn list(dir: &Path) -> anyhow::Result<Vec<(PathBuf, KeptHead)>> {
+        let folder = quarantine(dir);
+        let paths =
+            files::entries(&folder).with_context(|| format!("listing {}", folder.display()))?;
+        let mut kept = Vec::new();
+        for path in paths {
+            if !Self::is_named(&path) {
+                continue;
+            }
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            if let Ok(head) = serde_json::from_slice(&bytes) {
+                kept.push((path, head));
+            }
+        }
+        kept.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(kept)
+    }
+}
+
+fn quarantine(dir: &Path) -> PathBuf {
+    dir.join(super::writer::QUARANTINE_DIR)
+}
+
 impl fmt::Display for Head {
     /// `seq N hash H`, as `verify` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,6 +195,28 @@ mod tests {
             assert_eq!(Head::read(dir.path()).unwrap(), Some(head));
         }
         assert!(!dir.path().join(HEAD_TEMPORARY).exists());
+    }
+
+    #[test]
+    fn a_kept_head_is_stored_once_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = |seq| KeptHead {
+            seq,
+            hash: "ab".repeat(32),
+            kept_at: "2026-11-27T12:00:00.000Z".into(),
+            log_end_seq: 90,
+            log_end_hash: "cd".repeat(32),
+        };
+        let first = kept(100).keep(dir.path()).unwrap();
+        assert_eq!(kept(100).keep(dir.path()).unwrap(), first);
+        let other = kept(101).keep(dir.path()).unwrap();
+        assert_ne!(other, first);
+        let listed: Vec<KeptHead> = KeptHead::list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(_, head)| head)
+            .collect();
+        assert_eq!(listed, [kept(100), kept(101)]);
     }
 
     #[test]

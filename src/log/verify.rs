@@ -2,7 +2,8 @@
 //! `prev_hash` links across days ([`Chain`]), `seq` running from 1 with no
 //! gap or repeat, the end of the log against the durable head (`DIR/.head`,
 //! and a head kept elsewhere), every archive against its digest, the
-//! retention log, and what lies in the quarantine. The result is a
+//! retention log, what lies in the quarantine, and each durable head a
+//! start kept there because the log ended before it. The result is a
 //! [`Report`]: its [`Entry`]s are what `verify --json` prints.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use super::archive;
 use super::chain::{self, Break, Chain};
 use super::days;
 use super::fault::{Fault, display_path};
-use super::head::{self, Head};
+use super::head::{self, Head, KeptHead};
 use super::reader::{self, Block, Place, ReadError};
 use super::record::{self, Event, LineError, Record, Source, format_timestamp, scan};
 use super::roster::coverage::{Coverage, Start};
@@ -39,6 +40,9 @@ pub struct Report {
     pub archive_faults: Vec<Fault>,
     /// What lies in `DIR/quarantine/`.
     pub quarantine: Vec<Held>,
+    /// Each durable head kept in the quarantine that the log does not
+    /// hold (records were cut); one the log holds again is a note.
+    pub kept_heads: Vec<Fault>,
     /// The first fault in the chain of records; what follows a broken link
     /// cannot be trusted to say anything more, so it is not checked.
     pub chain_fault: Option<Fault>,
@@ -100,7 +104,7 @@ impl Counts {
 impl Report {
     /// Nothing is wrong.
     pub fn intact(&self) -> bool {
-        self.chain_fault.is_none() && self.archive_faults.is_empty()
+        self.chain_fault.is_none() && self.archive_faults.is_empty() && self.kept_heads.is_empty()
     }
 
     /// What the report says, one entry per fault, quarantined file and
@@ -108,6 +112,7 @@ impl Report {
     pub fn entries(&self) -> Vec<Entry<'_>> {
         let mut out: Vec<Entry<'_>> = self.archive_faults.iter().map(Entry::Fault).collect();
         out.extend(self.quarantine.iter().map(Entry::Quarantine));
+        out.extend(self.kept_heads.iter().map(Entry::Fault));
         out.extend(self.chain_fault.iter().map(Entry::Fault));
         out.extend(self.notes.iter().map(|note| Entry::Note { note }));
         out.push(Entry::Summary(Summary {
@@ -159,9 +164,14 @@ pub struct Held {
 
 impl fmt::Display for Held {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if KeptHead::is_named(&self.file) {
+            "a durable head a start found the log ending before, kept as evidence of a cut"
+        } else {
+            "a torn write moved aside at a start; never acknowledged"
+        };
         write!(
             f,
-            "{}, {} bytes, modified {} (a torn write moved aside at a start; never acknowledged)",
+            "{}, {} bytes, modified {} ({what})",
             self.file.display(),
             self.bytes,
             self.modified.as_deref().unwrap_or("at an unknown time")
@@ -172,7 +182,8 @@ impl fmt::Display for Held {
 /// Checks everything in `dir`. `Err` only when the check cannot run.
 pub fn verify(dir: &Path, heads: &Heads) -> anyhow::Result<Report> {
     let start = archive::retired_chain_end(dir)?;
-    let mut report = verify_chain(dir, start, heads)?;
+    let kept = KeptHead::list(dir)?;
+    let mut report = verify_chain(dir, start, heads, &kept)?;
     report.archive_faults = archive::check_archives(dir)?;
     report.quarantine = quarantined(dir)?;
     Ok(report)
@@ -189,10 +200,13 @@ pub fn verify(dir: &Path, heads: &Heads) -> anyhow::Result<Report> {
 /// A last line without its newline is a batch still being written when
 /// `DIR/.head` does not reach it (nothing was answered for it yet): a
 /// note. Anywhere else, or with no head to tell, it is a cut file.
+/// Each of `kept` (the heads in the quarantine) is a fault unless the log,
+/// as far as it checks out, holds it again.
 fn verify_chain(
     dir: &Path,
     start: Option<(u64, String)>,
     heads: &Heads,
+    kept: &[(PathBuf, KeptHead)],
 ) -> Result<Report, ReadError> {
     let all = reader::days(dir)?;
     let mut pass = Pass {
@@ -211,13 +225,19 @@ fn verify_chain(
     .into_iter()
     .filter_map(|(head, source)| Some((head.as_ref()?, source)))
     .collect();
-    pass.found = witnesses.iter().map(|(head, _)| (head.seq, None)).collect();
+    pass.found = witnesses
+        .iter()
+        .map(|(head, _)| head.seq)
+        .chain(kept.iter().map(|(_, head)| head.seq))
+        .map(|seq| (seq, None))
+        .collect();
     let checked = reader::in_log_order(&all, Vec::new, parse_block, |place, lines| {
         check_block(&mut pass, place, lines)
     });
     let mut report = Report {
         archive_faults: Vec::new(),
         quarantine: Vec::new(),
+        kept_heads: Vec::new(),
         chain_fault: None,
         records: 0,
         days: all.len(),
@@ -227,6 +247,7 @@ fn verify_chain(
         counts: Counts::default(),
     };
     let faulty = |fault, pass: &Pass, mut report: Report| {
+        check_kept(pass, kept, &mut report);
         report.records = pass.chain.records;
         report.counts = pass.counts.clone();
         report.chain_fault = Some(fault);
@@ -267,6 +288,7 @@ fn verify_chain(
             return faulty(fault, &pass, report);
         }
     }
+    check_kept(&pass, kept, &mut report);
     report.records = pass.chain.records;
     report.counts = pass.counts.clone();
     report.head = (last_seq > 0).then(|| Head {
@@ -306,6 +328,51 @@ fn check_head(pass: &Pass, dir: &Path, head: &Head, source: &str) -> Option<Faul
             .at_line(found.line)
         }),
         Some(_) => None,
+    }
+}
+
+/// Reports each head of `kept` the log, checked as far as `pass`, does not
+/// hold (a fault naming the file, the head and the cut seqs), or holds
+/// again (a note).
+fn check_kept(pass: &Pass, kept: &[(PathBuf, KeptHead)], report: &mut Report) {
+    for (file, head) in kept {
+        let found = pass.found.get(&head.seq).cloned().flatten();
+        if found.as_ref().is_some_and(|found| found.hash == head.hash) {
+            report.notes.push(format!(
+                "{}: the durable head kept there (seq {}) is in the log again: the cut records were put back",
+                file.display(),
+                head.seq
+            ));
+            continue;
+        }
+        let cut = if head.seq > head.log_end_seq {
+            chain::missing(head.log_end_seq + 1, head.seq)
+        } else {
+            format!("the record at seq {} had another hash", head.seq)
+        };
+        let now = match found {
+            Some(found) => format!(
+                "; the log now has another record at seq {} ({} line {}, hash {})",
+                head.seq,
+                found.path.display(),
+                found.line,
+                found.hash
+            ),
+            None => String::new(),
+        };
+        report.kept_heads.push(Fault {
+            seq: Some(head.seq),
+            ..Fault::new(
+                file,
+                format!(
+                    "the durable head {} was kept here at a start on {}, when the log ended at seq {}: {cut} though \
+                     they had been made durable: records were cut from the end of the log{now}",
+                    head.head(),
+                    head.kept_at,
+                    head.log_end_seq
+                ),
+            )
+        });
     }
 }
 
@@ -458,15 +525,10 @@ fn check_link(chain: &Chain, day: &str, number: u64, record: Record) -> Result<R
 /// The files in `DIR/quarantine/`, oldest first.
 fn quarantined(dir: &Path) -> anyhow::Result<Vec<Held>> {
     let folder = dir.join(QUARANTINE_DIR);
-    let entries = match std::fs::read_dir(&folder) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries.with_context(|| format!("listing {}", folder.display()))?,
-    };
+    let paths =
+        super::files::entries(&folder).with_context(|| format!("listing {}", folder.display()))?;
     let mut found = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("listing {}", folder.display()))?
-            .path();
+    for path in paths {
         let metadata =
             std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         let modified = metadata

@@ -54,7 +54,7 @@ async fn three_records() -> TestLog {
 }
 
 /// The value of the metric line that starts with `name ` in `text`.
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
@@ -119,21 +119,33 @@ async fn serve_chains_on_from_a_damaged_last_record_and_counts_it_in_metrics() {
 }
 
 #[tokio::test]
-async fn a_last_line_without_seq_or_hash_stops_the_start_with_what_to_do() {
+async fn a_last_line_without_seq_or_hash_is_reported_and_its_seq_is_not_given_again() {
     let log = three_records().await;
     let day = log.day_file("2026-11-27");
     let mut lines = read_lines(&day);
+    let third: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     lines.push("{\"not\":\"a record\"}".into());
     write_lines(&day, &lines);
     let before = std::fs::read(&day).unwrap();
 
-    let started = run(rollcall(&log.dir).args(["serve", "--listen", "127.0.0.1:0"])).code(2);
+    let server = ServerProcess::start(&log.dir, |_| {});
+    let stderr = server.stderr();
+    assert!(server.terminate().success());
     assert!(
-        started.stderr.contains("line 4") && started.stderr.contains("verify"),
-        "{}",
-        started.report()
+        stderr.contains("line 4") && stderr.contains("verify"),
+        "{stderr}"
     );
-    assert_eq!(std::fs::read(&day).unwrap(), before);
+    assert!(std::fs::read(&day).unwrap().starts_with(&before));
+    // Line 4 held seq 4 as far as anyone knows: the start record takes 5,
+    // chained on from the last record that reads.
+    let started = app::live_records(&log.dir)
+        .into_iter()
+        .find(|r| r["event"] == "receiver_started")
+        .unwrap();
+    assert_eq!(
+        (&started["seq"], &started["prev_hash"]),
+        (&json!(5), &third["hash"])
+    );
 }
 
 #[tokio::test]
@@ -397,7 +409,7 @@ async fn shutdown_stops_the_writer_even_when_a_connection_outlives_the_drain() {
 }
 
 #[tokio::test]
-async fn a_head_that_leads_the_log_at_start_is_kept_as_evidence() {
+async fn a_head_that_leads_the_log_at_start_is_kept_aside_and_the_head_goes_on() {
     let log = three_records().await;
     let witnessed = Head::read(&log.dir)
         .unwrap()
@@ -409,8 +421,17 @@ async fn a_head_that_leads_the_log_at_start_is_kept_as_evidence() {
     write_lines(&day, &lines);
 
     let app = TestApp::spawn_in(&log.dir, Arc::new(FakeClock::new(START)), |_| {}).await;
-    let (status, _) = json_of(app.deliver("default", &body(0)).await).await;
-    assert_eq!(status, 200);
+    let (_, metrics) = app.get("/metrics").await;
+    assert_eq!(metric(&metrics, "rollcall_head_quarantined"), Some(1.0));
+    let (status, answer) = json_of(app.deliver("default", &body(0)).await).await;
+    // Seq 3 was acknowledged once; seq 4 is the start record.
+    assert_eq!((status, &answer["seq"]), (200, &json!(5)));
     app.stop().await;
-    assert_eq!(Head::read(&log.dir).unwrap(), Some(witnessed));
+    let kept: Vec<_> = rollcall::log::head::KeptHead::list(&log.dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, kept)| kept.head())
+        .collect();
+    assert_eq!(kept, [witnessed]);
+    assert_eq!(Head::read(&log.dir).unwrap().unwrap().seq, 6);
 }

@@ -21,5 +21,6 @@ mod read_side;
 mod reconcile;
 mod role_changes;
 mod roster;
+mod start_up;
 mod webex;
 mod webex_api;

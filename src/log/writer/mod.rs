@@ -314,9 +314,9 @@ struct State {
     /// A delivery taken off the queue to learn that more work waits: the
     /// first of the next batch.
     carry: Option<Job>,
-    /// The head found at start leads the log: it is the evidence of a cut
-    /// and is not overwritten.
-    head_kept: bool,
+    /// The head found at start led the log (the evidence of a cut, kept
+    /// aside): no head is stored until a record past this seq is durable.
+    head_held: Option<u64>,
 }
 
 impl State {
@@ -358,7 +358,7 @@ impl State {
             head_stored_at: None,
             head_behind: false,
             carry: None,
-            head_kept: false,
+            head_held: None,
         };
         if let Some(last) = last_record(&all_days, &state.metrics)? {
             state.recovered_end = Some(LogEnd {
@@ -386,7 +386,7 @@ impl State {
         }
         let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
         let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
-        state.seen().extend(remembered(&recent)?);
+        state.seen().extend(remembered(&recent, &state.metrics)?);
         Ok(state)
     }
 

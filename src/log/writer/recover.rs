@@ -1,11 +1,11 @@
 //! What a start finds on disk: a torn tail moved aside, the end of the
-//! chain to go on from (even past a damaged last record), and the dedup
-//! keys of the recent days.
+//! chain to go on from (even past damaged last lines), and the dedup keys
+//! of the recent days (a damaged line among them reported and left out).
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
@@ -19,53 +19,108 @@ use crate::log::record::{self, DedupKey, Event, scan};
 use crate::metrics::Metrics;
 
 /// The dedup keys of the records of `days`, read on every core: this is
-/// most of what a start costs on a big log.
-pub(super) fn remembered(days: &[&Day]) -> anyhow::Result<Vec<(DedupKey, (u64, Date))>> {
+/// most of what a start costs on a big log. A line that is not a record is
+/// left out, reported (file, line, and seq if it can be read) and counted
+/// in `metrics`: `verify` names it too, and one damaged line must not keep
+/// the receiver from starting, or every delivery fails until Webex
+/// disables the webhooks.
+pub(super) fn remembered(
+    days: &[&Day],
+    metrics: &Metrics,
+) -> anyhow::Result<Vec<(DedupKey, (u64, Date))>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(days.len());
     let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
+    let (all, mut damaged) = std::thread::scope(|scope| {
         let loaders: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut keys = Vec::new();
+                    let (mut keys, mut damaged) = (Vec::new(), Vec::new());
                     while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        day_keys(day, &mut keys)?;
+                        day_keys(day, &mut keys, &mut damaged)?;
                     }
-                    Ok::<_, anyhow::Error>(keys)
+                    Ok::<_, anyhow::Error>((keys, damaged))
                 })
             })
             .collect();
-        let mut all = Vec::new();
+        let (mut all, mut damaged) = (Vec::new(), Vec::new());
         for loader in loaders {
-            all.extend(loader.join().expect("a key loader does not panic")?);
+            let (keys, lines) = loader.join().expect("a key loader does not panic")?;
+            all.extend(keys);
+            damaged.extend(lines);
         }
-        Ok(all)
-    })
+        Ok::<_, anyhow::Error>((all, damaged))
+    })?;
+    damaged.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    for line in &damaged {
+        let seq = line.seq.map_or_else(
+            || "its seq unreadable".to_string(),
+            |seq| format!("seq {seq}"),
+        );
+        tracing::error!(
+            file = %line.file.display(),
+            line = line.line,
+            seq = line.seq,
+            "{} line {}, {seq}, is not a record ({}): it stays as it is, left out of dedup and the membership state. Run `rollcall verify`",
+            line.file.display(),
+            line.line,
+            line.problem
+        );
+    }
+    metrics
+        .damaged_lines
+        .store(damaged.len() as u64, Ordering::Relaxed);
+    Ok(all)
 }
 
-/// Appends the dedup key and seq of each record of `day` to `keys`.
-pub(super) fn day_keys(day: &Day, keys: &mut Vec<(DedupKey, (u64, Date))>) -> anyhow::Result<()> {
+/// A line of the log that does not read as a record.
+#[derive(Debug)]
+pub(super) struct Damaged {
+    file: PathBuf,
+    /// Counted from 1.
+    line: u64,
+    /// As far as it can be read.
+    seq: Option<u64>,
+    problem: String,
+}
+
+/// Appends the dedup key and seq of each record of `day` to `keys`, and
+/// each line that is not a record to `damaged`.
+pub(super) fn day_keys(
+    day: &Day,
+    keys: &mut Vec<(DedupKey, (u64, Date))>,
+    damaged: &mut Vec<Damaged>,
+) -> anyhow::Result<()> {
     let path = day.path();
     let mut lines = day
         .lines()
         .with_context(|| format!("reading {}", path.display()))?;
+    let mut number = 0;
     while let Some((line, _)) = lines
         .next_line()
         .with_context(|| format!("reading {}", path.display()))?
     {
+        number += 1;
         let (seq, key) = match scan::dedup_key(line) {
             Some(found) => found,
-            None => {
-                let view: KeyView = serde_json::from_slice(line).with_context(|| {
-                    format!("{} holds a line that is not a record", path.display())
-                })?;
-                let created = view.membership_created.as_deref().unwrap_or("");
-                let key = matches!(view.event, Event::Joined | Event::Left)
-                    .then(|| DedupKey::new(view.event, &view.membership_id, created));
-                (view.seq, key)
-            }
+            None => match serde_json::from_slice::<KeyView>(line) {
+                Ok(view) => {
+                    let created = view.membership_created.as_deref().unwrap_or("");
+                    let key = matches!(view.event, Event::Joined | Event::Left)
+                        .then(|| DedupKey::new(view.event, &view.membership_id, created));
+                    (view.seq, key)
+                }
+                Err(error) => {
+                    damaged.push(Damaged {
+                        file: path.to_path_buf(),
+                        line: number,
+                        seq: scan::leading_seq(line),
+                        problem: error.to_string(),
+                    });
+                    continue;
+                }
+            },
         };
         if let Some(key) = key {
             keys.push((key, (seq, day.date)));
@@ -104,94 +159,148 @@ pub(super) struct EndView {
 
 /// The end of the newest whole line of the log, if any. A line that fails
 /// its hash stays where it is: the chain goes on from its stored `hash`
-/// (so `verify` keeps reporting it), the damage is logged and counted. A
-/// line that does not even give a seq and hash stops the start.
+/// (so `verify` keeps reporting it), the damage is logged and counted.
+///
+/// A line that does not even give a seq and hash stays too, and is
+/// reported; the chain goes on from the newest line before it that gives
+/// them. The seq such a line held cannot be read, but every line was one
+/// record under the next seq, so each of them counts as a seq used: the
+/// next record never takes a seq that may already name one (in a
+/// checkpoint, an archive, a SIEM), and `verify` reports the line.
 pub(super) fn last_record(all_days: &[Day], metrics: &Metrics) -> anyhow::Result<Option<ChainEnd>> {
     metrics.damaged_at_start.store(0, Ordering::Relaxed);
+    // Lines after the newest one that gives a seq and hash.
+    let mut unreadable = 0;
     for day in all_days.iter().rev() {
         let path = day.path();
-        let (last, lines) = match &day.live {
-            Some(live) => (last_line(live)?, None),
-            None => {
-                let mut lines = day
-                    .lines()
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let (mut last, mut count) = (None, 0);
-                while let Some((line, _)) = lines.next_line()? {
-                    last = Some(line.to_vec());
-                    count += 1;
+        let mut lines = NewestFirst::open(day)?;
+        let mut total = None;
+        let mut from_end = 0;
+        while let Some(line) = lines.next()? {
+            from_end += 1;
+            let problem = match record::parse_line(&line) {
+                Ok(record) => {
+                    return Ok(Some(ChainEnd {
+                        seq: record.seq + unreadable,
+                        hash: record.hash,
+                        received_at: Some(record.received_at),
+                        event: (unreadable == 0).then_some(record.event),
+                    }));
                 }
-                (last, Some(count))
-            }
-        };
-        let Some(line) = last else { continue };
-        let problem = match record::parse_line(&line) {
-            Ok(record) => {
-                return Ok(Some(ChainEnd {
-                    seq: record.seq,
-                    hash: record.hash,
-                    received_at: Some(record.received_at),
-                    event: Some(record.event),
-                }));
-            }
-            Err(problem) => problem,
-        };
-        let line_no = match lines {
-            Some(count) => count,
-            None => line_count(path)?,
-        };
-        let end = serde_json::from_slice::<EndView>(&line)
-            .ok()
-            .filter(|end| end.hash.len() == 64 && end.hash.bytes().all(|b| b.is_ascii_hexdigit()));
-        let Some(end) = end else {
-            anyhow::bail!(
-                "{} line {line_no}, the newest record of the log, is damaged beyond reading its seq and hash ({problem}). \
-                 rollcall never moves or rewrites a whole line: run `rollcall verify`, then restore the file from a backup \
-                 or move that line out of it by hand, and start again",
-                path.display()
+                Err(problem) => problem,
+            };
+            metrics.damaged_at_start.store(1, Ordering::Relaxed);
+            let in_day = match total {
+                Some(counted) => counted,
+                None => *total.insert(lines.count(path)?),
+            };
+            let line_no = in_day + 1 - from_end;
+            let end = serde_json::from_slice::<EndView>(&line).ok().filter(|end| {
+                end.hash.len() == 64 && end.hash.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            let Some(end) = end else {
+                tracing::error!(
+                    file = %path.display(),
+                    line = line_no,
+                    "{} line {line_no}, at the end of the log, is damaged beyond reading its seq and hash ({problem}). \
+                     It stays as it is; the seq it held counts as used and is not given again, and the chain goes on \
+                     from the record before it. Run `rollcall verify`",
+                    path.display()
+                );
+                unreadable += 1;
+                continue;
+            };
+            tracing::error!(
+                file = %path.display(),
+                line = line_no,
+                seq = end.seq,
+                "{} line {line_no}, seq {}, at the end of the log, is damaged ({problem}); \
+                 it stays as it is and the chain goes on from its stored hash. Run `rollcall verify`",
+                path.display(),
+                end.seq
             );
-        };
-        tracing::error!(
-            file = %path.display(),
-            line = line_no,
-            seq = end.seq,
-            "{} line {line_no}, seq {}, the newest record of the log, is damaged ({problem}); \
-             it stays as it is and the chain goes on from its stored hash. Run `rollcall verify`",
-            path.display(),
-            end.seq
-        );
-        metrics.damaged_at_start.store(1, Ordering::Relaxed);
-        let received_at = end.received_at.filter(|at| {
-            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
-        });
-        return Ok(Some(ChainEnd {
-            seq: end.seq,
-            hash: end.hash,
-            received_at,
-            event: end.event.as_deref().and_then(Event::from_name),
-        }));
+            let received_at = end.received_at.filter(|at| {
+                OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
+            });
+            return Ok(Some(ChainEnd {
+                seq: end.seq + unreadable,
+                hash: end.hash,
+                received_at,
+                event: end
+                    .event
+                    .as_deref()
+                    .and_then(Event::from_name)
+                    .filter(|_| unreadable == 0),
+            }));
+        }
     }
-    Ok(None)
+    Ok((unreadable > 0).then(|| ChainEnd {
+        seq: unreadable,
+        hash: record::GENESIS_HASH.to_string(),
+        received_at: None,
+        event: None,
+    }))
+}
+
+/// A day's lines, newest first: a live file read from its end, an
+/// archived day (only ever the newest when retention or archival left no
+/// live day after it) read whole.
+enum NewestFirst {
+    Live { file: File, end: u64 },
+    Archived { lines: Vec<Vec<u8>>, total: u64 },
+}
+
+impl NewestFirst {
+    fn open(day: &Day) -> anyhow::Result<Self> {
+        let path = day.path();
+        if let Some(live) = &day.live {
+            let file = File::open(live).with_context(|| format!("opening {}", live.display()))?;
+            let end = file.metadata()?.len();
+            return Ok(Self::Live { file, end });
+        }
+        let mut lines = day
+            .lines()
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut all = Vec::new();
+        while let Some((line, _)) = lines.next_line()? {
+            all.push(line.to_vec());
+        }
+        let total = all.len() as u64;
+        Ok(Self::Archived { lines: all, total })
+    }
+
+    /// The next line back, without its newline (the last byte of a live
+    /// file is taken as its newline: a torn tail was moved aside).
+    fn next(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        match self {
+            Self::Live { file, end } => {
+                if *end == 0 {
+                    return Ok(None);
+                }
+                let start = line_start_before(file, *end - 1)?;
+                let mut line = vec![0; (*end - 1 - start) as usize];
+                file.seek(SeekFrom::Start(start))?;
+                file.read_exact(&mut line)?;
+                *end = start;
+                Ok(Some(line))
+            }
+            Self::Archived { lines, .. } => Ok(lines.pop()),
+        }
+    }
+
+    /// How many lines the day had, to number them.
+    fn count(&self, path: &Path) -> anyhow::Result<u64> {
+        match self {
+            Self::Live { .. } => Ok(line_count(path)? as u64),
+            Self::Archived { total, .. } => Ok(*total),
+        }
+    }
 }
 
 /// How many lines a plain file has, to name one.
 pub(super) fn line_count(path: &Path) -> anyhow::Result<usize> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(memchr::memchr_iter(b'\n', &bytes).count())
-}
-
-/// The last newline-terminated line of a plain file, read from its end.
-pub(super) fn last_line(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let end = file.metadata()?.len();
-    if end == 0 {
-        return Ok(None);
-    }
-    let start = line_start_before(&mut file, end - 1)?;
-    let mut line = vec![0; (end - 1 - start) as usize];
-    file.seek(SeekFrom::Start(start))?;
-    file.read_exact(&mut line)?;
-    Ok(Some(line))
 }
 
 /// The offset just after the last newline before `end`, or 0.
@@ -242,19 +351,13 @@ pub(super) fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
     file.seek(SeekFrom::Start(good_end))?;
     file.read_exact(&mut torn)?;
     let quarantine = dir.join(QUARANTINE_DIR);
-    files::create_dir(&quarantine).with_context(|| format!("creating {}", quarantine.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("day");
-    let (aside, mut out) = (1..)
-        .map(|n| quarantine.join(format!("{name}.at-{good_end}.{n}.torn")))
-        .find_map(|aside| match files::create_new(&aside) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
-            opened => Some(opened.map(|f| (aside, f))),
-        })
-        .expect("an unbounded range always finds a free name")
-        .with_context(|| format!("creating a file in {}", quarantine.display()))?;
-    out.write_all(&torn)?;
-    out.sync_all()?;
-    files::sync_dir(&quarantine)?;
+    let aside = files::keep_aside(
+        &quarantine,
+        |n| format!("{name}.at-{good_end}.{n}.torn"),
+        &torn,
+    )
+    .with_context(|| format!("moving a torn write into {}", quarantine.display()))?;
     file.set_len(good_end)?;
     file.sync_all()?;
     tracing::warn!(
