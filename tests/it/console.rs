@@ -477,3 +477,138 @@ async fn a_search_sees_what_was_recorded_since_the_last_one_across_midnight() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_forged_proxy_header_from_a_peer_outside_the_trusted_proxies_gets_the_login_form_and_no_data()
+ {
+    let app = ConsoleApp::spawn_trusting(&["10.0.0.0/8"]).await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    for page in PAGES {
+        let answer = app
+            .get_with(page, &[("x-forwarded-email", "ciso@example.com")])
+            .await;
+        assert_eq!(answer.status(), 303, "{page}");
+        assert_eq!(answer.headers()["location"], "/login", "{page}");
+        let body = answer.text().await.unwrap();
+        assert!(!body.contains("alice"), "{page} shows nothing: {body}");
+    }
+    let log = app.access_log();
+    assert!(
+        log.iter().all(|l| l["session"].is_null()),
+        "nobody was signed in: {log:?}"
+    );
+    let noted = log
+        .iter()
+        .find(|l| l["action"] == "proxy_header")
+        .expect("the forged header is noted");
+    assert_eq!(noted["outcome"], "untrusted_peer");
+    assert!(noted["client"].as_str().unwrap().starts_with("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn the_proxy_header_from_a_configured_trusted_proxy_signs_its_user_in() {
+    let app = ConsoleApp::spawn_trusting(&["127.0.0.1/32"]).await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let answer = app
+        .get_with(
+            "/download?",
+            &[("x-forwarded-email", "officer@example.com")],
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("alice@example.com"));
+    assert_eq!(app.access_log()[0]["session"], "proxy:officer@example.com");
+}
+
+#[test]
+fn a_trusted_header_on_a_non_loopback_console_without_a_trusted_proxy_refuses_to_start() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let serve = |extra: &[&str]| {
+        let mut command = bin::rollcall(&dir);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--console", "0.0.0.0:0"])
+            .args(["--console-trust-header", "X-Forwarded-Email"])
+            .args(extra)
+            .env("ROLLCALL_SECRET", "s");
+        command
+    };
+    let refused = bin::run(&mut serve(&[]));
+    assert_ne!(refused.status.code(), Some(0), "{}", refused.report());
+    assert!(
+        refused.stderr.contains("--console-trusted-proxy"),
+        "says what to add: {}",
+        refused.report()
+    );
+    let server = bin::ServerProcess::start(&dir, |command| {
+        command
+            .args(["--console", "0.0.0.0:0"])
+            .args(["--console-trust-header", "X-Forwarded-Email"])
+            .args(["--console-trusted-proxy", "10.0.0.5"])
+            .env("ROLLCALL_SECRET", "s");
+    });
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_a_trusted_proxy_says_the_browser_used_https() {
+    let app = ConsoleApp::spawn().await;
+    let login = |proto: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(format!("{}/login", app.console))
+            .form(&[("password", PASSWORD)]);
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        request.send()
+    };
+    let cookie =
+        |answer: reqwest::Response| answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    let https = cookie(login(Some("https")).await.unwrap());
+    assert!(https.ends_with("; Secure"), "{https}");
+    let plain = cookie(login(None).await.unwrap());
+    assert!(!plain.contains("Secure"), "{plain}");
+
+    let untrusted = ConsoleApp::spawn_trusting(&["10.0.0.0/8"]).await;
+    let answer = untrusted
+        .client
+        .post(format!("{}/login", untrusted.console))
+        .header("x-forwarded-proto", "https")
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let set = cookie(answer);
+    assert!(!set.contains("Secure"), "not from a trusted proxy: {set}");
+}
+
+#[tokio::test]
+async fn each_use_of_a_session_renews_its_cookie_so_an_active_session_outlives_eight_hours() {
+    let app = ConsoleApp::spawn().await;
+    let cookie = app.login().await;
+    let mut renewed = Vec::new();
+    for _ in 0..3 {
+        app.clock.advance(time::Duration::hours(5));
+        let answer = app.get_with("/", &[("cookie", &cookie)]).await;
+        assert_eq!(answer.status(), 200, "in use for 15 hours");
+        let set = answer
+            .headers()
+            .get("set-cookie")
+            .expect("the answer renews the cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        renewed.push(set);
+    }
+    for set in &renewed {
+        assert!(set.starts_with(&format!("{cookie};")), "{set}");
+        assert!(set.contains("Max-Age=28800") && set.contains("HttpOnly"));
+    }
+    app.clock.advance(time::Duration::hours(8));
+    let answer = app.get_with("/", &[("cookie", &cookie)]).await;
+    assert_eq!(answer.headers()["location"], "/login", "idle 8 h ends it");
+    assert!(answer.headers().get("set-cookie").is_none());
+}

@@ -41,7 +41,15 @@ impl ConsoleApp {
     pub async fn spawn_with(password: Option<&str>) -> Self {
         let temp = tempfile::tempdir().expect("creating a temp dir");
         let clock = Arc::new(FakeClock::new(START));
-        Self::spawn_in(temp, clock, password).await
+        Self::spawn_in(temp, clock, password, &[]).await
+    }
+
+    /// A server whose console trusts the sign-on proxy header only from
+    /// `proxies` (CIDRs); the tests' own requests come from 127.0.0.1.
+    pub async fn spawn_trusting(proxies: &[&str]) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let clock = Arc::new(FakeClock::new(START));
+        Self::spawn_in(temp, clock, Some(PASSWORD), proxies).await
     }
 
     /// Stops the server cleanly and starts it again on the same log.
@@ -50,10 +58,15 @@ impl ConsoleApp {
         let clock = self.clock.clone();
         self.stop().await;
         clock.advance(time::Duration::hours(1));
-        Self::spawn_in(temp, clock, Some(PASSWORD)).await
+        Self::spawn_in(temp, clock, Some(PASSWORD), &[]).await
     }
 
-    async fn spawn_in(temp: TempDir, clock: Arc<FakeClock>, password: Option<&str>) -> Self {
+    async fn spawn_in(
+        temp: TempDir,
+        clock: Arc<FakeClock>,
+        password: Option<&str>,
+        proxies: &[&str],
+    ) -> Self {
         let dir = temp.path().join("audit-logs");
         let settings = Settings {
             secret: Some(Secret::new(SECRET.into())),
@@ -62,6 +75,7 @@ impl ConsoleApp {
                 password: password.map(|p| Secret::new(p.into())),
                 secure_cookie: false,
                 trust_header: Some("X-Forwarded-Email".into()),
+                trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
             }),
             ..Settings::new(dir.clone(), "127.0.0.1:0".parse().unwrap())
         };
@@ -141,14 +155,20 @@ impl ConsoleApp {
     /// GET `path` on the console with `cookie` (if any): status, the
     /// Location header and the body.
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> (u16, String, String) {
-        let mut request = self.client.get(format!("{}{path}", self.console));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        let answer = request.send().await.expect("a GET request");
+        let headers: Vec<_> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        let answer = self.get_with(path, &headers).await;
         let status = answer.status().as_u16();
         let location = location(&answer);
         (status, location, answer.text().await.unwrap())
+    }
+
+    /// GET `path` on the console with these request headers: the answer.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.console));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("a GET request")
     }
 
     /// POST a form to `path` with `cookie` (if any): status, Location.
