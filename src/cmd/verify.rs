@@ -107,6 +107,9 @@ fn print_text(report: &Report) {
     for held in &report.quarantine {
         println!("quarantine: {held}");
     }
+    if let Some(fault) = &report.access_fault {
+        println!("FAULT: {fault}");
+    }
     if let Some(fault) = &report.chain_fault {
         println!("FAULT: {fault}");
         println!(
@@ -137,6 +140,12 @@ fn print_text(report: &Report) {
         println!(
             "{} archived days match their digests and the digest chain",
             report.archived
+        );
+    }
+    if report.access_lines > 0 {
+        println!(
+            "console access log: {} lines, chain intact",
+            report.access_lines
         );
     }
     for note in &report.notes {

@@ -100,7 +100,7 @@ impl Console {
     ) -> anyhow::Result<Self> {
         let dir = app.dir.clone();
         let password = auth::password(&dir, settings.password.clone())?;
-        let access = AccessLog::open(&dir, clock.clone())?;
+        let access = AccessLog::open(&dir, clock.clone(), app.metrics.clone())?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening for the console on {}", settings.listen))?;
@@ -149,10 +149,12 @@ impl Console {
             access_log = %self.state.access.path().display(),
             "the console is listening"
         );
+        let state = self.state.clone();
         warp::serve(routes::routes(self.state))
             .incoming(self.listener)
             .graceful(shutdown)
             .run()
             .await;
+        state.access.flush().await;
     }
 }

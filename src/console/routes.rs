@@ -163,21 +163,9 @@ pub(super) fn signed_in(
 
 /// A proxy's user header from a peer that is not a trusted proxy: someone
 /// tried to be whoever they named.
+/// Counted, not written each time: anyone can repeat it at will.
 fn note_untrusted(state: &State, client: Option<SocketAddr>) {
-    let entry = Entry {
-        action: "proxy_header",
-        outcome: "untrusted_peer",
-        ..Entry::default()
-    };
-    if let Err(error) = state.access.record(
-        &Who {
-            session: None,
-            client,
-        },
-        &entry,
-    ) {
-        tracing::error!(%error, "could not note an untrusted proxy header");
-    }
+    state.access.count(client, "proxy_header", "untrusted_peer");
 }
 
 fn form<T: for<'de> Deserialize<'de> + Send>()
@@ -209,10 +197,10 @@ pub(super) fn who(session: &Session, client: Option<SocketAddr>) -> Who {
     }
 }
 
-/// Writes the access line first: a request that cannot be audited is
-/// not answered.
-pub(super) fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
-    state.access.record(who, entry).map_err(|error| {
+/// Makes the access line durable first: a request that cannot be
+/// audited is not answered.
+pub(super) async fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
+    state.access.record(who, entry).await.map_err(|error| {
         tracing::error!(%error, "console request refused");
         Box::new(html(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -284,21 +272,30 @@ fn login(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejectio
         .and(peer(state.clone()))
         .and(form::<Password>())
         .and(with_state(state))
-        .map(|peer: Peer, form: Password, state: Arc<State>| {
+        .then(|peer: Peer, form: Password, state: Arc<State>| async move {
             let client = peer.client;
             let attempt = state.auth.login(client.map(|c| c.ip()), &form.password);
-            let (outcome, session) = match &attempt {
-                Login::Allowed { session, .. } => ("ok", Some(session.clone())),
-                Login::Wrong => ("wrong_password", None),
-                Login::Limited(_) => ("rate_limited", None),
-            };
-            let entry = Entry {
+            let entry = |outcome| Entry {
                 action: "login",
                 outcome,
                 ..Entry::default()
             };
-            if let Err(refused) = audited(&state, &Who { session, client }, &entry) {
-                return *refused;
+            // Only a login that starts a session waits for its line; a
+            // refusal shows nothing, and a limited one is only counted.
+            match &attempt {
+                Login::Allowed { session, .. } => {
+                    let who = Who {
+                        session: Some(session.clone()),
+                        client,
+                    };
+                    if let Err(refused) = audited(&state, &who, &entry("ok")).await {
+                        return *refused;
+                    }
+                }
+                Login::Wrong => state
+                    .access
+                    .note(&Who::default_from(client), &entry("wrong_password")),
+                Login::Limited(_) => state.access.count(client, "login", "rate_limited"),
             }
             match attempt {
                 Login::Allowed { token, .. } => {
@@ -405,7 +402,7 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 };
                 let rows = shown.as_ref().ok().map(|(hits, _)| hits.total as u64);
                 let entry = Entry::query("search", &query, rows);
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
                 let index = state
@@ -476,7 +473,7 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
         .and(signed_in(state.clone()))
         .and(form::<Csrf>())
         .and(with_state(state))
-        .map(|viewer: Viewer, form: Csrf, state: Arc<State>| {
+        .then(|viewer: Viewer, form: Csrf, state: Arc<State>| async move {
             let Viewer { session, client } = viewer;
             if let Err(refused) = checked(&session, &form) {
                 return *refused;
@@ -491,7 +488,7 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 },
                 ..Entry::default()
             };
-            if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+            if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                 return *refused;
             }
             see_other("/integrity")
@@ -521,7 +518,7 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                 };
                 let rows = found.as_ref().ok().map(|(_, rows)| *rows as u64);
                 let entry = Entry::query("download", &query, rows);
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
                 match found {

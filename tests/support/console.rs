@@ -102,6 +102,13 @@ impl ConsoleApp {
     /// Records a signed delivery: `event` (`created`/`deleted`) of
     /// `person` (email) named `name` in `room`.
     pub async fn deliver(&self, event: &str, room: &str, email: &str, name: &str) -> u64 {
+        let seq = self.deliver_now(event, room, email, name).await;
+        self.clock.advance(time::Duration::minutes(1));
+        seq
+    }
+
+    /// [`ConsoleApp::deliver`] without moving the clock on.
+    pub async fn deliver_now(&self, event: &str, room: &str, email: &str, name: &str) -> u64 {
         let membership = format!("{room}:{email}");
         let created = self.clock.now_text();
         let mut body: Value =
@@ -123,7 +130,6 @@ impl ConsoleApp {
             .expect("posting a delivery");
         assert_eq!(answer.status(), 200, "the delivery is recorded");
         let answer: Value = answer.json().await.unwrap();
-        self.clock.advance(time::Duration::minutes(1));
         answer["seq"]
             .as_u64()
             .expect("a recorded delivery has a seq")
@@ -194,6 +200,20 @@ impl ConsoleApp {
         access_log(&self.dir)
     }
 
+    /// The access log's lines once `done` says they hold what a test
+    /// waits for (lines written without holding the answer land a moment
+    /// after it); fails the test after a bound.
+    pub async fn access_log_once(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..1000 {
+            let lines = self.access_log();
+            if done(&lines) {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the access log never got there: {:?}", self.access_log());
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&mut self) {
         self.running.stop().await;
@@ -208,12 +228,31 @@ fn location(answer: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// The lines of `DIR/access/console.jsonl`.
+/// The access log's day files, `DIR/access/console-DAY.jsonl`, oldest
+/// first.
+pub fn access_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("access"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        name.starts_with("console-") && name.ends_with(".jsonl")
+    });
+    files.sort();
+    files
+}
+
+/// The lines of the access log, across its day files.
 pub fn access_log(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("access/console.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an access line is JSON"))
+    access_files(dir)
+        .iter()
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("an access line is JSON"))
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 
