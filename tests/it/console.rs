@@ -754,3 +754,24 @@ async fn a_closed_access_log_day_is_shipped_to_the_bucket_with_the_archives() {
     );
     assert_eq!(moto.get(closed).await, std::fs::read(&files[0]).unwrap());
 }
+
+#[tokio::test]
+async fn a_damaged_last_access_line_does_not_keep_the_console_from_starting() {
+    let app = ConsoleApp::spawn().await;
+    app.login().await;
+    let app = app
+        .restart_with(|dir| {
+            let file = access_files(dir).remove(0);
+            let mut text = std::fs::read_to_string(&file).unwrap();
+            text.push_str("{\"not\":\"a line\"}\n");
+            std::fs::write(&file, text).unwrap();
+        })
+        .await;
+    app.login().await;
+    let verify = bin::run(bin::rollcall(&app.dir).arg("verify")).code(1);
+    assert!(
+        verify.stdout.contains(" line 2: not an access line"),
+        "{}",
+        verify.report()
+    );
+}

@@ -53,10 +53,17 @@ impl ConsoleApp {
     }
 
     /// Stops the server cleanly and starts it again on the same log.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`ConsoleApp::restart`], doing `between` to the stopped log
+    /// directory first.
+    pub async fn restart_with(mut self, between: impl FnOnce(&Path)) -> Self {
         let temp = std::mem::replace(&mut self._temp, tempfile::tempdir().unwrap());
         let clock = self.clock.clone();
         self.stop().await;
+        between(&self.dir);
         clock.advance(time::Duration::hours(1));
         Self::spawn_in(temp, clock, Some(PASSWORD), &[]).await
     }

@@ -113,13 +113,20 @@ fn last_link(dir: &Path) -> anyhow::Result<(u64, String)> {
             .with_context(|| format!("reading {}", path.display()))?;
         let whole = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
         if let Some(last) = whole.lines().next_back() {
-            let link: Link = serde_json::from_str(last).with_context(|| {
-                format!(
-                    "{}: its last line is not an access line; run `rollcall verify`",
-                    path.display()
-                )
-            })?;
-            return Ok((link.seq, link.hash));
+            // A damaged last line must not keep the server from starting:
+            // the chain starts again, and `verify` shows both the damage
+            // and the restart.
+            return Ok(match serde_json::from_str::<Link>(last) {
+                Ok(link) => (link.seq, link.hash),
+                Err(error) => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        %error,
+                        "the console access log's last line is not an access line; its chain starts again (run `rollcall verify`)"
+                    );
+                    (0, GENESIS_HASH.to_string())
+                }
+            });
         }
     }
     Ok((0, GENESIS_HASH.to_string()))
