@@ -88,6 +88,8 @@ pub struct Metrics {
     /// Records reconciliation wrote, by source.
     pub reconcile_records_reconciled: AtomicU64,
     pub reconcile_records_events_api: AtomicU64,
+    /// Best-effort console access lines dropped at a full queue.
+    pub console_access_dropped: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -192,6 +194,11 @@ impl Metrics {
                 "rollcall_reconcile_failed_rooms_total",
                 "Rooms a reconcile run could not check.",
                 &self.reconcile_failed_rooms,
+            ),
+            (
+                "rollcall_console_access_dropped_lines_total",
+                "Best-effort console access lines (wrong passwords, counted refusals) dropped because the access log's queue was full.",
+                &self.console_access_dropped,
             ),
         ] {
             let _ = writeln!(

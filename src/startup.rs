@@ -114,6 +114,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        if let Some(console) = &settings.console {
+            console.check()?;
+        }
         let dir = settings.dir;
         let lock = lock_dir(&dir)?;
         let secret = if settings.insecure_accept_unsigned {

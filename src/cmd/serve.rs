@@ -67,8 +67,8 @@ pub struct Args {
     pub console: Option<SocketAddr>,
     /// Behind a single sign-on proxy (e.g. oauth2-proxy), take this
     /// header (e.g. X-Forwarded-Email) as the signed-in user instead of
-    /// asking for the console password. Only when nothing but the proxy
-    /// can reach the console address.
+    /// asking for the console password; believed only from
+    /// --console-trusted-proxy peers.
     #[arg(
         long,
         value_name = "HEADER",
@@ -76,6 +76,19 @@ pub struct Args {
         requires = "console"
     )]
     pub console_trust_header: Option<String>,
+    /// A proxy allowed to sign users in with --console-trust-header and
+    /// to say the browser came over HTTPS (X-Forwarded-Proto), as an
+    /// address or CIDR; repeat for more (comma-separated in the
+    /// environment). Default: loopback only (127.0.0.0/8 and ::1).
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "ROLLCALL_CONSOLE_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_parser = parse_proxy,
+        requires = "console"
+    )]
+    pub console_trusted_proxy: Vec<ipnet::IpNet>,
     #[command(flatten)]
     pub s3: args::S3Args,
     /// With --s3-url, upload the durable head as a locked checkpoint this
@@ -104,10 +117,6 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let secure_cookie = args
-        .public_url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("https://"));
     let settings = Settings {
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
@@ -122,8 +131,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         console: args.console.map(|listen| console::Settings {
             listen,
             password: console::auth::password_from_env(),
-            secure_cookie,
+            // The console serves plain HTTP itself; a trusted proxy's
+            // X-Forwarded-Proto says when the browser used HTTPS.
+            secure_cookie: false,
             trust_header: args.console_trust_header,
+            trusted_proxies: args.console_trusted_proxy,
         }),
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
@@ -152,6 +164,16 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         app.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An address (one host) or a network in CIDR form.
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{text:?} is not an address or a CIDR network (e.g. 10.0.0.5 or 10.0.0.0/24)")
+        })
 }
 
 fn parse_hh_mm(text: &str) -> Result<Time, String> {

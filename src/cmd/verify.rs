@@ -111,6 +111,9 @@ fn print_text(report: &Report) {
     for fault in &report.kept_heads {
         println!("FAULT: {fault}");
     }
+    if let Some(fault) = &report.access_fault {
+        println!("FAULT: {fault}");
+    }
     if let Some(fault) = &report.chain_fault {
         println!("FAULT: {fault}");
         println!(
@@ -141,6 +144,12 @@ fn print_text(report: &Report) {
         println!(
             "{} archived days match their digests and the digest chain",
             report.archived
+        );
+    }
+    if report.access_lines > 0 {
+        println!(
+            "console access log: {} lines, chain intact",
+            report.access_lines
         );
     }
     for note in &report.notes {

@@ -1,12 +1,14 @@
 //! Who may see the console: the password, sessions (an `HttpOnly`,
 //! `SameSite=Strict` cookie that expires when idle), each session's CSRF
-//! token, and the limit on failed logins per client address.
+//! token, the limit on failed logins per client address, and which peers
+//! are trusted as a sign-on proxy.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
@@ -22,6 +24,19 @@ pub const IDLE: Duration = Duration::hours(8);
 /// Failed logins allowed per client address in [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW: Duration = Duration::minutes(1);
+/// Proxy-signed-in users kept at once. Each one is a name a trusted proxy
+/// sent, so the map is only as big as the organisation's officers; the
+/// bound keeps a misbehaving proxy from growing it without end (the
+/// oldest is dropped, and simply gets a new session and CSRF token).
+pub const MAX_PROXIED: usize = 1024;
+
+/// The peers trusted as a sign-on proxy when none are configured.
+pub fn loopback() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|net| net.parse().expect("a well-formed network"))
+        .collect()
+}
 
 /// The console password: `ROLLCALL_CONSOLE_PASSWORD` (read from the
 /// environment only, like the webhook secret), else `DIR/.console-password`,
@@ -63,6 +78,26 @@ pub struct Session {
     last_seen: OffsetDateTime,
 }
 
+/// Who a request is from, as far as the console can tell.
+#[derive(Debug)]
+pub enum Visitor {
+    Signed(Session),
+    /// No proxy user and no live session cookie.
+    Anonymous,
+    /// It names a user in the proxy header but does not come from a
+    /// trusted proxy: not signed in, and worth noting.
+    UntrustedHeader,
+}
+
+impl Visitor {
+    pub fn session(self) -> Option<Session> {
+        match self {
+            Visitor::Signed(session) => Some(session),
+            Visitor::Anonymous | Visitor::UntrustedHeader => None,
+        }
+    }
+}
+
 /// What a login attempt came to.
 #[derive(Debug)]
 pub enum Login {
@@ -78,7 +113,10 @@ pub enum Login {
 
 pub struct Auth {
     password: Secret,
-    secure: bool,
+    /// The console itself is served over TLS: every cookie is `Secure`.
+    tls: bool,
+    /// Peers whose proxy header and `X-Forwarded-Proto` are believed.
+    trusted: Vec<IpNet>,
     clock: Arc<dyn Clock>,
     sessions: Mutex<HashMap<String, Session>>,
     /// The header a single sign-on proxy names its signed-in user in, if
@@ -93,11 +131,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Auth {
-    /// `secure`: cookies only over HTTPS (when the public URL is HTTPS).
-    pub fn new(password: Secret, secure: bool, clock: Arc<dyn Clock>) -> Self {
+    /// `tls`: the console itself is served over HTTPS.
+    pub fn new(password: Secret, tls: bool, clock: Arc<dyn Clock>) -> Self {
         Self {
             password,
-            secure,
+            tls,
+            trusted: loopback(),
             clock,
             sessions: Mutex::default(),
             failures: Mutex::default(),
@@ -107,29 +146,54 @@ impl Auth {
     }
 
     /// Trusts a single sign-on proxy's `header` (e.g. oauth2-proxy's
-    /// `X-Forwarded-Email`) as who is signed in. Only safe when nothing
-    /// but the proxy can reach the console.
-    pub fn trusting(mut self, header: Option<String>) -> Self {
+    /// `X-Forwarded-Email`) as who is signed in, from peers in `proxies`
+    /// only (none given: loopback).
+    pub fn trusting(mut self, header: Option<String>, proxies: &[IpNet]) -> Self {
         self.proxy_header = header.map(|h| h.to_ascii_lowercase());
+        if !proxies.is_empty() {
+            self.trusted = proxies.to_vec();
+        }
         self
     }
 
-    /// The session of a request: the proxy's user when the console trusts
-    /// a proxy header and the request has it, else the session its cookie
-    /// names.
-    pub fn session_of(&self, headers: &warp::http::HeaderMap) -> Option<Session> {
+    /// Whether `peer` is a trusted proxy. An IPv4 peer on a dual-stack
+    /// socket shows as `::ffff:a.b.c.d`; it is matched as IPv4.
+    pub fn is_trusted(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| {
+            let ip = ip.to_canonical();
+            self.trusted.iter().any(|net| net.contains(&ip))
+        })
+    }
+
+    /// Who sent a request from `peer`: the proxy's user when the console
+    /// trusts a proxy header, the request has it and `peer` is a trusted
+    /// proxy; else the session its cookie names. The header from anyone
+    /// else signs nobody in: whoever reaches the port could write it.
+    pub fn visitor(&self, headers: &warp::http::HeaderMap, peer: Option<IpAddr>) -> Visitor {
         let user = self.proxy_header.as_deref().and_then(|name| {
             let value = headers.get(name)?.to_str().ok()?.trim();
             (!value.is_empty()).then_some(value)
         });
         match user {
-            Some(user) => Some(self.proxied(user)),
-            None => self.session(
-                headers
-                    .get(warp::http::header::COOKIE)
-                    .and_then(|c| c.to_str().ok()),
-            ),
+            Some(_) if !self.is_trusted(peer) => Visitor::UntrustedHeader,
+            Some(user) => Visitor::Signed(self.proxied(user)),
+            None => match self.session(cookie_header(headers)) {
+                Some(session) => Visitor::Signed(session),
+                None => Visitor::Anonymous,
+            },
         }
+    }
+
+    /// Whether the browser reached the console over HTTPS: the console
+    /// serves TLS itself, or a trusted proxy says so in
+    /// `X-Forwarded-Proto` (from anyone else the header means nothing).
+    pub fn over_https(&self, headers: &warp::http::HeaderMap, peer: Option<IpAddr>) -> bool {
+        self.tls
+            || (self.is_trusted(peer)
+                && headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")))
     }
 
     /// The proxy-signed-in `user`'s session: one per user, so its CSRF
@@ -138,6 +202,16 @@ impl Auth {
     fn proxied(&self, user: &str) -> Session {
         let now = self.clock.now();
         let mut proxied = lock(&self.proxied);
+        if !proxied.contains_key(user) && proxied.len() >= MAX_PROXIED {
+            proxied.retain(|_, s| now - s.last_seen < IDLE);
+            let oldest = proxied
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest.filter(|_| proxied.len() >= MAX_PROXIED) {
+                proxied.remove(&oldest);
+            }
+        }
         let session = proxied.entry(user.to_string()).or_insert_with(|| Session {
             id: format!("proxy:{user}"),
             csrf: random_hex(),
@@ -209,20 +283,33 @@ impl Auth {
         }
     }
 
-    /// The `Set-Cookie` value that starts a session.
-    pub fn set_cookie(&self, token: &str) -> String {
+    /// The `Set-Cookie` value that starts a session, or keeps a used one
+    /// from expiring in the browser; `secure` when the browser came over
+    /// HTTPS ([`Auth::over_https`]).
+    pub fn set_cookie(&self, token: &str, secure: bool) -> String {
         format!(
             "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
             IDLE.whole_seconds(),
-            if self.secure { "; Secure" } else { "" }
+            if secure { "; Secure" } else { "" }
         )
     }
 
+    /// The cookie that renews the session a request's cookie names, if it
+    /// is live: each use moves the browser's expiry [`IDLE`] ahead, as it
+    /// does the session's.
+    pub fn renewed_cookie(&self, headers: &warp::http::HeaderMap, secure: bool) -> Option<String> {
+        let token = cookie_value(cookie_header(headers)?, COOKIE)?;
+        let live = lock(&self.sessions)
+            .get(token)
+            .is_some_and(|s| self.clock.now() - s.last_seen < IDLE);
+        live.then(|| self.set_cookie(token, secure))
+    }
+
     /// The `Set-Cookie` value that removes it.
-    pub fn clear_cookie(&self) -> String {
+    pub fn clear_cookie(&self, secure: bool) -> String {
         format!(
             "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-            if self.secure { "; Secure" } else { "" }
+            if secure { "; Secure" } else { "" }
         )
     }
 }
@@ -253,6 +340,12 @@ fn random_hex() -> String {
 
 fn short_name(token: &str) -> String {
     hex::encode(&Sha256::digest(token.as_bytes())[..6])
+}
+
+fn cookie_header(headers: &warp::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(warp::http::header::COOKIE)
+        .and_then(|c| c.to_str().ok())
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -319,10 +412,29 @@ mod tests {
     #[test]
     fn the_cookie_is_http_only_strict_and_secure_over_https() {
         let clock = Arc::new(FakeClock::new(datetime!(2026-11-27 12:00 UTC)));
-        let plain = auth(clock.clone()).set_cookie("t");
+        let plain = auth(clock.clone()).set_cookie("t", false);
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
         assert!(!plain.contains("Secure"));
-        let https = Auth::new(Secret::new("x".into()), true, clock).set_cookie("t");
+        let https = auth(clock).set_cookie("t", true);
         assert!(https.ends_with("; Secure"));
+    }
+
+    #[test]
+    fn the_proxied_users_are_bounded_dropping_the_oldest() {
+        let clock = Arc::new(FakeClock::new(datetime!(2026-11-27 12:00 UTC)));
+        let auth = auth(clock.clone()).trusting(Some("X-User".into()), &[]);
+        let loopback = Some("127.0.0.1".parse().unwrap());
+        let mut headers = warp::http::HeaderMap::new();
+        for n in 0..=MAX_PROXIED {
+            headers.insert("x-user", format!("u{n}").parse().unwrap());
+            assert!(matches!(
+                auth.visitor(&headers, loopback),
+                Visitor::Signed(_)
+            ));
+            clock.advance(Duration::seconds(1));
+        }
+        let proxied = lock(&auth.proxied);
+        assert_eq!(proxied.len(), MAX_PROXIED);
+        assert!(!proxied.contains_key("u0") && proxied.contains_key("u1"));
     }
 }

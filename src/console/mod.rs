@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
@@ -45,11 +46,33 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `ROLLCALL_CONSOLE_PASSWORD`, if set; else `DIR/.console-password`.
     pub password: Option<Secret>,
-    /// Mark the session cookie `Secure` (the public URL is HTTPS).
+    /// The console itself is served over TLS: the session cookie is
+    /// always `Secure` (otherwise only when a trusted proxy says the
+    /// browser came over HTTPS).
     pub secure_cookie: bool,
     /// A single sign-on proxy's header naming the signed-in user, trusted
     /// instead of the password when present.
     pub trust_header: Option<String>,
+    /// `--console-trusted-proxy`: the peers whose proxy header and
+    /// `X-Forwarded-Proto` are believed; empty: loopback only.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Settings {
+    /// Refuses a trusted header on an address others can reach with no
+    /// proxy named: anyone reaching the port could say who they are.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.trust_header.is_some()
+            && !self.listen.ip().is_loopback()
+            && self.trusted_proxies.is_empty()
+        {
+            anyhow::bail!(
+                "--console {} with --console-trust-header: trusting the header from loopback only, yet the console listens where other machines can reach it; add --console-trusted-proxy CIDR naming your sign-on proxy (e.g. --console-trusted-proxy 10.0.0.5/32), or listen on a loopback address",
+                self.listen
+            );
+        }
+        Ok(())
+    }
 }
 
 /// What the console's handlers share.
@@ -77,13 +100,13 @@ impl Console {
     ) -> anyhow::Result<Self> {
         let dir = app.dir.clone();
         let password = auth::password(&dir, settings.password.clone())?;
-        let access = AccessLog::open(&dir, clock.clone())?;
+        let access = AccessLog::open(&dir, clock.clone(), app.metrics.clone())?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening for the console on {}", settings.listen))?;
         let state = State {
             auth: Auth::new(password, settings.secure_cookie, clock.clone())
-                .trusting(settings.trust_header.clone()),
+                .trusting(settings.trust_header.clone(), &settings.trusted_proxies),
             access,
             index: Arc::default(),
             checks: Arc::new(Checks::new(dir.clone(), clock)),
@@ -126,10 +149,12 @@ impl Console {
             access_log = %self.state.access.path().display(),
             "the console is listening"
         );
+        let state = self.state.clone();
         warp::serve(routes::routes(self.state))
             .incoming(self.listener)
             .graceful(shutdown)
             .run()
             .await;
+        state.access.flush().await;
     }
 }

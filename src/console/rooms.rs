@@ -45,7 +45,7 @@ pub(super) fn room(
                     subject: Some(&query.id),
                     ..Entry::default()
                 };
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
                 room_page(&state, &session, query).await
@@ -167,7 +167,7 @@ pub(super) fn person(
                     subject: Some(&query.id),
                     ..Entry::default()
                 };
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
                 let id = query.id.clone();

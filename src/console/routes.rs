@@ -13,7 +13,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use super::access::{Entry, Who};
-use super::auth::{self, Login, Session};
+use super::auth::{self, Login, Session, Visitor};
 use super::index::Index;
 use super::pages::{self, Frame};
 use super::search::Query;
@@ -41,7 +41,7 @@ pub(super) fn routes(
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    stylesheet()
+    let pages = stylesheet()
         .or(login_form(state.clone()))
         .unify()
         .or(login(state.clone()))
@@ -58,12 +58,54 @@ pub(super) fn routes(
         .unify()
         .or(verify(state.clone()))
         .unify()
-        .or(download(state))
+        .or(download(state.clone()))
         .unify()
         .recover(rejected)
-        .unify()
+        .unify();
+    renewed_cookie(state)
+        .and(pages)
+        .map(|cookie: Option<HeaderValue>, mut answer: Answer| {
+            // An answer that sets the cookie itself (login, logout) wins.
+            if let Some(cookie) = cookie
+                && !answer.headers().contains_key(header::SET_COOKIE)
+            {
+                answer.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            answer
+        })
         .with(warp::reply::with::headers(headers))
         .map(Reply::into_response)
+}
+
+/// The cookie that keeps a used session from expiring in the browser
+/// while the server still holds it live.
+fn renewed_cookie(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().and(peer(state.clone())).map(
+        move |headers: HeaderMap, peer: Peer| {
+            let cookie = state.auth.renewed_cookie(&headers, peer.https)?;
+            HeaderValue::from_str(&cookie).ok()
+        },
+    )
+}
+
+/// How a request reached the console.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Peer {
+    /// The connection's own peer address (never a forwarded one).
+    pub(super) client: Option<SocketAddr>,
+    /// The browser came over HTTPS, as far as the console can trust.
+    https: bool,
+}
+
+fn peer(state: Arc<State>) -> impl Filter<Extract = (Peer,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::addr::remote())
+        .map(move |headers: HeaderMap, client: Option<SocketAddr>| Peer {
+            client,
+            https: state.auth.over_https(&headers, client.map(|c| c.ip())),
+        })
 }
 
 pub(super) type Answer = Response;
@@ -76,11 +118,16 @@ pub(super) fn with_state(
     warp::any().map(move || state.clone())
 }
 
-/// The live session the request's cookie names, if any.
-fn session(
+/// Who the request is from (see [`auth::Auth::visitor`]), and from where.
+fn visitor(
     state: Arc<State>,
-) -> impl Filter<Extract = (Option<Session>,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(move |headers: HeaderMap| state.auth.session_of(&headers))
+) -> impl Filter<Extract = (Visitor, Option<SocketAddr>), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::addr::remote())
+        .map(move |headers: HeaderMap, client: Option<SocketAddr>| {
+            (state.auth.visitor(&headers, client.map(|c| c.ip())), client)
+        })
+        .untuple_one()
 }
 
 /// Who is asking: a live session, from this address.
@@ -99,14 +146,26 @@ impl warp::reject::Reject for SignedOut {}
 pub(super) fn signed_in(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Viewer,), Error = Rejection> + Clone {
-    session(state).and(warp::addr::remote()).and_then(
-        |session: Option<Session>, client| async move {
-            match session {
-                Some(session) => Ok(Viewer { session, client }),
-                None => Err(warp::reject::custom(SignedOut)),
+    visitor(state.clone()).and_then(move |visitor: Visitor, client| {
+        let state = state.clone();
+        async move {
+            match visitor {
+                Visitor::Signed(session) => Ok(Viewer { session, client }),
+                Visitor::Anonymous => Err(warp::reject::custom(SignedOut)),
+                Visitor::UntrustedHeader => {
+                    note_untrusted(&state, client);
+                    Err(warp::reject::custom(SignedOut))
+                }
             }
-        },
-    )
+        }
+    })
+}
+
+/// A proxy's user header from a peer that is not a trusted proxy: someone
+/// tried to be whoever they named.
+/// Counted, not written each time: anyone can repeat it at will.
+fn note_untrusted(state: &State, client: Option<SocketAddr>) {
+    state.access.count(client, "proxy_header", "untrusted_peer");
 }
 
 fn form<T: for<'de> Deserialize<'de> + Send>()
@@ -138,10 +197,10 @@ pub(super) fn who(session: &Session, client: Option<SocketAddr>) -> Who {
     }
 }
 
-/// Writes the access line first: a request that cannot be audited is
-/// not answered.
-pub(super) fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
-    state.access.record(who, entry).map_err(|error| {
+/// Makes the access line durable first: a request that cannot be
+/// audited is not answered.
+pub(super) async fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Result<(), Refused> {
+    state.access.record(who, entry).await.map_err(|error| {
         tracing::error!(%error, "console request refused");
         Box::new(html(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -194,8 +253,8 @@ fn stylesheet() -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
 fn login_form(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("login")
         .and(warp::get())
-        .and(session(state))
-        .map(|session: Option<Session>| match session {
+        .and(visitor(state))
+        .map(|visitor: Visitor, _| match visitor.session() {
             Some(_) => see_other("/"),
             None => html(StatusCode::OK, pages::login(None)),
         })
@@ -210,28 +269,40 @@ struct Password {
 fn login(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("login")
         .and(warp::post())
-        .and(warp::addr::remote())
+        .and(peer(state.clone()))
         .and(form::<Password>())
         .and(with_state(state))
-        .map(|client: Option<SocketAddr>, form: Password, state: Arc<State>| {
+        .then(|peer: Peer, form: Password, state: Arc<State>| async move {
+            let client = peer.client;
             let attempt = state.auth.login(client.map(|c| c.ip()), &form.password);
-            let (outcome, session) = match &attempt {
-                Login::Allowed { session, .. } => ("ok", Some(session.clone())),
-                Login::Wrong => ("wrong_password", None),
-                Login::Limited(_) => ("rate_limited", None),
-            };
-            let entry = Entry {
+            let entry = |outcome| Entry {
                 action: "login",
                 outcome,
                 ..Entry::default()
             };
-            if let Err(refused) = audited(&state, &Who { session, client }, &entry) {
-                return *refused;
+            // Only a login that starts a session waits for its line; a
+            // refusal shows nothing, and a limited one is only counted.
+            match &attempt {
+                Login::Allowed { session, .. } => {
+                    let who = Who {
+                        session: Some(session.clone()),
+                        client,
+                    };
+                    if let Err(refused) = audited(&state, &who, &entry("ok")).await {
+                        return *refused;
+                    }
+                }
+                Login::Wrong => state
+                    .access
+                    .note(&Who::default_from(client), &entry("wrong_password")),
+                Login::Limited(_) => state.access.count(client, "login", "rate_limited"),
             }
             match attempt {
                 Login::Allowed { token, .. } => {
                     let mut answer = see_other("/");
-                    if let Ok(cookie) = HeaderValue::from_str(&state.auth.set_cookie(&token)) {
+                    if let Ok(cookie) =
+                        HeaderValue::from_str(&state.auth.set_cookie(&token, peer.https))
+                    {
                         answer.headers_mut().insert(header::SET_COOKIE, cookie);
                     }
                     answer
@@ -284,17 +355,18 @@ fn logout(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
     warp::path!("logout")
         .and(warp::post())
         .and(signed_in(state.clone()))
+        .and(peer(state.clone()))
         .and(warp::header::optional::<String>("cookie"))
         .and(form::<Csrf>())
         .and(with_state(state))
         .map(
-            |viewer: Viewer, cookies: Option<String>, form: Csrf, state: Arc<State>| {
+            |viewer: Viewer, peer: Peer, cookies: Option<String>, form: Csrf, state: Arc<State>| {
                 if let Err(refused) = checked(&viewer.session, &form) {
                     return *refused;
                 }
                 state.auth.logout(cookies.as_deref());
                 let mut answer = to_login();
-                if let Ok(cookie) = HeaderValue::from_str(&state.auth.clear_cookie()) {
+                if let Ok(cookie) = HeaderValue::from_str(&state.auth.clear_cookie(peer.https)) {
                     answer.headers_mut().insert(header::SET_COOKIE, cookie);
                 }
                 answer
@@ -330,7 +402,7 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 };
                 let rows = shown.as_ref().ok().map(|(hits, _)| hits.total as u64);
                 let entry = Entry::query("search", &query, rows);
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
                 let index = state
@@ -401,7 +473,7 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
         .and(signed_in(state.clone()))
         .and(form::<Csrf>())
         .and(with_state(state))
-        .map(|viewer: Viewer, form: Csrf, state: Arc<State>| {
+        .then(|viewer: Viewer, form: Csrf, state: Arc<State>| async move {
             let Viewer { session, client } = viewer;
             if let Err(refused) = checked(&session, &form) {
                 return *refused;
@@ -416,7 +488,7 @@ fn verify(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 },
                 ..Entry::default()
             };
-            if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+            if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                 return *refused;
             }
             see_other("/integrity")
@@ -446,7 +518,7 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                 };
                 let rows = found.as_ref().ok().map(|(_, rows)| *rows as u64);
                 let entry = Entry::query("download", &query, rows);
-                if let Err(refused) = audited(&state, &who(&session, client), &entry) {
+                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
                 match found {

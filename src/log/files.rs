@@ -4,7 +4,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Audit files are readable by the owner's group (auditors), nobody else.
@@ -83,6 +83,18 @@ pub fn keep_aside(
     file.sync_all()?;
     sync_dir(folder)?;
     Ok(path)
+}
+
+/// Whether `path` still names the open `file`: not when it was removed
+/// or replaced (logrotate's move-and-create), since bytes written to the
+/// old file are then in no file anyone reads.
+pub fn still_named(file: &File, path: &Path) -> io::Result<bool> {
+    let ours = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(ours.ino() == named.ino() && ours.dev() == named.dev()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The lock file that keeps two writers out of one directory.

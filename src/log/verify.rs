@@ -54,6 +54,10 @@ pub struct Report {
     /// The last record, when the chain is whole: the head to keep
     /// elsewhere.
     pub head: Option<Head>,
+    /// The first fault in the console's access log (`DIR/access/`).
+    pub access_fault: Option<Fault>,
+    /// Access lines that check out.
+    pub access_lines: u64,
     /// Worth knowing, not faults (a batch still being written).
     pub notes: Vec<String>,
     /// The receiver's runs and where the records came from.
@@ -104,7 +108,10 @@ impl Counts {
 impl Report {
     /// Nothing is wrong.
     pub fn intact(&self) -> bool {
-        self.chain_fault.is_none() && self.archive_faults.is_empty() && self.kept_heads.is_empty()
+        self.chain_fault.is_none()
+            && self.archive_faults.is_empty()
+            && self.kept_heads.is_empty()
+            && self.access_fault.is_none()
     }
 
     /// What the report says, one entry per fault, quarantined file and
@@ -114,6 +121,7 @@ impl Report {
         out.extend(self.quarantine.iter().map(Entry::Quarantine));
         out.extend(self.kept_heads.iter().map(Entry::Fault));
         out.extend(self.chain_fault.iter().map(Entry::Fault));
+        out.extend(self.access_fault.iter().map(Entry::Fault));
         out.extend(self.notes.iter().map(|note| Entry::Note { note }));
         out.push(Entry::Summary(Summary {
             verdict: if self.intact() { "intact" } else { "faulty" },
@@ -186,6 +194,9 @@ pub fn verify(dir: &Path, heads: &Heads) -> anyhow::Result<Report> {
     let mut report = verify_chain(dir, start, heads, &kept)?;
     report.archive_faults = archive::check_archives(dir)?;
     report.quarantine = quarantined(dir)?;
+    let access = crate::console::access::check::check(dir)?;
+    report.access_fault = access.fault;
+    report.access_lines = access.lines;
     Ok(report)
 }
 
@@ -239,6 +250,8 @@ fn verify_chain(
         quarantine: Vec::new(),
         kept_heads: Vec::new(),
         chain_fault: None,
+        access_fault: None,
+        access_lines: 0,
         records: 0,
         days: all.len(),
         archived: all.iter().filter(|d| d.live.is_none()).count(),

@@ -202,7 +202,15 @@ pub fn alarm(metrics: &Metrics, store: &Store, name: &str, local: &str) {
 /// the run with [`Shipped::failure`] set; local files are never touched.
 /// Errors only for local trouble.
 pub async fn ship(dir: &Path, store: &Store, metrics: &Metrics) -> anyhow::Result<Shipped> {
-    let local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
+    let mut local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
+    // Closed days of the console's access log go with the archives.
+    let access = crate::console::access::closed_days(dir)
+        .with_context(|| format!("listing {}/access", dir.display()))?;
+    local.extend(
+        access
+            .into_iter()
+            .map(|(name, path)| LocalObject { name, path }),
+    );
     let mut confirmed = confirmed(dir).with_context(|| format!("reading {}", dir.display()))?;
     let pending: Vec<_> = local
         .iter()

@@ -5,7 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use crate::support::bin;
-use crate::support::console::{ConsoleApp, PASSWORD, access_log, csrf_of};
+use crate::support::console::{ConsoleApp, PASSWORD, access_files, access_log, csrf_of};
+use crate::support::moto::Moto;
 
 /// Every page but the login form and the stylesheet.
 const PAGES: [&str; 6] = [
@@ -63,19 +64,19 @@ async fn a_wrong_password_is_refused_and_repeated_failures_are_limited() {
     let limited = app.try_login(PASSWORD).await;
     assert_eq!(limited.status(), 429, "even the right one, for a while");
     assert!(limited.headers().get("retry-after").is_some());
+    app.clock.advance(time::Duration::minutes(1));
+    assert_eq!(app.try_login(PASSWORD).await.status(), 303);
     let outcomes: Vec<String> = app
         .access_log()
         .iter()
         .map(|l| {
             assert_eq!(l["action"], "login");
-            assert!(l["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+            assert!(l["client"].as_str().unwrap().starts_with("127.0.0.1"));
             l["outcome"].as_str().unwrap().to_string()
         })
         .collect();
     assert_eq!(outcomes[..5], ["wrong_password"; 5]);
-    assert_eq!(outcomes[5], "rate_limited");
-    app.clock.advance(time::Duration::minutes(1));
-    assert_eq!(app.try_login(PASSWORD).await.status(), 303);
+    assert_eq!(outcomes[5..], ["rate_limited", "ok"]);
 }
 
 #[tokio::test]
@@ -475,5 +476,302 @@ async fn a_search_sees_what_was_recorded_since_the_last_one_across_midnight() {
     assert!(
         page.contains("3 records") && page.contains("2026-11-28T"),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_proxy_header_from_a_peer_outside_the_trusted_proxies_gets_the_login_form_and_no_data()
+ {
+    let app = ConsoleApp::spawn_trusting(&["10.0.0.0/8"]).await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    for page in PAGES {
+        let answer = app
+            .get_with(page, &[("x-forwarded-email", "ciso@example.com")])
+            .await;
+        assert_eq!(answer.status(), 303, "{page}");
+        assert_eq!(answer.headers()["location"], "/login", "{page}");
+        let body = answer.text().await.unwrap();
+        assert!(!body.contains("alice"), "{page} shows nothing: {body}");
+    }
+    let log = app
+        .access_log_once(|lines| lines.iter().any(|l| l["action"] == "proxy_header"))
+        .await;
+    assert!(
+        log.iter().all(|l| l["session"].is_null()),
+        "nobody was signed in: {log:?}"
+    );
+    let noted = log
+        .iter()
+        .find(|l| l["action"] == "proxy_header")
+        .expect("the forged header is noted");
+    assert_eq!(noted["outcome"], "untrusted_peer");
+    assert!(noted["client"].as_str().unwrap().starts_with("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn the_proxy_header_from_a_configured_trusted_proxy_signs_its_user_in() {
+    let app = ConsoleApp::spawn_trusting(&["127.0.0.1/32"]).await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let answer = app
+        .get_with(
+            "/download?",
+            &[("x-forwarded-email", "officer@example.com")],
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("alice@example.com"));
+    assert_eq!(app.access_log()[0]["session"], "proxy:officer@example.com");
+}
+
+#[test]
+fn a_trusted_header_on_a_non_loopback_console_without_a_trusted_proxy_refuses_to_start() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let serve = |extra: &[&str]| {
+        let mut command = bin::rollcall(&dir);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--console", "0.0.0.0:0"])
+            .args(["--console-trust-header", "X-Forwarded-Email"])
+            .args(extra)
+            .env("ROLLCALL_SECRET", "s");
+        command
+    };
+    let refused = bin::run(&mut serve(&[]));
+    assert_ne!(refused.status.code(), Some(0), "{}", refused.report());
+    assert!(
+        refused.stderr.contains("--console-trusted-proxy"),
+        "says what to add: {}",
+        refused.report()
+    );
+    let server = bin::ServerProcess::start(&dir, |command| {
+        command
+            .args(["--console", "0.0.0.0:0"])
+            .args(["--console-trust-header", "X-Forwarded-Email"])
+            .args(["--console-trusted-proxy", "10.0.0.5"])
+            .env("ROLLCALL_SECRET", "s");
+    });
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_a_trusted_proxy_says_the_browser_used_https() {
+    let app = ConsoleApp::spawn().await;
+    let login = |proto: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(format!("{}/login", app.console))
+            .form(&[("password", PASSWORD)]);
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        request.send()
+    };
+    let cookie =
+        |answer: reqwest::Response| answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    let https = cookie(login(Some("https")).await.unwrap());
+    assert!(https.ends_with("; Secure"), "{https}");
+    let plain = cookie(login(None).await.unwrap());
+    assert!(!plain.contains("Secure"), "{plain}");
+
+    let untrusted = ConsoleApp::spawn_trusting(&["10.0.0.0/8"]).await;
+    let answer = untrusted
+        .client
+        .post(format!("{}/login", untrusted.console))
+        .header("x-forwarded-proto", "https")
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let set = cookie(answer);
+    assert!(!set.contains("Secure"), "not from a trusted proxy: {set}");
+}
+
+#[tokio::test]
+async fn each_use_of_a_session_renews_its_cookie_so_an_active_session_outlives_eight_hours() {
+    let app = ConsoleApp::spawn().await;
+    let cookie = app.login().await;
+    let mut renewed = Vec::new();
+    for _ in 0..3 {
+        app.clock.advance(time::Duration::hours(5));
+        let answer = app.get_with("/", &[("cookie", &cookie)]).await;
+        assert_eq!(answer.status(), 200, "in use for 15 hours");
+        let set = answer
+            .headers()
+            .get("set-cookie")
+            .expect("the answer renews the cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        renewed.push(set);
+    }
+    for set in &renewed {
+        assert!(set.starts_with(&format!("{cookie};")), "{set}");
+        assert!(set.contains("Max-Age=28800") && set.contains("HttpOnly"));
+    }
+    app.clock.advance(time::Duration::hours(8));
+    let answer = app.get_with("/", &[("cookie", &cookie)]).await;
+    assert_eq!(answer.headers()["location"], "/login", "idle 8 h ends it");
+    assert!(answer.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_logins_is_summarised_in_a_few_access_lines_while_deliveries_are_recorded()
+{
+    let mut app = ConsoleApp::spawn().await;
+    let flood = async {
+        for _ in 0..200 {
+            let status = app.try_login("wrong").await.status();
+            assert!(status == 401 || status == 429, "{status}");
+        }
+    };
+    let deliveries = async {
+        let mut seqs = Vec::new();
+        for i in 0..20 {
+            let email = format!("p{i}@example.com");
+            seqs.push(app.deliver_now("created", "room-1", &email, "P").await);
+        }
+        seqs
+    };
+    let ((), seqs) = tokio::join!(flood, deliveries);
+    let mut distinct = seqs.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 20, "every delivery recorded: {seqs:?}");
+    app.stop().await;
+
+    let log = access_log(&app.dir);
+    assert!(log.len() <= 8, "a bounded number of lines: {log:#?}");
+    let wrong = log
+        .iter()
+        .filter(|l| l["outcome"] == "wrong_password")
+        .count();
+    assert_eq!(wrong, 5, "the ones checked are each written");
+    let summary = log
+        .iter()
+        .find(|l| l["outcome"] == "rate_limited" && l["count"].is_u64())
+        .expect("a summary of the refused attempts");
+    assert_eq!(summary["count"], 195, "{summary}");
+    assert_eq!(summary["client"], "127.0.0.1");
+    assert_eq!(summary["action"], "login");
+    let export = bin::run(bin::rollcall(&app.dir).arg("export")).success();
+    for i in 0..20 {
+        assert!(
+            export.stdout.contains(&format!(",p{i}@example.com,")),
+            "p{i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_removed_access_log_file_is_written_anew_and_verify_names_the_lost_lines() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    assert_eq!(app.get("/?person=alice", Some(&cookie)).await.0, 200);
+    let files = access_files(&app.dir);
+    assert_eq!(files.len(), 1);
+    std::fs::remove_file(&files[0]).unwrap();
+
+    assert_eq!(app.get("/?person=bob", Some(&cookie)).await.0, 200);
+    let log = app.access_log();
+    assert_eq!(log.len(), 1, "a new file with the search: {log:?}");
+    assert_eq!(log[0]["filters"]["person"], "bob");
+    let verify = bin::run(bin::rollcall(&app.dir).arg("verify")).code(1);
+    assert!(
+        verify.stdout.contains(&format!(
+            "FAULT: {} line 1, seq 3: seqs 1 to 2 are missing",
+            files[0].display()
+        )),
+        "{}",
+        verify.report()
+    );
+}
+
+#[tokio::test]
+async fn an_edited_access_line_fails_verify_naming_its_file_and_line() {
+    let mut app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    app.get("/?person=alice", Some(&cookie)).await;
+    app.get("/download?person=alice@example.com", Some(&cookie))
+        .await;
+    app.stop().await;
+    let intact = bin::run(bin::rollcall(&app.dir).arg("verify")).success();
+    assert!(
+        intact
+            .stdout
+            .contains("console access log: 3 lines, chain intact"),
+        "{}",
+        intact.report()
+    );
+
+    let file = access_files(&app.dir).remove(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"person\":\"alice\""), "{text}");
+    std::fs::write(
+        &file,
+        text.replacen("\"person\":\"alice\"", "\"person\":\"bob\"", 1),
+    )
+    .unwrap();
+    let verify = bin::run(bin::rollcall(&app.dir).arg("verify")).code(1);
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("FAULT: {} line 2, seq 2:", file.display())),
+        "{}",
+        verify.report()
+    );
+}
+
+#[tokio::test]
+async fn a_closed_access_log_day_is_shipped_to_the_bucket_with_the_archives() {
+    let moto = Moto::start().await;
+    let mut app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    app.get("/?person=alice", Some(&cookie)).await;
+    app.clock.advance(time::Duration::days(1));
+    let cookie = app.login().await;
+    app.get("/?person=bob", Some(&cookie)).await;
+    app.stop().await;
+    let files = access_files(&app.dir);
+    assert_eq!(files.len(), 2, "one file a day: {files:?}");
+
+    let mut archive = bin::rollcall(&app.dir);
+    archive.arg("archive");
+    moto.configure(&mut archive, "site-a");
+    bin::run(&mut archive).success();
+    let keys = moto.keys().await;
+    let closed = "site-a/access/console-2026-11-27.jsonl";
+    assert!(keys.iter().any(|k| k == closed), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.ends_with("console-2026-11-28.jsonl")),
+        "the open day stays: {keys:?}"
+    );
+    assert_eq!(moto.get(closed).await, std::fs::read(&files[0]).unwrap());
+}
+
+#[tokio::test]
+async fn a_damaged_last_access_line_does_not_keep_the_console_from_starting() {
+    let app = ConsoleApp::spawn().await;
+    app.login().await;
+    let app = app
+        .restart_with(|dir| {
+            let file = access_files(dir).remove(0);
+            let mut text = std::fs::read_to_string(&file).unwrap();
+            text.push_str("{\"not\":\"a line\"}\n");
+            std::fs::write(&file, text).unwrap();
+        })
+        .await;
+    app.login().await;
+    let verify = bin::run(bin::rollcall(&app.dir).arg("verify")).code(1);
+    assert!(
+        verify.stdout.contains(" line 2: not an access line"),
+        "{}",
+        verify.report()
     );
 }

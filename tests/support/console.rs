@@ -41,19 +41,39 @@ impl ConsoleApp {
     pub async fn spawn_with(password: Option<&str>) -> Self {
         let temp = tempfile::tempdir().expect("creating a temp dir");
         let clock = Arc::new(FakeClock::new(START));
-        Self::spawn_in(temp, clock, password).await
+        Self::spawn_in(temp, clock, password, &[]).await
+    }
+
+    /// A server whose console trusts the sign-on proxy header only from
+    /// `proxies` (CIDRs); the tests' own requests come from 127.0.0.1.
+    pub async fn spawn_trusting(proxies: &[&str]) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let clock = Arc::new(FakeClock::new(START));
+        Self::spawn_in(temp, clock, Some(PASSWORD), proxies).await
     }
 
     /// Stops the server cleanly and starts it again on the same log.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`ConsoleApp::restart`], doing `between` to the stopped log
+    /// directory first.
+    pub async fn restart_with(mut self, between: impl FnOnce(&Path)) -> Self {
         let temp = std::mem::replace(&mut self._temp, tempfile::tempdir().unwrap());
         let clock = self.clock.clone();
         self.stop().await;
+        between(&self.dir);
         clock.advance(time::Duration::hours(1));
-        Self::spawn_in(temp, clock, Some(PASSWORD)).await
+        Self::spawn_in(temp, clock, Some(PASSWORD), &[]).await
     }
 
-    async fn spawn_in(temp: TempDir, clock: Arc<FakeClock>, password: Option<&str>) -> Self {
+    async fn spawn_in(
+        temp: TempDir,
+        clock: Arc<FakeClock>,
+        password: Option<&str>,
+        proxies: &[&str],
+    ) -> Self {
         let dir = temp.path().join("audit-logs");
         let settings = Settings {
             secret: Some(Secret::new(SECRET.into())),
@@ -62,6 +82,7 @@ impl ConsoleApp {
                 password: password.map(|p| Secret::new(p.into())),
                 secure_cookie: false,
                 trust_header: Some("X-Forwarded-Email".into()),
+                trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
             }),
             ..Settings::new(dir.clone(), "127.0.0.1:0".parse().unwrap())
         };
@@ -88,6 +109,13 @@ impl ConsoleApp {
     /// Records a signed delivery: `event` (`created`/`deleted`) of
     /// `person` (email) named `name` in `room`.
     pub async fn deliver(&self, event: &str, room: &str, email: &str, name: &str) -> u64 {
+        let seq = self.deliver_now(event, room, email, name).await;
+        self.clock.advance(time::Duration::minutes(1));
+        seq
+    }
+
+    /// [`ConsoleApp::deliver`] without moving the clock on.
+    pub async fn deliver_now(&self, event: &str, room: &str, email: &str, name: &str) -> u64 {
         let membership = format!("{room}:{email}");
         let created = self.clock.now_text();
         let mut body: Value =
@@ -109,7 +137,6 @@ impl ConsoleApp {
             .expect("posting a delivery");
         assert_eq!(answer.status(), 200, "the delivery is recorded");
         let answer: Value = answer.json().await.unwrap();
-        self.clock.advance(time::Duration::minutes(1));
         answer["seq"]
             .as_u64()
             .expect("a recorded delivery has a seq")
@@ -141,14 +168,20 @@ impl ConsoleApp {
     /// GET `path` on the console with `cookie` (if any): status, the
     /// Location header and the body.
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> (u16, String, String) {
-        let mut request = self.client.get(format!("{}{path}", self.console));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        let answer = request.send().await.expect("a GET request");
+        let headers: Vec<_> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        let answer = self.get_with(path, &headers).await;
         let status = answer.status().as_u16();
         let location = location(&answer);
         (status, location, answer.text().await.unwrap())
+    }
+
+    /// GET `path` on the console with these request headers: the answer.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.console));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("a GET request")
     }
 
     /// POST a form to `path` with `cookie` (if any): status, Location.
@@ -174,6 +207,20 @@ impl ConsoleApp {
         access_log(&self.dir)
     }
 
+    /// The access log's lines once `done` says they hold what a test
+    /// waits for (lines written without holding the answer land a moment
+    /// after it); fails the test after a bound.
+    pub async fn access_log_once(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..1000 {
+            let lines = self.access_log();
+            if done(&lines) {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the access log never got there: {:?}", self.access_log());
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&mut self) {
         self.running.stop().await;
@@ -188,12 +235,31 @@ fn location(answer: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// The lines of `DIR/access/console.jsonl`.
+/// The access log's day files, `DIR/access/console-DAY.jsonl`, oldest
+/// first.
+pub fn access_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("access"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        name.starts_with("console-") && name.ends_with(".jsonl")
+    });
+    files.sort();
+    files
+}
+
+/// The lines of the access log, across its day files.
 pub fn access_log(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("access/console.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an access line is JSON"))
+    access_files(dir)
+        .iter()
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("an access line is JSON"))
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 

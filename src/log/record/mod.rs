@@ -202,13 +202,8 @@ impl Record {
     /// Fills in `hash` and returns the record's line, newline included.
     pub fn seal(&mut self) -> Vec<u8> {
         self.hash.clear();
-        let mut line = serde_json::to_vec(self).expect("a record always serialises");
-        self.hash = hex::encode(Sha256::digest(&line));
-        line.pop();
-        line.extend_from_slice(HASH_PREFIX);
-        line.extend_from_slice(self.hash.as_bytes());
-        line.extend_from_slice(HASH_SUFFIX);
-        line.push(b'\n');
+        let (hash, line) = seal(serde_json::to_vec(self).expect("a record always serialises"));
+        self.hash = hash;
         line
     }
 }
@@ -272,12 +267,33 @@ pub enum LineError {
     HashMismatch,
 }
 
+/// Seals a JSON object (`{...}`, its last member the `prev_hash` link)
+/// into a line: its hash, and the object with `"hash"` as its last member,
+/// newline included. The one sealing rule, for records and the console's
+/// access lines alike.
+pub fn seal(mut object: Vec<u8>) -> (String, Vec<u8>) {
+    let hash = hex::encode(Sha256::digest(&object));
+    object.pop();
+    object.extend_from_slice(HASH_PREFIX);
+    object.extend_from_slice(hash.as_bytes());
+    object.extend_from_slice(HASH_SUFFIX);
+    object.push(b'\n');
+    (hash, object)
+}
+
 /// Parses one line (without its newline) and checks its own hash.
 /// Chain links and seq order are the caller's to check.
 pub fn parse_line(line: &[u8]) -> Result<Record, LineError> {
     let record: Record =
         serde_json::from_slice(line).map_err(|e| LineError::Parse(e.to_string()))?;
-    if record.hash.len() != HASH_HEX_LEN
+    check_seal(line, &record.hash)?;
+    Ok(record)
+}
+
+/// Whether a sealed line (without its newline) ends with `hash` as its
+/// last member and `hash` is that of the rest ([`seal`]'s rule).
+pub fn check_seal(line: &[u8], hash: &str) -> Result<(), LineError> {
+    if hash.len() != HASH_HEX_LEN
         || line.len() < HASH_MEMBER_LEN + 1
         || !line.ends_with(HASH_SUFFIX)
     {
@@ -286,17 +302,17 @@ pub fn parse_line(line: &[u8]) -> Result<Record, LineError> {
     let content_end = line.len() - HASH_MEMBER_LEN;
     let member = &line[content_end..];
     if !member.starts_with(HASH_PREFIX)
-        || &member[HASH_PREFIX.len()..HASH_PREFIX.len() + HASH_HEX_LEN] != record.hash.as_bytes()
+        || &member[HASH_PREFIX.len()..HASH_PREFIX.len() + HASH_HEX_LEN] != hash.as_bytes()
     {
         return Err(LineError::Parse("no trailing hash member".into()));
     }
     let mut h = Sha256::new();
     h.update(&line[..content_end]);
     h.update(b"}");
-    if hex::encode(h.finalize()) != record.hash {
+    if hex::encode(h.finalize()) != hash {
         return Err(LineError::HashMismatch);
     }
-    Ok(record)
+    Ok(())
 }
 
 /// `received_at` form: RFC 3339, UTC, milliseconds. Being fixed-width, it

@@ -11,7 +11,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -596,9 +595,7 @@ impl State {
 /// its path (the directory was removed or the file replaced), since bytes
 /// written to an unlinked file are not in the log.
 fn durable_append(disk: &dyn Disk, day: &mut OpenDay, buf: &[u8]) -> io::Result<()> {
-    let ours = day.file.metadata()?;
-    let named = std::fs::metadata(&day.path)?;
-    if ours.ino() != named.ino() || ours.dev() != named.dev() {
+    if !files::still_named(&day.file, &day.path)? {
         return Err(io::Error::other("the day file was removed or replaced"));
     }
     disk.write(&mut day.file, buf)?;

@@ -1,0 +1,293 @@
+//! The console's access log, one file a UTC day
+//! (`DIR/access/console-YYYY-MM-DD.jsonl`): one JSON line per login,
+//! search, download, page and verify run, saying who (session and client
+//! address), when, with which filters and how many rows. Reading an audit
+//! log is itself audited, so its lines are hash-chained like the records
+//! (`seq`, `prev_hash`, `hash`; checked by `verify`).
+//!
+//! - [`writer`]: the thread that owns the files: day files, reopening a
+//!   removed file, the chain, group fdatasync, the per-minute summaries.
+//! - [`check`]: the chain check `verify` runs.
+//!
+//! Which lines must be durable before the answer: every line for a
+//! request that shows or exports records, starts a verify, or signs
+//! someone in ([`AccessLog::record`]: it waits for room in the queue and
+//! for the fdatasync, and a line that cannot be written refuses the
+//! request). Lines for requests that showed nothing (a wrong password)
+//! are best effort ([`AccessLog::note`]), and refusals a client can
+//! repeat at will (rate-limited logins, a proxy header from an untrusted
+//! peer) are counted into one line per client a minute
+//! ([`AccessLog::count`]): a flood neither fills the disk nor waits on
+//! it. Best-effort lines that find the queue full are dropped and
+//! counted in `rollcall_console_access_dropped_lines_total`.
+
+pub mod check;
+mod writer;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+use tokio::sync::oneshot;
+
+use super::search::Query;
+use crate::clock::Clock;
+use crate::log::days;
+use crate::log::record::format_timestamp;
+use crate::metrics::Metrics;
+
+pub const ACCESS_DIR: &str = "access";
+const FILE_PREFIX: &str = "console-";
+const FILE_SUFFIX: &str = ".jsonl";
+/// Lines waiting for the writer thread. A durable line waits for room; a
+/// best-effort one finding it full is dropped (and counted).
+const QUEUE: usize = 1024;
+
+/// Who asked.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Who {
+    /// The session's short name; none before login.
+    pub session: Option<String>,
+    pub client: Option<SocketAddr>,
+}
+
+impl Who {
+    /// Nobody signed in, from `client`.
+    pub fn default_from(client: Option<SocketAddr>) -> Self {
+        Who {
+            session: None,
+            client,
+        }
+    }
+}
+
+/// One line of the access log.
+#[derive(Debug, Default, Serialize)]
+pub struct Entry<'a> {
+    pub action: &'a str,
+    /// `ok`, `wrong_password`, `rate_limited`, `refused`...
+    pub outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<&'a Query>,
+    /// What was looked at: a room or person id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+impl<'a> Entry<'a> {
+    /// A search or download with `filters`: the rows it gave, or `None`
+    /// when the query was refused.
+    pub fn query(action: &'a str, filters: &'a Query, rows: Option<u64>) -> Self {
+        Entry {
+            action,
+            outcome: if rows.is_some() { "ok" } else { "refused" },
+            filters: Some(filters),
+            rows,
+            ..Entry::default()
+        }
+    }
+}
+
+/// A line's content before the writer numbers, links and seals it.
+#[derive(Serialize)]
+struct Content<'a> {
+    at: String,
+    #[serde(flatten)]
+    who: &'a Who,
+    #[serde(flatten)]
+    entry: &'a Entry<'a>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot write the console access log in {}: {reason}; check the disk and its permissions", dir.display())]
+pub struct AccessError {
+    dir: PathBuf,
+    reason: String,
+}
+
+/// What the writer thread is handed.
+enum Message {
+    Line {
+        at: OffsetDateTime,
+        /// The JSON object of the line, without its link.
+        content: Vec<u8>,
+        /// Told once the line is durable, for a line that must be.
+        durable: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// One more refusal of this kind from `client`.
+    Count {
+        at: OffsetDateTime,
+        client: IpAddr,
+        action: &'static str,
+        outcome: &'static str,
+    },
+    /// Write every pending summary now (at shutdown).
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct AccessLog {
+    dir: PathBuf,
+    queue: SyncSender<Message>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl AccessLog {
+    /// Creates `DIR/access`, takes up the chain where its newest file
+    /// ends, and starts the writer thread.
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let folder = dir.join(ACCESS_DIR);
+        let queue = writer::start(&folder, clock.clone(), QUEUE)?;
+        Ok(Self {
+            dir: folder,
+            queue,
+            clock,
+            metrics,
+        })
+    }
+
+    /// The folder of the day files.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one line and waits until it is durable; an error refuses
+    /// the request. Waits for room in the queue off the runtime's worker
+    /// threads rather than drop the line.
+    pub async fn record(&self, who: &Who, entry: &Entry<'_>) -> Result<(), AccessError> {
+        let (done, durable) = oneshot::channel();
+        let message = self.line(who, entry, Some(done));
+        let failed = |reason: String| AccessError {
+            dir: self.dir.clone(),
+            reason,
+        };
+        match self.queue.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(message)) => {
+                let queue = self.queue.clone();
+                tokio::task::spawn_blocking(move || queue.send(message).map_err(|_| ()))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
+                    .map_err(|()| failed("its writer has stopped".into()))?;
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(failed("its writer has stopped".into()));
+            }
+        }
+        durable
+            .await
+            .map_err(|_| failed("its writer has stopped".into()))?
+            .map_err(failed)
+    }
+
+    /// Appends one line without waiting for it (see the module's doc).
+    pub fn note(&self, who: &Who, entry: &Entry<'_>) {
+        let message = self.line(who, entry, None);
+        self.offer(message);
+    }
+
+    /// Counts one refusal from `client`: the first of a minute is written
+    /// at once, the minute's total in one summary line once it is over.
+    pub fn count(&self, client: Option<SocketAddr>, action: &'static str, outcome: &'static str) {
+        let Some(client) = client else {
+            return self.note(
+                &Who::default(),
+                &Entry {
+                    action,
+                    outcome,
+                    ..Entry::default()
+                },
+            );
+        };
+        self.offer(Message::Count {
+            at: self.clock.now(),
+            client: client.ip().to_canonical(),
+            action,
+            outcome,
+        });
+    }
+
+    /// Writes the pending summaries; for a clean stop.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.queue.try_send(Message::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
+    fn line(
+        &self,
+        who: &Who,
+        entry: &Entry<'_>,
+        durable: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> Message {
+        let at = self.clock.now();
+        let content = Content {
+            at: format_timestamp(at),
+            who,
+            entry,
+        };
+        Message::Line {
+            at,
+            content: serde_json::to_vec(&content).expect("an access line always serializes"),
+            durable,
+        }
+    }
+
+    fn offer(&self, message: Message) {
+        if self.queue.try_send(message).is_err() {
+            self.metrics
+                .console_access_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The day file for `day` in the access folder.
+pub fn day_path(folder: &Path, day: Date) -> PathBuf {
+    folder.join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", days::day_name(day)))
+}
+
+/// Every access day file in `DIR/access`, oldest first.
+pub fn day_files(dir: &Path) -> std::io::Result<Vec<(Date, PathBuf)>> {
+    let folder = dir.join(ACCESS_DIR);
+    let entries = match std::fs::read_dir(&folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries?,
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let day = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(FILE_PREFIX))
+            .and_then(|n| n.strip_suffix(FILE_SUFFIX))
+            .and_then(days::parse_day_name);
+        if let Some(day) = day {
+            out.push((day, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The closed access days (every one before the newest), as object
+/// names and paths, for shipping with the archives.
+pub fn closed_days(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut files = day_files(dir)?;
+    files.pop();
+    Ok(files
+        .into_iter()
+        .filter_map(|(_, path)| {
+            let name = path.file_name()?.to_str()?.to_string();
+            Some((format!("{ACCESS_DIR}/{name}"), path))
+        })
+        .collect())
+}
