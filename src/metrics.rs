@@ -81,6 +81,10 @@ pub struct Metrics {
     /// Records reconciliation wrote, by source.
     pub reconcile_records_reconciled: AtomicU64,
     pub reconcile_records_events_api: AtomicU64,
+    /// Coverage gaps whose backfill from `GET /events` has not succeeded.
+    pub reconcile_unfilled_gaps: AtomicU64,
+    /// Roster-diff records written while such a gap was pending.
+    pub reconcile_records_without_backfill: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -186,6 +190,11 @@ impl Metrics {
                 "Rooms a reconcile run could not check.",
                 &self.reconcile_failed_rooms,
             ),
+            (
+                "rollcall_reconcile_records_without_backfill_total",
+                "Records the roster diff wrote while a gap's backfill from /events was pending.",
+                &self.reconcile_records_without_backfill,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -207,6 +216,11 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_reconcile_unfilled_gaps Coverage gaps whose backfill from /events has not succeeded yet (retried each run).\n# TYPE rollcall_reconcile_unfilled_gaps gauge\nrollcall_reconcile_unfilled_gaps {}",
+            self.reconcile_unfilled_gaps.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP rollcall_damaged_records_at_start Whether the newest record failed its hash at start (run `rollcall verify`).\n# TYPE rollcall_damaged_records_at_start gauge\nrollcall_damaged_records_at_start {}",
