@@ -90,6 +90,10 @@ pub struct Metrics {
     pub reconcile_records_events_api: AtomicU64,
     /// Best-effort console access lines dropped at a full queue.
     pub console_access_dropped: AtomicU64,
+    /// Coverage gaps whose backfill from `GET /events` has not succeeded.
+    pub reconcile_unfilled_gaps: AtomicU64,
+    /// Roster-diff records written while such a gap was pending.
+    pub reconcile_records_without_backfill: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -200,6 +204,11 @@ impl Metrics {
                 "Best-effort console access lines (wrong passwords, counted refusals) dropped because the access log's queue was full.",
                 &self.console_access_dropped,
             ),
+            (
+                "rollcall_reconcile_records_without_backfill_total",
+                "Records the roster diff wrote while a gap's backfill from /events was pending.",
+                &self.reconcile_records_without_backfill,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -221,6 +230,11 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_reconcile_unfilled_gaps Coverage gaps whose backfill from /events has not succeeded yet (retried each run).\n# TYPE rollcall_reconcile_unfilled_gaps gauge\nrollcall_reconcile_unfilled_gaps {}",
+            self.reconcile_unfilled_gaps.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP rollcall_damaged_records_at_start Whether the newest record failed its hash at start (run `rollcall verify`).\n# TYPE rollcall_damaged_records_at_start gauge\nrollcall_damaged_records_at_start {}",

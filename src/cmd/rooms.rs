@@ -14,6 +14,7 @@ use crate::cli::Global;
 use crate::log::days;
 use crate::log::reader;
 use crate::log::roster::History;
+use crate::reconcile::pending;
 
 const COLUMNS: [&str; 6] = [
     "room_id",
@@ -78,6 +79,16 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         match args.format {
             ListFormat::Csv => write_csv(&mut out, &COLUMNS, &rows)?,
             _ => write_table(&mut out, &COLUMNS, &rows)?,
+        }
+    }
+    // A table is read by people, who should see the log is incomplete
+    // there; CSV and JSON stay parseable, so the lines go to stderr.
+    let unfilled = pending::read(&global.dir)?;
+    for gap in &unfilled {
+        if args.format == ListFormat::Table {
+            writeln!(out, "{gap}").context("writing to stdout")?;
+        } else {
+            eprintln!("rollcall: {gap}");
         }
     }
     out.flush().context("writing to stdout")?;

@@ -3,7 +3,7 @@
 //! durable.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -110,6 +110,29 @@ pub fn try_lock(dir: &Path) -> io::Result<Option<File>> {
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
+}
+
+/// Replaces `dir/name` with `bytes`: written to `dir/temporary` first and
+/// renamed over the old, so a reader sees the old content or the new, never
+/// half of either. With `sync`, the file and the rename are made durable too.
+pub fn replace(
+    dir: &Path,
+    name: &str,
+    temporary: &str,
+    bytes: &[u8],
+    sync: bool,
+) -> io::Result<()> {
+    let temporary = dir.join(temporary);
+    let mut file = create_truncate(&temporary)?;
+    file.write_all(bytes)?;
+    if sync {
+        file.sync_data()?;
+    }
+    std::fs::rename(&temporary, dir.join(name))?;
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Makes the directory's entries (a created, renamed or removed name)

@@ -7,7 +7,7 @@
 //! kept in `DIR/quarantine/` ([`KeptHead`]) before the writer goes on.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -51,19 +51,9 @@ impl Head {
     /// old, so a reader sees the old head or the new, never half of one.
     /// With `sync`, the file and the rename are made durable too.
     pub fn store(&self, dir: &Path, sync: bool) -> io::Result<()> {
-        let temporary = dir.join(HEAD_TEMPORARY);
-        let mut file = files::create_truncate(&temporary)?;
         let mut line = serde_json::to_vec(self).expect("a head always serialises");
         line.push(b'\n');
-        file.write_all(&line)?;
-        if sync {
-            file.sync_data()?;
-        }
-        std::fs::rename(&temporary, path(dir))?;
-        if sync {
-            files::sync_dir(dir)?;
-        }
-        Ok(())
+        files::replace(dir, HEAD_FILE, HEAD_TEMPORARY, &line, sync)
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Member {
     /// The last record about this membership: its seq and `received_at`.
     pub last_seq: u64,
     pub last_at: String,
+    /// Where that last record was learned from.
+    pub last_source: Source,
 }
 
 /// The fields of a record that change a membership, borrowed from a
@@ -154,6 +156,7 @@ impl Members {
                     join_source: change.source,
                     last_seq: 0,
                     last_at: String::new(),
+                    last_source: change.source,
                 }),
         };
         if change.person_email.is_some() {
@@ -180,6 +183,7 @@ impl Members {
             Event::ReceiverStarted | Event::ReceiverStopped => {}
         }
         member.last_seq = change.seq;
+        member.last_source = change.source;
         member.last_at.clear();
         member.last_at.push_str(change.received_at);
     }

@@ -1,25 +1,16 @@
-//! Exact backfill: the membership events `GET /events` kept for the
-//! coverage gap that ended at this start, as records with their real
-//! times. Only the current gap: replaying an older one would lay old role
-//! changes over newer state.
+//! Exact backfill: the membership events `GET /events` kept for a
+//! coverage gap, as records with their real times. The gap that ended at
+//! this start is written as deliveries are; an older one, whose backfill
+//! failed before, under [`Rule::Replayed`], so its old leaves and role
+//! changes never lay themselves over newer state.
 
 use std::collections::HashMap;
-
-use time::OffsetDateTime;
 
 use super::roster::Finding;
 use super::watched::Room;
 use crate::log::record::{Event, Source, format_timestamp};
 use crate::log::writer::Rule;
 use crate::webex::client::{EventKind, MembershipEvent};
-
-/// The span the receiver was not listening: from the last record before
-/// a start to that start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
-    pub from: OffsetDateTime,
-    pub to: OffsetDateTime,
-}
 
 /// The events of one page that are about the watched `rooms`: all a
 /// backfill keeps of the org's.
@@ -37,7 +28,13 @@ pub fn watched<'r>(
 /// A join or leave a webhook already recorded has the same dedup key and
 /// is written once; a role change is written only if it changes the flag
 /// the log holds; an update that does not say the flag is no role change.
-pub fn findings(mut events: Vec<MembershipEvent>, rooms: &HashMap<&str, &Room>) -> Vec<Finding> {
+/// `late` is the rule for every record of a gap backfilled after its own
+/// start's run (`None`: this start's gap).
+pub fn findings(
+    mut events: Vec<MembershipEvent>,
+    rooms: &HashMap<&str, &Room>,
+    late: Option<Rule>,
+) -> Vec<Finding> {
     events.sort_by_key(|event| event.created);
     events
         .into_iter()
@@ -60,7 +57,10 @@ pub fn findings(mut events: Vec<MembershipEvent>, rooms: &HashMap<&str, &Room>) 
             record.org_id = event.org_id;
             record.room_title = room.title.clone();
             record.target = room.target.clone();
-            Some(Finding { record, rule })
+            Some(Finding {
+                record,
+                rule: late.unwrap_or(rule),
+            })
         })
         .collect()
 }
@@ -69,6 +69,7 @@ pub fn findings(mut events: Vec<MembershipEvent>, rooms: &HashMap<&str, &Room>) 
 mod tests {
     use super::*;
     use crate::webex::client::Membership;
+    use time::OffsetDateTime;
     use time::macros::datetime;
 
     fn event(
@@ -141,7 +142,7 @@ mod tests {
             ),
         ];
 
-        let found = findings(events, &rooms);
+        let found = findings(events, &rooms, None);
 
         let seen: Vec<(Event, Option<&str>, Rule)> = found
             .iter()

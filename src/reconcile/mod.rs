@@ -1,12 +1,14 @@
 //! Reconciliation: recovering what the log missed from Webex's own APIs.
 //! A run finds the rooms this server watches ([`watched`]), backfills the
 //! coverage gap that ended at this start exactly from `GET /events` when
-//! the token is a compliance officer's ([`backfill`]), then compares each
+//! the token is a compliance officer's ([`backfill`]; a gap it could not
+//! fill is kept, [`pending`], and retried by later runs), then compares each
 //! room's `GET /memberships` with the log's roster and records the
 //! differences ([`roster`]). [`run`] drives a run, paces it, counts what it
 //! did, and repeats it for `serve`.
 
 mod backfill;
+pub mod pending;
 mod roster;
 mod run;
 mod watched;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -14,12 +15,13 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
 use super::EventsApi;
-use super::backfill::{self, Gap};
+use super::backfill;
+use super::pending::{self, Gap};
 use super::roster::{self, Finding};
 use super::watched::{Room, Scope};
 use crate::clock::Clock;
 use crate::log::record::{Event, Source, format_timestamp};
-use crate::log::writer::{Appended, LogWriter};
+use crate::log::writer::{Appended, LogWriter, Rule};
 use crate::metrics::Metrics;
 use crate::webex::client::{ApiError, Client};
 
@@ -32,8 +34,15 @@ pub struct Reconciler {
     metrics: Arc<Metrics>,
     scope: Scope,
     events_api: EventsApi,
-    /// The gap that ended at this start: backfilled by the first run only.
-    gap: Option<Gap>,
+    /// The gaps whose backfill from `GET /events` is still to be done,
+    /// oldest first: the one that ended at this start, and any an earlier
+    /// run could not fill.
+    gaps: Vec<Gap>,
+    /// Where `gaps` are kept across restarts.
+    pending_in: Option<PathBuf>,
+    /// Whether the newest of `gaps` ended at this start and was not tried
+    /// yet: it is written as deliveries are, since nothing came after it.
+    fresh: bool,
     /// When the log last covered every room: the start of that gap.
     gap_start: Option<String>,
     /// When each room was last checked in full: someone gone by the next
@@ -56,6 +65,12 @@ pub struct Summary {
     /// Of those, how many came from `GET /events`.
     pub from_events: u64,
     pub backfill: Backfill,
+    /// Gaps still to be backfilled after this run's try; the next run
+    /// retries them.
+    pub unfilled_gaps: usize,
+    /// Roster-diff records written while a gap was unfilled: their times
+    /// are bounded by the gap, and what came and went inside it is missing.
+    pub without_backfill: u64,
     /// Why the run could not start (the rooms could not be listed).
     pub error: Option<String>,
     pub api_calls: u64,
@@ -83,11 +98,16 @@ impl Summary {
             && !matches!(self.backfill, Backfill::Failed(_))
     }
 
-    fn count(&mut self, event: Event, source: Source) {
+    /// Counts a record written; says whether it is one written while a
+    /// gap was unfilled.
+    fn count(&mut self, event: Event, source: Source) -> bool {
         *self.written.entry(event.as_str()).or_default() += 1;
         if source == Source::EventsApi {
             self.from_events += 1;
         }
+        let unfilled = source == Source::Reconciled && self.unfilled_gaps > 0;
+        self.without_backfill += u64::from(unfilled);
+        unfilled
     }
 }
 
@@ -127,6 +147,13 @@ impl fmt::Display for Summary {
             )?,
             Backfill::Failed(error) => write!(f, "; backfill failed: {error}")?,
         }
+        if self.unfilled_gaps > 0 {
+            write!(
+                f,
+                "; {} gaps not backfilled yet, retried next run ({} records reconciled meanwhile, from the roster diff alone)",
+                self.unfilled_gaps, self.without_backfill
+            )?;
+        }
         if !self.failed.is_empty() {
             let rooms: Vec<&str> = self.failed.iter().map(|(room, _)| room.as_str()).collect();
             write!(
@@ -156,7 +183,9 @@ impl Reconciler {
             metrics,
             scope,
             events_api,
-            gap: None,
+            gaps: Vec::new(),
+            pending_in: None,
+            fresh: false,
             gap_start: None,
             checked: HashMap::new(),
             runs: watch::Sender::new(0),
@@ -165,16 +194,37 @@ impl Reconciler {
 
     /// The coverage gap ends at `to` (this start) and began with the last
     /// record `writer` found when it opened the log: the first run
-    /// backfills it, and dates leaves and role changes from it.
+    /// backfills it, and dates leaves and role changes from it. Gaps an
+    /// earlier run could not backfill are read from the log directory and
+    /// retried first; this one is added to them there before any run, so
+    /// a crash does not lose it either.
     pub fn after_gap(mut self, writer: &LogWriter, to: OffsetDateTime) -> Self {
-        self.gap_start = writer
-            .recovered_end()
-            .and_then(|end| end.received_at.clone());
-        self.gap = self
-            .gap_start
-            .as_deref()
-            .and_then(|from| OffsetDateTime::parse(from, &Rfc3339).ok())
-            .map(|from| Gap { from, to });
+        let end = writer.recovered_end();
+        self.gap_start = end.and_then(|end| end.received_at.clone());
+        let dir = writer.dir();
+        self.gaps = pending::read(dir).unwrap_or_else(|error| {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the gaps still to be backfilled could not be read: only this start's is backfilled"
+            );
+            Vec::new()
+        });
+        self.pending_in = Some(dir.to_path_buf());
+        if let (Some(from), Some(end)) = (self.gap_start.clone(), end) {
+            let gap = Gap {
+                from,
+                to: format_timestamp(to),
+                end_seq: end.seq,
+            };
+            if !self.gaps.contains(&gap) {
+                self.gaps.push(gap);
+                self.fresh = true;
+                self.keep_gaps();
+            }
+        }
+        self.metrics
+            .reconcile_unfilled_gaps
+            .store(self.gaps.len() as u64, Relaxed);
         self
     }
 
@@ -215,6 +265,13 @@ impl Reconciler {
                 tracing::info!("{summary}");
             } else {
                 tracing::warn!("{summary}");
+                if summary.without_backfill > 0 {
+                    tracing::warn!(
+                        records = summary.without_backfill,
+                        gaps = summary.unfilled_gaps,
+                        "records reconciled while a gap's backfill from /events is pending: their times are bounded by the gap, not exact, and what came and went inside it is missing until a later run fills it"
+                    );
+                }
                 for (room, error) in &summary.failed {
                     tracing::warn!(room = %room, %error, "a room could not be reconciled; the next run retries it");
                 }
@@ -235,9 +292,13 @@ impl Reconciler {
     ) {
         summary.rooms = rooms.len();
         writer.members_ready().await;
-        if let Some(gap) = self.gap.take() {
-            summary.backfill = self.backfill(writer, gap, rooms, summary).await;
+        if !self.gaps.is_empty() {
+            summary.backfill = self.backfill_pending(writer, rooms, summary).await;
         }
+        summary.unfilled_gaps = self.gaps.len();
+        self.metrics
+            .reconcile_unfilled_gaps
+            .store(self.gaps.len() as u64, Relaxed);
         for (done, room) in rooms.iter().enumerate() {
             progress(done, rooms.len());
             let checked_at = format_timestamp(self.clock.now());
@@ -268,21 +329,79 @@ impl Reconciler {
         progress(rooms.len(), rooms.len());
     }
 
+    /// Backfills the pending gaps oldest first, each taken off the list
+    /// (and the file) once its events are written; the first that fails
+    /// stays, with every later one, for the next run.
+    async fn backfill_pending(
+        &mut self,
+        writer: &LogWriter,
+        rooms: &[Room],
+        summary: &mut Summary,
+    ) -> Backfill {
+        let mut events = 0;
+        while let Some(gap) = self.gaps.first().cloned() {
+            let late = !(self.fresh && self.gaps.len() == 1);
+            match self.backfill(writer, &gap, late, rooms, summary).await {
+                Backfill::Done(n) => events += n,
+                Backfill::NotComplianceOfficer => {
+                    // This token can never fill them: the roster diff is all
+                    // there is, as for a log with no gaps kept.
+                    self.gaps.clear();
+                    self.keep_gaps();
+                    return Backfill::NotComplianceOfficer;
+                }
+                failed => {
+                    self.fresh = false;
+                    return failed;
+                }
+            }
+            self.gaps.remove(0);
+            self.keep_gaps();
+        }
+        self.fresh = false;
+        Backfill::Done(events)
+    }
+
+    /// Writes the pending gaps down. Failing to is only warned of: a gap
+    /// left on the list is backfilled again, which dedup makes harmless,
+    /// and one missing from it is what happened before gaps were kept.
+    fn keep_gaps(&self) {
+        let Some(dir) = &self.pending_in else {
+            return;
+        };
+        if let Err(error) = pending::store(dir, &self.gaps) {
+            tracing::warn!(
+                dir = %dir.display(),
+                %error,
+                "could not record which gaps are still to be backfilled"
+            );
+        }
+    }
+
     /// Reads the gap's events page by page, keeping only the watched
     /// rooms' (a compliance officer sees the whole org's), and writes them
     /// once the last page is in: they are written in the order they
     /// happened, which the pages' order need not be, and a list that
     /// fails part-way writes nothing, so the gap is still whole for a
-    /// retry.
+    /// retry. A `late` gap (not this start's, or tried before) is written
+    /// under [`Rule::Replayed`].
     async fn backfill(
         &self,
         writer: &LogWriter,
-        gap: Gap,
+        gap: &Gap,
+        late: bool,
         rooms: &[Room],
         summary: &mut Summary,
     ) -> Backfill {
+        let time = |at: &str| OffsetDateTime::parse(at, &Rfc3339);
+        let (Ok(from), Ok(to)) = (time(&gap.from), time(&gap.to)) else {
+            return Backfill::Failed(format!(
+                "the gap from {} to {} does not read as two times",
+                gap.from, gap.to
+            ));
+        };
         let by_id: HashMap<&str, &Room> = rooms.iter().map(|r| (r.id.as_str(), r)).collect();
-        let mut pages = self.client.membership_events(gap.from, gap.to);
+        let mut pages = self.client.membership_events(from, to);
         let (mut count, mut kept) = (0, Vec::new());
         loop {
             match pages.next().await {
@@ -299,8 +418,12 @@ impl Reconciler {
                 Err(error) => return Backfill::Failed(error_chain(error)),
             }
         }
+        let late = late.then(|| Rule::Replayed {
+            gap_end: gap.end_seq,
+            replay_from: writer.membership_seq(),
+        });
         match self
-            .write(writer, backfill::findings(kept, &by_id), summary)
+            .write(writer, backfill::findings(kept, &by_id, late), summary)
             .await
         {
             Ok(()) => Backfill::Done(count),
@@ -327,7 +450,11 @@ impl Reconciler {
         for (event, source, appended) in futures_util::future::join_all(appends).await {
             match appended {
                 Ok(Appended::Recorded(_)) => {
-                    summary.count(event, source);
+                    if summary.count(event, source) {
+                        self.metrics
+                            .reconcile_records_without_backfill
+                            .fetch_add(1, Relaxed);
+                    }
                     let counter = match source {
                         Source::EventsApi => &self.metrics.reconcile_records_events_api,
                         _ => &self.metrics.reconcile_records_reconciled,

@@ -767,3 +767,115 @@ fn a_next_page_link_that_repeats_ends_the_run_with_an_error_naming_it_instead_of
     );
     assert!(membership_records(&dir).is_empty());
 }
+
+/// What `verify` and `rooms` say of the gap from `from` to `to`: whether
+/// each names it as unfilled.
+fn gap_named(dir: &Path, from: &str, to: &str) -> (bool, bool) {
+    let named = |text: &str| text.contains(&format!("unfilled gap from {from} to {to}"));
+    let verified = run(rollcall(dir).arg("verify")).success();
+    let rooms = run(rollcall(dir).arg("rooms")).success();
+    (named(&verified.stdout), named(&rooms.stdout))
+}
+
+/// `serve` stopped after its baseline at [`START`], then a ghost joined and
+/// left R1 while it was down; compliance on, `/events` failing.
+async fn down_while_a_ghost_came_and_went(
+    fake: &FakeWebex,
+) -> (tempfile::TempDir, PathBuf, Arc<FakeClock>) {
+    let (temp, dir, clock, server) = serving(fake, None).await;
+    server.stop().await;
+    fake.set_compliance(true);
+    fake.set_events_failing(true);
+    let ghost = fake.add_member("R1", "ghost", "2026-11-27T12:20:00.000Z");
+    fake.add_event("created", &ghost, "2026-11-27T12:20:00.000Z");
+    fake.remove_member("R1", "ghost");
+    fake.add_event("deleted", &ghost, "2026-11-27T12:25:00.000Z");
+    clock.set(datetime!(2026-11-27 13:00 UTC));
+    (temp, dir, clock)
+}
+
+/// `server` stopped and started again at 14:00 with `/events` answering,
+/// its first run done.
+async fn restarted_with_events_answering(
+    server: Server,
+    dir: &Path,
+    clock: &Arc<FakeClock>,
+    fake: &FakeWebex,
+) -> Server {
+    server.stop().await;
+    fake.set_events_failing(false);
+    clock.set(datetime!(2026-11-27 14:00 UTC));
+    let mut server = Server::start(dir, clock, fake, None).await;
+    server.ran(1).await;
+    server
+}
+
+#[tokio::test]
+async fn a_backfill_that_failed_is_retried_after_a_restart_and_fills_the_gap_exactly_then() {
+    let fake = two_rooms();
+    let (_temp, dir, clock) = down_while_a_ghost_came_and_went(&fake).await;
+    let (from, to) = ("2026-11-27T12:00:00.000Z", "2026-11-27T13:00:00.000Z");
+
+    let mut server = Server::start(&dir, &clock, &fake, None).await;
+    server.ran(1).await;
+    assert_eq!(changes(&dir, 4), [], "the failed backfill wrote nothing");
+    assert_eq!(gap_named(&dir, from, to), (true, true));
+    let (_, metrics) = get(&server.address, "/metrics").await;
+    assert!(
+        metrics.contains("rollcall_reconcile_unfilled_gaps 1"),
+        "{metrics}"
+    );
+    let server = restarted_with_events_answering(server, &dir, &clock, &fake).await;
+
+    assert_eq!(
+        changes(&dir, 4),
+        [
+            triple("joined", "ghost", "events_api"),
+            triple("left", "ghost", "events_api"),
+        ]
+    );
+    assert_eq!(
+        record_of(&dir, "left", "ghost")["not_before"],
+        "2026-11-27T12:25:00.000Z"
+    );
+    assert_eq!(gap_named(&dir, from, to), (false, false));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_backfill_retried_by_a_later_run_does_not_override_a_newer_webhook_record() {
+    let fake = two_rooms();
+    let (_temp, dir, clock) = down_while_a_ghost_came_and_went(&fake).await;
+    let granted = fake.set_moderator("R1", "promoted", true);
+    fake.add_event("updated", &granted, "2026-11-27T12:50:00.000Z");
+    let mut server = Server::start(&dir, &clock, &fake, None).await;
+    server.ran(1).await;
+    assert_eq!(
+        changes(&dir, 4),
+        [triple("moderator_granted", "promoted", "reconciled")]
+    );
+    let (_, metrics) = get(&server.address, "/metrics").await;
+    assert!(
+        metrics.contains("rollcall_reconcile_records_without_backfill_total 1"),
+        "the grant was reconciled while the gap was unfilled: {metrics}"
+    );
+    clock.set(datetime!(2026-11-27 13:10 UTC));
+    let revoked = fake.set_moderator("R1", "promoted", false);
+    assert_eq!(
+        deliver_change(&server, "updated", &revoked).await,
+        "recorded"
+    );
+    let server = restarted_with_events_answering(server, &dir, &clock, &fake).await;
+
+    assert_eq!(
+        changes(&dir, 4),
+        [
+            triple("moderator_granted", "promoted", "reconciled"),
+            triple("moderator_revoked", "promoted", "webhook"),
+            triple("joined", "ghost", "events_api"),
+            triple("left", "ghost", "events_api"),
+        ],
+        "the gap was filled, but its old grant does not undo the newer revoke"
+    );
+    server.stop().await;
+}

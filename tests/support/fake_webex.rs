@@ -54,6 +54,8 @@ struct State {
     events: Vec<Value>,
     /// Whether the token is a compliance officer's: else `/events` is 403.
     compliance: bool,
+    /// Whether `GET /events` answers 500.
+    events_failing: bool,
     /// Rooms whose `GET /memberships` answers 500.
     failing_rooms: HashSet<String>,
     log: Vec<Request>,
@@ -284,6 +286,11 @@ impl FakeWebex {
     /// needs (else 403, as for a bot).
     pub fn set_compliance(&self, on: bool) {
         self.shared.lock().compliance = on;
+    }
+
+    /// Whether `GET /events` answers 500, as Webex does on a bad day.
+    pub fn set_events_failing(&self, failing: bool) {
+        self.shared.lock().events_failing = failing;
     }
 
     /// Records a membership event for `GET /events`: `kind` is `created`,
@@ -625,6 +632,12 @@ fn list_memberships(state: &State, query: &str) -> Response<String> {
 /// `GET /events?resource=memberships&from=&to=`: 403 unless the token is
 /// a compliance officer's; events with `from <= created < to`.
 fn list_events(state: &State, query: &str) -> Response<String> {
+    if state.events_failing {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Server error"}),
+        );
+    }
     if !state.compliance {
         return reply(
             StatusCode::FORBIDDEN,

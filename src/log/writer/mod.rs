@@ -206,6 +206,11 @@ impl LogWriter {
         self.recovered_end.as_ref()
     }
 
+    /// The log directory written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Reads the log's membership state as it stands (records of a batch
     /// being made durable included), once it has been read from disk.
     pub fn members<T>(&self, read: impl FnOnce(&Members) -> T) -> T {

@@ -3,7 +3,7 @@
 //! about the record's membership.
 
 use crate::log::members::Member;
-use crate::log::record::Record;
+use crate::log::record::{Record, Source};
 
 /// When the writer writes a record, beyond never writing the same join
 /// or leave twice.
@@ -22,6 +22,15 @@ pub enum Rule {
     /// never refused as a retry of an earlier record with its key (a
     /// rejoin after a leave has the first join's key).
     IfUnchangedSince(u64),
+    /// An event from `GET /events` for a gap whose backfill failed on an
+    /// earlier run, written late: only if the membership has no record
+    /// after `gap_end` (the gap's last record) but this backfill's own
+    /// (`GET /events` records after `replay_from`, the log's last
+    /// membership record when it began), so an old leave or role change
+    /// never overrides a newer delivery or listing. A join or leave
+    /// already recorded is still a duplicate, and a role change is written
+    /// only if it changes the flag.
+    Replayed { gap_end: u64, replay_from: u64 },
 }
 
 impl Rule {
@@ -37,6 +46,16 @@ impl Rule {
             Rule::RoleChange => role_differs(),
             Rule::IfUnchangedSince(seq) => {
                 member.map_or(0, |m| m.last_seq) <= seq && role_differs()
+            }
+            Rule::Replayed {
+                gap_end,
+                replay_from,
+            } => {
+                let unchanged = member.is_none_or(|m| {
+                    m.last_seq <= gap_end
+                        || (m.last_seq > replay_from && m.last_source == Source::EventsApi)
+                });
+                unchanged && role_differs()
             }
         }
     }
