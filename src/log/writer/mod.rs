@@ -28,13 +28,12 @@ mod recover;
 mod rule;
 
 pub use disk::{Disk, RealDisk};
-use recover::{last_record, remembered, repair_torn_tail};
 pub use rule::Rule;
 
-use super::days::{self, Day};
+use super::days;
 use super::files;
 use super::members::Members;
-use super::record::{DedupKey, DedupMap, Event, GENESIS_HASH, Record, format_timestamp};
+use super::record::{DedupKey, DedupMap, Event, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -324,76 +323,6 @@ struct State {
 }
 
 impl State {
-    fn recover(
-        dir: &Path,
-        clock: Arc<dyn Clock>,
-        metrics: Arc<Metrics>,
-        healthy: Arc<AtomicBool>,
-        disk: Arc<dyn Disk>,
-    ) -> anyhow::Result<Self> {
-        files::create_dir(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
-        let all_days = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
-        if let Some(live) = all_days.last().and_then(|d| d.live.as_deref()) {
-            repair_torn_tail(dir, live)?;
-            // Bytes a failed batch or an earlier process left behind are
-            // trusted (answered as duplicates, chained on) only once they
-            // are known durable.
-            let file = File::open(live).with_context(|| format!("opening {}", live.display()))?;
-            disk.sync(&file)
-                .with_context(|| format!("making {} durable", live.display()))?;
-        }
-        let mut state = State {
-            dir: dir.to_path_buf(),
-            disk,
-            clock,
-            metrics,
-            healthy,
-            day: None,
-            next_seq: 1,
-            last_hash: GENESIS_HASH.to_string(),
-            last_received: OffsetDateTime::UNIX_EPOCH,
-            recovered_end: None,
-            seen: Seen::default(),
-            members: Arc::default(),
-            broken: false,
-            head_unsynced: false,
-            head_synced_at: None,
-            head_stored_at: None,
-            head_behind: false,
-            carry: None,
-            head_held: None,
-        };
-        if let Some(last) = last_record(&all_days, &state.metrics)? {
-            state.recovered_end = Some(LogEnd {
-                seq: last.seq,
-                event: last.event,
-                received_at: last.received_at.clone(),
-            });
-            state.next_seq = last.seq + 1;
-            if let Some(received_at) = last.received_at {
-                state.last_received = OffsetDateTime::parse(
-                    &received_at,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .with_context(|| format!("record {} has a bad received_at", last.seq))?;
-            }
-            state.last_hash = last.hash;
-        }
-        // Retention may have deleted every day file; the digests still
-        // say where the chain had got to.
-        if let Some((seq, hash)) = super::archive::chain_end(dir)?
-            && seq >= state.next_seq
-        {
-            state.next_seq = seq + 1;
-            state.last_hash = hash;
-        }
-        let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
-        let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
-        state.seen().extend(remembered(&recent, &state.metrics)?);
-        Ok(state)
-    }
-
     /// Starts reading every membership's state from the log as it is now
     /// (in the background: see [`known`]).
     fn load_members(&self) -> anyhow::Result<()> {
@@ -567,31 +496,6 @@ impl State {
             file,
             len,
         });
-        Ok(())
-    }
-
-    /// After a batch could not be cut off the file again: take the truth
-    /// from disk, once it is known durable (a failed fdatasync leaves the
-    /// writer unavailable). The chain never goes backwards, even if the
-    /// directory lost files meanwhile.
-    fn reload(&mut self) -> anyhow::Result<()> {
-        let fresh = State::recover(
-            &self.dir,
-            self.clock.clone(),
-            self.metrics.clone(),
-            self.healthy.clone(),
-            self.disk.clone(),
-        )?;
-        if fresh.next_seq >= self.next_seq {
-            self.next_seq = fresh.next_seq;
-            self.last_hash = fresh.last_hash;
-            self.last_received = fresh.last_received;
-        }
-        let fresh_seen = std::mem::take(&mut *lock(&fresh.seen));
-        self.seen().extend(fresh_seen);
-        self.load_members()?;
-        self.day = None;
-        self.broken = false;
         Ok(())
     }
 }

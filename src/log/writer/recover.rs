@@ -1,21 +1,25 @@
 //! What a start finds on disk: a torn tail moved aside, the end of the
 //! chain to go on from (even past damaged last lines), and the dedup keys
-//! of the recent days (a damaged line among them reported and left out).
+//! of the recent days (a damaged line among them reported and left out);
+//! and the writer's state built from them, at start and after a batch that
+//! could not be cut off.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use serde::Deserialize;
-use time::{Date, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
-use super::QUARANTINE_DIR;
-use crate::log::days::Day;
+use super::{DEDUP_DAYS, Disk, LogEnd, QUARANTINE_DIR, Seen, State, lock};
+use crate::clock::Clock;
+use crate::log::days::{self, Day};
 use crate::log::files;
-use crate::log::record::{self, DedupKey, Event, scan};
+use crate::log::record::{self, DedupKey, Event, GENESIS_HASH, scan};
 use crate::metrics::Metrics;
 
 /// The dedup keys of the records of `days`, read on every core: this is
@@ -367,6 +371,105 @@ pub(super) fn repair_torn_tail(dir: &Path, path: &Path) -> anyhow::Result<()> {
         "the log ended in a torn write; moved it aside and resumed from the last whole record"
     );
     Ok(())
+}
+
+impl State {
+    /// What a start finds on disk: a torn tail moved aside, the live file
+    /// made durable, the chain's end, and the dedup keys of recent days.
+    pub(super) fn recover(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        healthy: Arc<AtomicBool>,
+        disk: Arc<dyn Disk>,
+    ) -> anyhow::Result<Self> {
+        files::create_dir(dir)
+            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        let all_days = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(live) = all_days.last().and_then(|d| d.live.as_deref()) {
+            repair_torn_tail(dir, live)?;
+            // Bytes a failed batch or an earlier process left behind are
+            // trusted (answered as duplicates, chained on) only once they
+            // are known durable.
+            let file = File::open(live).with_context(|| format!("opening {}", live.display()))?;
+            disk.sync(&file)
+                .with_context(|| format!("making {} durable", live.display()))?;
+        }
+        let mut state = State {
+            dir: dir.to_path_buf(),
+            disk,
+            clock,
+            metrics,
+            healthy,
+            day: None,
+            next_seq: 1,
+            last_hash: GENESIS_HASH.to_string(),
+            last_received: OffsetDateTime::UNIX_EPOCH,
+            recovered_end: None,
+            seen: Seen::default(),
+            members: Arc::default(),
+            broken: false,
+            head_unsynced: false,
+            head_synced_at: None,
+            head_stored_at: None,
+            head_behind: false,
+            carry: None,
+            head_held: None,
+        };
+        if let Some(last) = last_record(&all_days, &state.metrics)? {
+            state.recovered_end = Some(LogEnd {
+                seq: last.seq,
+                event: last.event,
+                received_at: last.received_at.clone(),
+            });
+            state.next_seq = last.seq + 1;
+            if let Some(received_at) = last.received_at {
+                state.last_received = OffsetDateTime::parse(
+                    &received_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .with_context(|| format!("record {} has a bad received_at", last.seq))?;
+            }
+            state.last_hash = last.hash;
+        }
+        // Retention may have deleted every day file; the digests still
+        // say where the chain had got to.
+        if let Some((seq, hash)) = crate::log::archive::chain_end(dir)?
+            && seq >= state.next_seq
+        {
+            state.next_seq = seq + 1;
+            state.last_hash = hash;
+        }
+        let since = state.clock.now().date() - Duration::days(DEDUP_DAYS);
+        let recent: Vec<&Day> = all_days.iter().filter(|d| d.date >= since).collect();
+        state.seen().extend(remembered(&recent, &state.metrics)?);
+        Ok(state)
+    }
+
+    /// After a batch could not be cut off the file again: take the truth
+    /// from disk, once it is known durable (a failed fdatasync leaves the
+    /// writer unavailable). The chain never goes backwards, even if the
+    /// directory lost files meanwhile.
+    pub(super) fn reload(&mut self) -> anyhow::Result<()> {
+        let fresh = State::recover(
+            &self.dir,
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.healthy.clone(),
+            self.disk.clone(),
+        )?;
+        if fresh.next_seq >= self.next_seq {
+            self.next_seq = fresh.next_seq;
+            self.last_hash = fresh.last_hash;
+            self.last_received = fresh.last_received;
+        }
+        let fresh_seen = std::mem::take(&mut *lock(&fresh.seen));
+        self.seen().extend(fresh_seen);
+        self.load_members()?;
+        self.day = None;
+        self.broken = false;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
