@@ -48,7 +48,7 @@ pub enum Command {
     /// List the Webex webhooks of the token, with their status.
     Webhooks(cmd::webhooks::Args),
     /// Export records as CSV (default) or JSON lines.
-    Export(cmd::export::Args),
+    Export(cmd::export::Command),
     /// Show the latest records, and follow new ones with -f.
     Tail(cmd::tail::Args),
     /// Compress every closed day into the archive, with digests.
@@ -61,6 +61,10 @@ pub enum Command {
     Roster(cmd::roster::Args),
     /// Every room the log knows, with its members now and its baseline.
     Rooms(cmd::rooms::Args),
+    /// Bring the SQLite index up to the log, rebuild it, or check it.
+    Index(cmd::index::Args),
+    /// Every stay of a person in every room, from the index.
+    History(cmd::history::Args),
     /// Record what the log missed: compare the rooms' rosters in Webex with it.
     Reconcile(cmd::reconcile::Args),
 }

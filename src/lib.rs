@@ -23,6 +23,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod console;
+pub mod index;
 pub mod log;
 pub mod metrics;
 pub mod offsite;

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => cmd::restore::run(global, args),
         Command::Roster(args) => cmd::roster::run(global, args),
         Command::Rooms(args) => cmd::rooms::run(global, args),
+        Command::Index(args) => cmd::index::run(global, args),
+        Command::History(args) => cmd::history::run(global, args),
         Command::Reconcile(args) => cmd::reconcile::run(global, args),
     };
     result.unwrap_or_else(report)

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 
-use crate::log::reader::{self, Filter};
+use crate::log::reader::{self, Filter, SeqRange};
 use crate::log::record::{Event, Source};
 use crate::offsite::Store;
 use crate::offsite::settings::{self, Lock, LockMode, S3Url, Settings};
@@ -41,6 +41,31 @@ pub struct FilterArgs {
     /// or from the compliance events API.
     #[arg(long, value_enum, env = "ROLLCALL_SOURCE")]
     pub source: Option<SourceArg>,
+}
+
+/// The seq range `export` takes: the records an index row names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeqArgs {
+    /// Only records with this seq or a later one.
+    #[arg(long, value_name = "N", env = "ROLLCALL_FROM_SEQ")]
+    pub from_seq: Option<u64>,
+    /// Only records with this seq or an earlier one (inclusive).
+    #[arg(long, value_name = "M", env = "ROLLCALL_TO_SEQ")]
+    pub to_seq: Option<u64>,
+    /// Only the record with this seq (as --from-seq N --to-seq N).
+    #[arg(long, value_name = "N", env = "ROLLCALL_SEQ", conflicts_with_all = ["from_seq", "to_seq"])]
+    pub seq: Option<u64>,
+}
+
+impl SeqArgs {
+    pub fn range(&self) -> anyhow::Result<SeqRange> {
+        let range = SeqRange {
+            from: self.seq.or(self.from_seq),
+            to: self.seq.or(self.to_seq),
+        };
+        range.validate()?;
+        Ok(range)
+    }
 }
 
 /// Named as in the log and the CSV `event` column.

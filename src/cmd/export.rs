@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::args::FilterArgs;
+use super::args::{FilterArgs, SeqArgs};
 use crate::cli::Global;
 use crate::log::days::{self, Day};
 use crate::log::files;
-use crate::log::reader::{self, Block, Filter, ReadError, RecordView, TitleFallback};
+use crate::log::reader::{self, Block, Filter, ReadError, RecordView, SeqRange, TitleFallback};
 
 /// The CSV header: the contract compliance tooling relies on.
 pub const CSV_HEADER: [&str; 19] = [
@@ -65,15 +65,26 @@ pub struct Args {
     pub raw: bool,
 }
 
-pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+/// `export` as the command line gives it: [`Args`] and a seq range.
+#[derive(Debug, clap::Args)]
+pub struct Command {
+    #[command(flatten)]
+    pub args: Args,
+    #[command(flatten)]
+    pub seqs: SeqArgs,
+}
+
+pub fn run(global: &Global, command: Command) -> anyhow::Result<ExitCode> {
     days::ensure_log_dir(&global.dir)?;
+    let Command { args, seqs } = command;
     let filter = args.filter.clone().filter()?;
+    let seqs = seqs.range()?;
     match &args.output {
         None => {
             let stdout = io::stdout().lock();
-            export(&global.dir, &filter, &args, stdout)?;
+            export_seqs(&global.dir, &filter, seqs, &args, stdout)?;
         }
-        Some(path) => export_to_file(&global.dir, &filter, &args, path)?,
+        Some(path) => export_to_file(&global.dir, &filter, seqs, &args, path)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -81,7 +92,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 /// Writes under a temporary name beside `path` and renames it into place
 /// only once complete and synced, so a half-written export never looks
 /// like a finished one.
-fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyhow::Result<()> {
+fn export_to_file(
+    dir: &Path,
+    filter: &Filter,
+    seqs: SeqRange,
+    args: &Args,
+    path: &Path,
+) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file name", path.display()))?;
@@ -101,7 +118,7 @@ fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyh
             folder.display()
         )
     })?;
-    let written = export(dir, filter, args, &file)
+    let written = export_seqs(dir, filter, seqs, args, &file)
         .and_then(|()| file.sync_all().context("syncing the export"))
         .and_then(|()| {
             std::fs::rename(&temp, path)
@@ -117,7 +134,18 @@ fn export_to_file(dir: &Path, filter: &Filter, args: &Args, path: &Path) -> anyh
 }
 
 /// Streams the matching records to `out`.
-pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> anyhow::Result<()> {
+pub fn export(dir: &Path, filter: &Filter, args: &Args, out: impl Write) -> anyhow::Result<()> {
+    export_seqs(dir, filter, SeqRange::default(), args, out)
+}
+
+/// [`export`] of the records in `seqs` only.
+pub fn export_seqs(
+    dir: &Path,
+    filter: &Filter,
+    seqs: SeqRange,
+    args: &Args,
+    mut out: impl Write,
+) -> anyhow::Result<()> {
     let all = reader::days(dir)?;
     let first = all
         .iter()
@@ -133,6 +161,7 @@ pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> 
     let mut titles = (args.format == Format::Csv).then(|| TitleFallback::after(&all[..first]));
     let job = Job {
         filter,
+        seqs,
         format: args.format,
         guard: !args.raw,
     };
@@ -173,6 +202,7 @@ pub fn export(dir: &Path, filter: &Filter, args: &Args, mut out: impl Write) -> 
 /// What every block of an export is turned into its output by.
 struct Job<'a> {
     filter: &'a Filter,
+    seqs: SeqRange,
     format: Format,
     guard: bool,
 }
@@ -227,7 +257,7 @@ impl Rows {
                     if let Some(title) = &record.room_title {
                         self.titles.learn(&record.room_id, title);
                     }
-                    if !job.filter.matches(&record) {
+                    if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
                         continue;
                     }
                     let title = record
@@ -247,7 +277,7 @@ impl Rows {
                     }
                 }
                 None => {
-                    if !job.filter.matches(&record) {
+                    if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
                         continue;
                     }
                     self.out.extend_from_slice(line);

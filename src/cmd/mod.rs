@@ -5,6 +5,8 @@
 pub mod archive;
 pub mod args;
 pub mod export;
+pub mod history;
+pub mod index;
 pub mod reconcile;
 pub mod restore;
 pub mod rooms;

@@ -1,6 +1,7 @@
 //! `rollcall rooms`: every room the log knows, with its latest title, how
 //! many are in it as the log leaves it, its first and last record, and
-//! since when a reconciled baseline covers it.
+//! since when a reconciled baseline covers it: the index's `rooms` view,
+//! caught up with the log first.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -9,11 +10,11 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::args::ListFormat;
+use super::index::current;
 use super::table::{write_csv, write_table};
 use crate::cli::Global;
+use crate::clock::SystemClock;
 use crate::log::days;
-use crate::log::reader;
-use crate::log::roster::History;
 use crate::reconcile::pending;
 
 const COLUMNS: [&str; 6] = [
@@ -37,7 +38,7 @@ pub struct Args {
 struct Listed<'h> {
     room_id: &'h str,
     title: Option<&'h str>,
-    members_now: usize,
+    members_now: u64,
     first_record: &'h str,
     last_record: &'h str,
     /// The first reconciled record; `None`: no baseline yet.
@@ -46,17 +47,17 @@ struct Listed<'h> {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     days::ensure_log_dir(&global.dir)?;
-    let history = History::load(&reader::days(&global.dir)?)
-        .with_context(|| format!("reading the log in {}", global.dir.display()))?;
-    let rooms: Vec<Listed<'_>> = history
-        .rooms()
+    let index = current(&global.dir, &SystemClock)?;
+    let all = index.rooms()?;
+    let rooms: Vec<Listed<'_>> = all
+        .iter()
         .map(|room| Listed {
             room_id: &room.room_id,
             title: room.title.as_deref(),
-            members_now: room.members_now(),
-            first_record: &room.first_at,
-            last_record: &room.last_at,
-            baseline: room.baseline.as_deref(),
+            members_now: room.members_now,
+            first_record: &room.first_record_at,
+            last_record: &room.last_record_at,
+            baseline: room.baseline_at.as_deref(),
         })
         .collect();
     let mut out = io::stdout().lock();

@@ -1,23 +1,24 @@
 //! `rollcall roster`: who was in a room at a time (default now), from the
-//! log alone (see [`crate::log::roster`]), with what the log cannot know
-//! as warnings: on stderr for a table or CSV, inside the JSON for JSON.
+//! index caught up with the log (see [`crate::index::query`]), with what
+//! the log cannot know as warnings: on stderr for a table or CSV, inside
+//! the JSON for JSON. Each member names the seqs it rests on.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use time::OffsetDateTime;
 
 use super::args::{ListFormat, parse_time_arg};
+use super::index::current;
 use super::table::{write_csv, write_table};
 use super::tail::clean;
 use crate::cli::Global;
+use crate::clock::{Clock, SystemClock};
+use crate::index::query::{Roster, RosterMember};
 use crate::log::days;
-use crate::log::reader;
 use crate::log::record::format_timestamp;
-use crate::log::roster::{History, Present, Roster};
 
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 9] = [
     "person_id",
     "email",
     "name",
@@ -25,6 +26,8 @@ const COLUMNS: [&str; 7] = [
     "since",
     "added_by",
     "source",
+    "joined_seq",
+    "last_seq",
 ];
 
 #[derive(Debug, clap::Args)]
@@ -44,17 +47,17 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     days::ensure_log_dir(&global.dir)?;
-    let history = History::load(&reader::days(&global.dir)?)
-        .with_context(|| format!("reading the log in {}", global.dir.display()))?;
+    let index = current(&global.dir, &SystemClock)?;
     let at = args
         .at
-        .unwrap_or_else(|| format_timestamp(OffsetDateTime::now_utc()));
+        .unwrap_or_else(|| format_timestamp(SystemClock.now()));
     let rosters: Vec<Roster> = match &args.room {
-        Some(wanted) => vec![history.roster(history.find_room(wanted)?, &at)],
-        None => history
-            .rooms()
-            .map(|room| history.roster(room, &at))
-            .collect(),
+        Some(wanted) => vec![index.roster(&index.find_room(wanted)?, &at)?],
+        None => index
+            .rooms()?
+            .iter()
+            .map(|room| index.roster(room, &at))
+            .collect::<Result<_, _>>()?,
     };
     if rosters.is_empty() {
         eprintln!("the log has no membership records yet: no rooms to show");
@@ -128,8 +131,9 @@ fn warn(roster: &Roster) {
     }
 }
 
-fn row(m: &Present) -> Vec<String> {
+fn row(member: &RosterMember) -> Vec<String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let m = &member.member;
     vec![
         m.person_id.clone(),
         text(&m.email),
@@ -141,5 +145,10 @@ fn row(m: &Present) -> Vec<String> {
         text(&m.since),
         text(&m.added_by),
         m.source.as_str().to_string(),
+        member
+            .joined_seq
+            .map(|seq| seq.to_string())
+            .unwrap_or_default(),
+        member.last_seq.to_string(),
     ]
 }

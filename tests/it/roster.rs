@@ -12,15 +12,15 @@ use crate::read_side::column;
 use crate::support::bin::{Run, rollcall, run};
 use crate::support::logs::{TestLog, record};
 
-fn ok(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> Run {
     run(rollcall(dir).args(args)).success()
 }
 
-fn json(run: &Run) -> Value {
+pub(crate) fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{}", run.report()))
 }
 
-fn member(event: Event, who: &str, room: &str) -> Record {
+pub(crate) fn member(event: Event, who: &str, room: &str) -> Record {
     record(event, &format!("{who}@example.com"), who, room)
 }
 
@@ -71,10 +71,10 @@ async fn roster_at_a_time_shows_who_was_in_the_room_before_and_after_a_leave() {
     );
     assert_eq!(
         before.stdout.lines().next(),
-        Some("person_id,email,name,moderator,since,added_by,source")
+        Some("person_id,email,name,moderator,since,added_by,source,joined_seq,last_seq")
     );
     assert!(
-        before.stdout.contains(",reconciled\n"),
+        before.stdout.contains(",reconciled,1,1\n"),
         "{}",
         before.report()
     );

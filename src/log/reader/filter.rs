@@ -23,8 +23,32 @@ pub struct Filter {
     pub source: Option<Source>,
 }
 
+/// A range of seqs, both ends inclusive (`export --from-seq/--to-seq`):
+/// the records an index row names, read back from the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeqRange {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+}
+
+impl SeqRange {
+    pub fn contains(&self, seq: u64) -> bool {
+        self.from.is_none_or(|from| seq >= from) && self.to.is_none_or(|to| seq <= to)
+    }
+
+    /// Checks that the range can hold anything at all.
+    pub fn validate(&self) -> Result<(), FilterError> {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) if from > to => Err(FilterError::NoSeqs { from, to }),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {
+    #[error("--from-seq ({from}) must not be after --to-seq ({to}); both are inclusive")]
+    NoSeqs { from: u64, to: u64 },
     #[error("{0:?} is not a time: give YYYY-MM-DD or RFC 3339 (e.g. 2026-11-27T14:00:00Z)")]
     Time(String),
     #[error("--from ({from}) must be before --to ({to}); --to is exclusive")]

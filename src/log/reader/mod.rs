@@ -14,7 +14,7 @@ mod title_fallback;
 mod view;
 
 pub use blocks::{Block, Place, in_log_order};
-pub use filter::{Filter, FilterError, parse_time};
+pub use filter::{Filter, FilterError, SeqRange, parse_time};
 pub use title_fallback::{TitleFallback, titled_lines};
 pub use view::RecordView;
 

@@ -84,6 +84,27 @@ impl Coverage {
         start
     }
 
+    /// Goes on from where an earlier pass left off: whether it saw any
+    /// record, and the clean stop not followed by a start yet.
+    pub fn resume(seen_any: bool, stopped_at: Option<String>) -> Self {
+        Self {
+            seen_any,
+            stopped_at,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// The closed gaps found since the last call (or the start), oldest
+    /// first, for a pass that stores them as it goes.
+    pub fn take_closed(&mut self) -> Vec<Gap> {
+        std::mem::take(&mut self.gaps)
+    }
+
+    /// When the receiver stopped cleanly, if it has not started since.
+    pub fn stopped_at(&self) -> Option<&str> {
+        self.stopped_at.as_deref()
+    }
+
     /// Every gap so far, oldest first; a clean stop not followed by a
     /// start yet is a gap open until now.
     pub fn gaps(&self) -> Vec<Gap> {

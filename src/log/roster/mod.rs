@@ -53,14 +53,15 @@ pub struct History {
     coverage: Coverage,
 }
 
-/// Who was in a room at a time, and what the log could not say.
+/// Who was in a room at a time, and what the log could not say; the index
+/// answers with members that also name their seqs.
 #[derive(Debug, Clone, Serialize)]
-pub struct Roster {
+pub struct Roster<M = Present> {
     pub room_id: String,
     pub title: Option<String>,
     pub at: String,
     pub warnings: Vec<String>,
-    pub members: Vec<Present>,
+    pub members: Vec<M>,
 }
 
 /// One member of a roster.
@@ -187,24 +188,15 @@ impl History {
             .present_in(&room.room_id)
             .map(Present::from)
             .collect();
-        present.sort_by_cached_key(|p| {
-            let shown = p.name.as_deref().or(p.email.as_deref()).unwrap_or("");
-            (shown.to_lowercase(), p.person_id.clone())
-        });
-        let mut warnings = Vec::new();
-        for gap in self.coverage.gaps().iter().filter(|gap| gap.holds(at)) {
-            warnings.push(gap_warning(at, gap));
-        }
-        if at < room.first_at.as_str() {
-            warnings.push(format!("the roster before {} is unknown", room.first_at));
-        }
-        if room.baseline.is_none() {
-            warnings.push(format!(
-                "members who joined before {} and never changed since are not in the log: run `rollcall reconcile`",
-                room.first_at
-            ));
-        }
-        warnings.extend(room.uncertain(at));
+        present.sort_by_cached_key(shown_order);
+        let gaps = self.coverage.gaps();
+        let warnings = roster_warnings(
+            at,
+            &gaps,
+            &room.first_at,
+            room.baseline.as_deref(),
+            room.uncertain(at),
+        );
         Roster {
             room_id: room.room_id.clone(),
             title: room.title.clone(),
@@ -256,28 +248,69 @@ impl Room {
     fn uncertain(&self, at: &str) -> Vec<String> {
         self.records
             .iter()
-            .filter(|r| r.source == Source::Reconciled && r.event != Event::Joined)
-            .filter_map(|r| {
-                let after = normalised(r.not_before.as_deref()?)?;
-                (after.as_str() < at && at <= r.received_at.as_str()).then(|| {
-                    let who = r
-                        .person_display_name
-                        .as_deref()
-                        .or(r.person_email.as_deref())
-                        .unwrap_or(&r.person_id);
-                    let what = match r.event {
-                        Event::Left => "left",
-                        Event::ModeratorGranted => "become a moderator",
-                        _ => "stopped being a moderator",
-                    };
-                    format!(
-                        "{who} may have {what} between {after} and {}",
-                        r.received_at
-                    )
-                })
-            })
+            .filter_map(|r| uncertain_warning(at, r))
             .collect()
     }
+}
+
+/// The order a roster lists its members in: by the name shown (any
+/// case), then person id.
+pub fn shown_order(p: &Present) -> (String, String) {
+    let shown = p.name.as_deref().or(p.email.as_deref()).unwrap_or("");
+    (shown.to_lowercase(), p.person_id.clone())
+}
+
+/// What a roster of a room at `at` cannot know, in the order it is told:
+/// the coverage gaps holding `at`, a time before the room's first record,
+/// no reconciled baseline, then the reconciled changes `at` may lie
+/// before or after.
+pub fn roster_warnings(
+    at: &str,
+    gaps: &[Gap],
+    first_at: &str,
+    baseline: Option<&str>,
+    uncertain: Vec<String>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for gap in gaps.iter().filter(|gap| gap.holds(at)) {
+        warnings.push(gap_warning(at, gap));
+    }
+    if at < first_at {
+        warnings.push(format!("the roster before {first_at} is unknown"));
+    }
+    if baseline.is_none() {
+        warnings.push(format!(
+            "members who joined before {first_at} and never changed since are not in the log: run `rollcall reconcile`"
+        ));
+    }
+    warnings.extend(uncertain);
+    warnings
+}
+
+/// For a reconciled leave or role change `r`: the warning when `at` lies
+/// between when it was known not to have happened yet and when it was
+/// found.
+pub fn uncertain_warning(at: &str, r: &Record) -> Option<String> {
+    if r.source != Source::Reconciled || r.event == Event::Joined {
+        return None;
+    }
+    let after = normalised(r.not_before.as_deref()?)?;
+    (after.as_str() < at && at <= r.received_at.as_str()).then(|| {
+        let who = r
+            .person_display_name
+            .as_deref()
+            .or(r.person_email.as_deref())
+            .unwrap_or(&r.person_id);
+        let what = match r.event {
+            Event::Left => "left",
+            Event::ModeratorGranted => "become a moderator",
+            _ => "stopped being a moderator",
+        };
+        format!(
+            "{who} may have {what} between {after} and {}",
+            r.received_at
+        )
+    })
 }
 
 fn gap_warning(at: &str, gap: &Gap) -> String {
@@ -297,7 +330,7 @@ fn gap_warning(at: &str, gap: &Gap) -> String {
 /// time for one from the events API, the membership's start for a join,
 /// else when it was received. Never after it was received: a clock that
 /// runs ahead of ours must not hide a member the log already had.
-fn event_time(record: &Record) -> String {
+pub fn event_time(record: &Record) -> String {
     let exact = match (record.source, record.event) {
         (Source::EventsApi, _) => record.not_before.as_deref(),
         (_, Event::Joined) => record.membership_created.as_deref(),

@@ -1,0 +1,80 @@
+//! `rollcall index`: brings `DIR/index.sqlite` up to the log's durable
+//! head (the default), remakes it from the log (`--rebuild`), or compares
+//! it with a fresh fold of the log (`--check`, exit 1 naming the first
+//! difference). [`current`] is how every command that answers from the
+//! index opens it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::Global;
+use crate::clock::{Clock, SystemClock};
+use crate::index::{self, Index, Opened};
+use crate::log::days;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remake the index from the log, whatever state it is in.
+    #[arg(long, conflicts_with = "check")]
+    pub rebuild: bool,
+    /// Compare every view of the index with a fresh fold of the log; exit
+    /// 1 naming the first difference.
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    days::ensure_log_dir(&global.dir)?;
+    if args.rebuild {
+        let file = index::path(&global.dir);
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .with_context(|| format!("removing {} to rebuild it", file.display()))?;
+        }
+    }
+    let index = current(&global.dir, &SystemClock)?;
+    let (seq, hash) = index.position()?;
+    if args.check {
+        return match index
+            .check(&SystemClock)
+            .context("checking the index against the log")?
+        {
+            None => {
+                println!("index: every view agrees with the log up to seq {seq}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(difference) => {
+                println!("index differs from the log: {difference}");
+                println!("run `rollcall index --rebuild` to remake it from the log");
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    println!(
+        "index: {} up to seq {seq}{}",
+        index::path(&global.dir).display(),
+        if hash.is_empty() {
+            String::new()
+        } else {
+            format!(" hash {hash}")
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The index of the log in `dir`, checked against the log (rebuilt, with
+/// a warning on stderr, if it is not the log's) and caught up to the
+/// durable head.
+pub fn current(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Index> {
+    let (mut index, opened) = Index::open(dir, clock)
+        .with_context(|| format!("opening the index in {}", dir.display()))?;
+    if let Opened::Rebuilt(why) = opened {
+        eprintln!("warning: rebuilding the index from the log: {why}");
+    }
+    index
+        .catch_up(clock)
+        .with_context(|| format!("bringing the index in {} up to the log", dir.display()))?;
+    Ok(index)
+}

@@ -1,0 +1,75 @@
+//! The SQLite index of who was where (`DIR/index.sqlite`): derived from
+//! the log, never evidence, rebuilt from it whenever it cannot be trusted.
+//!
+//! [`Index::open`] is the one way in: it opens (or creates) the file,
+//! checks its schema version and that its newest record is still the
+//! log's record at that seq, and rebuilds it otherwise, returning why.
+//! [`Index::catch_up`] folds the log's durable records past the index's
+//! newest into it in batched transactions ([`build`]); [`query`] answers
+//! rosters, rooms and a person's history from it; [`check`] compares it
+//! with a fresh fold of the log. The views in [`schema`] are public.
+
+pub mod build;
+pub mod check;
+mod open;
+pub mod query;
+pub mod schema;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::log::reader::ReadError;
+
+pub use build::CaughtUp;
+pub use open::Opened;
+
+pub const INDEX_FILE: &str = "index.sqlite";
+
+/// Why the index could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("the index database failed")]
+    Sql(#[from] rusqlite::Error),
+    #[error("reading the log for the index")]
+    Read(#[from] ReadError),
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("reading the durable head: {0}")]
+    Head(String),
+}
+
+/// An open index of the log in `dir`.
+pub struct Index {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+/// `DIR/index.sqlite`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(INDEX_FILE)
+}
+
+impl Index {
+    /// The log directory this index is of.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The connection, for queries of its own (the console, tests).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The newest record the index holds: its seq and hash (0 and empty
+    /// for an empty index).
+    pub fn position(&self) -> Result<(u64, String), IndexError> {
+        let at = build::Position::read(&self.conn)?;
+        Ok((at.seq, at.hash))
+    }
+}
