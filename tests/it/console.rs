@@ -292,6 +292,61 @@ async fn the_download_is_byte_for_byte_what_rollcall_export_gives() {
 }
 
 #[tokio::test]
+async fn a_download_filtered_by_source_is_what_rollcall_export_source_gives() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    app.deliver("deleted", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    for source in ["webhook", "reconciled"] {
+        let (status, _, csv) = app
+            .get(&format!("/download?source={source}"), Some(&cookie))
+            .await;
+        assert_eq!(status, 200, "{source}: {csv}");
+        let export =
+            bin::run(bin::rollcall(&app.dir).args(["export", "--source", source])).success();
+        assert_eq!(csv, export.stdout, "{source}");
+    }
+    let (_, _, webhook) = app.get("/download?source=webhook", Some(&cookie)).await;
+    assert!(webhook.contains("alice@example.com"), "{webhook}");
+    let (_, _, reconciled) = app.get("/download?source=reconciled", Some(&cookie)).await;
+    assert_eq!(
+        reconciled.lines().count(),
+        1,
+        "the header only: {reconciled}"
+    );
+}
+
+#[tokio::test]
+async fn the_room_pages_access_line_records_the_outcome_of_the_lookup_with_at_and_page() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let at = "2026-11-27T12:30:00Z";
+    let (status, _, _) = app
+        .get(&format!("/room?id=room-1&at={at}&page=1"), Some(&cookie))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get("/room?id=nowhere", Some(&cookie)).await.0, 404);
+    let rooms: Vec<_> = app
+        .access_log()
+        .into_iter()
+        .filter(|l| l["action"] == "room")
+        .collect();
+    assert_eq!(rooms.len(), 2, "{rooms:?}");
+    assert_eq!(rooms[0]["subject"], "room-1");
+    assert_eq!(rooms[0]["outcome"], "ok");
+    assert_eq!(rooms[0]["view"]["at"], at);
+    assert_eq!(rooms[0]["view"]["page"], 1);
+    assert_eq!(rooms[1]["subject"], "nowhere");
+    assert_eq!(rooms[1]["outcome"], "not_found", "{:?}", rooms[1]);
+    assert_eq!(rooms[1]["view"]["at"], "now");
+    assert_eq!(rooms[1]["view"]["page"], 0);
+}
+
+#[tokio::test]
 async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
     let app = ConsoleApp::spawn().await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")
