@@ -13,6 +13,7 @@ use time::macros::format_description;
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::console;
+use crate::listener;
 use crate::log::archive;
 use crate::offsite;
 use crate::reconcile;
@@ -108,7 +109,10 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .public_url
         .as_deref()
         .is_some_and(|url| url.starts_with("https://"));
+    let caps = open_file_caps(args.console.is_some());
     let settings = Settings {
+        max_connections: caps.webhooks,
+        console_max_connections: caps.console,
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
         webex: WebexSettings {
@@ -152,6 +156,25 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         app.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the open-file limit as far as it goes and splits it between the
+/// listeners, so a flood on one leaves descriptors for the other and for
+/// the log's own files.
+fn open_file_caps(console: bool) -> listener::Caps {
+    let open_files = listener::raise_open_files().unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not read the open-file limit; assuming 1024");
+        1024
+    });
+    let caps = listener::caps(open_files, console);
+    tracing::info!(
+        open_files,
+        webhook_connections = caps.webhooks,
+        console_connections = caps.console,
+        reserved = caps.reserve,
+        "connection caps sized from the open-file limit"
+    );
+    caps
 }
 
 fn parse_hh_mm(text: &str) -> Result<Time, String> {

@@ -32,6 +32,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::listener::{self, Limits};
 use crate::secret::Secret;
 use crate::webhook::routes::AppState;
 use access::AccessLog;
@@ -102,14 +103,11 @@ impl Console {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves. Reads the log into the search
-    /// index and runs `verify` in the background meanwhile.
-    ///
-    /// warp's own server, not the webhook listener's accept loop: the
-    /// console faces a few people on an internal network, not the
-    /// internet, and warp's server hands the client address to the
-    /// failed-login limit.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    /// Serves until `shutdown` resolves, through the same accept loop as
+    /// the webhooks (header timeout, connection cap), then drains its
+    /// connections. Reads the log into the search index and runs `verify`
+    /// in the background meanwhile.
+    pub async fn run(self, limits: Limits, shutdown: impl Future<Output = ()> + Send + 'static) {
         let index = self.state.index.clone();
         let dir = self.state.dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -126,10 +124,9 @@ impl Console {
             access_log = %self.state.access.path().display(),
             "the console is listening"
         );
-        warp::serve(routes::routes(self.state))
-            .incoming(self.listener)
-            .graceful(shutdown)
-            .run()
+        listener::serve(self.listener, routes::routes(self.state), limits, shutdown)
+            .await
+            .shutdown()
             .await;
     }
 }

@@ -18,6 +18,7 @@ use super::index::Index;
 use super::pages::{self, Frame};
 use super::search::Query;
 use super::{State, download, rooms};
+use crate::listener;
 use crate::log::head::Head;
 use crate::log::reader;
 
@@ -99,14 +100,14 @@ impl warp::reject::Reject for SignedOut {}
 pub(super) fn signed_in(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Viewer,), Error = Rejection> + Clone {
-    session(state).and(warp::addr::remote()).and_then(
-        |session: Option<Session>, client| async move {
+    session(state)
+        .and(listener::remote())
+        .and_then(|session: Option<Session>, client| async move {
             match session {
                 Some(session) => Ok(Viewer { session, client }),
                 None => Err(warp::reject::custom(SignedOut)),
             }
-        },
-    )
+        })
 }
 
 fn form<T: for<'de> Deserialize<'de> + Send>()
@@ -210,7 +211,7 @@ struct Password {
 fn login(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("login")
         .and(warp::post())
-        .and(warp::addr::remote())
+        .and(listener::remote())
         .and(form::<Password>())
         .and(with_state(state))
         .map(|client: Option<SocketAddr>, form: Password, state: Arc<State>| {
