@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use warp::Filter;
 use warp::reply::Response;
 
@@ -49,6 +49,23 @@ struct Peer(SocketAddr);
 /// loop cannot fill in.
 pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
     warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|Peer(addr)| addr))
+}
+
+/// Closes the connection a request came on: for a download whose client
+/// stopped reading, as hyper has no write timeout and would otherwise
+/// hold the connection (and the drain at shutdown) for ever.
+#[derive(Debug, Clone)]
+pub struct Closer(Arc<Notify>);
+
+impl Closer {
+    pub fn close(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The request's [`Closer`] (`None` only outside this accept loop).
+pub fn closer() -> impl Filter<Extract = (Option<Closer>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Closer>()
 }
 
 /// A connection that has not sent a whole request head yet: the one to
@@ -117,18 +134,21 @@ where
             },
             limits.max_connections,
         );
+        let close = Arc::new(Notify::new());
+        let closer = Closer(close.clone());
         let service = service.clone();
         let per_request =
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 started.store(true, Ordering::Relaxed);
                 request.extensions_mut().insert(Peer(peer));
+                request.extensions_mut().insert(closer.clone());
                 tower_service::Service::call(&mut service.clone(), request)
             });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), per_request));
-        tokio::spawn(run_connection(connection, shed_asked, slot));
+        tokio::spawn(run_connection(connection, shed_asked, close, slot));
     }
     graceful
 }
@@ -136,6 +156,7 @@ where
 async fn run_connection(
     connection: impl Future<Output = Result<(), hyper::Error>>,
     shed_asked: oneshot::Receiver<()>,
+    close: Arc<Notify>,
     slot: OwnedSemaphorePermit,
 ) {
     tokio::select! {
@@ -145,6 +166,7 @@ async fn run_connection(
         Ok(()) = shed_asked => {
             tracing::debug!("closed a connection that had sent no whole request, to make room");
         }
+        () = close.notified() => tracing::debug!("closed a connection its handler gave up on"),
     }
     drop(slot);
 }

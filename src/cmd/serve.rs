@@ -128,6 +128,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             password: console::auth::password_from_env(),
             secure_cookie,
             trust_header: args.console_trust_header,
+            download_stall: console::DOWNLOAD_STALL_TIMEOUT,
         }),
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {

@@ -27,6 +27,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -51,7 +52,12 @@ pub struct Settings {
     /// A single sign-on proxy's header naming the signed-in user, trusted
     /// instead of the password when present.
     pub trust_header: Option<String>,
+    /// How long a download waits for the browser to take a chunk before
+    /// it is dropped ([`DOWNLOAD_STALL_TIMEOUT`] unless a test says).
+    pub download_stall: Duration,
 }
+
+pub use download::STALL_TIMEOUT as DOWNLOAD_STALL_TIMEOUT;
 
 /// What the console's handlers share.
 pub(crate) struct State {
@@ -61,6 +67,7 @@ pub(crate) struct State {
     access: AccessLog,
     index: Arc<Mutex<Index>>,
     checks: Arc<Checks>,
+    download_stall: Duration,
 }
 
 /// The console, bound and ready to serve.
@@ -88,6 +95,7 @@ impl Console {
             access,
             index: Arc::default(),
             checks: Arc::new(Checks::new(dir.clone(), clock)),
+            download_stall: settings.download_stall,
             dir,
             app,
         };

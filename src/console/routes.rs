@@ -430,9 +430,10 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
         .and(warp::get())
         .and(signed_in(state.clone()))
         .and(warp::query::<Query>())
+        .and(listener::closer())
         .and(with_state(state))
         .then(
-            |viewer: Viewer, query: Query, state: Arc<State>| async move {
+            |viewer: Viewer, query: Query, closer, state: Arc<State>| async move {
                 let Viewer { session, client } = viewer;
                 let parsed = query.parse();
                 let found = with_index(&state, move |index| {
@@ -451,7 +452,9 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                     return *refused;
                 }
                 match found {
-                    Ok((filter, _)) => download::csv(state.dir.clone(), filter),
+                    Ok((filter, _)) => {
+                        download::csv(state.dir.clone(), filter, state.download_stall, closer)
+                    }
                     Err(why) => html(
                         StatusCode::BAD_REQUEST,
                         pages::message(

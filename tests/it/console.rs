@@ -532,3 +532,73 @@ async fn a_search_sees_what_was_recorded_since_the_last_one_across_midnight() {
         "{page}"
     );
 }
+
+/// Turns a hang into a failure; never a measure of speed.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[test]
+fn downloads_nobody_reads_are_dropped_so_healthz_answers_and_the_server_stops() {
+    // Few blocking threads, so a few downloads stuck on their browser
+    // would hold them all.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (day, lines) = big_day_file();
+    runtime.block_on(async {
+        let mut app = ConsoleApp::spawn_configured(|settings| {
+            std::fs::create_dir_all(&settings.dir).unwrap();
+            std::fs::write(settings.dir.join(&day), &lines).unwrap();
+            let console = settings.console.as_mut().unwrap();
+            console.download_stall = std::time::Duration::from_millis(200);
+        })
+        .await;
+        let cookie = app.login().await;
+        let address = app.console.trim_start_matches("http://").to_string();
+        let mut unread = Vec::new();
+        for _ in 0..4 {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let request = format!("GET /download HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n");
+            tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+                .await
+                .unwrap();
+            unread.push(stream);
+        }
+        let health = app
+            .client
+            .get(format!("{}/healthz", app.hooks))
+            .timeout(HANG_GUARD)
+            .send()
+            .await
+            .expect("/healthz answers while downloads go unread");
+        assert_eq!(health.status(), 200);
+        tokio::time::timeout(HANG_GUARD, app.stop())
+            .await
+            .expect("the server stops while downloads go unread");
+        drop(unread);
+    });
+}
+
+/// A day file far larger than the socket buffers, as (name, contents):
+/// one small log's lines over and over (the export reads lines; it does
+/// not check the chain).
+fn big_day_file() -> (std::ffi::OsString, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut small = crate::support::logs::TestLog::new();
+    rt.block_on(async {
+        for _ in 0..3 {
+            small
+                .append(small.member(rollcall::log::record::Event::Joined))
+                .await;
+        }
+    });
+    small.close();
+    let day = small.day_file(&small.date_name());
+    let lines = std::fs::read_to_string(&day).unwrap();
+    (day.file_name().unwrap().to_owned(), lines.repeat(8_000))
+}

@@ -41,7 +41,15 @@ impl ConsoleApp {
     pub async fn spawn_with(password: Option<&str>) -> Self {
         let temp = tempfile::tempdir().expect("creating a temp dir");
         let clock = Arc::new(FakeClock::new(START));
-        Self::spawn_in(temp, clock, password).await
+        Self::spawn_in(temp, clock, password, |_| {}).await
+    }
+
+    /// A server with the console, password [`PASSWORD`], its settings
+    /// changed by `configure` (which may also fill `settings.dir` first).
+    pub async fn spawn_configured(configure: impl FnOnce(&mut Settings)) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let clock = Arc::new(FakeClock::new(START));
+        Self::spawn_in(temp, clock, Some(PASSWORD), configure).await
     }
 
     /// Stops the server cleanly and starts it again on the same log.
@@ -50,21 +58,28 @@ impl ConsoleApp {
         let clock = self.clock.clone();
         self.stop().await;
         clock.advance(time::Duration::hours(1));
-        Self::spawn_in(temp, clock, Some(PASSWORD)).await
+        Self::spawn_in(temp, clock, Some(PASSWORD), |_| {}).await
     }
 
-    async fn spawn_in(temp: TempDir, clock: Arc<FakeClock>, password: Option<&str>) -> Self {
+    async fn spawn_in(
+        temp: TempDir,
+        clock: Arc<FakeClock>,
+        password: Option<&str>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let dir = temp.path().join("audit-logs");
-        let settings = Settings {
+        let mut settings = Settings {
             secret: Some(Secret::new(SECRET.into())),
             console: Some(console::Settings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 password: password.map(|p| Secret::new(p.into())),
                 secure_cookie: false,
                 trust_header: Some("X-Forwarded-Email".into()),
+                download_stall: console::DOWNLOAD_STALL_TIMEOUT,
             }),
             ..Settings::new(dir.clone(), "127.0.0.1:0".parse().unwrap())
         };
+        configure(&mut settings);
         let app = Application::build(settings, clock.clone())
             .await
             .expect("building the application");
