@@ -602,3 +602,51 @@ fn big_day_file() -> (std::ffi::OsString, String) {
     let lines = std::fs::read_to_string(&day).unwrap();
     (day.file_name().unwrap().to_owned(), lines.repeat(8_000))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_never_shows_a_failed_batch_and_shows_the_real_record_that_reuses_its_seq() {
+    let disk = std::sync::Arc::new(crate::support::disk::FaultyDisk::default());
+    let app = ConsoleApp::spawn_configured({
+        let disk = disk.clone();
+        move |settings| settings.disk = disk
+    })
+    .await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let release = disk.hold_next_sync();
+    let failing = app.try_deliver("created", "room-1", "bob@example.com", "Bob Builder");
+    let meanwhile = async {
+        // Bob's line is written, its fdatasync held: not durable yet.
+        let deadline = std::time::Instant::now() + HANG_GUARD;
+        while !day_files_hold(&app.dir, "Bob Builder") {
+            assert!(std::time::Instant::now() < deadline, "the write never came");
+            tokio::task::yield_now().await;
+        }
+        let (_, _, page) = app.get("/?person=bob", Some(&cookie)).await;
+        release.send(true).unwrap();
+        page
+    };
+    let (failed, page) = tokio::join!(failing, meanwhile);
+    assert!(
+        !page.contains("Bob Builder"),
+        "not durable, not shown: {page}"
+    );
+    assert_eq!(failed.status(), 503, "the batch failed and was cut off");
+    let seq = app
+        .deliver("created", "room-1", "carol@example.com", "Carol Singer")
+        .await;
+    let (_, _, page) = app.get("/?person=carol", Some(&cookie)).await;
+    assert!(page.contains("Carol Singer"), "{page}");
+    assert!(page.contains(&format!(">{seq}<")), "{page}");
+    let (_, _, page) = app.get("/?person=bob", Some(&cookie)).await;
+    assert!(!page.contains("Bob Builder"), "{page}");
+}
+
+fn day_files_hold(dir: &std::path::Path, text: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        path.extension().is_some_and(|e| e == "jsonl")
+            && std::fs::read_to_string(&path).unwrap().contains(text)
+    })
+}
