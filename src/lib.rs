@@ -14,6 +14,8 @@
 //! - [`reconcile`]: recovering what the log missed from Webex's roster
 //!   and membership events.
 //! - [`startup`]: building and running the server ([`startup::Application`]).
+//! - [`listener`]: the accept loop both listeners run, and the open-file
+//!   limit their connection caps are sized from.
 //! - [`console`]: the web console on its own listener (`serve --console`).
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
@@ -24,6 +26,7 @@ pub mod clock;
 pub mod cmd;
 pub mod console;
 pub mod index;
+pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod offsite;

@@ -12,15 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use time::Time;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::console::{self, Console};
+use crate::listener::{self, Limits};
 use crate::log::files;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
@@ -55,6 +52,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// The same for the console's listener.
+    pub console_max_connections: usize,
     /// The Webex API: token, public URL, self-registration, room titles.
     pub webex: WebexSettings,
     /// When to archive closed days each night (UTC), and how; `None` turns
@@ -85,6 +84,7 @@ impl Settings {
             insecure_accept_unsigned: false,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            console_max_connections: 256,
             webex: WebexSettings::default(),
             archive: Some((DEFAULT_ARCHIVE_AT, archive::Options::default())),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -99,8 +99,8 @@ impl Settings {
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
-    header_read_timeout: Duration,
-    max_connections: usize,
+    limits: Limits,
+    console_limits: Limits,
     drain_timeout: Duration,
     /// The periodic recheck of the Webex registrations, with its period.
     upkeep: Option<(Upkeep, Duration)>,
@@ -184,8 +184,14 @@ impl Application {
         Ok(Self {
             listener,
             state,
-            header_read_timeout: settings.header_read_timeout,
-            max_connections: settings.max_connections,
+            limits: Limits {
+                header_read_timeout: settings.header_read_timeout,
+                max_connections: settings.max_connections,
+            },
+            console_limits: Limits {
+                header_read_timeout: settings.header_read_timeout,
+                max_connections: settings.console_max_connections,
+            },
             drain_timeout: settings.drain_timeout,
             upkeep: upkeep.map(|upkeep| (upkeep, settings.webex.recheck_every)),
             nightly,
@@ -223,20 +229,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets
     /// in-flight deliveries finish, and flushes the writer.
-    ///
-    /// The accept loop is our own, over hyper-util, because warp's own
-    /// `serve` sets neither a header-read timeout (a client that stalls
-    /// mid-headers would hold its connection for ever) nor a limit on
-    /// connections served at once; both are what keep a public webhook
-    /// endpoint up under a slow or hostile client.
     pub async fn run_until_stopped(
         mut self,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let service = warp::service(routes::routes(self.state.clone()));
-        let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(self.max_connections));
-        let mut shutdown = std::pin::pin!(shutdown);
         let upkeep = self
             .upkeep
             .take()
@@ -259,9 +255,10 @@ impl Application {
             }))
         });
         let (stop_console, console_stopped) = tokio::sync::watch::channel(());
+        let console_limits = self.console_limits;
         let console = self.console.take().map(|console| {
             let mut stopped = console_stopped;
-            tokio::spawn(console.run(async move {
+            tokio::spawn(console.run(console_limits, async move {
                 let _ = stopped.changed().await;
             }))
         });
@@ -270,39 +267,14 @@ impl Application {
             dir = %self.state.dir.display(),
             "rollcall is listening; deliveries go to POST /hooks/{{target}}"
         );
-        loop {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                () = &mut shutdown => break,
-            };
-            let (stream, _) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off
-                        // rather than spin.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(self.header_read_timeout);
-            let connection = http.serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
-            );
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "connection ended with an error");
-                }
-                drop(slot);
-            });
-        }
+        let listener = self.listener;
+        let graceful = listener::serve(
+            listener,
+            routes::routes(self.state.clone()),
+            self.limits,
+            shutdown,
+        )
+        .await;
         tracing::info!("shutting down: finishing in-flight deliveries");
         if let Some(upkeep) = upkeep {
             upkeep.abort();
@@ -319,7 +291,6 @@ impl Application {
         if let Some(nightly) = nightly {
             let _ = nightly.await;
         }
-        drop(self.listener);
         drop(stop_console);
         if let Some(console) = console {
             let _ = tokio::time::timeout(self.drain_timeout, console).await;
@@ -330,7 +301,6 @@ impl Application {
         {
             tracing::warn!("some connections did not finish in time");
         }
-        drop(service);
         // The clean stop is the start of a coverage gap: say so in the
         // chain. A connection that outlived the drain may still append
         // after it; the next start's `not_before` covers that.

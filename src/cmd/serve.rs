@@ -13,6 +13,7 @@ use time::macros::format_description;
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::console;
+use crate::listener;
 use crate::log::archive;
 use crate::offsite;
 use crate::reconcile;
@@ -117,7 +118,10 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let caps = open_file_caps(args.console.is_some());
     let settings = Settings {
+        max_connections: caps.webhooks,
+        console_max_connections: caps.console,
         secret: secret::from_env(),
         insecure_accept_unsigned: args.insecure_accept_unsigned,
         webex: WebexSettings {
@@ -136,6 +140,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             secure_cookie: false,
             trust_header: args.console_trust_header,
             trusted_proxies: args.console_trusted_proxy,
+            download_stall: console::DOWNLOAD_STALL_TIMEOUT,
         }),
         archive: (!args.no_archive).then(|| {
             let options = archive::Options {
@@ -174,6 +179,25 @@ fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| {
             format!("{text:?} is not an address or a CIDR network (e.g. 10.0.0.5 or 10.0.0.0/24)")
         })
+}
+
+/// Raises the open-file limit as far as it goes and splits it between the
+/// listeners, so a flood on one leaves descriptors for the other and for
+/// the log's own files.
+fn open_file_caps(console: bool) -> listener::Caps {
+    let open_files = listener::raise_open_files().unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not read the open-file limit; assuming 1024");
+        1024
+    });
+    let caps = listener::caps(open_files, console);
+    tracing::info!(
+        open_files,
+        webhook_connections = caps.webhooks,
+        console_connections = caps.console,
+        reserved = caps.reserve,
+        "connection caps sized from the open-file limit"
+    );
+    caps
 }
 
 fn parse_hh_mm(text: &str) -> Result<Time, String> {

@@ -5,6 +5,7 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -13,6 +14,7 @@ use warp::reply::{Reply, Response};
 
 use crate::cmd::args::FilterArgs;
 use crate::cmd::export::{self, Format};
+use crate::listener::Closer;
 use crate::log::reader::Filter;
 
 /// Chunks sent to the connection at a time.
@@ -20,9 +22,17 @@ const CHUNK: usize = 64 * 1024;
 /// Chunks waiting for a slow connection before the export waits too.
 const QUEUED: usize = 4;
 
-/// Streams the export of `filter` over the log in `dir`.
-pub fn csv(dir: PathBuf, filter: Filter) -> Response {
+/// How long a download waits for the browser to take its next chunk,
+/// unless told otherwise; then it is dropped.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Streams the export of `filter` over the log in `dir`; a browser that
+/// takes no chunk for `stall` loses the download, so a client that stops
+/// reading cannot hold the blocking thread (which `/healthz`, archival and
+/// shutdown also need) for ever.
+pub fn csv(dir: PathBuf, filter: Filter, stall: Duration, closer: Option<Closer>) -> Response {
     let (sender, mut receiver) = mpsc::channel::<io::Result<Bytes>>(QUEUED);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let args = export::Args {
             filter: FilterArgs {
@@ -41,13 +51,33 @@ pub fn csv(dir: PathBuf, filter: Filter) -> Response {
             CHUNK,
             Sender {
                 sender: sender.clone(),
+                runtime,
+                stall,
             },
         );
         if let Err(error) = export::export(&dir, &filter, &args, out) {
+            let stalled = error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+            });
+            if stalled {
+                // What is queued would never be taken either: close the
+                // connection rather than leave it waiting to write.
+                if let Some(closer) = &closer {
+                    closer.close();
+                }
+                tracing::warn!(
+                    ?stall,
+                    "console download dropped: the browser took nothing for too long"
+                );
+            } else {
+                tracing::error!(error = %format!("{error:#}"), "console download failed");
+            }
             // The status line has gone out; cutting the body short is how
-            // the browser learns the file is incomplete.
-            tracing::error!(error = %format!("{error:#}"), "console download failed");
-            let _ = sender.blocking_send(Err(io::Error::other(error.to_string())));
+            // the browser learns the file is incomplete. Never waits: the
+            // queue may be full of what a stalled browser did not take.
+            let _ = sender.try_send(Err(io::Error::other(error.to_string())));
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
@@ -65,17 +95,31 @@ pub fn csv(dir: PathBuf, filter: Filter) -> Response {
 }
 
 /// The export's output, handed to the connection chunk by chunk; waits
-/// while the connection is behind.
+/// while the connection is behind, up to `stall` per chunk.
 struct Sender {
     sender: mpsc::Sender<io::Result<Bytes>>,
+    runtime: tokio::runtime::Handle,
+    stall: Duration,
 }
 
 impl Write for Sender {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.sender
-            .blocking_send(Ok(Bytes::copy_from_slice(bytes)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the download was cancelled"))?;
-        Ok(bytes.len())
+        let send = self.sender.send(Ok(Bytes::copy_from_slice(bytes)));
+        // On a blocking thread, so waiting here holds no runtime worker.
+        match self
+            .runtime
+            .block_on(tokio::time::timeout(self.stall, send))
+        {
+            Ok(Ok(())) => Ok(bytes.len()),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the download was cancelled",
+            )),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the browser stopped reading the download",
+            )),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

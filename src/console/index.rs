@@ -16,6 +16,7 @@ use std::io::{Read, Seek, SeekFrom};
 use time::Date;
 
 use crate::log::days::Day;
+use crate::log::head::Head;
 use crate::log::reader::{self, Block, ReadError, RecordView};
 use crate::log::record::{Event, Source};
 
@@ -117,11 +118,19 @@ pub struct Index {
     /// `not_before` by seq: few records have one.
     not_before: HashMap<u64, String>,
     at: Position,
+    /// The durable head's seq at this catch-up (`None`: a log without a
+    /// head, read to its end): records past it may yet be cut off and
+    /// their seqs reused, so they are neither kept nor read past.
+    durable: Option<u64>,
+    /// This catch-up met a record past the durable head.
+    at_head: bool,
 }
 
 /// A record parsed on a worker thread, owned so it can cross to the
 /// thread that adds it.
 struct Parsed {
+    /// Where its line starts in its block.
+    start: u64,
     seq: u64,
     received_at: String,
     event: Event,
@@ -135,6 +144,7 @@ struct Parsed {
 impl Parsed {
     fn of(view: &RecordView<'_>) -> Self {
         Parsed {
+            start: 0,
             seq: view.seq,
             received_at: view.received_at.to_string(),
             event: view.event,
@@ -215,6 +225,14 @@ impl Index {
     /// Reads what the log in `dir` holds beyond what the index has: the
     /// rest of the day it stopped in, then every newer day.
     pub fn catch_up(&mut self, dir: &std::path::Path) -> Result<(), ReadError> {
+        // Read before the log: the head never leads the log, so every
+        // record up to it is on disk by the time the days are read.
+        self.durable = match Head::read(dir) {
+            Ok(head) => head.map(|head| head.seq),
+            // Unknown: nothing new is known durable.
+            Err(_) => Some(self.at.last_seq),
+        };
+        self.at_head = false;
         let days = reader::days(dir)?;
         let mut newer = 0;
         if let Some(date) = self.at.day {
@@ -243,14 +261,20 @@ impl Index {
         file.read_to_end(&mut added).map_err(failed)?;
         let whole = memchr::memrchr(b'\n', &added).map_or(0, |end| end + 1);
         let mut scratch = String::new();
+        let mut start = 0;
         for line in added[..whole].split(|&b| b == b'\n') {
+            let line_start = start;
+            start += line.len() as u64 + 1;
             if line.is_empty() {
                 continue;
             }
             // A line that is not a record is `verify`'s to report.
             if let Ok(view) = RecordView::parse_reusing(line, &mut scratch) {
-                let parsed = Parsed::of(&view);
-                self.add(parsed);
+                if self.past_head(view.seq) {
+                    self.at.offset += line_start;
+                    return Ok(());
+                }
+                self.add(Parsed::of(&view));
             }
         }
         self.at.offset += whole as u64;
@@ -265,29 +289,51 @@ impl Index {
                 slot.records.clear();
                 slot.bytes = block.whole_lines().len() as u64;
                 let mut lines = 0;
+                let mut start = 0;
                 for (line, whole) in block.lines() {
                     lines += 1;
+                    let line_start = start;
+                    start += line.len() as u64 + 1;
                     if !whole {
                         continue;
                     }
                     if let Ok(view) = RecordView::parse_reusing(line, &mut slot.scratch) {
-                        slot.records.push(Parsed::of(&view));
+                        slot.records.push(Parsed {
+                            start: line_start,
+                            ..Parsed::of(&view)
+                        });
                     }
                 }
                 lines
             },
             |place, slot: &mut Slot| {
+                if self.at_head {
+                    return Ok(());
+                }
                 if self.at.day != Some(place.day.date) {
                     self.at.day = Some(place.day.date);
                     self.at.offset = 0;
                 }
-                self.at.offset += slot.bytes;
                 for parsed in slot.records.drain(..) {
+                    if self.past_head(parsed.seq) {
+                        self.at.offset += parsed.start;
+                        return Ok(());
+                    }
                     self.add(parsed);
                 }
+                self.at.offset += slot.bytes;
                 Ok::<_, ReadError>(())
             },
         )
+    }
+
+    /// Whether `seq` is past the durable head; the first such record
+    /// ends this catch-up, leaving the index where that record starts.
+    fn past_head(&mut self, seq: u64) -> bool {
+        if self.durable.is_some_and(|durable| seq > durable) {
+            self.at_head = true;
+        }
+        self.at_head
     }
 
     fn add(&mut self, record: Parsed) {

@@ -27,12 +27,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::listener::{self, Limits};
 use crate::secret::Secret;
 use crate::webhook::routes::AppState;
 use access::AccessLog;
@@ -56,6 +58,9 @@ pub struct Settings {
     /// `--console-trusted-proxy`: the peers whose proxy header and
     /// `X-Forwarded-Proto` are believed; empty: loopback only.
     pub trusted_proxies: Vec<IpNet>,
+    /// How long a download waits for the browser to take a chunk before
+    /// it is dropped ([`DOWNLOAD_STALL_TIMEOUT`] unless a test says).
+    pub download_stall: Duration,
 }
 
 impl Settings {
@@ -75,6 +80,8 @@ impl Settings {
     }
 }
 
+pub use download::STALL_TIMEOUT as DOWNLOAD_STALL_TIMEOUT;
+
 /// What the console's handlers share.
 pub(crate) struct State {
     dir: PathBuf,
@@ -83,6 +90,7 @@ pub(crate) struct State {
     access: AccessLog,
     index: Arc<Mutex<Index>>,
     checks: Arc<Checks>,
+    download_stall: Duration,
 }
 
 /// The console, bound and ready to serve.
@@ -110,6 +118,7 @@ impl Console {
             access,
             index: Arc::default(),
             checks: Arc::new(Checks::new(dir.clone(), clock)),
+            download_stall: settings.download_stall,
             dir,
             app,
         };
@@ -125,14 +134,11 @@ impl Console {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves. Reads the log into the search
-    /// index and runs `verify` in the background meanwhile.
-    ///
-    /// warp's own server, not the webhook listener's accept loop: the
-    /// console faces a few people on an internal network, not the
-    /// internet, and warp's server hands the client address to the
-    /// failed-login limit.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    /// Serves until `shutdown` resolves, through the same accept loop as
+    /// the webhooks (header timeout, connection cap), then drains its
+    /// connections. Reads the log into the search index and runs `verify`
+    /// in the background meanwhile.
+    pub async fn run(self, limits: Limits, shutdown: impl Future<Output = ()> + Send + 'static) {
         let index = self.state.index.clone();
         let dir = self.state.dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -150,10 +156,9 @@ impl Console {
             "the console is listening"
         );
         let state = self.state.clone();
-        warp::serve(routes::routes(self.state))
-            .incoming(self.listener)
-            .graceful(shutdown)
-            .run()
+        listener::serve(self.listener, routes::routes(self.state), limits, shutdown)
+            .await
+            .shutdown()
             .await;
         state.access.flush().await;
     }

@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::State;
-use super::access::Entry;
+use super::access::{Entry, View, Who};
 use super::auth::Session;
 use super::index::Index;
 use super::pages::{self, Frame, Period, RoomView, Roster};
@@ -39,21 +39,15 @@ pub(super) fn room(
         .then(
             |viewer: Viewer, query: RoomQuery, state: Arc<State>| async move {
                 let Viewer { session, client } = viewer;
-                let entry = Entry {
-                    action: "room",
-                    outcome: "ok",
-                    subject: Some(&query.id),
-                    ..Entry::default()
-                };
-                if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
-                    return *refused;
-                }
-                room_page(&state, &session, query).await
+                room_page(&state, &session, &who(&session, client), query).await
             },
         )
 }
 
-async fn room_page(state: &Arc<State>, session: &Session, query: RoomQuery) -> Answer {
+/// Looks the room up, writes the access line with what the lookup found,
+/// then answers: the line says whether the room was there, not only
+/// that someone asked.
+async fn room_page(state: &Arc<State>, session: &Session, who: &Who, query: RoomQuery) -> Answer {
     let frame = Frame {
         csrf: &session.csrf,
     };
@@ -69,6 +63,27 @@ async fn room_page(state: &Arc<State>, session: &Session, query: RoomQuery) -> A
         Some((history, index.gaps()))
     })
     .await;
+    let at = match query.at.trim() {
+        "" => "now",
+        at => at,
+    };
+    let entry = Entry {
+        action: "room",
+        outcome: match &found {
+            Ok(Some(_)) => "ok",
+            Ok(None) => "not_found",
+            Err(_) => "unavailable",
+        },
+        subject: Some(&query.id),
+        view: Some(View {
+            at,
+            page: query.page,
+        }),
+        ..Entry::default()
+    };
+    if let Err(refused) = audited(state, who, &entry).await {
+        return *refused;
+    }
     let (history, gaps) = match found {
         Err(answer) => return answer,
         Ok(None) => {

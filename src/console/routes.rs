@@ -18,6 +18,7 @@ use super::index::Index;
 use super::pages::{self, Frame};
 use super::search::Query;
 use super::{State, download, rooms};
+use crate::listener;
 use crate::log::head::Head;
 use crate::log::reader;
 
@@ -101,7 +102,7 @@ pub(super) struct Peer {
 
 fn peer(state: Arc<State>) -> impl Filter<Extract = (Peer,), Error = Infallible> + Clone {
     warp::header::headers_cloned()
-        .and(warp::addr::remote())
+        .and(listener::remote())
         .map(move |headers: HeaderMap, client: Option<SocketAddr>| Peer {
             client,
             https: state.auth.over_https(&headers, client.map(|c| c.ip())),
@@ -123,7 +124,7 @@ fn visitor(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Visitor, Option<SocketAddr>), Error = Infallible> + Clone {
     warp::header::headers_cloned()
-        .and(warp::addr::remote())
+        .and(listener::remote())
         .map(move |headers: HeaderMap, client: Option<SocketAddr>| {
             (state.auth.visitor(&headers, client.map(|c| c.ip())), client)
         })
@@ -501,9 +502,10 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
         .and(warp::get())
         .and(signed_in(state.clone()))
         .and(warp::query::<Query>())
+        .and(listener::closer())
         .and(with_state(state))
         .then(
-            |viewer: Viewer, query: Query, state: Arc<State>| async move {
+            |viewer: Viewer, query: Query, closer, state: Arc<State>| async move {
                 let Viewer { session, client } = viewer;
                 let parsed = query.parse();
                 let found = with_index(&state, move |index| {
@@ -522,7 +524,9 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
                     return *refused;
                 }
                 match found {
-                    Ok((filter, _)) => download::csv(state.dir.clone(), filter),
+                    Ok((filter, _)) => {
+                        download::csv(state.dir.clone(), filter, state.download_stall, closer)
+                    }
                     Err(why) => html(
                         StatusCode::BAD_REQUEST,
                         pages::message(

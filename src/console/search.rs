@@ -262,11 +262,6 @@ impl Search {
                 }
             }
         };
-        if self.source.is_some() {
-            return Err(
-                "`rollcall export` has no source filter yet: clear Source to download".into(),
-            );
-        }
         Ok(Filter {
             from: self.from.clone(),
             to: self.to.clone(),

@@ -293,6 +293,61 @@ async fn the_download_is_byte_for_byte_what_rollcall_export_gives() {
 }
 
 #[tokio::test]
+async fn a_download_filtered_by_source_is_what_rollcall_export_source_gives() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    app.deliver("deleted", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    for source in ["webhook", "reconciled"] {
+        let (status, _, csv) = app
+            .get(&format!("/download?source={source}"), Some(&cookie))
+            .await;
+        assert_eq!(status, 200, "{source}: {csv}");
+        let export =
+            bin::run(bin::rollcall(&app.dir).args(["export", "--source", source])).success();
+        assert_eq!(csv, export.stdout, "{source}");
+    }
+    let (_, _, webhook) = app.get("/download?source=webhook", Some(&cookie)).await;
+    assert!(webhook.contains("alice@example.com"), "{webhook}");
+    let (_, _, reconciled) = app.get("/download?source=reconciled", Some(&cookie)).await;
+    assert_eq!(
+        reconciled.lines().count(),
+        1,
+        "the header only: {reconciled}"
+    );
+}
+
+#[tokio::test]
+async fn the_room_pages_access_line_records_the_outcome_of_the_lookup_with_at_and_page() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let at = "2026-11-27T12:30:00Z";
+    let (status, _, _) = app
+        .get(&format!("/room?id=room-1&at={at}&page=1"), Some(&cookie))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get("/room?id=nowhere", Some(&cookie)).await.0, 404);
+    let rooms: Vec<_> = app
+        .access_log()
+        .into_iter()
+        .filter(|l| l["action"] == "room")
+        .collect();
+    assert_eq!(rooms.len(), 2, "{rooms:?}");
+    assert_eq!(rooms[0]["subject"], "room-1");
+    assert_eq!(rooms[0]["outcome"], "ok");
+    assert_eq!(rooms[0]["view"]["at"], at);
+    assert_eq!(rooms[0]["view"]["page"], 1);
+    assert_eq!(rooms[1]["subject"], "nowhere");
+    assert_eq!(rooms[1]["outcome"], "not_found", "{:?}", rooms[1]);
+    assert_eq!(rooms[1]["view"]["at"], "now");
+    assert_eq!(rooms[1]["view"]["page"], 0);
+}
+
+#[tokio::test]
 async fn the_room_page_shows_the_roster_now_the_history_and_coverage_gaps() {
     let app = ConsoleApp::spawn().await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")
@@ -774,4 +829,122 @@ async fn a_damaged_last_access_line_does_not_keep_the_console_from_starting() {
         "{}",
         verify.report()
     );
+}
+
+/// Turns a hang into a failure; never a measure of speed.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[test]
+fn downloads_nobody_reads_are_dropped_so_healthz_answers_and_the_server_stops() {
+    // Few blocking threads, so a few downloads stuck on their browser
+    // would hold them all.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (day, lines) = big_day_file();
+    runtime.block_on(async {
+        let mut app = ConsoleApp::spawn_configured(|settings| {
+            std::fs::create_dir_all(&settings.dir).unwrap();
+            std::fs::write(settings.dir.join(&day), &lines).unwrap();
+            let console = settings.console.as_mut().unwrap();
+            console.download_stall = std::time::Duration::from_millis(200);
+        })
+        .await;
+        let cookie = app.login().await;
+        let address = app.console.trim_start_matches("http://").to_string();
+        let mut unread = Vec::new();
+        for _ in 0..4 {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let request = format!("GET /download HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n");
+            tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+                .await
+                .unwrap();
+            unread.push(stream);
+        }
+        let health = app
+            .client
+            .get(format!("{}/healthz", app.hooks))
+            .timeout(HANG_GUARD)
+            .send()
+            .await
+            .expect("/healthz answers while downloads go unread");
+        assert_eq!(health.status(), 200);
+        tokio::time::timeout(HANG_GUARD, app.stop())
+            .await
+            .expect("the server stops while downloads go unread");
+        drop(unread);
+    });
+}
+
+/// A day file far larger than the socket buffers, as (name, contents):
+/// one small log's lines over and over (the export reads lines; it does
+/// not check the chain).
+fn big_day_file() -> (std::ffi::OsString, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut small = crate::support::logs::TestLog::new();
+    rt.block_on(async {
+        for _ in 0..3 {
+            small
+                .append(small.member(rollcall::log::record::Event::Joined))
+                .await;
+        }
+    });
+    small.close();
+    let day = small.day_file(&small.date_name());
+    let lines = std::fs::read_to_string(&day).unwrap();
+    (day.file_name().unwrap().to_owned(), lines.repeat(8_000))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_never_shows_a_failed_batch_and_shows_the_real_record_that_reuses_its_seq() {
+    let disk = std::sync::Arc::new(crate::support::disk::FaultyDisk::default());
+    let app = ConsoleApp::spawn_configured({
+        let disk = disk.clone();
+        move |settings| settings.disk = disk
+    })
+    .await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let release = disk.hold_next_sync();
+    let failing = app.try_deliver("created", "room-1", "bob@example.com", "Bob Builder");
+    let meanwhile = async {
+        // Bob's line is written, its fdatasync held: not durable yet.
+        let deadline = std::time::Instant::now() + HANG_GUARD;
+        while !day_files_hold(&app.dir, "Bob Builder") {
+            assert!(std::time::Instant::now() < deadline, "the write never came");
+            tokio::task::yield_now().await;
+        }
+        let (_, _, page) = app.get("/?person=bob", Some(&cookie)).await;
+        release.send(true).unwrap();
+        page
+    };
+    let (failed, page) = tokio::join!(failing, meanwhile);
+    assert!(
+        !page.contains("Bob Builder"),
+        "not durable, not shown: {page}"
+    );
+    assert_eq!(failed.status(), 503, "the batch failed and was cut off");
+    let seq = app
+        .deliver("created", "room-1", "carol@example.com", "Carol Singer")
+        .await;
+    let (_, _, page) = app.get("/?person=carol", Some(&cookie)).await;
+    assert!(page.contains("Carol Singer"), "{page}");
+    assert!(page.contains(&format!(">{seq}<")), "{page}");
+    let (_, _, page) = app.get("/?person=bob", Some(&cookie)).await;
+    assert!(!page.contains("Bob Builder"), "{page}");
+}
+
+fn day_files_hold(dir: &std::path::Path, text: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        path.extension().is_some_and(|e| e == "jsonl")
+            && std::fs::read_to_string(&path).unwrap().contains(text)
+    })
 }

@@ -17,6 +17,7 @@ mod ingest;
 mod integrity_client;
 mod integrity_serve;
 mod integrity_verify;
+mod listeners;
 mod offsite;
 mod property;
 mod read_side;

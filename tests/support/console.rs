@@ -41,15 +41,25 @@ impl ConsoleApp {
     pub async fn spawn_with(password: Option<&str>) -> Self {
         let temp = tempfile::tempdir().expect("creating a temp dir");
         let clock = Arc::new(FakeClock::new(START));
-        Self::spawn_in(temp, clock, password, &[]).await
+        Self::spawn_in(temp, clock, password, |_| {}).await
+    }
+
+    /// A server with the console, password [`PASSWORD`], its settings
+    /// changed by `configure` (which may also fill `settings.dir` first).
+    pub async fn spawn_configured(configure: impl FnOnce(&mut Settings)) -> Self {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let clock = Arc::new(FakeClock::new(START));
+        Self::spawn_in(temp, clock, Some(PASSWORD), configure).await
     }
 
     /// A server whose console trusts the sign-on proxy header only from
     /// `proxies` (CIDRs); the tests' own requests come from 127.0.0.1.
     pub async fn spawn_trusting(proxies: &[&str]) -> Self {
-        let temp = tempfile::tempdir().expect("creating a temp dir");
-        let clock = Arc::new(FakeClock::new(START));
-        Self::spawn_in(temp, clock, Some(PASSWORD), proxies).await
+        let proxies: Vec<_> = proxies.iter().map(|p| p.parse().unwrap()).collect();
+        Self::spawn_configured(|settings| {
+            settings.console.as_mut().unwrap().trusted_proxies = proxies;
+        })
+        .await
     }
 
     /// Stops the server cleanly and starts it again on the same log.
@@ -65,27 +75,29 @@ impl ConsoleApp {
         self.stop().await;
         between(&self.dir);
         clock.advance(time::Duration::hours(1));
-        Self::spawn_in(temp, clock, Some(PASSWORD), &[]).await
+        Self::spawn_in(temp, clock, Some(PASSWORD), |_| {}).await
     }
 
     async fn spawn_in(
         temp: TempDir,
         clock: Arc<FakeClock>,
         password: Option<&str>,
-        proxies: &[&str],
+        configure: impl FnOnce(&mut Settings),
     ) -> Self {
         let dir = temp.path().join("audit-logs");
-        let settings = Settings {
+        let mut settings = Settings {
             secret: Some(Secret::new(SECRET.into())),
             console: Some(console::Settings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 password: password.map(|p| Secret::new(p.into())),
                 secure_cookie: false,
                 trust_header: Some("X-Forwarded-Email".into()),
-                trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+                trusted_proxies: Vec::new(),
+                download_stall: console::DOWNLOAD_STALL_TIMEOUT,
             }),
             ..Settings::new(dir.clone(), "127.0.0.1:0".parse().unwrap())
         };
+        configure(&mut settings);
         let app = Application::build(settings, clock.clone())
             .await
             .expect("building the application");
@@ -116,6 +128,22 @@ impl ConsoleApp {
 
     /// [`ConsoleApp::deliver`] without moving the clock on.
     pub async fn deliver_now(&self, event: &str, room: &str, email: &str, name: &str) -> u64 {
+        let answer = self.try_deliver(event, room, email, name).await;
+        assert_eq!(answer.status(), 200, "the delivery is recorded");
+        let answer: Value = answer.json().await.unwrap();
+        answer["seq"]
+            .as_u64()
+            .expect("a recorded delivery has a seq")
+    }
+
+    /// Posts that signed delivery: the answer, whatever it is.
+    pub async fn try_deliver(
+        &self,
+        event: &str,
+        room: &str,
+        email: &str,
+        name: &str,
+    ) -> reqwest::Response {
         let membership = format!("{room}:{email}");
         let created = self.clock.now_text();
         let mut body: Value =
@@ -126,20 +154,14 @@ impl ConsoleApp {
         body["data"]["personId"] = format!("person-{email}").into();
         let body = serde_json::to_vec(&body).unwrap();
         let sig = signature::sign(&Secret::new(SECRET.into()), &body);
-        let answer = self
-            .client
+        self.client
             .post(format!("{}/hooks/default", self.hooks))
             .header("content-type", "application/json")
             .header("x-spark-signature", sig)
             .body(body)
             .send()
             .await
-            .expect("posting a delivery");
-        assert_eq!(answer.status(), 200, "the delivery is recorded");
-        let answer: Value = answer.json().await.unwrap();
-        answer["seq"]
-            .as_u64()
-            .expect("a recorded delivery has a seq")
+            .expect("posting a delivery")
     }
 
     /// Logs in with `password`: the answer.

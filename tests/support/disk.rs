@@ -3,8 +3,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rollcall::clock::FakeClock;
 use rollcall::log::writer::{Disk, LogWriter, RealDisk};
@@ -19,9 +19,18 @@ pub struct FaultyDisk {
     pub tear_writes: AtomicU32,
     pub fail_syncs: AtomicU32,
     pub fail_truncates: AtomicU32,
+    /// The next sync waits for a word: `true` fails it.
+    held: Mutex<Option<mpsc::Receiver<bool>>>,
 }
 
 impl FaultyDisk {
+    /// Holds the next sync until the answer is sent (`true`: it fails).
+    pub fn hold_next_sync(&self) -> mpsc::Sender<bool> {
+        let (answer, held) = mpsc::channel();
+        *self.held.lock().unwrap() = Some(held);
+        answer
+    }
+
     /// No fault from here on.
     pub fn heal(&self) {
         self.failing.store(false, SeqCst);
@@ -51,6 +60,10 @@ impl Disk for FaultyDisk {
     }
 
     fn sync(&self, file: &File) -> io::Result<()> {
+        let held = self.held.lock().unwrap().take();
+        if held.is_some_and(|held| held.recv().unwrap_or(false)) {
+            return Err(io::Error::other("injected: fdatasync failed"));
+        }
         if self.failing.load(SeqCst) || take_one(&self.fail_syncs) {
             return Err(io::Error::other("injected: fdatasync failed"));
         }

@@ -78,6 +78,17 @@ pub struct Entry<'a> {
     pub subject: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// How a page was looked at: the roster's time and the history page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<View<'a>>,
+}
+
+/// The roster time (`now` for the present) and the 0-based history page
+/// a room page was asked for.
+#[derive(Debug, Serialize)]
+pub struct View<'a> {
+    pub at: &'a str,
+    pub page: usize,
 }
 
 impl<'a> Entry<'a> {
