@@ -101,12 +101,12 @@ pub(super) struct Peer {
 }
 
 fn peer(state: Arc<State>) -> impl Filter<Extract = (Peer,), Error = Infallible> + Clone {
-    warp::header::headers_cloned()
-        .and(listener::remote())
-        .map(move |headers: HeaderMap, client: Option<SocketAddr>| Peer {
+    warp::header::headers_cloned().and(listener::remote()).map(
+        move |headers: HeaderMap, client: Option<SocketAddr>| Peer {
             client,
             https: state.auth.over_https(&headers, client.map(|c| c.ip())),
-        })
+        },
+    )
 }
 
 pub(super) type Answer = Response;
