@@ -885,3 +885,37 @@ async fn with_shipping_on_an_access_day_the_bucket_does_not_hold_is_kept_past_re
     assert!(!files[0].exists(), "{}", done.report());
     run(rollcall(&dir).arg("verify")).success();
 }
+
+#[tokio::test]
+async fn an_edited_line_of_the_access_retired_list_fails_verify_naming_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let today = OffsetDateTime::now_utc().date();
+    let plan = [
+        today - Duration::days(11),
+        today - Duration::days(10),
+        today - Duration::days(1),
+    ];
+    access_days(&dir, &plan).await;
+    run(rollcall(&dir).args(["archive", "--retain-days", "7"])).success();
+    run(rollcall(&dir).arg("verify")).success();
+
+    let list = dir
+        .join(access::ACCESS_DIR)
+        .join(access::retention::RETIRED_FILE);
+    let text = std::fs::read_to_string(&list).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    std::fs::write(
+        &list,
+        text.replacen("\"deleted_at\":\"", "\"deleted_at\":\"1", 1),
+    )
+    .unwrap();
+    let verify = run(rollcall(&dir).arg("verify")).code(1);
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("FAULT: {} line 2:", list.display())),
+        "{}",
+        verify.report()
+    );
+}
