@@ -16,9 +16,10 @@ use crate::offsite::{self, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Also delete the archives of days more than N days before today
-    /// (their digests are kept). Never done unless asked; at least 7, the
-    /// days duplicates are recognised over. With --s3-url, only archives
+    /// Also delete the archives and console access days of days more than
+    /// N days before today (digests are kept; each deletion is noted in a
+    /// chained retired list). Never done unless asked; at least 7, the
+    /// days duplicates are recognised over. With --s3-url, only files
     /// confirmed in the bucket are deleted.
     #[arg(
         long,

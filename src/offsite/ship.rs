@@ -90,19 +90,14 @@ pub fn confirmed(dir: &Path) -> io::Result<BTreeSet<String>> {
     }
 }
 
-/// For retention: the archives `DIR/.offsite-shipped` says the bucket
-/// holds, so an archive it does not is kept past the retention period.
+/// For retention: the objects `DIR/.offsite-shipped` says the bucket
+/// holds, so a file it does not is kept past the retention period.
 #[derive(Debug)]
 pub struct BucketCopies;
 
 impl Copies for BucketCopies {
     fn held(&self, dir: &Path) -> anyhow::Result<BTreeSet<String>> {
-        let confirmed = confirmed(dir).with_context(|| format!("reading {}", dir.display()))?;
-        Ok(confirmed
-            .iter()
-            .filter_map(|name| name.strip_prefix(&format!("{ARCHIVE_DIR}/")))
-            .map(str::to_string)
-            .collect())
+        confirmed(dir).with_context(|| format!("reading {}", dir.display()))
     }
 }
 

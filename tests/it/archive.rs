@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::join_all;
 use rollcall::clock::FakeClock;
+use rollcall::console::access;
 use rollcall::log::archive::{self, Options};
 use rollcall::log::days;
 use rollcall::log::record::{Event, Record, Source};
@@ -20,6 +21,7 @@ use time::{Date, Duration, OffsetDateTime};
 use crate::support::app::{START, TestApp, json_of};
 use crate::support::bin::{rollcall, run};
 use crate::support::fixture;
+use crate::support::moto::{self, Moto};
 
 /// A join with a membership id of its own, so no two are duplicates.
 fn record(n: u64) -> Record {
@@ -771,4 +773,149 @@ async fn verify_exits_1_naming_the_file_for_each_kind_of_archive_tampering() {
             verified.report()
         );
     }
+}
+
+/// Writes one console access line on each of `plan`'s days (audit
+/// records too, so the log is not empty) and returns the access day files.
+async fn access_days(dir: &Path, plan: &[Date]) -> Vec<PathBuf> {
+    write_days(dir, &plan.iter().map(|&d| (d, 1)).collect::<Vec<_>>()).await;
+    let clock = Arc::new(FakeClock::new(noon(plan[0])));
+    let log = access::AccessLog::open(dir, clock.clone(), Arc::new(Metrics::default())).unwrap();
+    for &day in plan {
+        clock.set(noon(day));
+        let entry = access::Entry {
+            action: "page",
+            outcome: "ok",
+            ..access::Entry::default()
+        };
+        log.record(&access::Who::default(), &entry).await.unwrap();
+    }
+    plan.iter()
+        .map(|&day| access::day_path(&dir.join(access::ACCESS_DIR), day))
+        .collect()
+}
+
+#[tokio::test]
+async fn rollcall_archive_retain_days_deletes_access_days_past_retention_and_verify_passes() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let today = OffsetDateTime::now_utc().date();
+    let plan = [
+        today - Duration::days(11),
+        today - Duration::days(10),
+        today - Duration::days(2),
+    ];
+    let files = access_days(&dir, &plan).await;
+
+    let pruned = run(rollcall(&dir).args(["archive", "--retain-days", "7"])).success();
+
+    for old in &files[..2] {
+        assert!(!old.exists(), "{}", pruned.report());
+        assert!(
+            pruned
+                .stdout
+                .contains(&format!("deleted {}", old.display())),
+            "{}",
+            pruned.report()
+        );
+    }
+    assert!(files[2].exists(), "a recent day is kept");
+    let verify = run(rollcall(&dir).arg("verify")).success();
+    assert!(
+        verify
+            .stdout
+            .contains("console access log: 1 lines, chain intact"),
+        "{}",
+        verify.report()
+    );
+}
+
+#[tokio::test]
+async fn an_access_day_deleted_by_hand_fails_verify_even_after_retention() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let today = OffsetDateTime::now_utc().date();
+    let plan = [
+        today - Duration::days(12),
+        today - Duration::days(5),
+        today - Duration::days(4),
+        today - Duration::days(1),
+    ];
+    let files = access_days(&dir, &plan).await;
+    run(rollcall(&dir).args(["archive", "--retain-days", "7"])).success();
+    assert!(!files[0].exists(), "retention deleted the oldest day");
+    run(rollcall(&dir).arg("verify")).success();
+
+    std::fs::remove_file(&files[1]).unwrap();
+    let verify = run(rollcall(&dir).arg("verify")).code(1);
+    assert!(
+        verify.stdout.contains(&format!(
+            "FAULT: {} line 1, seq 3: seq 2 is missing",
+            files[2].display()
+        )),
+        "{}",
+        verify.report()
+    );
+}
+
+#[tokio::test]
+async fn with_shipping_on_an_access_day_the_bucket_does_not_hold_is_kept_past_retention() {
+    let moto = Moto::start().await;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let today = OffsetDateTime::now_utc().date();
+    let plan = [today - Duration::days(10), today - Duration::days(1)];
+    let files = access_days(&dir, &plan).await;
+    // The bucket is down: nothing is shipped, so nothing is confirmed.
+    let down = format!("http://127.0.0.1:{}", moto::free_port());
+    let mut unshipped = rollcall(&dir);
+    unshipped.args(["archive", "--retain-days", "7"]);
+    moto::configure(
+        &mut unshipped,
+        &down,
+        &format!("s3://{}/site-a", moto.bucket),
+    );
+    run(&mut unshipped).code(1);
+    assert!(files[0].exists(), "kept: no copy is confirmed");
+
+    let mut shipped = rollcall(&dir);
+    shipped.args(["archive", "--retain-days", "7"]);
+    moto.configure(&mut shipped, "site-a");
+    let done = run(&mut shipped).success();
+    assert!(!files[0].exists(), "{}", done.report());
+    run(rollcall(&dir).arg("verify")).success();
+}
+
+#[tokio::test]
+async fn an_edited_line_of_the_access_retired_list_fails_verify_naming_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let today = OffsetDateTime::now_utc().date();
+    let plan = [
+        today - Duration::days(11),
+        today - Duration::days(10),
+        today - Duration::days(1),
+    ];
+    access_days(&dir, &plan).await;
+    run(rollcall(&dir).args(["archive", "--retain-days", "7"])).success();
+    run(rollcall(&dir).arg("verify")).success();
+
+    let list = dir
+        .join(access::ACCESS_DIR)
+        .join(access::retention::RETIRED_FILE);
+    let text = std::fs::read_to_string(&list).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    std::fs::write(
+        &list,
+        text.replacen("\"deleted_at\":\"", "\"deleted_at\":\"1", 1),
+    )
+    .unwrap();
+    let verify = run(rollcall(&dir).arg("verify")).code(1);
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("FAULT: {} line 2:", list.display())),
+        "{}",
+        verify.report()
+    );
 }

@@ -8,6 +8,8 @@
 //! - [`writer`]: the thread that owns the files: day files, reopening a
 //!   removed file, the chain, group fdatasync, the per-minute summaries.
 //! - [`check`]: the chain check `verify` runs.
+//! - [`retention`]: deleting days past `--retain-days`, noted in a
+//!   chained list the check follows.
 //!
 //! Which lines must be durable before the answer: every line for a
 //! request that shows or exports records, starts a verify, or signs
@@ -22,6 +24,7 @@
 //! counted in `rollcall_console_access_dropped_lines_total`.
 
 pub mod check;
+pub mod retention;
 mod writer;
 
 use std::net::{IpAddr, SocketAddr};

@@ -31,6 +31,7 @@ mod retention;
 pub use check::check_archives;
 pub use digest::{DayDigest, GENESIS_DIGEST, chain_end, digest_path};
 pub use retention::{Copies, MIN_RETAIN_DAYS, RETIRED_FILE, parse_retain_days, retired_chain_end};
+pub(crate) use retention::{ReadRetired, RetiredList, read_retired};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -144,12 +145,15 @@ pub fn archive_closed_days(
     }
     if let Some(keep) = options.retain_days {
         retention::check_retain_days(keep).map_err(anyhow::Error::msg)?;
-        summary.retired = retention::retire(
-            dir,
-            today - Duration::days(keep.into()),
-            now,
-            options.copies.as_deref(),
-        )?;
+        let before = today - Duration::days(keep.into());
+        let copies = options.copies.as_deref();
+        summary.retired = retention::retire(dir, before, now, copies)?;
+        // The console's access days go with the archives, by the same rule.
+        summary
+            .retired
+            .extend(crate::console::access::retention::retire(
+                dir, before, now, copies,
+            )?);
     }
     Ok(summary)
 }

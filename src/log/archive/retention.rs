@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use time::{Date, OffsetDateTime};
@@ -65,20 +66,118 @@ struct Retired {
     previous_sha256: String,
 }
 
-/// The hash the next line of `retired.jsonl` must name.
-fn retired_chain_hash(lines: &str) -> String {
-    lines.lines().last().map_or_else(
-        || GENESIS_HASH.to_string(),
-        |line| hex::encode(Sha256::digest(line)),
-    )
+/// A hash-chained list of deletions (`retired.jsonl`, and the console
+/// access log's): each line names the SHA-256 of the line before it, so a
+/// line cannot be slipped in, changed or dropped without `verify` seeing
+/// it. Opened lazily: a run that deletes nothing writes nothing.
+pub(crate) struct RetiredList {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    tip: String,
+}
+
+impl RetiredList {
+    pub(crate) fn open(path: PathBuf) -> anyhow::Result<Self> {
+        let tip = match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => GENESIS_HASH.to_string(),
+            text => text
+                .with_context(|| format!("reading {}", path.display()))?
+                .lines()
+                .last()
+                .map_or_else(
+                    || GENESIS_HASH.to_string(),
+                    |line| hex::encode(Sha256::digest(line)),
+                ),
+        };
+        Ok(Self {
+            path,
+            file: None,
+            tip,
+        })
+    }
+
+    /// The hash the next line must name.
+    pub(crate) fn tip(&self) -> &str {
+        &self.tip
+    }
+
+    /// Appends `line` (naming [`RetiredList::tip`]) and makes it durable:
+    /// the record of a deletion, its name included, is on disk before
+    /// anything is deleted.
+    pub(crate) fn append(&mut self, line: &impl Serialize) -> anyhow::Result<()> {
+        let mut bytes = serde_json::to_vec(line).context("serialising a retirement")?;
+        let tip = hex::encode(Sha256::digest(&bytes));
+        bytes.push(b'\n');
+        let folder = self.path.parent().unwrap_or(Path::new("."));
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let opened = files::open_append(&self.path)
+                    .and_then(|file| files::sync_dir(folder).map(|()| file))
+                    .with_context(|| format!("opening {}", self.path.display()))?;
+                self.file.insert(opened)
+            }
+        };
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.tip = tip;
+        Ok(())
+    }
+}
+
+/// A line of a retired list as read back.
+pub(crate) struct ReadRetired<T> {
+    pub(crate) line: u64,
+    /// It names the hash of the line before it.
+    pub(crate) linked: bool,
+    pub(crate) entry: T,
+}
+
+/// The lines of the retired list at `path`, and faults for lines that are
+/// not `T` or do not name (by `previous`) the hash of the line before
+/// them. A missing list is an empty one.
+pub(crate) fn read_retired<T: DeserializeOwned>(
+    path: &Path,
+    previous: impl Fn(&T) -> &str,
+    faults: &mut Vec<Fault>,
+) -> anyhow::Result<Vec<ReadRetired<T>>> {
+    let text = match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        text => text.with_context(|| format!("reading {}", path.display()))?,
+    };
+    let mut out = Vec::new();
+    let mut previous_sha256 = GENESIS_HASH.to_string();
+    for (n, line) in text.lines().enumerate() {
+        let number = n as u64 + 1;
+        let fault = |problem: String| Fault::new(path, problem).at_line(number);
+        let expected = std::mem::replace(&mut previous_sha256, hex::encode(Sha256::digest(line)));
+        match serde_json::from_str::<T>(line) {
+            Err(e) => faults.push(fault(format!("not a retirement record: {e}"))),
+            Ok(entry) => {
+                let linked = previous(&entry) == expected;
+                if !linked {
+                    faults.push(fault(
+                        "the line does not name the hash of the line before it: the retention log was edited (a line added, changed or removed)".to_string(),
+                    ));
+                }
+                out.push(ReadRetired {
+                    line: number,
+                    linked,
+                    entry,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Another copy of the archives, which retention asks before deleting
 /// one: an archive it does not hold is kept whatever its age, as it may be
 /// the only copy.
 pub trait Copies: fmt::Debug + Send + Sync {
-    /// The archive file names (`DAY.jsonl.gz`) held elsewhere; read once
-    /// per retention run.
+    /// The object names held elsewhere (`archive/DAY.jsonl.gz`,
+    /// `access/console-DAY.jsonl`); read once per retention run.
     fn held(&self, dir: &Path) -> anyhow::Result<BTreeSet<String>>;
 }
 
@@ -95,14 +194,7 @@ pub(super) fn retire(
     let held = copies.map(|copies| copies.held(dir)).transpose()?;
     let digests = load_digests(dir)?;
     let archive_dir = dir.join(ARCHIVE_DIR);
-    let log_path = archive_dir.join(RETIRED_FILE);
-    let mut previous_sha256 = match std::fs::read_to_string(&log_path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => GENESIS_HASH.to_string(),
-        text => {
-            retired_chain_hash(&text.with_context(|| format!("reading {}", log_path.display()))?)
-        }
-    };
-    let mut log = None;
+    let mut log = RetiredList::open(archive_dir.join(RETIRED_FILE))?;
     let mut deleted = Vec::new();
     for (date, archive) in listing.archives.range(..before) {
         let Some(stored) = digests.get(date) else {
@@ -112,7 +204,7 @@ pub(super) fn retire(
             continue;
         }
         if let Some(held) = &held
-            && !held.contains(&file_name(archive))
+            && !held.contains(&format!("{ARCHIVE_DIR}/{}", file_name(archive)))
         {
             tracing::warn!(archive = %archive.display(), "kept an archive past the retention period: no other copy of it is confirmed yet");
             continue;
@@ -124,25 +216,9 @@ pub(super) fn retire(
             digest: stored.name.clone(),
             digest_sha256: stored.sha256.clone(),
             deleted_at: format_timestamp(now),
-            previous_sha256,
+            previous_sha256: log.tip().to_string(),
         };
-        let mut bytes = serde_json::to_vec(&line).expect("a retirement always serialises");
-        previous_sha256 = hex::encode(Sha256::digest(&bytes));
-        bytes.push(b'\n');
-        // The record of the deletion, its name included, is durable before
-        // anything is deleted.
-        let log = match &mut log {
-            Some(log) => log,
-            None => {
-                let opened = files::open_append(&log_path)
-                    .and_then(|file| files::sync_dir(&archive_dir).map(|()| file))
-                    .with_context(|| format!("opening {}", log_path.display()))?;
-                log.insert(opened)
-            }
-        };
-        log.write_all(&bytes)
-            .and_then(|()| log.sync_data())
-            .with_context(|| format!("writing {}", log_path.display()))?;
+        log.append(&line)?;
         std::fs::remove_file(archive).with_context(|| format!("removing {}", archive.display()))?;
         tracing::info!(archive = %archive.display(), "deleted an archive past the retention period");
         deleted.push(archive.clone());
@@ -163,30 +239,14 @@ pub(super) fn load_retired(
     faults: &mut Vec<Fault>,
 ) -> anyhow::Result<BTreeSet<String>> {
     let path = dir.join(ARCHIVE_DIR).join(RETIRED_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-        text => text.with_context(|| format!("reading {}", path.display()))?,
-    };
     let mut out = BTreeSet::new();
-    let mut previous_sha256 = GENESIS_HASH.to_string();
-    for (n, line) in text.lines().enumerate() {
-        let fault = |problem: String| Fault::new(&path, problem).at_line(n as u64 + 1);
-        let expected = std::mem::replace(&mut previous_sha256, hex::encode(Sha256::digest(line)));
-        let retired = match serde_json::from_str::<Retired>(line) {
-            Ok(retired) => retired,
-            Err(e) => {
-                faults.push(fault(format!("not a retirement record: {e}")));
-                continue;
-            }
-        };
-        if retired.previous_sha256 != expected {
-            faults.push(fault(
-                "the line does not name the hash of the line before it: the retention log was edited (a line added, changed or removed)".to_string(),
-            ));
-        } else if let Some(problem) = retired_digest_problem(dir, &retired) {
-            faults.push(fault(problem));
+    for read in read_retired(&path, |r: &Retired| &r.previous_sha256, faults)? {
+        if read.linked
+            && let Some(problem) = retired_digest_problem(dir, &read.entry)
+        {
+            faults.push(Fault::new(&path, problem).at_line(read.line));
         }
-        out.insert(retired.day);
+        out.insert(read.entry.day);
     }
     Ok(out)
 }
