@@ -3,7 +3,7 @@
 # against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
 # start-up with a big log, tail -f delay, RSS) and the read side (export
 # of 1,000,000 records against jq, verify, archival against gzip -6). Measured, never asserted; not part of CI.
-# Writes the tables to target/bench.md for the README.
+# Writes the tables to target/bench.md for docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

@@ -6,7 +6,7 @@
 //! Why not a scan per search: reading and parsing a 1,000,000-record log
 //! takes most of a second on two cores (`rollcall export --format jsonl`
 //! 0.85 s), which a person waiting on a page feels; a pass over the rows
-//! takes milliseconds (figures in the README). Catching up reads only the
+//! takes milliseconds (figures in docs/performance.md). Catching up reads only the
 //! bytes added to the live day since the last search, so the index needs
 //! no hook in the writer and sees archived and live days alike.
 
