@@ -112,15 +112,11 @@ async fn fill(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
         files::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
     }
     for (n, object) in wanted.iter().enumerate() {
-        let relative = Path::new(&object.name);
-        if relative
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            || relative.components().count() != 2
-        {
+        if !is_plain_name(&object.name) {
             tracing::warn!(object = %object.name, "skipped an object whose name is not a plain file name");
             continue;
         }
+        let relative = Path::new(&object.name);
         let Some(oldest) = object.oldest() else {
             continue;
         };
@@ -194,4 +190,40 @@ fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Whether a bucket name is `FOLDER/FILE` exactly, as rollcall ships it.
+/// Judged on the raw string, not on `Path::components`, which folds
+/// `archive/./D.digest.json` and `archive//D.digest.json` into the same
+/// file as `archive/D.digest.json`: such a name, put there by anyone
+/// holding write access, would be restored first and shut out the real one.
+fn is_plain_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    parts.len() == 2
+        && parts
+            .iter()
+            .all(|part| !part.is_empty() && *part != "." && *part != ".." && !part.contains('\\'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_name;
+
+    #[test]
+    fn only_folder_slash_file_names_are_restored() {
+        assert!(is_plain_name("archive/2026-11-27.digest.json"));
+        assert!(is_plain_name("checkpoints/00000000000000000060.json"));
+        for name in [
+            "archive/./2026-11-27.digest.json",
+            "archive//2026-11-27.digest.json",
+            "archive/../.secret",
+            "/archive/x",
+            "archive/sub/x",
+            "archive",
+            "archive/",
+            "archive/..",
+        ] {
+            assert!(!is_plain_name(name), "{name}");
+        }
+    }
 }
