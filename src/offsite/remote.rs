@@ -51,7 +51,13 @@ pub async fn verify_remote(dir: &Path, store: &Store) -> anyhow::Result<RemoteRe
     let expected = lock::expected(store, bucket_lock);
     let remote = store.list_versions("").await?;
     let local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
-    let remote_names: BTreeSet<_> = remote.iter().map(|o| o.name.as_str()).collect();
+    // A key whose every version is a delete marker holds nothing: the
+    // local file it names is as unshipped as one the bucket never had.
+    let remote_names: BTreeSet<_> = remote
+        .iter()
+        .filter(|o| o.oldest().is_some())
+        .map(|o| o.name.as_str())
+        .collect();
     let local_by_name: BTreeMap<_, _> = local.iter().map(|o| (o.name.as_str(), o)).collect();
     for object in &local {
         if !remote_names.contains(object.name.as_str()) {
@@ -67,6 +73,9 @@ pub async fn verify_remote(dir: &Path, store: &Store) -> anyhow::Result<RemoteRe
         let name = key.name.as_str();
         check_versions(key, &mut report);
         let Some(oldest) = key.oldest() else {
+            report.faults.push(format!(
+                "{name}: only delete markers in the bucket: what was shipped under this name was deleted"
+            ));
             continue;
         };
         let Some(evidence) = store.get_version(name, &oldest.id).await? else {
