@@ -76,6 +76,10 @@ struct Writer {
     seq: u64,
     hash: String,
     windows: HashMap<(IpAddr, &'static str, &'static str), Window>,
+    /// The first write of the current batch that failed, whichever line it
+    /// was (a counted line's failure drops the open file too): no waiter
+    /// of that batch is told its line is durable.
+    batch_failure: Option<String>,
 }
 
 /// Starts the writer for `DIR/access`, taking up the chain where the
@@ -96,6 +100,7 @@ pub(super) fn start(
         seq,
         hash,
         windows: HashMap::new(),
+        batch_failure: None,
     };
     std::thread::Builder::new()
         .name("console-access".into())
@@ -158,7 +163,7 @@ impl Writer {
     fn handle(&mut self, batch: Vec<Message>) {
         let mut waiting = Vec::new();
         let mut flushed = Vec::new();
-        let mut failed: Option<String> = None;
+        self.batch_failure = None;
         for message in batch {
             match message {
                 Message::Line {
@@ -167,7 +172,7 @@ impl Writer {
                     durable,
                 } => {
                     if let Err(error) = self.append(at, &content) {
-                        failed = Some(self.failure(error));
+                        self.failure(error);
                     }
                     waiting.extend(durable);
                 }
@@ -186,8 +191,9 @@ impl Writer {
         let now = self.clock.now();
         self.close_windows(Some(minute_of(now)));
         if let Err(error) = self.sync() {
-            failed = Some(self.failure(error));
+            self.failure(error);
         }
+        let failed = self.batch_failure.take();
         for done in waiting {
             let _ = done.send(failed.clone().map_or(Ok(()), Err));
         }
@@ -196,11 +202,11 @@ impl Writer {
         }
     }
 
-    fn failure(&mut self, error: io::Error) -> String {
+    fn failure(&mut self, error: io::Error) {
         tracing::error!(%error, "could not write the console access log");
         // The file may hold part of a line: start afresh on the next one.
         self.open = None;
-        error.to_string()
+        self.batch_failure.get_or_insert_with(|| error.to_string());
     }
 
     /// Numbers, links, seals and writes one line (not yet synced).
@@ -232,6 +238,9 @@ impl Writer {
                         file = %open.path.display(),
                         "the console access log was removed or replaced; writing a new one"
                     );
+                    // Lines of this batch already went to the old file:
+                    // they are answered as durable only once it is synced.
+                    open.file.sync_data()?;
                 }
                 named
             }
