@@ -170,10 +170,17 @@ impl Auth {
     /// proxy; else the session its cookie names. The header from anyone
     /// else signs nobody in: whoever reaches the port could write it.
     pub fn visitor(&self, headers: &warp::http::HeaderMap, peer: Option<IpAddr>) -> Visitor {
-        let user = self.proxy_header.as_deref().and_then(|name| {
-            let value = headers.get(name)?.to_str().ok()?.trim();
-            (!value.is_empty()).then_some(value)
-        });
+        let user = match self
+            .proxy_header
+            .as_deref()
+            .map(|name| only_value(headers, name))
+        {
+            // Sent twice: a proxy that appends its header to the client's
+            // would let the client's own value through.
+            Some(Err(Twice)) => return Visitor::UntrustedHeader,
+            Some(Ok(value)) => value.filter(|v| !v.is_empty()),
+            None => None,
+        };
         match user {
             Some(_) if !self.is_trusted(peer) => Visitor::UntrustedHeader,
             Some(user) => Visitor::Signed(self.proxied(user)),
@@ -190,10 +197,10 @@ impl Auth {
     pub fn over_https(&self, headers: &warp::http::HeaderMap, peer: Option<IpAddr>) -> bool {
         self.tls
             || (self.is_trusted(peer)
-                && headers
-                    .get("x-forwarded-proto")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")))
+                && only_value(headers, "x-forwarded-proto")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|proto| proto.eq_ignore_ascii_case("https")))
     }
 
     /// The proxy-signed-in `user`'s session: one per user, so its CSRF
@@ -340,6 +347,23 @@ fn random_hex() -> String {
 
 fn short_name(token: &str) -> String {
     hex::encode(&Sha256::digest(token.as_bytes())[..6])
+}
+
+/// A header sent more than once where one value is expected.
+struct Twice;
+
+/// The one value of header `name`, trimmed (none when absent or not
+/// text); [`Twice`] when it comes more than once.
+fn only_value<'h>(
+    headers: &'h warp::http::HeaderMap,
+    name: &str,
+) -> Result<Option<&'h str>, Twice> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Twice);
+    }
+    Ok(first.and_then(|v| v.to_str().ok()).map(str::trim))
 }
 
 fn cookie_header(headers: &warp::http::HeaderMap) -> Option<&str> {

@@ -565,6 +565,27 @@ async fn a_forged_proxy_header_from_a_peer_outside_the_trusted_proxies_gets_the_
 }
 
 #[tokio::test]
+async fn a_proxy_header_sent_twice_signs_nobody_in_even_from_a_trusted_proxy() {
+    let app = ConsoleApp::spawn_trusting(&["127.0.0.1/32"]).await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    // A proxy that appends its header to the client's own would pass
+    // both on: the client's value must not count.
+    let answer = app
+        .get_with(
+            "/download?",
+            &[
+                ("x-forwarded-email", "ciso@example.com"),
+                ("x-forwarded-email", "officer@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()["location"], "/login");
+    assert!(!answer.text().await.unwrap().contains("alice"));
+}
+
+#[tokio::test]
 async fn the_proxy_header_from_a_configured_trusted_proxy_signs_its_user_in() {
     let app = ConsoleApp::spawn_trusting(&["127.0.0.1/32"]).await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")
