@@ -15,7 +15,8 @@ use warp::reply::{Reply, Response};
 use crate::cmd::args::FilterArgs;
 use crate::cmd::export::{self, Format};
 use crate::listener::Closer;
-use crate::log::reader::Filter;
+use crate::log::head::Head;
+use crate::log::reader::{Filter, SeqRange};
 
 /// Chunks sent to the connection at a time.
 const CHUNK: usize = 64 * 1024;
@@ -55,7 +56,16 @@ pub fn csv(dir: PathBuf, filter: Filter, stall: Duration, closer: Option<Closer>
                 stall,
             },
         );
-        if let Err(error) = export::export(&dir, &filter, &args, out) {
+        // Only what is durable, as the search shows: bytes past the head
+        // may belong to a batch that is about to be cut off again.
+        let exported = Head::read(&dir).and_then(|head| {
+            let durable = SeqRange {
+                from: None,
+                to: head.map(|head| head.seq),
+            };
+            export::export_seqs(&dir, &filter, durable, &args, out)
+        });
+        if let Err(error) = exported {
             let stalled = error.chain().any(|cause| {
                 cause
                     .downcast_ref::<io::Error>()

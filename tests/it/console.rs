@@ -923,7 +923,8 @@ fn big_day_file() -> (std::ffi::OsString, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_search_never_shows_a_failed_batch_and_shows_the_real_record_that_reuses_its_seq() {
+async fn a_search_or_download_never_shows_a_failed_batch_and_shows_the_real_record_that_reuses_its_seq()
+ {
     let disk = std::sync::Arc::new(crate::support::disk::FaultyDisk::default());
     let app = ConsoleApp::spawn_configured({
         let disk = disk.clone();
@@ -943,13 +944,20 @@ async fn a_search_never_shows_a_failed_batch_and_shows_the_real_record_that_reus
             tokio::task::yield_now().await;
         }
         let (_, _, page) = app.get("/?person=bob", Some(&cookie)).await;
+        let (_, _, csv) = app
+            .get("/download?person=bob@example.com", Some(&cookie))
+            .await;
         release.send(true).unwrap();
-        page
+        (page, csv)
     };
-    let (failed, page) = tokio::join!(failing, meanwhile);
+    let (failed, (page, csv)) = tokio::join!(failing, meanwhile);
     assert!(
         !page.contains("Bob Builder"),
         "not durable, not shown: {page}"
+    );
+    assert!(
+        csv.starts_with("seq,") && !csv.contains("Bob Builder"),
+        "not durable, not downloaded: {csv}"
     );
     assert_eq!(failed.status(), 503, "the batch failed and was cut off");
     let seq = app
