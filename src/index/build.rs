@@ -381,13 +381,21 @@ impl<'c> Fold<'c> {
                 .prepare_cached("UPDATE span SET to_at = ?2 WHERE id = ?1")?
                 .execute((span, &event_at))?;
         }
-        match r.event {
-            crate::log::record::Event::Joined if !was_present => {
+        // A join opens a stay; a leave of a membership the log never saw
+        // joined is a stay whose start is unknown. Both are one row.
+        let opened = match r.event {
+            crate::log::record::Event::Joined if !was_present => Some((Some(r), None)),
+            crate::log::record::Event::Left if before.is_none() => Some((None, Some(r))),
+            _ => None,
+        };
+        match opened {
+            Some((joined, left)) => {
                 self.conn
                     .prepare_cached(
                         "INSERT INTO stay (room_id, membership_id, person_id, person_email,
-                            person_display_name, joined_at, joined_seq, join_source, is_moderator)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                            person_display_name, joined_at, joined_seq, join_source, left_at,
+                            left_seq, left_not_before, leave_source, is_moderator)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     )?
                     .execute(params![
                         after.room_id,
@@ -395,37 +403,21 @@ impl<'c> Fold<'c> {
                         after.person_id,
                         after.person_email,
                         after.person_display_name,
-                        event_at,
-                        r.seq,
-                        r.source.as_str(),
+                        joined.map(|_| &event_at),
+                        joined.map(|r| r.seq),
+                        joined.map(|r| r.source.as_str()),
+                        left.map(|_| &event_at),
+                        left.map(|r| r.seq),
+                        left.and_then(|r| r.not_before.as_deref()),
+                        left.map(|r| r.source.as_str()),
                         after.is_moderator,
                     ])?;
-                place.stay_id = Some(self.conn.last_insert_rowid());
-                place.joined_seq = Some(r.seq);
+                if joined.is_some() {
+                    place.stay_id = Some(self.conn.last_insert_rowid());
+                    place.joined_seq = Some(r.seq);
+                }
             }
-            crate::log::record::Event::Left if before.is_none() => {
-                // Left before the log began: a stay whose start is unknown.
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO stay (room_id, membership_id, person_id, person_email,
-                            person_display_name, left_at, left_seq, left_not_before,
-                            leave_source, is_moderator)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )?
-                    .execute(params![
-                        after.room_id,
-                        id,
-                        after.person_id,
-                        after.person_email,
-                        after.person_display_name,
-                        event_at,
-                        r.seq,
-                        r.not_before,
-                        r.source.as_str(),
-                        after.is_moderator,
-                    ])?;
-            }
-            _ => {
+            None => {
                 if let Some(stay) = place.stay_id {
                     let left = (was_present && !after.present).then_some(r);
                     self.conn
