@@ -4,6 +4,7 @@
 //! difference). [`current`] is how every command that answers from the
 //! index opens it.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -64,17 +65,34 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A catch-up this long is worth a summary line on stderr.
+const LONG_CATCH_UP: u64 = 100_000;
+
 /// The index of the log in `dir`, checked against the log (rebuilt, with
 /// a warning on stderr, if it is not the log's) and caught up to the
 /// durable head.
 pub fn current(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Index> {
     let (mut index, opened) = Index::open(dir, clock)
         .with_context(|| format!("opening the index in {}", dir.display()))?;
-    if let Opened::Rebuilt(why) = opened {
-        eprintln!("warning: rebuilding the index from the log: {why}");
+    match opened {
+        Opened::Rebuilt(why) => eprintln!("warning: rebuilding the index from the log: {why}"),
+        // A first build of a long log takes a while: say why on a terminal.
+        Opened::Created if std::io::stderr().is_terminal() => {
+            eprintln!("building the index of {} from the log...", dir.display());
+        }
+        Opened::Created | Opened::Kept => {}
     }
-    index
+    let started = std::time::Instant::now();
+    let caught = index
         .catch_up(clock)
         .with_context(|| format!("bringing the index in {} up to the log", dir.display()))?;
+    if caught.records >= LONG_CATCH_UP {
+        eprintln!(
+            "indexed {} records in {:.1} s, up to seq {}; later answers read only what is new",
+            caught.records,
+            started.elapsed().as_secs_f64(),
+            caught.seq
+        );
+    }
     Ok(index)
 }
