@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 use crate::support::bin::{Run, ServerProcess, rollcall, run};
 use crate::support::logs::{TestLog, read_lines, tamper_archive, write_lines};
 use crate::support::moto::{self, Moto};
+use crate::support::{eventually, metrics};
 
 const PREFIX: &str = "site-a";
 
@@ -323,31 +324,6 @@ fn credentials_never_show_in_help() {
     let help = run(&mut command).success();
     assert!(help.stdout.contains("--s3-url"), "{}", help.report());
     assert!(!help.stdout.contains("testing-secret-key"));
-}
-
-/// How long a test polls for something the server does in the
-/// background before failing; never a measure of speed.
-const POLL_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Polls `probe` until it holds, failing the test after [`POLL_GUARD`].
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) {
-    let started = std::time::Instant::now();
-    while !probe().await {
-        assert!(started.elapsed() < POLL_GUARD, "gave up waiting for {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-async fn metrics(address: &str) -> String {
-    reqwest::get(format!("{address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

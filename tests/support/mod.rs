@@ -24,3 +24,29 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webex")
 }
+
+/// How long a test polls for something the server does in the
+/// background before failing; never a measure of speed.
+const POLL_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `probe` until it holds, failing the test after [`POLL_GUARD`].
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) {
+    let started = std::time::Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < POLL_GUARD, "gave up waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The server's `GET /metrics` text.
+pub async fn metrics(address: &str) -> String {
+    reqwest::get(format!("{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
