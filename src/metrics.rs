@@ -94,6 +94,12 @@ pub struct Metrics {
     pub reconcile_unfilled_gaps: AtomicU64,
     /// Roster-diff records written while such a gap was pending.
     pub reconcile_records_without_backfill: AtomicU64,
+    /// The newest record serve's indexer has folded into the index.
+    pub index_seq: AtomicU64,
+    /// Durable records the index does not hold yet.
+    pub index_lag_records: AtomicU64,
+    pub index_failures: AtomicU64,
+    pub index_rebuilds: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -209,6 +215,16 @@ impl Metrics {
                 "Records the roster diff wrote while a gap's backfill from /events was pending.",
                 &self.reconcile_records_without_backfill,
             ),
+            (
+                "rollcall_index_failures_total",
+                "Steps of keeping DIR/index.sqlite up to the log that failed (retried; deliveries are unaffected).",
+                &self.index_failures,
+            ),
+            (
+                "rollcall_index_rebuilds_total",
+                "Times the index was found not to be the log's (or unreadable, or of another version) and rebuilt.",
+                &self.index_rebuilds,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -250,6 +266,12 @@ impl Metrics {
             "# HELP rollcall_head_quarantined Durable heads kept in DIR/quarantine because a start found the log ending before them: records were cut (run `rollcall verify`).\n# TYPE rollcall_head_quarantined gauge\nrollcall_head_quarantined {}\n# HELP rollcall_head_quarantined_seq The seq of the newest quarantined head (0: none).\n# TYPE rollcall_head_quarantined_seq gauge\nrollcall_head_quarantined_seq {}",
             self.heads_quarantined.load(Relaxed),
             self.head_quarantined_seq.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_index_lag_records Durable records DIR/index.sqlite does not hold yet (read commands catch up themselves).\n# TYPE rollcall_index_lag_records gauge\nrollcall_index_lag_records {}\n# HELP rollcall_index_seq The newest record the index holds.\n# TYPE rollcall_index_seq gauge\nrollcall_index_seq {}",
+            self.index_lag_records.load(Relaxed),
+            self.index_seq.load(Relaxed)
         );
         let since = self.oldest_unshipped_since.load(Relaxed);
         let age = if since == 0 {

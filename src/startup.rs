@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::console::{self, Console};
+use crate::index::follow::Indexer;
 use crate::listener::{self, Limits};
 use crate::log::files;
 use crate::log::record::{Event, Record};
@@ -72,6 +73,8 @@ pub struct Settings {
     /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
     /// turns it on.
     pub reconcile: Option<reconcile::Settings>,
+    /// Keep `DIR/index.sqlite` caught up on a thread of its own.
+    pub index: bool,
 }
 
 impl Settings {
@@ -92,6 +95,7 @@ impl Settings {
             console: None,
             offsite: None,
             reconcile: None,
+            index: true,
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Application {
     checkpoints: Option<Checkpoints>,
     /// The reconcile at start and every so often after it.
     reconcile: Option<(Reconciler, Option<Duration>)>,
+    /// Whether to start the indexer, and what it needs.
+    index: Option<(Arc<dyn Clock>, Arc<Metrics>)>,
     _lock: File,
 }
 
@@ -150,6 +156,7 @@ impl Application {
             &writer,
             started,
         )?;
+        let index = settings.index.then(|| (clock.clone(), metrics.clone()));
         let nightly = settings.archive.map(|(at, options)| {
             let nightly =
                 Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options);
@@ -198,6 +205,7 @@ impl Application {
             console,
             checkpoints,
             reconcile,
+            index,
             _lock: lock,
         })
     }
@@ -262,6 +270,13 @@ impl Application {
                 let _ = stopped.changed().await;
             }))
         });
+        let indexer = match self.index.take() {
+            Some((clock, metrics)) => Some(
+                Indexer::spawn(self.state.dir.clone(), clock, metrics)
+                    .context("starting the indexer thread")?,
+            ),
+            None => None,
+        };
         tracing::info!(
             address = %self.local_addr(),
             dir = %self.state.dir.display(),
@@ -300,6 +315,11 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some connections did not finish in time");
+        }
+        if let Some(indexer) = indexer {
+            tokio::task::spawn_blocking(move || indexer.stop())
+                .await
+                .context("stopping the indexer")?;
         }
         // The clean stop is the start of a coverage gap: say so in the
         // chain. A connection that outlived the drain may still append

@@ -29,11 +29,12 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     days::ensure_log_dir(&global.dir)?;
     if args.rebuild {
-        let file = index::path(&global.dir);
-        if file.exists() {
-            std::fs::remove_file(&file)
-                .with_context(|| format!("removing {} to rebuild it", file.display()))?;
-        }
+        Index::rebuild(&global.dir, &SystemClock).with_context(|| {
+            format!(
+                "emptying the index in {} to rebuild it",
+                global.dir.display()
+            )
+        })?;
     }
     let index = current(&global.dir, &SystemClock)?;
     let (seq, hash) = index.position()?;

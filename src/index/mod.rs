@@ -7,10 +7,12 @@
 //! [`Index::catch_up`] folds the log's durable records past the index's
 //! newest into it in batched transactions ([`build`]); [`query`] answers
 //! rosters, rooms and a person's history from it; [`check`] compares it
-//! with a fresh fold of the log. The views in [`schema`] are public.
+//! with a fresh fold of the log; [`follow`] is `serve`'s thread that keeps
+//! it current. The views in [`schema`] are public.
 
 pub mod build;
 pub mod check;
+pub mod follow;
 mod open;
 pub mod query;
 pub mod schema;

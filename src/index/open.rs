@@ -40,6 +40,15 @@ impl Index {
         Self::open_for(dir, dir, clock)
     }
 
+    /// Remakes the index empty, in place: a `serve` whose indexer has the
+    /// file open sees the reset and refills it, where a new file would
+    /// leave it writing to the old one.
+    pub fn rebuild(dir: &Path, clock: &dyn Clock) -> Result<Index, IndexError> {
+        let (index, _) = Self::open(dir, clock)?;
+        reset(&index.conn, clock)?;
+        Ok(index)
+    }
+
     /// [`Index::open`] of an index kept in `index_dir` for the log in
     /// `dir`: a scratch index for `--check`.
     pub(super) fn open_for(

@@ -1,0 +1,163 @@
+//! `serve`'s indexer: a thread of its own that keeps `DIR/index.sqlite`
+//! caught up with the durable head, one batch at a time, off the request
+//! path. The writer never waits for it and does not know it exists: it
+//! reads `DIR/.head` as any reader does. A failure (a full disk, an index
+//! file made unreadable) is logged, counted and retried after a backoff;
+//! deliveries go on being acked meanwhile and `/healthz` stays 200, since
+//! the log, not the index, is the record.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{Index, IndexError, Opened};
+use crate::clock::Clock;
+use crate::log::head::Head;
+use crate::metrics::Metrics;
+
+/// Records folded in per step: one transaction, after which the lag in
+/// `/metrics` is brought up to date and a stop is noticed.
+const STEP: u64 = 20_000;
+/// How often an idle indexer looks at the durable head. Deliveries are
+/// acked without it, so this is only how stale the index may be.
+const IDLE_LOOK: Duration = Duration::from_millis(200);
+/// The first wait after a failure, doubled each time up to [`MOST_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MOST_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The running indexer; [`Indexer::stop`] ends it between two steps.
+pub struct Indexer {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Indexer {
+    /// Starts the thread for the log in `dir`.
+    pub fn spawn(
+        dir: PathBuf,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rollcall-index".into())
+            .spawn(move || {
+                Follow {
+                    dir,
+                    clock,
+                    metrics,
+                    stopped,
+                }
+                .run()
+            })?;
+        Ok(Indexer { stop, thread })
+    }
+
+    /// Stops the thread after its current step and waits for it.
+    pub fn stop(self) {
+        drop(self.stop);
+        if self.thread.join().is_err() {
+            tracing::error!("the indexer thread panicked");
+        }
+    }
+}
+
+struct Follow {
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    stopped: mpsc::Receiver<()>,
+}
+
+impl Follow {
+    fn run(self) {
+        let mut index = None;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let wait = match self.step(&mut index) {
+                Ok(Step::More) => Duration::ZERO,
+                Ok(Step::Idle) => {
+                    backoff = FIRST_BACKOFF;
+                    IDLE_LOOK
+                }
+                Err(error) => {
+                    self.metrics.index_failures.fetch_add(1, Relaxed);
+                    tracing::error!(
+                        error = %anyhow::Error::from(error),
+                        retry_in_secs = backoff.as_secs(),
+                        "the index could not be brought up to the log; deliveries are unaffected, and it is retried"
+                    );
+                    // Opened afresh on the retry: whatever went wrong may
+                    // have left the connection unusable.
+                    index = None;
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MOST_BACKOFF);
+                    wait
+                }
+            };
+            match self.stopped.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => {}
+                // The only message is the sender going away.
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Opens the index if it is not open, then folds in up to [`STEP`]
+    /// records past it.
+    fn step(&self, index: &mut Option<Index>) -> Result<Step, IndexError> {
+        let index = match index {
+            Some(index) => index,
+            None => index.insert(self.open()?),
+        };
+        let head = Head::read(&self.dir)
+            .map_err(|e| IndexError::Head(format!("{e:#}")))?
+            .map_or(0, |head| head.seq);
+        let (at, _) = index.position()?;
+        if at < head {
+            let caught = index.catch_up_to(head.min(at + STEP), self.clock.as_ref())?;
+            self.metrics.index_seq.store(caught.seq, Relaxed);
+            self.metrics
+                .index_lag_records
+                .store(head.saturating_sub(caught.seq), Relaxed);
+            // A step that folded nothing (the records past the index are
+            // not in the files yet) waits like an idle one.
+            return Ok(if caught.records > 0 && caught.seq < head {
+                Step::More
+            } else {
+                Step::Idle
+            });
+        }
+        self.metrics.index_seq.store(at, Relaxed);
+        self.metrics.index_lag_records.store(0, Relaxed);
+        Ok(Step::Idle)
+    }
+
+    fn open(&self) -> Result<Index, IndexError> {
+        let (index, opened) = Index::open(&self.dir, self.clock.as_ref())?;
+        let file = super::path(&self.dir);
+        match opened {
+            Opened::Kept => {}
+            Opened::Created => tracing::info!(
+                file = %file.display(),
+                "building the index from the log, on a thread of its own"
+            ),
+            Opened::Rebuilt(why) => {
+                self.metrics.index_rebuilds.fetch_add(1, Relaxed);
+                tracing::warn!(file = %file.display(), reason = %why, "rebuilding the index from the log");
+            }
+        }
+        Ok(index)
+    }
+}
+
+enum Step {
+    /// Records are left to fold in: go on at once.
+    More,
+    /// Caught up with the head (or nothing could be folded): look again
+    /// later.
+    Idle,
+}
