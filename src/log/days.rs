@@ -12,6 +12,10 @@ use time::Date;
 use time::macros::format_description;
 
 pub const ARCHIVE_DIR: &str = "archive";
+/// Retried deliveries are recognised for at least this many days: the
+/// writer keeps their keys that long, and retention never deletes a day
+/// inside it.
+pub const DEDUP_DAYS: i64 = 7;
 const LIVE_SUFFIX: &str = ".jsonl";
 const ARCHIVE_SUFFIX: &str = ".jsonl.gz";
 

@@ -137,8 +137,12 @@ impl KeptHead {
     }
 }
 
+/// Where the evidence of a cut is kept: heads the log ended before, and
+/// the lines a start found damaged.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
 fn quarantine(dir: &Path) -> PathBuf {
-    dir.join(super::writer::QUARANTINE_DIR)
+    dir.join(QUARANTINE_DIR)
 }
 
 impl fmt::Display for Head {

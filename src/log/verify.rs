@@ -18,11 +18,11 @@ use super::archive;
 use super::chain::{self, Break, Chain};
 use super::days;
 use super::fault::{Fault, display_path};
+use super::head::QUARANTINE_DIR;
 use super::head::{self, Head, KeptHead};
 use super::reader::{self, Block, Place, ReadError};
 use super::record::{self, Event, LineError, Record, Source, format_timestamp, scan};
 use super::roster::coverage::{Coverage, Start};
-use super::writer::QUARANTINE_DIR;
 
 /// Records the log must hold, with these hashes.
 #[derive(Debug, Clone, Default)]

@@ -15,11 +15,11 @@ use time::{Date, OffsetDateTime};
 
 use super::digest::{DayDigest, digest_path, list_archive_dir, load_digests};
 use super::file_name;
+use crate::log::days::DEDUP_DAYS;
 use crate::log::days::{self, ARCHIVE_DIR};
 use crate::log::fault::Fault;
 use crate::log::files;
 use crate::log::record::{GENESIS_HASH, format_timestamp};
-use crate::log::writer::DEDUP_DAYS;
 
 /// One line per archive deleted by retention; its digest stays, so the
 /// digest chain stays whole.

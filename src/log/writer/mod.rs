@@ -31,17 +31,15 @@ pub use disk::{Disk, RealDisk};
 pub use rule::Rule;
 
 use super::days;
+use super::days::DEDUP_DAYS;
 use super::files;
 use super::members::Members;
 use super::record::{DedupKey, DedupMap, Event, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
-/// Retried deliveries are recognised for at least this many days.
-pub const DEDUP_DAYS: i64 = 7;
 /// Most deliveries one fdatasync covers.
 const MAX_BATCH: usize = 4096;
-pub const QUARANTINE_DIR: &str = "quarantine";
 /// The durable head is fsync'd at most this often (and at shutdown): it
 /// may lag the log, so it needs no fdatasync of its own per batch.
 const HEAD_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

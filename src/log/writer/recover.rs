@@ -15,10 +15,12 @@ use anyhow::Context;
 use serde::Deserialize;
 use time::{Date, Duration, OffsetDateTime};
 
-use super::{DEDUP_DAYS, Disk, LogEnd, QUARANTINE_DIR, Seen, State, lock};
+use super::{Disk, LogEnd, Seen, State, lock};
 use crate::clock::Clock;
+use crate::log::days::DEDUP_DAYS;
 use crate::log::days::{self, Day};
 use crate::log::files;
+use crate::log::head::QUARANTINE_DIR;
 use crate::log::record::{self, DedupKey, Event, GENESIS_HASH, scan};
 use crate::metrics::Metrics;
 
