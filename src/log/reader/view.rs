@@ -47,6 +47,10 @@ pub struct RecordView<'a> {
     pub source: Source,
     #[serde(default, borrow)]
     pub not_before: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub prev_hash: Cow<'a, str>,
+    #[serde(borrow)]
+    pub hash: Cow<'a, str>,
 }
 
 impl<'a> RecordView<'a> {
@@ -60,13 +64,18 @@ impl<'a> RecordView<'a> {
     /// them are read directly, unescaping into `scratch` instead of
     /// allocating. Anything else is left to serde_json.
     pub fn parse_reusing(line: &'a [u8], scratch: &'a mut String) -> serde_json::Result<Self> {
-        match std::str::from_utf8(line) {
-            Ok(text) => match sealed::parse(text, scratch) {
-                Some(record) => Ok(record),
-                None => Self::parse(line),
-            },
-            Err(_) => Self::parse(line),
+        match Self::parse_sealed(line, scratch) {
+            Some(record) => Ok(record),
+            None => Self::parse(line),
         }
+    }
+
+    /// The fast path alone: the record of a line laid out exactly as
+    /// `seal` writes it, every member of [`Record`](crate::log::record::Record)
+    /// checked to be of its type (those not kept included); `None` for
+    /// any other line.
+    pub fn parse_sealed(line: &'a [u8], scratch: &'a mut String) -> Option<Self> {
+        sealed::parse(std::str::from_utf8(line).ok()?, scratch)
     }
 }
 
@@ -141,8 +150,8 @@ mod sealed {
         } else {
             (None, Text::Null)
         };
-        p.member(b"prev_hash", Parser::skipped_string)?;
-        p.member(b"hash", Parser::skipped_string)?;
+        let prev_hash = p.member(b"prev_hash", Parser::string)?;
+        let hash = p.member(b"hash", Parser::string)?;
         p.literal(b"}")?;
         if p.at != p.line.len() {
             return None;
@@ -178,6 +187,8 @@ mod sealed {
                 None => Source::Webhook,
             },
             not_before: get(not_before),
+            prev_hash: get(prev_hash)?,
+            hash: get(hash)?,
         })
     }
 
