@@ -13,6 +13,7 @@ mod faults;
 mod history;
 mod hostile;
 mod index;
+mod index_docs;
 mod ingest;
 mod integrity_client;
 mod integrity_serve;
