@@ -2,7 +2,9 @@
 # Every benchmark in one run, on this machine: ingest (durable deliveries
 # against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
 # start-up with a big log, tail -f delay, RSS) and the read side (export
-# of 1,000,000 records against jq, verify, archival against gzip -6). Measured, never asserted; not part of CI.
+# of 1,000,000 records against jq, verify, archival against gzip -6) and
+# the SQLite index (its build against DuckDB's read_json, its size, the
+# read commands that answer from it). Measured, never asserted; not part of CI.
 # Writes the tables to target/bench.md for docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +22,7 @@ mkdir -p target
   cargo bench --quiet --bench ingest
   echo
   cargo bench --quiet --bench export
+  echo
+  cargo bench --quiet --bench index
 } | tee "$out"
 echo "written to $out" >&2

@@ -13,6 +13,7 @@ mod faults;
 mod history;
 mod hostile;
 mod index;
+mod index_docs;
 mod index_serve;
 mod ingest;
 mod integrity_client;
