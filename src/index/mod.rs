@@ -12,6 +12,7 @@
 pub mod build;
 pub mod check;
 mod open;
+pub mod pages;
 pub mod query;
 pub mod schema;
 
