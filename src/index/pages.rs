@@ -272,11 +272,13 @@ impl Index {
                 "SELECT room_id, room_title, person_email, person_display_name, joined_at,
                     joined_seq, left_at, left_seq
                  FROM presence
-                 WHERE person_id = ?1 AND (?2 IS NULL OR coalesce(joined_seq, left_seq) < ?2)
+                 WHERE person_id = ?1 AND coalesce(joined_seq, left_seq) < ?2
                  ORDER BY coalesce(joined_seq, left_seq) DESC LIMIT {}",
                 PAGE_ROWS + 1
             ))?
-            .query_map((person_id, before), |row| {
+            // A range, never `?2 IS NULL OR`, so an index on the key
+            // starts the walk at the cursor.
+            .query_map((person_id, before.map_or(i64::MAX, |b| b as i64)), |row| {
                 Ok(StayRow {
                     room_id: row.get(0)?,
                     room_title: row.get(1)?,
