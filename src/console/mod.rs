@@ -6,9 +6,9 @@
 //!
 //! - [`auth`]: password, sessions, CSRF tokens, the failed-login limit.
 //! - [`access`]: the console's own append-only access log.
-//! - [`index`]: the in-memory search index, caught up before each search.
-//! - [`search`]: the search form, its matching and paging, and the export
-//!   filter of a search.
+//! - [`search`]: the search form, what it means as a filter of the index
+//!   ([`crate::index::pages`], which answers every page a page at a time),
+//!   and the export filter of a search.
 //! - `routes`: the warp filters and handlers (`rooms`: the room and
 //!   person pages); `pages`: the HTML;
 //!   `download`: the streamed CSV; `checks`: background `verify` runs.
@@ -17,7 +17,6 @@ pub mod access;
 pub mod auth;
 mod checks;
 mod download;
-pub mod index;
 mod pages;
 mod rooms;
 mod routes;
@@ -26,7 +25,7 @@ pub mod search;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,13 +33,13 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::index::{Index, Opened};
 use crate::listener::{self, Limits};
 use crate::secret::Secret;
 use crate::webhook::routes::AppState;
 use access::AccessLog;
 use auth::Auth;
 use checks::Checks;
-use index::Index;
 
 /// The console's own settings.
 #[derive(Debug, Clone)]
@@ -85,10 +84,10 @@ pub use download::STALL_TIMEOUT as DOWNLOAD_STALL_TIMEOUT;
 /// What the console's handlers share.
 pub(crate) struct State {
     dir: PathBuf,
-    app: Arc<AppState>,
     auth: Auth,
     access: AccessLog,
-    index: Arc<Mutex<Index>>,
+    /// "Now" for a roster, and the catch-ups' timestamps.
+    clock: Arc<dyn Clock>,
     checks: Arc<Checks>,
     download_stall: Duration,
 }
@@ -97,10 +96,14 @@ pub(crate) struct State {
 pub struct Console {
     listener: TcpListener,
     state: Arc<State>,
+    /// The index, opened (made, or remade empty) before the first page
+    /// is asked for; [`Console::run`] brings it up to the log.
+    index: Option<Index>,
 }
 
 impl Console {
-    /// Reads or makes the password, opens the access log and binds.
+    /// Reads or makes the password, opens the access log and the index,
+    /// and binds.
     pub async fn build(
         settings: &Settings,
         app: Arc<AppState>,
@@ -112,19 +115,20 @@ impl Console {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening for the console on {}", settings.listen))?;
+        let index = open_index(dir.clone(), clock.clone()).await;
         let state = State {
             auth: Auth::new(password, settings.secure_cookie, clock.clone())
                 .trusting(settings.trust_header.clone(), &settings.trusted_proxies),
             access,
-            index: Arc::default(),
-            checks: Arc::new(Checks::new(dir.clone(), clock)),
+            checks: Arc::new(Checks::new(dir.clone(), clock.clone())),
+            clock,
             download_stall: settings.download_stall,
             dir,
-            app,
         };
         Ok(Self {
             listener,
             state: Arc::new(state),
+            index,
         })
     }
 
@@ -136,19 +140,28 @@ impl Console {
 
     /// Serves until `shutdown` resolves, through the same accept loop as
     /// the webhooks (header timeout, connection cap), then drains its
-    /// connections. Reads the log into the search index and runs `verify`
-    /// in the background meanwhile.
-    pub async fn run(self, limits: Limits, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let index = self.state.index.clone();
-        let dir = self.state.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut index = index
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Err(error) = index.catch_up(&dir) {
-                tracing::warn!(%error, "the console could not read the log yet; searches will try again");
-            }
-        });
+    /// connections. Brings the index up to the durable head and runs
+    /// `verify` in the background meanwhile: pages answer from the index
+    /// as far as it has got, and say so.
+    pub async fn run(
+        mut self,
+        limits: Limits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        if let Some(mut index) = self.index.take() {
+            let clock = self.state.clock.clone();
+            tokio::task::spawn_blocking(move || match index.catch_up(clock.as_ref()) {
+                Ok(caught) => tracing::info!(
+                    records = caught.records,
+                    seq = caught.seq,
+                    "the console's index is up to the durable head"
+                ),
+                Err(error) => tracing::warn!(
+                    error = %format!("{:#}", anyhow::Error::from(error)),
+                    "the console could not bring the index up to the log; pages say how far it is"
+                ),
+            });
+        }
         self.state.checks.start();
         tracing::info!(
             address = %self.local_addr(),
@@ -161,5 +174,29 @@ impl Console {
             .shutdown()
             .await;
         state.access.flush().await;
+    }
+}
+
+/// Opens the index, making it (empty) when there is none and remaking it
+/// when it is not this log's, so that pages find one from the start. A
+/// failure is logged, not fatal: the index is derived, and pages say
+/// they have none.
+async fn open_index(dir: PathBuf, clock: Arc<dyn Clock>) -> Option<Index> {
+    let opened = tokio::task::spawn_blocking(move || Index::open(&dir, clock.as_ref())).await;
+    match opened {
+        Ok(Ok((index, opened))) => {
+            if let Opened::Rebuilt(why) = opened {
+                tracing::warn!(%why, "rebuilding the index from the log");
+            }
+            Some(index)
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), "the console could not open the index");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the console could not open the index");
+            None
+        }
     }
 }

@@ -5,10 +5,11 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::checks::Status;
-use super::index::{Gap, Index, Row};
-use super::search::{Hits, PAGE_ROWS, Query};
+use super::search::Query;
+use crate::index::pages::{RecordPage, RecordRow, Standing, StayRow};
+use crate::index::query::Roster;
 use crate::log::record::{Event, Source};
-use crate::log::roster::Present;
+use crate::log::roster::coverage::Gap;
 
 /// What every page after login knows: the session's CSRF token, for the
 /// logout form.
@@ -88,12 +89,17 @@ fn options<T: Copy>(all: &[T], name: fn(T) -> &'static str, chosen: &str) -> Mar
     }
 }
 
+/// What a page read, and how far the index it read was.
+pub struct Found<'a, T> {
+    pub shown: T,
+    pub standing: &'a Standing,
+}
+
 /// The search form, its results, and the download link.
 pub fn search(
     frame: &Frame<'_>,
     query: &Query,
-    hits: Result<&Hits, &str>,
-    index: &Index,
+    found: Result<Found<'_, &RecordPage>, &str>,
     download: Result<(), &str>,
 ) -> Markup {
     layout(
@@ -110,39 +116,74 @@ pub fn search(
                 label { "To (exclusive)" input type="text" name="to" value=(query.to) placeholder="YYYY-MM-DD or RFC 3339 (UTC)"; }
                 button type="submit" { "Search" }
             }
-            @match hits {
+            @match found {
                 Err(error) => p.error role="alert" { (error) },
-                Ok(hits) => {
+                Ok(found) => {
+                    (catching_up(found.standing))
                     p.summary {
-                        (hits.total) " records, newest first"
-                        @if hits.total > PAGE_ROWS { ", page " (hits.page + 1) " of " (hits.pages()) }
-                        ". "
+                        (summary(found.shown, query.page)) " "
                         @match download {
                             Ok(()) => a #download href={ "/download?" (query.encoded()) } { "Download as CSV" },
                             Err(why) => span.note { "No download: " (why) "." },
                         }
                     }
-                    (records(&hits.rows, index, true))
-                    (pager(hits, &format!("/?{}", query.encoded())))
+                    (records(&found.shown.rows, true))
+                    (pager(found.shown.older, query.page, &format!("/?{}", query.encoded())))
                 }
             }
         },
     )
 }
 
-fn pager(hits: &Hits, base: &str) -> Markup {
+/// What a page of records holds, said without counting the rest.
+fn summary(page: &RecordPage, number: usize) -> Markup {
+    let rows = page.rows.len();
     html! {
-        @if hits.pages() > 1 {
+        @if number == 0 && page.older.is_none() {
+            (rows) " records, newest first."
+        } @else {
+            "Page " (number + 1) ", newest first: " (rows) " records"
+            @if let (Some(newest), Some(oldest)) = (page.rows.first(), page.rows.last()) {
+                ", seq " (newest.seq) " to " (oldest.seq)
+            }
+            "."
+            @if let Some(to) = page.searched_to {
+                " Searched back to seq " (to) "; older records are still to be searched."
+            } @else if page.older.is_some() {
+                " Older ones follow."
+            }
+        }
+    }
+}
+
+/// Says plainly that the index has not caught up with the log yet.
+fn catching_up(standing: &Standing) -> Markup {
+    html! {
+        @if standing.behind() {
+            p.warning role="status" {
+                "The index is at seq " (standing.seq) " of " (standing.head)
+                " and still catching up: records after seq " (standing.seq) " are not shown yet."
+            }
+        }
+    }
+}
+
+/// "Newest" back to the first page, "Older" on from the last row shown.
+fn pager(older: Option<u64>, number: usize, base: &str) -> Markup {
+    html! {
+        @if number > 0 || older.is_some() {
             nav.pager {
-                @if hits.page > 0 { a rel="prev" href={ (base) "&page=" (hits.page - 1) } { "Newer" } }
-                @if hits.page + 1 < hits.pages() { a rel="next" href={ (base) "&page=" (hits.page + 1) } { "Older" } }
+                @if number > 0 { a rel="first" href=(base) { "Newest" } }
+                @if let Some(before) = older {
+                    a rel="next" href={ (base) "&before=" (before) "&page=" (number + 1) } { "Older" }
+                }
             }
         }
     }
 }
 
 /// Rows as a table; each links to its room and person.
-fn records(rows: &[Row], index: &Index, show_room: bool) -> Markup {
+fn records(rows: &[RecordRow], show_room: bool) -> Markup {
     html! {
         table.records {
             thead { tr {
@@ -152,25 +193,25 @@ fn records(rows: &[Row], index: &Index, show_room: bool) -> Markup {
             } }
             tbody {
                 @for row in rows {
-                    tr.(row.event.as_str()) {
+                    tr.(row.event) {
                         td.num { (row.seq) }
                         td.time {
-                            (row.received_at())
-                            @if let Some(not_before) = index.not_before(row.seq) {
+                            (row.received_at)
+                            @if let Some(not_before) = &row.not_before {
                                 br; small { "after " (not_before) }
                             }
                         }
-                        td { (row.event.as_str()) }
+                        td { (row.event) }
                         @if show_room {
-                            td { @if let Some(room) = index.room(row) {
-                                a href={ "/room?id=" (encode(&room.id)) } { (room.title.as_deref().unwrap_or(&room.id)) }
+                            td { @if !row.room_id.is_empty() {
+                                a href={ "/room?id=" (encode(&row.room_id)) } { (row.room_title.as_deref().unwrap_or(&row.room_id)) }
                             } }
                         }
-                        td { @if let Some(person) = index.person(row) {
-                            a href={ "/person?id=" (encode(&person.id)) } { (person.name.as_deref().unwrap_or("")) }
-                            @if let Some(email) = &person.email { " " small { (email) } }
+                        td { @if !row.person_id.is_empty() {
+                            a href={ "/person?id=" (encode(&row.person_id)) } { (row.person_display_name.as_deref().unwrap_or("")) }
+                            @if let Some(email) = &row.person_email { " " small { (email) } }
                         } }
-                        td { (row.source.as_str()) }
+                        td { (row.source) }
                     }
                 }
             }
@@ -182,22 +223,18 @@ fn records(rows: &[Row], index: &Index, show_room: bool) -> Markup {
 pub struct RoomView<'a> {
     pub id: &'a str,
     pub title: Option<&'a str>,
+    /// The time asked for, as typed (empty: now).
     pub at: &'a str,
     pub roster: Result<Roster, String>,
     pub gaps: &'a [Gap],
-    pub history: &'a Hits,
+    pub history: &'a RecordPage,
+    pub page: usize,
+    pub standing: &'a Standing,
 }
 
-/// Who was in a room at a time, and what the log cannot say.
-pub struct Roster {
-    /// `None`: now.
-    pub at: Option<String>,
-    pub warnings: Vec<String>,
-    pub members: Vec<Present>,
-}
-
-pub fn room(frame: &Frame<'_>, view: &RoomView<'_>, index: &Index) -> Markup {
+pub fn room(frame: &Frame<'_>, view: &RoomView<'_>) -> Markup {
     let base = format!("/room?id={}&at={}", encode(view.id), encode(view.at));
+    let now = view.at.is_empty() || view.at == "now";
     layout(
         view.title.unwrap_or(view.id),
         Some(frame),
@@ -209,20 +246,23 @@ pub fn room(frame: &Frame<'_>, view: &RoomView<'_>, index: &Index) -> Markup {
                 label { "Roster at" input type="text" name="at" value=(view.at) placeholder="now, or YYYY-MM-DD / RFC 3339 (UTC)"; }
                 button type="submit" { "Show" }
             }
+            (catching_up(view.standing))
             @match &view.roster {
                 Err(error) => p.error role="alert" { (error) },
                 Ok(roster) => {
-                    h2 { "Members " @match &roster.at { Some(at) => { "at " (at) }, None => "now" } " (" (roster.members.len()) ")" }
+                    h2 { "Members " @if now { "now" } @else { "at " (roster.at) } " (" (roster.members.len()) ")" }
                     @for warning in &roster.warnings { p.warning role="alert" { "Unknown: " (warning) } }
                     table.roster {
-                        thead { tr { th { "person" } th { "email" } th { "since" } th { "moderator" } th { "added by" } th { "source" } } }
-                        tbody { @for m in &roster.members { tr {
-                            td { a href={ "/person?id=" (encode(&m.person_id)) } { (m.name.as_deref().unwrap_or(&m.person_id)) } }
-                            td { (m.email.as_deref().unwrap_or("")) }
-                            td.time { (m.since.as_deref().unwrap_or("unknown")) }
-                            td { @match m.moderator { Some(true) => "yes", Some(false) => "no", None => "unknown" } }
-                            td { (m.added_by.as_deref().unwrap_or("")) }
-                            td { (m.source.as_str()) }
+                        thead { tr { th { "person" } th { "email" } th { "since" } th { "moderator" } th { "added by" } th { "source" } th { "joined seq" } th { "last seq" } } }
+                        tbody { @for m in &roster.members { @let p = &m.member; tr {
+                            td { a href={ "/person?id=" (encode(&p.person_id)) } { (p.name.as_deref().unwrap_or(&p.person_id)) } }
+                            td { (p.email.as_deref().unwrap_or("")) }
+                            td.time { (p.since.as_deref().unwrap_or("unknown")) }
+                            td { @match p.moderator { Some(true) => "yes", Some(false) => "no", None => "unknown" } }
+                            td { (p.added_by.as_deref().unwrap_or("")) }
+                            td { (p.source.as_str()) }
+                            td.num { @match m.joined_seq { Some(seq) => (seq), None => "before the log" } }
+                            td.num { (m.last_seq) }
                         } } }
                     }
                 }
@@ -234,44 +274,47 @@ pub fn room(frame: &Frame<'_>, view: &RoomView<'_>, index: &Index) -> Markup {
                 p { "While the receiver was not listening, joins and leaves in this room may be missing from the log." }
                 ul.gaps { @for gap in view.gaps {
                     li {
-                        "From " (gap.from.as_deref().unwrap_or("an unknown time")) " to " (gap.to) ": "
-                        @if gap.clean { "stopped cleanly" } @else { strong { "no stop recorded (a crash or kill)" } }
+                        "From " (gap.from) " to " (gap.to.as_deref().unwrap_or("now")) ": "
+                        @if gap.after_crash { strong { "no stop recorded (a crash or kill)" } } @else { "stopped cleanly" }
                     }
                 } }
             }
-            h2 { "History (" (view.history.total) " records)" }
-            (records(&view.history.rows, index, false))
-            (pager(view.history, &base))
+            @if view.page == 0 && view.history.older.is_none() {
+                h2 { "History (" (view.history.rows.len()) " records)" }
+            } @else {
+                h2 { "History" }
+                p.summary { (summary(view.history, view.page)) }
+            }
+            (records(&view.history.rows, false))
+            (pager(view.history.older, view.page, &base))
         },
     )
 }
 
-/// One stay of a person in a room.
-pub struct Period {
-    pub room_id: String,
-    pub title: Option<String>,
-    /// `None`: before the log knew.
-    pub from: Option<String>,
-    /// `None`: still a member.
-    pub until: Option<String>,
+/// The person page: their stays in rooms and their records, each paged.
+pub struct PersonView<'a> {
+    pub id: &'a str,
+    pub stays: &'a [StayRow],
+    /// The cursor of the next older page of stays.
+    pub older_stays: Option<u64>,
+    pub records: &'a RecordPage,
+    pub page: usize,
+    pub standing: &'a Standing,
 }
 
-pub fn person(
-    frame: &Frame<'_>,
-    id: &str,
-    names: &[(Option<String>, Option<String>)],
-    periods: &[Period],
-) -> Markup {
+pub fn person(frame: &Frame<'_>, view: &PersonView<'_>) -> Markup {
+    let names = recorded_as(view);
     let title = names
         .iter()
         .find_map(|(name, _)| name.as_deref())
-        .unwrap_or(id);
+        .unwrap_or(view.id);
+    let base = format!("/person?id={}", encode(view.id));
     layout(
         title,
         Some(frame),
         html! {
             h1 { (title) }
-            p.id { "Person id " code { (id) } }
+            p.id { "Person id " code { (view.id) } }
             @if !names.is_empty() {
                 p { "Recorded as: "
                     @for (i, (name, email)) in names.iter().enumerate() {
@@ -280,17 +323,54 @@ pub fn person(
                     }
                 }
             }
-            h2 { "Rooms (" (periods.len()) " stays)" }
+            (catching_up(view.standing))
+            @if view.older_stays.is_none() {
+                h2 { "Rooms (" (view.stays.len()) " stays)" }
+            } @else {
+                h2 { "Rooms (the newest " (view.stays.len()) " stays)" }
+            }
             table.periods {
-                thead { tr { th { "room" } th { "from" } th { "until" } } }
-                tbody { @for p in periods { tr {
-                    td { a href={ "/room?id=" (encode(&p.room_id)) } { (p.title.as_deref().unwrap_or(&p.room_id)) } }
-                    td.time { (p.from.as_deref().unwrap_or("before the log knew")) }
-                    td.time { (p.until.as_deref().unwrap_or("still a member")) }
+                thead { tr { th { "room" } th { "from" } th { "joined seq" } th { "until" } th { "left seq" } } }
+                tbody { @for stay in view.stays { tr {
+                    td { a href={ "/room?id=" (encode(&stay.room_id)) } { (stay.room_title.as_deref().unwrap_or(&stay.room_id)) } }
+                    td.time { (stay.joined_at.as_deref().unwrap_or("before the log knew")) }
+                    td.num { @if let Some(seq) = stay.joined_seq { (seq) } }
+                    td.time { (stay.left_at.as_deref().unwrap_or("still a member")) }
+                    td.num { @if let Some(seq) = stay.left_seq { (seq) } }
                 } } }
             }
+            @if let Some(before) = view.older_stays {
+                nav.pager { a rel="next" href={ (base) "&stays_before=" (before) } { "Older stays" } }
+            }
+            h2 { "Records" }
+            p.summary { (summary(view.records, view.page)) }
+            (records(&view.records.rows, true))
+            (pager(view.records.older, view.page, &base))
         },
     )
+}
+
+/// The names and addresses the rows shown record the person under, in
+/// the order first met.
+fn recorded_as(view: &PersonView<'_>) -> Vec<(Option<String>, Option<String>)> {
+    let mut names = Vec::new();
+    let shown = view
+        .records
+        .rows
+        .iter()
+        .map(|r| (&r.person_display_name, &r.person_email))
+        .chain(
+            view.stays
+                .iter()
+                .map(|s| (&s.person_display_name, &s.person_email)),
+        );
+    for (name, email) in shown {
+        let pair = (name.clone(), email.clone());
+        if !names.contains(&pair) {
+            names.push(pair);
+        }
+    }
+    names
 }
 
 pub fn integrity(

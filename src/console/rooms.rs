@@ -1,5 +1,7 @@
-//! The room and person pages: a room's roster now or at a time, its
-//! coverage gaps and history; a person's stays in rooms.
+//! The room and person pages: a room's roster now or at a time (with the
+//! warnings `rollcall roster` gives), its coverage gaps and its records;
+//! a person's stays in rooms and records. Each from the index, a page at
+//! a time.
 
 use std::sync::Arc;
 
@@ -10,13 +12,14 @@ use warp::{Filter, Rejection};
 use super::State;
 use super::access::{Entry, View, Who};
 use super::auth::Session;
-use super::index::Index;
-use super::pages::{self, Frame, Period, RoomView, Roster};
+use super::pages::{self, Frame, PersonView, RoomView};
 use super::routes::{Answer, Viewer, audited, html, signed_in, who, with_index, with_state};
-use super::search::{PersonQuery, Search};
+use crate::index::pages::{Person, RecordPage, Records, Room, Standing};
+use crate::index::query::{QueryError, RoomRow, Roster};
+use crate::index::{Index, IndexError};
 use crate::log::reader;
-use crate::log::record::Event;
-use crate::log::roster::{History, Present};
+use crate::log::record::format_timestamp;
+use crate::log::roster::coverage::Gap;
 
 #[derive(Deserialize)]
 struct RoomQuery {
@@ -25,9 +28,11 @@ struct RoomQuery {
     at: String,
     #[serde(default)]
     page: usize,
+    #[serde(default)]
+    before: Option<u64>,
 }
 
-/// GET /room?id=&at=&page=
+/// GET /room?id=&at=&before=&page=
 pub(super) fn room(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
@@ -44,6 +49,14 @@ pub(super) fn room(
         )
 }
 
+/// All a room page shows, read from one connection.
+struct RoomFound {
+    room: RoomRow,
+    roster: Result<Roster, String>,
+    gaps: Vec<Gap>,
+    history: RecordPage,
+}
+
 /// Looks the room up, writes the access line with what the lookup found,
 /// then answers: the line says whether the room was there, not only
 /// that someone asked.
@@ -51,127 +64,120 @@ async fn room_page(state: &Arc<State>, session: &Session, who: &Who, query: Room
     let frame = Frame {
         csrf: &session.csrf,
     };
+    let asked = query.at.trim().to_string();
+    // "now" is the server's clock, so it is the roster the writer holds.
+    let at = match asked.as_str() {
+        "" | "now" => Ok(format_timestamp(state.clock.now())),
+        at => reader::parse_time(at).map_err(|e| e.to_string()),
+    };
     let id = query.id.clone();
-    let page = query.page;
+    let before = query.before;
     let found = with_index(state, move |index| {
-        index.room_by_id(&id)?;
-        let history = Search {
-            room_id: Some(id),
-            ..Search::default()
-        }
-        .run(index, page);
-        Some((history, index.gaps()))
+        let Some(room) = own_room(index, &id)? else {
+            return Ok(None);
+        };
+        let roster = match at {
+            Ok(at) => Ok(index.roster(&room, &at)?),
+            Err(error) => Err(error),
+        };
+        let history = index.records_page(
+            &Records {
+                room: Some(Room::Id(id)),
+                ..Records::default()
+            },
+            before,
+        )?;
+        Ok(Some(RoomFound {
+            gaps: index.gaps_between("", "~")?,
+            room,
+            roster,
+            history,
+        }))
     })
     .await;
-    let at = match query.at.trim() {
-        "" => "now",
-        at => at,
-    };
     let entry = Entry {
         action: "room",
         outcome: match &found {
-            Ok(Some(_)) => "ok",
-            Ok(None) => "not_found",
+            Ok((Some(Some(_)), _)) => "ok",
+            Ok(_) => "not_found",
             Err(_) => "unavailable",
         },
         subject: Some(&query.id),
         view: Some(View {
-            at,
+            at: if asked.is_empty() { "now" } else { &asked },
             page: query.page,
+            before: query.before,
         }),
         ..Entry::default()
     };
     if let Err(refused) = audited(state, who, &entry).await {
         return *refused;
     }
-    let (history, gaps) = match found {
+    let (found, standing) = match found {
         Err(answer) => return answer,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message(
-                    Some(&frame),
-                    "No such room",
-                    "The log has no record of a room with this id.",
-                ),
-            );
-        }
-        Ok(Some(found)) => found,
+        Ok((Some(Some(found)), standing)) => (found, standing),
+        Ok((_, standing)) => return not_found(&frame, "room", &standing),
     };
-    let roster = roster(state, &query.id, query.at.trim()).await;
-    let index = state
-        .index
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let title = index
-        .room_by_id(&query.id)
-        .and_then(|i| index.rooms().get(i as usize))
-        .and_then(|room| room.title.clone());
     let view = RoomView {
         id: &query.id,
-        title: title.as_deref(),
-        at: query.at.trim(),
-        roster,
-        gaps: &gaps,
-        history: &history,
+        title: found.room.title.as_deref(),
+        at: &asked,
+        roster: found.roster,
+        gaps: &found.gaps,
+        history: &found.history,
+        page: query.page,
+        standing: &standing,
     };
-    html(StatusCode::OK, pages::room(&frame, &view, &index))
+    html(StatusCode::OK, pages::room(&frame, &view))
 }
 
-/// Who is in the room now, as the writer holds it; or who was in it at
-/// `at`, as `rollcall roster --at` says, with what the log cannot know.
-async fn roster(state: &Arc<State>, room_id: &str, at: &str) -> Result<Roster, String> {
-    if at.is_empty() || at == "now" {
-        // Right after a start the state may still be loading: wait for it
-        // without holding a runtime thread.
-        state.app.writer.members_ready().await;
-        let mut members: Vec<Present> = state
-            .app
-            .writer
-            .members(|m| m.present_in(room_id).map(Present::from).collect());
-        members.sort_by(|a, b| a.since.cmp(&b.since));
-        return Ok(Roster {
-            at: None,
-            warnings: Vec::new(),
-            members,
-        });
+/// The room whose id is `id` (never one a title names).
+fn own_room(index: &Index, id: &str) -> Result<Option<RoomRow>, IndexError> {
+    match index.find_room(id) {
+        Ok(room) if room.room_id == id => Ok(Some(room)),
+        Ok(_) | Err(QueryError::Room(_)) => Ok(None),
+        Err(QueryError::Index(error)) => Err(error),
     }
-    let at = reader::parse_time(at).map_err(|e| e.to_string())?;
-    let dir = state.dir.clone();
-    let room_id = room_id.to_string();
-    // The whole log, as the command reads it: a record received after
-    // `at` may still tell of an event before it.
-    let roster = tokio::task::spawn_blocking(move || {
-        let history = History::load(&reader::days(&dir)?)?;
-        let room = history.find_room(&room_id)?;
-        Ok::<_, anyhow::Error>(history.roster(room, &at))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("{e:#}"))?;
-    Ok(Roster {
-        at: Some(roster.at),
-        warnings: roster.warnings,
-        members: roster.members,
-    })
+}
+
+/// 404, saying when the index may simply not have got to it yet.
+fn not_found(frame: &Frame<'_>, what: &str, standing: &Standing) -> Answer {
+    let text = if standing.behind() {
+        format!(
+            "The index has no record of a {what} with this id yet: it is at seq {} of {} and still catching up.",
+            standing.seq, standing.head
+        )
+    } else {
+        format!("The log has no record of a {what} with this id.")
+    };
+    html(
+        StatusCode::NOT_FOUND,
+        pages::message(Some(frame), &format!("No such {what}"), &text),
+    )
 }
 
 #[derive(Deserialize)]
-struct PersonId {
+struct PersonQuery {
     id: String,
+    #[serde(default)]
+    page: usize,
+    #[serde(default)]
+    before: Option<u64>,
+    #[serde(default)]
+    stays_before: Option<u64>,
 }
 
-/// GET /person?id=
+/// GET /person?id=&before=&page=&stays_before=
 pub(super) fn person(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path!("person")
         .and(warp::get())
         .and(signed_in(state.clone()))
-        .and(warp::query::<PersonId>())
+        .and(warp::query::<PersonQuery>())
         .and(with_state(state))
         .then(
-            |viewer: Viewer, query: PersonId, state: Arc<State>| async move {
+            |viewer: Viewer, query: PersonQuery, state: Arc<State>| async move {
                 let Viewer { session, client } = viewer;
                 let frame = Frame {
                     csrf: &session.csrf,
@@ -186,70 +192,40 @@ pub(super) fn person(
                     return *refused;
                 }
                 let id = query.id.clone();
-                let found = with_index(&state, move |index| stays(index, &id)).await;
+                let (before, stays_before) = (query.before, query.stays_before);
+                let found = with_index(&state, move |index| {
+                    if !index.knows_person(&id)? {
+                        return Ok(None);
+                    }
+                    let stays = index.stays_page(&id, stays_before)?;
+                    let records = index.records_page(
+                        &Records {
+                            person: Some(Person::Id(id)),
+                            ..Records::default()
+                        },
+                        before,
+                    )?;
+                    Ok(Some((stays, records)))
+                })
+                .await;
                 match found {
                     Err(answer) => answer,
-                    Ok(None) => html(
-                        StatusCode::NOT_FOUND,
-                        pages::message(
-                            Some(&frame),
-                            "No such person",
-                            "The log has no record of a person with this id.",
+                    Ok((Some(Some((stays, records))), standing)) => html(
+                        StatusCode::OK,
+                        pages::person(
+                            &frame,
+                            &PersonView {
+                                id: &query.id,
+                                stays: &stays.rows,
+                                older_stays: stays.older,
+                                records: &records,
+                                page: query.page,
+                                standing: &standing,
+                            },
                         ),
                     ),
-                    Ok(Some((names, periods))) => html(
-                        StatusCode::OK,
-                        pages::person(&frame, &query.id, &names, &periods),
-                    ),
+                    Ok((_, standing)) => not_found(&frame, "person", &standing),
                 }
             },
         )
-}
-
-type Names = Vec<(Option<String>, Option<String>)>;
-
-/// The names a person was recorded under, and their stays in rooms in
-/// log order: a join opens one, a leave closes it.
-fn stays(index: &Index, id: &str) -> Option<(Names, Vec<Period>)> {
-    let names: Names = index
-        .people()
-        .iter()
-        .filter(|p| p.id == id)
-        .map(|p| (p.name.clone(), p.email.clone()))
-        .collect();
-    if names.is_empty() {
-        return None;
-    }
-    let search = Search {
-        person: Some(PersonQuery::Id(id.to_string())),
-        ..Search::default()
-    };
-    let mut periods: Vec<Period> = Vec::new();
-    for row in search.all(index) {
-        let Some(room) = index.room(&row) else {
-            continue;
-        };
-        let open = periods
-            .iter_mut()
-            .rev()
-            .find(|p| p.room_id == room.id && p.until.is_none());
-        match (row.event, open) {
-            (Event::Joined, Some(_)) => {}
-            (Event::Joined, None) => periods.push(Period {
-                room_id: room.id.clone(),
-                title: room.title.clone(),
-                from: Some(row.received_at().to_string()),
-                until: None,
-            }),
-            (Event::Left, Some(open)) => open.until = Some(row.received_at().to_string()),
-            (Event::Left, None) => periods.push(Period {
-                room_id: room.id.clone(),
-                title: room.title.clone(),
-                from: None,
-                until: Some(row.received_at().to_string()),
-            }),
-            _ => {}
-        }
-    }
-    Some((names, periods))
 }

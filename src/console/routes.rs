@@ -14,10 +14,11 @@ use warp::{Filter, Rejection};
 
 use super::access::{Entry, Who};
 use super::auth::{self, Login, Session, Visitor};
-use super::index::Index;
-use super::pages::{self, Frame};
-use super::search::Query;
+use super::pages::{self, Found, Frame};
+use super::search::{self as searching, Query};
 use super::{State, download, rooms};
+use crate::index::pages::Standing;
+use crate::index::{Index, IndexError};
 use crate::listener;
 use crate::log::head::Head;
 use crate::log::reader;
@@ -210,34 +211,38 @@ pub(super) async fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Resu
     })
 }
 
-/// Catches the index up with the log, then reads it.
+/// Reads the index on a blocking thread, through a connection of this
+/// request's own, after catching it up if it lags the durable head by
+/// at most a batch: what `read` found (`None`: there is no index yet)
+/// and how far the index was.
 pub(super) async fn with_index<T: Send + 'static>(
     state: &Arc<State>,
-    read: impl FnOnce(&Index) -> T + Send + 'static,
-) -> Result<T, Answer> {
+    read: impl FnOnce(&Index) -> Result<T, IndexError> + Send + 'static,
+) -> Result<(Option<T>, Standing), Answer> {
     let shared = state.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let mut index = shared
-            .index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        index.catch_up(&shared.dir).map_err(|e| e.to_string())?;
-        Ok::<_, String>(read(&index))
+        let Some(mut index) = Index::open_read(&shared.dir)? else {
+            let head = Head::read(&shared.dir).ok().flatten().map_or(0, |h| h.seq);
+            return Ok((None, Standing { seq: 0, head }));
+        };
+        let standing = index.catch_up_near(shared.clock.as_ref())?;
+        Ok::<_, IndexError>((Some(read(&index)?), standing))
     })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|read| read);
-    done.map_err(|error| {
-        tracing::error!(%error, "the console could not read the log");
-        html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::message(
-                None,
-                "Cannot read the log",
-                &format!("{error}; run `rollcall verify`"),
-            ),
-        )
-    })
+    .await;
+    let error = match done {
+        Ok(Ok(found)) => return Ok(found),
+        Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
+        Err(error) => error.to_string(),
+    };
+    tracing::error!(%error, "the console could not read the index");
+    Err(html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::message(
+            None,
+            "Cannot read the index",
+            &format!("{error}; `rollcall index --check` compares it with the log"),
+        ),
+    ))
 }
 
 /// GET /assets/console.css
@@ -375,7 +380,7 @@ fn logout(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
         )
 }
 
-/// GET /?person=&room=&event=&source=&from=&to=&page=
+/// GET /?person=&room=&event=&source=&from=&to=&before=&page=
 fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejection> + Clone {
     warp::path::end()
         .and(warp::get())
@@ -388,42 +393,48 @@ fn search(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejecti
                 let frame = Frame {
                     csrf: &session.csrf,
                 };
-                let parsed = query.parse();
-                let page = query.page;
-                let shown = with_index(&state, move |index| {
-                    let parsed = parsed?;
-                    let hits = parsed.run(index, page);
-                    let download = parsed.export_filter(index).map(|_| ());
-                    Ok::<_, String>((hits, download))
-                })
-                .await;
-                let shown = match shown {
-                    Ok(shown) => shown,
-                    Err(answer) => return answer,
+                let shown = match query.parse() {
+                    Err(error) => Err(error),
+                    Ok(search) => {
+                        let before = query.before;
+                        let found = with_index(&state, move |index| {
+                            let page = index.records_page(&search, before)?;
+                            let download = searching::export_filter(&search, index)?.map(|_| ());
+                            Ok((page, download))
+                        })
+                        .await;
+                        match found {
+                            Ok(found) => Ok(found),
+                            Err(answer) => return answer,
+                        }
+                    }
                 };
-                let rows = shown.as_ref().ok().map(|(hits, _)| hits.total as u64);
+                let rows = shown
+                    .as_ref()
+                    .ok()
+                    .map(|(found, _)| found.as_ref().map_or(0, |(page, _)| page.rows.len() as u64));
                 let entry = Entry::query("search", &query, rows);
                 if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;
                 }
-                let index = state
-                    .index
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let page = match &shown {
-                    Ok((hits, download)) => pages::search(
-                        &frame,
-                        &query,
-                        Ok(hits),
-                        &index,
-                        download.as_ref().map(|_| ()).map_err(String::as_str),
+                let (status, page) = match &shown {
+                    Ok((found, standing)) => {
+                        let empty = (Default::default(), Ok(()));
+                        let (page, download) = found.as_ref().unwrap_or(&empty);
+                        let found = Found {
+                            shown: page,
+                            standing,
+                        };
+                        let download = download.as_ref().map(|_| ()).map_err(String::as_str);
+                        (
+                            StatusCode::OK,
+                            pages::search(&frame, &query, Ok(found), download),
+                        )
+                    }
+                    Err(error) => (
+                        StatusCode::BAD_REQUEST,
+                        pages::search(&frame, &query, Err(error), Ok(())),
                     ),
-                    Err(error) => pages::search(&frame, &query, Err(error), &index, Ok(())),
-                };
-                let status = if shown.is_ok() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::BAD_REQUEST
                 };
                 html(status, page)
             },
@@ -507,18 +518,26 @@ fn download(state: Arc<State>) -> impl Filter<Extract = (Answer,), Error = Rejec
         .then(
             |viewer: Viewer, query: Query, closer, state: Arc<State>| async move {
                 let Viewer { session, client } = viewer;
-                let parsed = query.parse();
-                let found = with_index(&state, move |index| {
-                    let search = parsed?;
-                    let filter = search.export_filter(index)?;
-                    Ok::<_, String>((filter, search.run(index, 0).total))
-                })
-                .await;
-                let found = match found {
-                    Ok(found) => found,
-                    Err(answer) => return answer,
+                let found = match query.parse() {
+                    Err(error) => Err(error),
+                    Ok(search) => {
+                        let found = with_index(&state, move |index| {
+                            Ok(match searching::export_filter(&search, index)? {
+                                Ok(filter) => Ok((filter, index.count_records(&search)?)),
+                                Err(why) => Err(why),
+                            })
+                        })
+                        .await;
+                        match found {
+                            Ok((Some(found), _)) => found,
+                            Ok((None, _)) => {
+                                Err("the index is still being built: try again shortly".into())
+                            }
+                            Err(answer) => return answer,
+                        }
+                    }
                 };
-                let rows = found.as_ref().ok().map(|(_, rows)| *rows as u64);
+                let rows = found.as_ref().ok().map(|(_, rows)| *rows);
                 let entry = Entry::query("download", &query, rows);
                 if let Err(refused) = audited(&state, &who(&session, client), &entry).await {
                     return *refused;

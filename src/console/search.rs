@@ -1,16 +1,13 @@
-//! What the search form asks ([`Query`], as sent), what it means
-//! ([`Search`], checked), the matching rows of the index newest first
-//! and paged ([`Hits`]), and the `rollcall export` filter that gives the
-//! same records for a download.
+//! What the search form asks ([`Query`], as sent), what it means (the
+//! index's [`Records`] filter, checked), and the `rollcall export` filter
+//! that gives the same records for a download.
 
 use serde::{Deserialize, Serialize};
 
-use super::index::{Index, NONE, Row};
+use crate::index::pages::{Person, Records, Room};
+use crate::index::{Index, IndexError};
 use crate::log::reader::{self, Filter};
 use crate::log::record::{Event, Source};
-
-/// Rows on one page of results.
-pub const PAGE_ROWS: usize = 50;
 
 /// The search form's fields, as sent (empty for "any").
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -25,61 +22,26 @@ pub struct Query {
     /// `YYYY-MM-DD`, RFC 3339, or a browser's `YYYY-MM-DDTHH:MM` (UTC).
     pub from: String,
     pub to: String,
-    /// 0-based.
+    /// Which page this is, 0-based: shown, and written to the access
+    /// log; `before` says which records it holds.
     #[serde(skip_serializing)]
     pub page: usize,
-}
-
-/// How a person is looked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PersonQuery {
-    /// A whole address: that address only, any case, as `export --person`.
-    Email(String),
-    /// Part of an email or display name, any case.
-    Part(String),
-    /// A person id (the person page).
-    Id(String),
-}
-
-/// A checked query.
-#[derive(Debug, Clone, Default)]
-pub struct Search {
-    pub person: Option<PersonQuery>,
-    /// A room id, or part of a title.
-    pub room: Option<String>,
-    /// Only this room id (the room page).
-    pub room_id: Option<String>,
-    pub event: Option<Event>,
-    pub source: Option<Source>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
-/// One page of matching rows, newest first.
-#[derive(Debug)]
-pub struct Hits {
-    pub total: usize,
-    pub rows: Vec<Row>,
-    pub page: usize,
-}
-
-impl Hits {
-    pub fn pages(&self) -> usize {
-        self.total.div_ceil(PAGE_ROWS).max(1)
-    }
+    /// The page holds records below this seq (the newest without it).
+    #[serde(skip_serializing)]
+    pub before: Option<u64>,
 }
 
 impl Query {
     /// The query's meaning, or what is wrong with it, said for the page.
-    pub fn parse(&self) -> Result<Search, String> {
+    pub fn parse(&self) -> Result<Records, String> {
         fn text(value: &str) -> Option<&str> {
             Some(value.trim()).filter(|v| !v.is_empty())
         }
         let person = text(&self.person).map(|p| {
             if p.contains('@') && !p.contains(char::is_whitespace) && !p.starts_with('@') {
-                PersonQuery::Email(p.to_string())
+                Person::Email(p.to_string())
             } else {
-                PersonQuery::Part(p.to_lowercase())
+                Person::Part(p.to_lowercase())
             }
         });
         let event = match text(&self.event) {
@@ -94,23 +56,25 @@ impl Query {
                 Some(Source::from_name(name).ok_or_else(|| format!("{name:?} is not a source"))?)
             }
         };
-        let search = Search {
+        let search = Records {
             person,
-            room: text(&self.room).map(str::to_string),
-            room_id: None,
+            room: text(&self.room).map(|room| Room::Matching(room.to_string())),
             event,
             source,
             from: text(&self.from).map(parse_time).transpose()?,
             to: text(&self.to).map(parse_time).transpose()?,
         };
-        search
-            .filter_times()
-            .validate()
-            .map_err(|e| e.to_string())?;
+        Filter {
+            from: search.from.clone(),
+            to: search.to.clone(),
+            ..Filter::default()
+        }
+        .validate()
+        .map_err(|e| e.to_string())?;
         Ok(search)
     }
 
-    /// The query as URL parameters, `page` left out: for the links to
+    /// The query as URL parameters, `page` and `before` left out: for the links to
     /// other pages of it and to its download.
     pub fn encoded(&self) -> String {
         serde_urlencoded::to_string(self).unwrap_or_default()
@@ -142,135 +106,44 @@ fn parse_time(text: &str) -> Result<String, String> {
     reader::parse_time(&text).map_err(|e| e.to_string())
 }
 
-impl Search {
-    fn filter_times(&self) -> Filter {
-        Filter {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            ..Filter::default()
+/// The `rollcall export` filter that gives exactly the records `search`
+/// finds, or why there is none: export takes a whole email and one room
+/// id.
+pub fn export_filter(
+    search: &Records,
+    index: &Index,
+) -> Result<Result<Filter, String>, IndexError> {
+    let person = match &search.person {
+        None => None,
+        Some(Person::Email(address)) => Some(address.clone()),
+        Some(_) => {
+            return Ok(Err(
+                "a download needs a whole email address in Person, as `rollcall export --person` takes"
+                    .into(),
+            ));
         }
-    }
-
-    /// Whether a row matches.
-    fn matcher<'a>(&'a self, index: &'a Index) -> impl Fn(&Row) -> bool + 'a {
-        let people = self.person.as_ref().map(|query| {
-            index
-                .people()
-                .iter()
-                .map(|p| match query {
-                    PersonQuery::Email(address) => p.has_email(address),
-                    PersonQuery::Part(part) => p.contains(part),
-                    PersonQuery::Id(id) => p.id == *id,
-                })
-                .collect::<Vec<bool>>()
-        });
-        let rooms = self.rooms(index);
-        move |row: &Row| {
-            self.event.is_none_or(|e| e == row.event)
-                && self.source.is_none_or(|s| s == row.source)
-                && self
-                    .from
-                    .as_deref()
-                    .is_none_or(|from| row.received_at() >= from)
-                && self.to.as_deref().is_none_or(|to| row.received_at() < to)
-                && people.as_ref().is_none_or(|ok| {
-                    row.person != NONE && ok.get(row.person as usize) == Some(&true)
-                })
-                && rooms
-                    .as_ref()
-                    .is_none_or(|ok| row.room != NONE && ok.get(row.room as usize) == Some(&true))
-        }
-    }
-
-    /// The matching rows, newest first: page `page` of them and how many
-    /// there are.
-    pub fn run(&self, index: &Index, page: usize) -> Hits {
-        let wanted = self.matcher(index);
-        let skip = page * PAGE_ROWS;
-        let mut total = 0;
-        let mut rows = Vec::new();
-        for row in index.rows().iter().rev() {
-            if !wanted(row) {
-                continue;
+    };
+    let room = match &search.room {
+        None => None,
+        Some(Room::Id(id)) => Some(id.clone()),
+        Some(Room::Matching(query)) => match index.rooms_matching(query)?.as_slice() {
+            [] => Some(query.clone()),
+            [id] => Some(id.clone()),
+            _ => {
+                return Ok(Err(
+                    "the room matches several rooms: give one room's id to download".into(),
+                ));
             }
-            if total >= skip && rows.len() < PAGE_ROWS {
-                rows.push(*row);
-            }
-            total += 1;
-        }
-        Hits { total, rows, page }
-    }
-
-    /// Every matching row, in log order.
-    pub fn all(&self, index: &Index) -> Vec<Row> {
-        let wanted = self.matcher(index);
-        index.rows().iter().filter(|r| wanted(r)).copied().collect()
-    }
-
-    /// Which rooms the search keeps, by index; `None` for every room.
-    fn rooms(&self, index: &Index) -> Option<Vec<bool>> {
-        if self.room.is_none() && self.room_id.is_none() {
-            return None;
-        }
-        let lowered = self.room.as_deref().map(str::to_lowercase);
-        Some(
-            index
-                .rooms()
-                .iter()
-                .map(|r| {
-                    self.room_id.as_deref().is_none_or(|id| r.id == id)
-                        && self
-                            .room
-                            .as_deref()
-                            .zip(lowered.as_deref())
-                            .is_none_or(|(query, lowered)| r.matches(query, lowered))
-                })
-                .collect(),
-        )
-    }
-
-    /// The `rollcall export` filter that gives exactly the records this
-    /// search finds, or why there is none: export takes a whole email and
-    /// one room id.
-    pub fn export_filter(&self, index: &Index) -> Result<Filter, String> {
-        let person = match &self.person {
-            None => None,
-            Some(PersonQuery::Email(address)) => Some(address.clone()),
-            Some(_) => {
-                return Err(
-                    "a download needs a whole email address in Person, as `rollcall export --person` takes"
-                        .into(),
-                );
-            }
-        };
-        let room = match self.rooms(index) {
-            None => None,
-            Some(matched) => {
-                let mut ids = matched
-                    .iter()
-                    .zip(index.rooms())
-                    .filter(|(ok, _)| **ok)
-                    .map(|(_, room)| room.id.clone());
-                match (ids.next(), ids.next()) {
-                    (Some(id), None) => Some(id),
-                    (None, _) => self.room.clone(),
-                    (Some(_), Some(_)) => {
-                        return Err(
-                            "the room matches several rooms: give one room's id to download".into(),
-                        );
-                    }
-                }
-            }
-        };
-        Ok(Filter {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            room,
-            person,
-            events: self.event.into_iter().collect(),
-            source: self.source,
-        })
-    }
+        },
+    };
+    Ok(Ok(Filter {
+        from: search.from.clone(),
+        to: search.to.clone(),
+        room,
+        person,
+        events: search.event.into_iter().collect(),
+        source: search.source,
+    }))
 }
 
 #[cfg(test)]
@@ -290,13 +163,13 @@ mod tests {
         let email = query(" Alice@Example.com ", "").parse().unwrap();
         assert_eq!(
             email.person,
-            Some(PersonQuery::Email("Alice@Example.com".into()))
+            Some(Person::Email("Alice@Example.com".into()))
         );
         for part in ["alice", "@example.com", "Alice Liddell"] {
             assert!(
                 matches!(
                     query(part, "").parse().unwrap().person,
-                    Some(PersonQuery::Part(_))
+                    Some(Person::Part(_))
                 ),
                 "{part}"
             );
@@ -324,10 +197,11 @@ mod tests {
     }
 
     #[test]
-    fn the_encoded_query_leaves_the_page_out() {
+    fn the_encoded_query_leaves_the_page_and_its_cursor_out() {
         let q = Query {
             person: "a b&c".into(),
             page: 3,
+            before: Some(7),
             ..Query::default()
         };
         assert_eq!(q.encoded(), "person=a+b%26c&room=&event=&source=&from=&to=");

@@ -14,6 +14,7 @@ pub mod build;
 pub mod check;
 pub mod follow;
 mod open;
+pub mod pages;
 pub mod query;
 pub mod schema;
 

@@ -187,21 +187,61 @@ async fn search_finds_a_person_by_part_of_a_name_newest_first_and_the_access_log
 }
 
 #[tokio::test]
-async fn search_pages_through_many_results() {
+async fn search_and_room_pages_show_the_newest_50_and_the_older_link_the_rest_none_repeated_or_missing()
+ {
     let app = ConsoleApp::spawn().await;
+    let mut delivered = Vec::new();
     for i in 0..60 {
-        app.deliver("created", "room-1", &format!("p{i}@example.com"), "P")
-            .await;
+        let email = format!("p{i}@example.com");
+        delivered.push(app.deliver("created", "room-1", &email, "P").await);
     }
+    delivered.reverse();
     let cookie = app.login().await;
-    let (_, _, first) = app.get("/?event=joined", Some(&cookie)).await;
-    assert!(
-        first.contains("60 records") && first.contains("page 1 of 2"),
-        "{first}"
-    );
-    assert!(first.contains("p59@example.com") && !first.contains("p9@example.com"));
-    let (_, _, second) = app.get("/?event=joined&page=1", Some(&cookie)).await;
-    assert!(second.contains("p9@example.com") && !second.contains("p59@example.com"));
+    for (first, section) in [("/?event=joined", "<table"), ("/room?id=room-1", "History")] {
+        let (_, _, page) = app.get(first, Some(&cookie)).await;
+        let newest = record_seqs(&page, section);
+        assert_eq!(
+            newest,
+            delivered[..50],
+            "{first}: the 50 newest, newest first"
+        );
+        let rows = records_table(&page, section);
+        assert!(rows.contains("p59@example.com") && !rows.contains("p9@example.com"));
+        let older = older_link(&page).expect("an older link");
+        let (status, _, page) = app.get(&older, Some(&cookie)).await;
+        assert_eq!(status, 200, "{older}");
+        let rest = record_seqs(&page, section);
+        assert_eq!(rest, delivered[50..], "{older}: the next ones, oldest last");
+        let rows = records_table(&page, section);
+        assert!(rows.contains("p9@example.com") && !rows.contains("p59@example.com"));
+        assert_eq!(older_link(&page), None, "{older}: nothing older");
+        assert!(page.contains("Newest"), "a way back: {page}");
+    }
+}
+
+/// The records table after `section`.
+fn records_table<'a>(page: &'a str, section: &str) -> &'a str {
+    let table = &page[page.find(section).expect("the section")..];
+    let table = &table[table
+        .find("<table class=\"records\"")
+        .expect("a records table")..];
+    &table[..table.find("</table>").unwrap()]
+}
+
+/// The seqs of the records table after `section`, in page order.
+fn record_seqs(page: &str, section: &str) -> Vec<u64> {
+    records_table(page, section)
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|cell| cell[..cell.find('<').unwrap()].parse().unwrap())
+        .collect()
+}
+
+/// Where a page's "Older" link goes.
+fn older_link(page: &str) -> Option<String> {
+    let at = page.find("rel=\"next\" href=\"")? + "rel=\"next\" href=\"".len();
+    let href = &page[at..];
+    Some(href[..href.find('"').unwrap()].replace("&amp;", "&"))
 }
 
 #[tokio::test]
@@ -405,6 +445,104 @@ async fn a_stop_and_start_of_the_receiver_is_a_coverage_gap_on_the_room_page() {
     assert!(
         roster.contains("alice@example.com"),
         "the roster survives a restart"
+    );
+}
+
+#[tokio::test]
+async fn members_now_on_a_room_page_of_a_log_without_a_reconciled_baseline_say_who_may_be_missing()
+{
+    let app = ConsoleApp::spawn().await;
+    let joined = app
+        .deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let (status, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    let roster = &page
+        [page.find("Members now (1)").expect("members now")..page.find("Coverage gaps").unwrap()];
+    assert!(
+        roster.contains("Unknown: members who joined before 2026-11-27T12:00:00.000Z and never changed since are not in the log: run `rollcall reconcile`"),
+        "the warning `rollcall roster` prints: {roster}"
+    );
+    assert!(
+        roster.contains(&format!("<td class=\"num\">{joined}</td>")),
+        "Alice's row names the join that began her stay: {roster}"
+    );
+}
+
+#[tokio::test]
+async fn a_room_page_at_a_time_inside_a_coverage_gap_says_the_roster_is_unknown() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let app = app.restart().await;
+    let cookie = app.login().await;
+    let (status, _, page) = app
+        .get("/room?id=room-1&at=2026-11-27T12:30:00Z", Some(&cookie))
+        .await;
+    assert_eq!(status, 200);
+    let roster =
+        &page[page.find("Members at").expect("members at")..page.find("Coverage gaps").unwrap()];
+    assert!(
+        roster.contains("Unknown: 2026-11-27T12:30:00.000Z falls in a coverage gap from 2026-11-27T12:01:00.000Z to 2026-11-27T13:01:00.000Z"),
+        "{roster}"
+    );
+    assert!(
+        roster.contains("alice@example.com"),
+        "what the log knew: {roster}"
+    );
+    let (_, _, now) = app.get("/room?id=room-1", Some(&cookie)).await;
+    let roster = &now[now.find("Members now").unwrap()..now.find("Coverage gaps").unwrap()];
+    assert!(
+        !roster.contains("coverage gap"),
+        "now is after the gap: {roster}"
+    );
+}
+
+#[tokio::test]
+async fn a_record_delivered_just_before_a_page_is_asked_for_is_on_it() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let cookie = app.login().await;
+    let (_, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+    assert!(page.contains("Members now (1)"), "{page}");
+    let seq = app
+        .deliver_now("created", "room-1", "bob@example.com", "Bob")
+        .await;
+    let (_, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+    assert!(page.contains("Members now (2)"), "{page}");
+    assert_eq!(record_seqs(&page, "History")[0], seq, "{page}");
+    let (_, _, page) = app.get("/?person=bob", Some(&cookie)).await;
+    assert!(page.contains(&format!(">{seq}<")), "{page}");
+    assert!(!page.contains("still catching up"), "{page}");
+}
+
+#[tokio::test]
+async fn serve_started_on_a_log_without_an_index_serves_its_pages() {
+    let app = ConsoleApp::spawn().await;
+    app.deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    let app = app
+        .restart_with(|dir| {
+            for file in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
+                let _ = std::fs::remove_file(dir.join(file));
+            }
+        })
+        .await;
+    let cookie = app.login().await;
+    let building = "and still catching up";
+    let (status, _, page) = app.get("/?person=alice", Some(&cookie)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("alice@example.com") || page.contains(building),
+        "shown, or said to be on its way: {page}"
+    );
+    let (status, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+    assert!(
+        (status == 200 && page.contains("alice@example.com"))
+            || (status == 404 && page.contains(building)),
+        "{status}: {page}"
     );
 }
 

@@ -245,12 +245,16 @@ impl Browser {
     }
 
     /// The contents of the download saved as `name`, once Chromium has
-    /// finished writing it (it writes under a `.crdownload` name first).
+    /// finished writing it (it writes under a `.crdownload` name first,
+    /// and may make the final name empty before moving that over it; a
+    /// download the tests take is never empty).
     pub async fn downloaded(&self, name: &str) -> String {
         let path = self.downloads.path().join(name);
         let deadline = std::time::Instant::now() + HANG_GUARD;
         loop {
-            if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && !text.is_empty()
+            {
                 return text;
             }
             assert!(

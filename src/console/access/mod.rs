@@ -87,11 +87,13 @@ pub struct Entry<'a> {
 }
 
 /// The roster time (`now` for the present) and the 0-based history page
-/// a room page was asked for.
+/// a room page was asked for, with the seq its records were below.
 #[derive(Debug, Serialize)]
 pub struct View<'a> {
     pub at: &'a str,
     pub page: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
 }
 
 impl<'a> Entry<'a> {

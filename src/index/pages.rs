@@ -1,0 +1,428 @@
+//! Bounded answers for the console, read from the public views only
+//! (`records`, `presence`, `rooms`): records newest first and a person's
+//! stays, each a page at a time with a keyset cursor (the seq to go on
+//! below), never an offset or a total; and a read connection opened
+//! without building anything, caught up only when the index lags the
+//! durable head by at most one batch.
+//!
+//! A page asks for one row more than it shows, to know whether older
+//! ones follow. A filter with a room or person id walks that id's
+//! records by seq; any other filter (part of a name, a title, an
+//! address) walks back through a window of at most [`SCAN_WINDOW`]
+//! records and, when the window ends before the page is full, says
+//! where it stopped so the next page goes on from there.
+
+use std::path::Path;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+
+use super::schema::SCHEMA_VERSION;
+use super::{Index, IndexError, path};
+use crate::clock::Clock;
+use crate::log::head::Head;
+use crate::log::record::{Event, Source};
+
+/// Rows on one page.
+pub const PAGE_ROWS: usize = 50;
+/// Records a filter without an id looks through for one page.
+pub const SCAN_WINDOW: u64 = 200_000;
+/// The most a request catches the index up by itself, as one of
+/// catch-up's own batches (`build`) folds at once; a larger lag is the
+/// indexer's to close, and the page says how far it has got.
+pub const CATCH_UP_AT_MOST: u64 = 20_000;
+
+/// Who a search is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Person {
+    /// A person id (the person page).
+    Id(String),
+    /// A whole address: that address only, any case, as `export --person`.
+    Email(String),
+    /// Part of an email or display name, already lowercase.
+    Part(String),
+}
+
+/// Which room a search is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Room {
+    /// This room id only (the room page).
+    Id(String),
+    /// A room id, or part of a title.
+    Matching(String),
+}
+
+/// What records a search keeps; `None` for any.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    pub person: Option<Person>,
+    pub room: Option<Room>,
+    pub event: Option<Event>,
+    pub source: Option<Source>,
+    /// Inclusive, `received_at` form.
+    pub from: Option<String>,
+    /// Exclusive.
+    pub to: Option<String>,
+}
+
+/// One record as a page lists it.
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    pub seq: u64,
+    pub received_at: String,
+    pub event: String,
+    pub room_id: String,
+    /// The room's latest title (the `rooms` view), else this record's.
+    pub room_title: Option<String>,
+    pub person_id: String,
+    pub person_email: Option<String>,
+    pub person_display_name: Option<String>,
+    pub source: String,
+    pub not_before: Option<String>,
+}
+
+/// One page of matching records, newest first.
+#[derive(Debug, Default)]
+pub struct RecordPage {
+    pub rows: Vec<RecordRow>,
+    /// The cursor of the next older page, when older records may match.
+    pub older: Option<u64>,
+    /// The page's search window ended at this seq before the page was
+    /// full: older records are still to be searched.
+    pub searched_to: Option<u64>,
+}
+
+/// One stay of a person in a room, as the `presence` view has it.
+#[derive(Debug, Clone)]
+pub struct StayRow {
+    pub room_id: String,
+    pub room_title: Option<String>,
+    pub person_email: Option<String>,
+    pub person_display_name: Option<String>,
+    pub joined_at: Option<String>,
+    pub joined_seq: Option<u64>,
+    pub left_at: Option<String>,
+    pub left_seq: Option<u64>,
+}
+
+impl StayRow {
+    /// The seq of the record that began it (its leave, when the log never
+    /// saw it begin): the key its pages are ordered by.
+    pub fn key(&self) -> u64 {
+        self.joined_seq.or(self.left_seq).unwrap_or(0)
+    }
+}
+
+/// A page of a person's stays, newest first.
+#[derive(Debug, Default)]
+pub struct StayPage {
+    pub rows: Vec<StayRow>,
+    pub older: Option<u64>,
+}
+
+/// How far the index is against the durable head at a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    /// The newest record the index holds (0: none).
+    pub seq: u64,
+    /// The durable head's seq (the index's own when the log has none).
+    pub head: u64,
+}
+
+impl Standing {
+    pub fn behind(&self) -> bool {
+        self.seq < self.head
+    }
+}
+
+impl Index {
+    /// Opens `DIR/index.sqlite` for reading, building nothing: `None`
+    /// when there is none yet, or it is of another schema version (being
+    /// rebuilt). The connection may still catch up a small lag
+    /// ([`Index::catch_up_near`]), so it is opened for writing too.
+    pub fn open_read(dir: &Path) -> Result<Option<Index>, IndexError> {
+        let file = path(dir);
+        let conn = match Connection::open_with_flags(
+            &file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(conn) => conn,
+            Err(_) if !file.exists() => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        // As long as a catch-up's batch may take, and no longer.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Ok(None);
+        }
+        Ok(Some(Index {
+            conn,
+            dir: dir.to_path_buf(),
+        }))
+    }
+
+    /// Catches up to the durable head if that is at most
+    /// [`CATCH_UP_AT_MOST`] records away; says where the index then is.
+    pub fn catch_up_near(&mut self, clock: &dyn Clock) -> Result<Standing, IndexError> {
+        let (seq, _) = self.position()?;
+        let head = durable_head(&self.dir)?.unwrap_or(seq);
+        if seq < head && head - seq <= CATCH_UP_AT_MOST {
+            let caught = self.catch_up_to(head, clock)?;
+            return Ok(Standing {
+                seq: caught.seq,
+                head,
+            });
+        }
+        Ok(Standing { seq, head })
+    }
+
+    /// The page of records matching `wanted` with seqs below `before`
+    /// (the newest page without it).
+    pub fn records_page(
+        &self,
+        wanted: &Records,
+        before: Option<u64>,
+    ) -> Result<RecordPage, IndexError> {
+        let mut sql = Conditions::of(self, wanted)?;
+        let Some(sql) = sql.as_mut() else {
+            return Ok(RecordPage::default());
+        };
+        if let Some(before) = before {
+            sql.push("seq < $1", [before as i64]);
+        }
+        // Without an id to walk, a window of seqs bounds the walk.
+        let floor = if sql.anchored {
+            None
+        } else {
+            let top = match before {
+                Some(before) => before,
+                None => self.position()?.0 + 1,
+            };
+            let floor = top.saturating_sub(SCAN_WINDOW).max(1);
+            sql.push("seq >= $1", [floor as i64]);
+            Some(floor).filter(|&floor| floor > 1)
+        };
+        let mut rows = self.conn.prepare(&format!(
+            "SELECT seq, received_at, event, room_id, room_title, person_id, person_email,
+                person_display_name, source, not_before
+             FROM records WHERE {} ORDER BY seq DESC LIMIT {}",
+            sql.clause(),
+            PAGE_ROWS + 1
+        ))?;
+        let mut found: Vec<RecordRow> = rows
+            .query_map(rusqlite::params_from_iter(&sql.params), record_row)?
+            .collect::<Result<_, _>>()?;
+        let mut page = RecordPage::default();
+        if found.len() > PAGE_ROWS {
+            found.truncate(PAGE_ROWS);
+            page.older = found.last().map(|r| r.seq);
+        } else if let Some(floor) = floor {
+            page.older = Some(floor);
+            page.searched_to = Some(floor);
+        }
+        self.latest_titles(&mut found)?;
+        page.rows = found;
+        Ok(page)
+    }
+
+    /// How many records match `wanted`, all of them: for a download,
+    /// which reads them all anyway.
+    pub fn count_records(&self, wanted: &Records) -> Result<u64, IndexError> {
+        let Some(sql) = Conditions::of(self, wanted)? else {
+            return Ok(0);
+        };
+        let count = self.conn.query_row(
+            &format!("SELECT count(*) FROM records WHERE {}", sql.clause()),
+            rusqlite::params_from_iter(&sql.params),
+            |row| row.get(0),
+        )?;
+        Ok(count)
+    }
+
+    /// Up to two rooms that `query` names: by id, or part of a title (any
+    /// case); two means "more than one".
+    pub fn rooms_matching(&self, query: &str) -> Result<Vec<String>, IndexError> {
+        let ids = self
+            .conn
+            .prepare_cached(
+                "SELECT room_id FROM rooms WHERE room_id = ?1 OR instr(lower(title), ?2)
+                 ORDER BY room_id LIMIT 2",
+            )?
+            .query_map((query, query.to_lowercase()), |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Whether the index holds a record of this person.
+    pub fn knows_person(&self, person_id: &str) -> Result<bool, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM records WHERE person_id = ?1 LIMIT 1")?
+            .query_row([person_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// The page of the person's stays begun below `before`, newest first.
+    pub fn stays_page(&self, person_id: &str, before: Option<u64>) -> Result<StayPage, IndexError> {
+        let mut found: Vec<StayRow> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT room_id, room_title, person_email, person_display_name, joined_at,
+                    joined_seq, left_at, left_seq
+                 FROM presence
+                 WHERE person_id = ?1 AND coalesce(joined_seq, left_seq) < ?2
+                 ORDER BY coalesce(joined_seq, left_seq) DESC LIMIT {}",
+                PAGE_ROWS + 1
+            ))?
+            // A range, never `?2 IS NULL OR`, so an index on the key
+            // starts the walk at the cursor.
+            .query_map((person_id, before.map_or(i64::MAX, |b| b as i64)), |row| {
+                Ok(StayRow {
+                    room_id: row.get(0)?,
+                    room_title: row.get(1)?,
+                    person_email: row.get(2)?,
+                    person_display_name: row.get(3)?,
+                    joined_at: row.get(4)?,
+                    joined_seq: row.get(5)?,
+                    left_at: row.get(6)?,
+                    left_seq: row.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut page = StayPage::default();
+        if found.len() > PAGE_ROWS {
+            found.truncate(PAGE_ROWS);
+            page.older = found.last().map(StayRow::key);
+        }
+        page.rows = found;
+        Ok(page)
+    }
+
+    /// Each row's room under its latest title: one lookup per room shown.
+    fn latest_titles(&self, rows: &mut [RecordRow]) -> Result<(), IndexError> {
+        let mut title = self
+            .conn
+            .prepare_cached("SELECT title FROM rooms WHERE room_id = ?1")?;
+        let mut known: Vec<(String, Option<String>)> = Vec::new();
+        for row in rows.iter_mut().filter(|r| !r.room_id.is_empty()) {
+            let latest = match known.iter().find(|(id, _)| *id == row.room_id) {
+                Some((_, latest)) => latest.clone(),
+                None => {
+                    let latest: Option<String> = title
+                        .query_row([&row.room_id], |r| r.get(0))
+                        .optional()?
+                        .flatten();
+                    known.push((row.room_id.clone(), latest.clone()));
+                    latest
+                }
+            };
+            if latest.is_some() {
+                row.room_title = latest;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn durable_head(dir: &Path) -> Result<Option<u64>, IndexError> {
+    Head::read(dir)
+        .map(|head| head.map(|h| h.seq))
+        .map_err(|e| IndexError::Head(format!("{e:#}")))
+}
+
+fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        seq: row.get(0)?,
+        received_at: row.get(1)?,
+        event: row.get(2)?,
+        room_id: row.get(3)?,
+        room_title: row.get(4)?,
+        person_id: row.get(5)?,
+        person_email: row.get(6)?,
+        person_display_name: row.get(7)?,
+        source: row.get(8)?,
+        not_before: row.get(9)?,
+    })
+}
+
+/// A search's `WHERE` clause and its parameters, in order.
+struct Conditions {
+    conditions: Vec<String>,
+    params: Vec<Value>,
+    /// It names one room or person id: the walk follows that id's records.
+    anchored: bool,
+}
+
+impl Conditions {
+    /// `None` when nothing can match (no room is named by the query).
+    fn of(index: &Index, wanted: &Records) -> Result<Option<Self>, IndexError> {
+        let mut sql = Conditions {
+            conditions: vec!["1".into()],
+            params: Vec::new(),
+            anchored: false,
+        };
+        match &wanted.person {
+            None => {}
+            Some(Person::Id(id)) => {
+                sql.push("person_id = $1", [id.clone()]);
+                sql.anchored = true;
+            }
+            // ASCII case folding, as SQLite's own.
+            Some(Person::Email(address)) => {
+                sql.push("person_email = $1 COLLATE NOCASE", [address.clone()]);
+            }
+            Some(Person::Part(part)) => sql.push(
+                "(instr(lower(person_email), $1) OR instr(lower(person_display_name), $1))",
+                [part.clone()],
+            ),
+        }
+        match &wanted.room {
+            None => {}
+            Some(Room::Id(id)) => {
+                sql.push("room_id = $1", [id.clone()]);
+                sql.anchored = true;
+            }
+            Some(Room::Matching(query)) => match index.rooms_matching(query)?.as_slice() {
+                [] => return Ok(None),
+                [one] => {
+                    sql.push("room_id = $1", [one.clone()]);
+                    sql.anchored = true;
+                }
+                _ => sql.push(
+                    "room_id IN (SELECT room_id FROM rooms WHERE room_id = $1 OR instr(lower(title), $2))",
+                    [query.clone(), query.to_lowercase()],
+                ),
+            },
+        }
+        if let Some(event) = wanted.event {
+            sql.push("event = $1", [event.as_str().to_string()]);
+        }
+        if let Some(source) = wanted.source {
+            sql.push("source = $1", [source.as_str().to_string()]);
+        }
+        if let Some(from) = &wanted.from {
+            sql.push("received_at >= $1", [from.clone()]);
+        }
+        if let Some(to) = &wanted.to {
+            sql.push("received_at < $1", [to.clone()]);
+        }
+        Ok(Some(sql))
+    }
+
+    /// Adds `condition`, whose `$1`, `$2`... are `values`.
+    fn push<V: Into<Value>, const N: usize>(&mut self, condition: &str, values: [V; N]) {
+        let mut condition = condition.to_string();
+        for (i, value) in values.into_iter().enumerate() {
+            self.params.push(value.into());
+            condition =
+                condition.replace(&format!("${}", i + 1), &format!("?{}", self.params.len()));
+        }
+        self.conditions.push(condition);
+    }
+
+    fn clause(&self) -> String {
+        self.conditions.join(" AND ")
+    }
+}
