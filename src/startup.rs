@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::console::{self, Console};
-use crate::index::follow::Indexer;
+use crate::index::follow::Opening;
 use crate::listener::{self, Limits};
 use crate::log::files;
 use crate::log::record::{Event, Record};
@@ -113,8 +113,8 @@ pub struct Application {
     checkpoints: Option<Checkpoints>,
     /// The reconcile at start and every so often after it.
     reconcile: Option<(Reconciler, Option<Duration>)>,
-    /// Whether to start the indexer, and what it needs.
-    index: Option<(Arc<dyn Clock>, Arc<Metrics>)>,
+    /// The index, opened and checked, for the indexer to follow.
+    index: Option<Opening>,
     _lock: File,
 }
 
@@ -156,7 +156,6 @@ impl Application {
             &writer,
             started,
         )?;
-        let index = settings.index.then(|| (clock.clone(), metrics.clone()));
         let nightly = settings.archive.map(|(at, options)| {
             let nightly =
                 Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options);
@@ -184,6 +183,16 @@ impl Application {
             metrics,
             titles,
         });
+        let index = if settings.index {
+            let (dir, clock, metrics) = (state.dir.clone(), clock.clone(), state.metrics.clone());
+            Some(
+                tokio::task::spawn_blocking(move || Opening::open(dir, clock, metrics))
+                    .await
+                    .context("opening the index")?,
+            )
+        } else {
+            None
+        };
         let console = match &settings.console {
             Some(console) => Some(Console::build(console, state.clone(), clock).await?),
             None => None,
@@ -271,10 +280,7 @@ impl Application {
             }))
         });
         let indexer = match self.index.take() {
-            Some((clock, metrics)) => Some(
-                Indexer::spawn(self.state.dir.clone(), clock, metrics)
-                    .context("starting the indexer thread")?,
-            ),
+            Some(opening) => Some(opening.spawn().context("starting the indexer thread")?),
             None => None,
         };
         tracing::info!(

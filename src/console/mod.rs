@@ -33,7 +33,6 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
-use crate::index::{Index, Opened};
 use crate::listener::{self, Limits};
 use crate::secret::Secret;
 use crate::webhook::routes::AppState;
@@ -96,14 +95,10 @@ pub(crate) struct State {
 pub struct Console {
     listener: TcpListener,
     state: Arc<State>,
-    /// The index, opened (made, or remade empty) before the first page
-    /// is asked for; [`Console::run`] brings it up to the log.
-    index: Option<Index>,
 }
 
 impl Console {
-    /// Reads or makes the password, opens the access log and the index,
-    /// and binds.
+    /// Reads or makes the password, opens the access log, and binds.
     pub async fn build(
         settings: &Settings,
         app: Arc<AppState>,
@@ -115,7 +110,6 @@ impl Console {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening for the console on {}", settings.listen))?;
-        let index = open_index(dir.clone(), clock.clone()).await;
         let state = State {
             auth: Auth::new(password, settings.secure_cookie, clock.clone())
                 .trusting(settings.trust_header.clone(), &settings.trusted_proxies),
@@ -128,7 +122,6 @@ impl Console {
         Ok(Self {
             listener,
             state: Arc::new(state),
-            index,
         })
     }
 
@@ -140,28 +133,10 @@ impl Console {
 
     /// Serves until `shutdown` resolves, through the same accept loop as
     /// the webhooks (header timeout, connection cap), then drains its
-    /// connections. Brings the index up to the durable head and runs
-    /// `verify` in the background meanwhile: pages answer from the index
-    /// as far as it has got, and say so.
-    pub async fn run(
-        mut self,
-        limits: Limits,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        if let Some(mut index) = self.index.take() {
-            let clock = self.state.clock.clone();
-            tokio::task::spawn_blocking(move || match index.catch_up(clock.as_ref()) {
-                Ok(caught) => tracing::info!(
-                    records = caught.records,
-                    seq = caught.seq,
-                    "the console's index is up to the durable head"
-                ),
-                Err(error) => tracing::warn!(
-                    error = %format!("{:#}", anyhow::Error::from(error)),
-                    "the console could not bring the index up to the log; pages say how far it is"
-                ),
-            });
-        }
+    /// connections. Runs `verify` in the background meanwhile. Pages
+    /// answer from the index (kept current by serve's indexer) as far as
+    /// it has got, and say so.
+    pub async fn run(self, limits: Limits, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.state.checks.start();
         tracing::info!(
             address = %self.local_addr(),
@@ -174,29 +149,5 @@ impl Console {
             .shutdown()
             .await;
         state.access.flush().await;
-    }
-}
-
-/// Opens the index, making it (empty) when there is none and remaking it
-/// when it is not this log's, so that pages find one from the start. A
-/// failure is logged, not fatal: the index is derived, and pages say
-/// they have none.
-async fn open_index(dir: PathBuf, clock: Arc<dyn Clock>) -> Option<Index> {
-    let opened = tokio::task::spawn_blocking(move || Index::open(&dir, clock.as_ref())).await;
-    match opened {
-        Ok(Ok((index, opened))) => {
-            if let Opened::Rebuilt(why) = opened {
-                tracing::warn!(%why, "rebuilding the index from the log");
-            }
-            Some(index)
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), "the console could not open the index");
-            None
-        }
-        Err(error) => {
-            tracing::warn!(%error, "the console could not open the index");
-            None
-        }
     }
 }

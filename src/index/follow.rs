@@ -1,4 +1,4 @@
-//! `serve`'s indexer: a thread of its own that keeps `DIR/index.sqlite`
+//! `serve`'s indexer: opened at start ([`Opening`]), then a thread of its own that keeps `DIR/index.sqlite`
 //! caught up with the durable head, one batch at a time, off the request
 //! path. The writer never waits for it and does not know it exists: it
 //! reads `DIR/.head` as any reader does. A failure (a full disk, an index
@@ -28,34 +28,59 @@ const IDLE_LOOK: Duration = Duration::from_millis(200);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MOST_BACKOFF: Duration = Duration::from_secs(60);
 
+/// The index opened at start, not yet followed: [`Opening::spawn`]
+/// starts the thread.
+pub struct Opening {
+    follow: Follow,
+    stop: mpsc::Sender<()>,
+    index: Option<Index>,
+}
+
 /// The running indexer; [`Indexer::stop`] ends it between two steps.
 pub struct Indexer {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<()>,
 }
 
-impl Indexer {
-    /// Starts the thread for the log in `dir`.
-    pub fn spawn(
-        dir: PathBuf,
-        clock: Arc<dyn Clock>,
-        metrics: Arc<Metrics>,
-    ) -> std::io::Result<Self> {
+impl Opening {
+    /// Opens the index of the log in `dir`, checking it and remaking it
+    /// empty when it is not this log's: done before the console listens,
+    /// so no page reads an index of another log. A failure is logged and
+    /// counted; the thread tries again.
+    pub fn open(dir: PathBuf, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
         let (stop, stopped) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("rollcall-index".into())
-            .spawn(move || {
-                Follow {
-                    dir,
-                    clock,
-                    metrics,
-                    stopped,
-                }
-                .run()
-            })?;
-        Ok(Indexer { stop, thread })
+        let follow = Follow {
+            dir,
+            clock,
+            metrics,
+            stopped,
+        };
+        let index = follow
+            .open()
+            .map_err(|error| follow.failed(error, FIRST_BACKOFF))
+            .ok();
+        Opening {
+            follow,
+            stop,
+            index,
+        }
     }
 
+    /// Starts the thread that keeps the index up to the durable head.
+    pub fn spawn(self) -> std::io::Result<Indexer> {
+        let Opening {
+            follow,
+            stop,
+            index,
+        } = self;
+        let thread = std::thread::Builder::new()
+            .name("rollcall-index".into())
+            .spawn(move || follow.run(index))?;
+        Ok(Indexer { stop, thread })
+    }
+}
+
+impl Indexer {
     /// Stops the thread after its current step and waits for it.
     pub fn stop(self) {
         drop(self.stop);
@@ -73,8 +98,7 @@ struct Follow {
 }
 
 impl Follow {
-    fn run(self) {
-        let mut index = None;
+    fn run(self, mut index: Option<Index>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let wait = match self.step(&mut index) {
@@ -84,12 +108,7 @@ impl Follow {
                     IDLE_LOOK
                 }
                 Err(error) => {
-                    self.metrics.index_failures.fetch_add(1, Relaxed);
-                    tracing::error!(
-                        error = %anyhow::Error::from(error),
-                        retry_in_secs = backoff.as_secs(),
-                        "the index could not be brought up to the log; deliveries are unaffected, and it is retried"
-                    );
+                    self.failed(error, backoff);
                     // Opened afresh on the retry: whatever went wrong may
                     // have left the connection unusable.
                     index = None;
@@ -134,6 +153,15 @@ impl Follow {
         self.metrics.index_seq.store(at, Relaxed);
         self.metrics.index_lag_records.store(0, Relaxed);
         Ok(Step::Idle)
+    }
+
+    fn failed(&self, error: IndexError, retry_in: Duration) {
+        self.metrics.index_failures.fetch_add(1, Relaxed);
+        tracing::error!(
+            error = %anyhow::Error::from(error),
+            retry_in_secs = retry_in.as_secs(),
+            "the index could not be brought up to the log; deliveries are unaffected, and it is retried"
+        );
     }
 
     fn open(&self) -> Result<Index, IndexError> {
