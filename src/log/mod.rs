@@ -7,6 +7,7 @@
 //! ([`archive`]), what `verify` checks ([`verify`]) and the one [`fault`]
 //! it reports, and the file-system steps they share ([`files`]).
 
+pub mod access;
 pub mod archive;
 pub mod chain;
 pub mod days;

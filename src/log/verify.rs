@@ -195,7 +195,7 @@ pub fn verify(dir: &Path, heads: &Heads) -> anyhow::Result<Report> {
     let mut report = verify_chain(dir, start, heads, &kept)?;
     report.archive_faults = archive::check_archives(dir)?;
     report.quarantine = quarantined(dir)?;
-    let access = crate::console::access::check::check(dir)?;
+    let access = super::access::check::check(dir)?;
     report.access_fault = access.fault;
     report.access_lines = access.lines;
     Ok(report)

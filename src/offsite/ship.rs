@@ -199,7 +199,7 @@ pub fn alarm(metrics: &Metrics, store: &Store, name: &str, local: &str) {
 pub async fn ship(dir: &Path, store: &Store, metrics: &Metrics) -> anyhow::Result<Shipped> {
     let mut local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
     // Closed days of the console's access log go with the archives.
-    let access = crate::console::access::closed_days(dir)
+    let access = crate::log::access::closed_days(dir)
         .with_context(|| format!("listing {}/access", dir.display()))?;
     local.extend(
         access

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::future::join_all;
 use rollcall::clock::FakeClock;
 use rollcall::console::access;
+use rollcall::log::access::{ACCESS_DIR, day_path, retention::RETIRED_FILE};
 use rollcall::log::archive::{self, Options};
 use rollcall::log::days;
 use rollcall::log::record::{Event, Record, Source};
@@ -791,7 +792,7 @@ async fn access_days(dir: &Path, plan: &[Date]) -> Vec<PathBuf> {
         log.record(&access::Who::default(), &entry).await.unwrap();
     }
     plan.iter()
-        .map(|&day| access::day_path(&dir.join(access::ACCESS_DIR), day))
+        .map(|&day| day_path(&dir.join(ACCESS_DIR), day))
         .collect()
 }
 
@@ -900,9 +901,7 @@ async fn an_edited_line_of_the_access_retired_list_fails_verify_naming_it() {
     run(rollcall(&dir).args(["archive", "--retain-days", "7"])).success();
     run(rollcall(&dir).arg("verify")).success();
 
-    let list = dir
-        .join(access::ACCESS_DIR)
-        .join(access::retention::RETIRED_FILE);
+    let list = dir.join(ACCESS_DIR).join(RETIRED_FILE);
     let text = std::fs::read_to_string(&list).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
     std::fs::write(

@@ -151,7 +151,7 @@ pub fn archive_closed_days(
         // The console's access days go with the archives, by the same rule.
         summary
             .retired
-            .extend(crate::console::access::retention::retire(
+            .extend(crate::log::access::retention::retire(
                 dir, before, now, copies,
             )?);
     }

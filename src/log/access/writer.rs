@@ -84,7 +84,7 @@ struct Writer {
 
 /// Starts the writer for `DIR/access`, taking up the chain where the
 /// newest day file ends.
-pub(super) fn start(
+pub(crate) fn start(
     folder: &Path,
     clock: Arc<dyn Clock>,
     queue: usize,

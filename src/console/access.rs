@@ -5,11 +5,9 @@
 //! log is itself audited, so its lines are hash-chained like the records
 //! (`seq`, `prev_hash`, `hash`; checked by `verify`).
 //!
-//! - [`writer`]: the thread that owns the files: day files, reopening a
-//!   removed file, the chain, group fdatasync, the per-minute summaries.
-//! - [`check`]: the chain check `verify` runs.
-//! - [`retention`]: deleting days past `--retain-days`, noted in a
-//!   chained list the check follows.
+//! The files themselves, their chain, its check and their retention are
+//! the storage layer's ([`crate::log::access`]); this is what the console
+//! writes to them and when it waits.
 //!
 //! Which lines must be durable before the answer: every line for a
 //! request that shows or exports records, starts a verify, or signs
@@ -23,29 +21,21 @@
 //! it. Best-effort lines that find the queue full are dropped and
 //! counted in `rollcall_console_access_dropped_lines_total`.
 
-pub mod check;
-pub mod retention;
-mod writer;
-
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
 use serde::Serialize;
-use time::{Date, OffsetDateTime};
 use tokio::sync::oneshot;
 
 use super::search::Query;
 use crate::clock::Clock;
-use crate::log::days;
+use crate::log::access::{ACCESS_DIR, Message, writer};
 use crate::log::record::format_timestamp;
 use crate::metrics::Metrics;
 
-pub const ACCESS_DIR: &str = "access";
-const FILE_PREFIX: &str = "console-";
-const FILE_SUFFIX: &str = ".jsonl";
 /// Lines waiting for the writer thread. A durable line waits for room; a
 /// best-effort one finding it full is dropped (and counted).
 const QUEUE: usize = 1024;
@@ -125,26 +115,6 @@ struct Content<'a> {
 pub struct AccessError {
     dir: PathBuf,
     reason: String,
-}
-
-/// What the writer thread is handed.
-enum Message {
-    Line {
-        at: OffsetDateTime,
-        /// The JSON object of the line, without its link.
-        content: Vec<u8>,
-        /// Told once the line is durable, for a line that must be.
-        durable: Option<oneshot::Sender<Result<(), String>>>,
-    },
-    /// One more refusal of this kind from `client`.
-    Count {
-        at: OffsetDateTime,
-        client: IpAddr,
-        action: &'static str,
-        outcome: &'static str,
-    },
-    /// Write every pending summary now (at shutdown).
-    Flush(oneshot::Sender<()>),
 }
 
 pub struct AccessLog {
@@ -263,47 +233,4 @@ impl AccessLog {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-/// The day file for `day` in the access folder.
-pub fn day_path(folder: &Path, day: Date) -> PathBuf {
-    folder.join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", days::day_name(day)))
-}
-
-/// Every access day file in `DIR/access`, oldest first.
-pub fn day_files(dir: &Path) -> std::io::Result<Vec<(Date, PathBuf)>> {
-    let folder = dir.join(ACCESS_DIR);
-    let entries = match std::fs::read_dir(&folder) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries?,
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let day = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(FILE_PREFIX))
-            .and_then(|n| n.strip_suffix(FILE_SUFFIX))
-            .and_then(days::parse_day_name);
-        if let Some(day) = day {
-            out.push((day, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The closed access days (every one before the newest), as object
-/// names and paths, for shipping with the archives.
-pub fn closed_days(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
-    let mut files = day_files(dir)?;
-    files.pop();
-    Ok(files
-        .into_iter()
-        .filter_map(|(_, path)| {
-            let name = path.file_name()?.to_str()?.to_string();
-            Some((format!("{ACCESS_DIR}/{name}"), path))
-        })
-        .collect())
 }
