@@ -8,6 +8,9 @@
 //! - [`log`]: the audit log on disk: record format and hash chain, day
 //!   files, the single durable writer, the shared reader, archives, and
 //!   what `verify` checks.
+//! - [`index`]: the SQLite index of who was where, derived from the log.
+//! - [`export`]: the CSV and JSON-lines formats `export` and the console's
+//!   download write.
 //! - [`schedule`]: nightly jobs (archival, retention) off the request path.
 //! - [`webex`]: the Webex API client, this server's webhook registrations
 //!   and the room-title cache.
@@ -25,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod console;
+pub mod export;
 pub mod index;
 pub mod listener;
 pub mod log;

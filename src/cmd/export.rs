@@ -11,38 +11,10 @@ use anyhow::Context;
 
 use super::args::{FilterArgs, SeqArgs};
 use crate::cli::Global;
+use crate::export::{self, Format, Options};
 use crate::log::days::{self, Day};
 use crate::log::files;
-use crate::log::reader::{self, Block, Filter, ReadError, RecordView, SeqRange, TitleFallback};
-
-/// The CSV header: the contract compliance tooling relies on.
-pub const CSV_HEADER: [&str; 19] = [
-    "seq",
-    "received_at",
-    "event",
-    "room_id",
-    "room_title",
-    "person_id",
-    "person_email",
-    "person_display_name",
-    "is_moderator",
-    "is_monitor",
-    "membership_id",
-    "membership_created",
-    "actor_id",
-    "org_id",
-    "webhook_id",
-    "webhook_name",
-    "target",
-    "source",
-    "not_before",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Csv,
-    Jsonl,
-}
+use crate::log::reader::{Filter, SeqRange};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -138,313 +110,25 @@ pub fn export(dir: &Path, filter: &Filter, args: &Args, out: impl Write) -> anyh
     export_seqs(dir, filter, SeqRange::default(), args, out)
 }
 
-/// [`export`] of the records in `seqs` only.
+/// [`export`] of the records in `seqs` only, with a progress line on a
+/// terminal.
 pub fn export_seqs(
     dir: &Path,
     filter: &Filter,
     seqs: SeqRange,
     args: &Args,
-    mut out: impl Write,
+    out: impl Write,
 ) -> anyhow::Result<()> {
-    let all = reader::days(dir)?;
-    let first = all
-        .iter()
-        .position(|d| filter.may_hold(d.date))
-        .unwrap_or(all.len());
-    let days: Vec<Day> = all[first..]
-        .iter()
-        .filter(|d| filter.may_hold(d.date))
-        .cloned()
-        .collect();
-    // The days before the range are read only for the titles of rooms
-    // that the range has a record of before their first title in it.
-    let mut titles = (args.format == Format::Csv).then(|| TitleFallback::after(&all[..first]));
-    let job = Job {
-        filter,
-        seqs,
+    let options = Options {
         format: args.format,
         guard: !args.raw,
     };
-    if job.format == Format::Csv {
-        let mut header = csv::Writer::from_writer(&mut out);
-        header
-            .write_record(CSV_HEADER)
-            .and_then(|()| Ok(header.flush()?))
-            .context("writing the export")?;
-    }
     let mut progress = Progress::new();
-    let mut title_cell = TitleCell::new(job.guard);
-    reader::in_log_order(
-        &days,
-        Rows::default,
-        |block, rows| rows.fill(block, &job),
-        |place, rows| {
-            // What came before a bad line is written, as it would be
-            // record by record.
-            rows.write(&mut out, titles.as_mut(), &mut title_cell)?;
-            if let Some((line, reason)) = rows.bad.take() {
-                return Err(ReadError::NotARecord {
-                    path: place.day.path().to_path_buf(),
-                    line: place.lines_before + line,
-                    reason,
-                }
-                .into());
-            }
-            progress.tick(place.day, rows.records);
-            Ok::<_, anyhow::Error>(())
-        },
-    )?;
-    out.flush().context("writing the export")?;
+    export::write(dir, filter, seqs, options, out, |day, records| {
+        progress.tick(day, records)
+    })?;
     progress.done();
     Ok(())
-}
-
-/// What every block of an export is turned into its output by.
-struct Job<'a> {
-    filter: &'a Filter,
-    seqs: SeqRange,
-    format: Format,
-    guard: bool,
-}
-
-/// One block's output, built on a worker thread and written in log order.
-#[derive(Default)]
-struct Rows {
-    out: Vec<u8>,
-    /// Rows with no title of their own nor one learned earlier in the
-    /// block: where in `out` their empty title cell is, and their room.
-    /// The title is filled in when the block is written, from the titles
-    /// learned before it.
-    untitled: Vec<(usize, String)>,
-    /// The titles recorded in the block, in log order.
-    titles: TitleFallback,
-    records: u64,
-    /// The block's first line that is not a record (1-based within the
-    /// block), and why; the block's output stops before it.
-    bad: Option<(u64, String)>,
-    scratch: String,
-    /// A cell with its formula guard.
-    guarded: String,
-}
-
-impl Rows {
-    /// Formats the records of `block` that the filter keeps; returns the
-    /// number of lines gone through.
-    fn fill(&mut self, block: &Block, job: &Job<'_>) -> u64 {
-        self.out.clear();
-        self.untitled.clear();
-        self.records = 0;
-        self.bad = None;
-        let mut csv = (job.format == Format::Csv)
-            .then(|| csv::Writer::from_writer(std::mem::take(&mut self.out)));
-        let mut lines = 0;
-        for (line, whole) in block.lines() {
-            lines += 1;
-            if !whole {
-                // Being written right now, or torn by a crash: either way
-                // not a record (yet); `verify` reports the torn kind.
-                continue;
-            }
-            let record = match RecordView::parse_reusing(line, &mut self.scratch) {
-                Ok(record) => record,
-                Err(e) => {
-                    self.bad = Some((lines, e.to_string()));
-                    break;
-                }
-            };
-            match &mut csv {
-                Some(csv) => {
-                    if let Some(title) = &record.room_title {
-                        self.titles.learn(&record.room_id, title);
-                    }
-                    if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
-                        continue;
-                    }
-                    let title = record
-                        .room_title
-                        .as_deref()
-                        .or_else(|| self.titles.learned(&record.room_id));
-                    let row = Row {
-                        record: &record,
-                        title,
-                        guard: job.guard,
-                    };
-                    let untitled = row
-                        .write(csv, &mut self.guarded)
-                        .expect("a row written to memory cannot fail");
-                    if let Some(at) = untitled {
-                        self.untitled.push((at, record.room_id.to_string()));
-                    }
-                }
-                None => {
-                    if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
-                        continue;
-                    }
-                    self.out.extend_from_slice(line);
-                    self.out.push(b'\n');
-                }
-            }
-            self.records += 1;
-        }
-        if let Some(csv) = csv {
-            self.out = csv
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .expect("rows written to memory cannot fail to flush");
-        }
-        lines
-    }
-
-    /// Writes the block's output, filling in the titles its rows waited
-    /// for, then learns the titles recorded in it.
-    fn write(
-        &mut self,
-        out: &mut impl Write,
-        titles: Option<&mut TitleFallback>,
-        title_cell: &mut TitleCell,
-    ) -> anyhow::Result<()> {
-        let Some(titles) = titles else {
-            return out.write_all(&self.out).context("writing the export");
-        };
-        let mut from = 0;
-        for (at, room) in &self.untitled {
-            out.write_all(&self.out[from..*at])
-                .context("writing the export")?;
-            if let Some(title) = titles.title(room)? {
-                out.write_all(title_cell.encode(title))
-                    .context("writing the export")?;
-            }
-            from = *at;
-        }
-        out.write_all(&self.out[from..])
-            .context("writing the export")?;
-        titles.learn_from(&mut self.titles);
-        Ok(())
-    }
-}
-
-/// One record as a CSV row, in the header's column order.
-struct Row<'r, 'a> {
-    record: &'r RecordView<'a>,
-    title: Option<&'r str>,
-    guard: bool,
-}
-
-impl Row<'_, '_> {
-    /// Writes the row. Without a title, returns where in the writer's
-    /// output its (empty) title cell is, to be filled in later.
-    fn write(
-        &self,
-        csv: &mut csv::Writer<Vec<u8>>,
-        guarded: &mut String,
-    ) -> csv::Result<Option<usize>> {
-        let r = self.record;
-        let mut text = |csv: &mut csv::Writer<Vec<u8>>, value: Option<&str>| {
-            let value = value.unwrap_or("");
-            csv.write_field(guard(value, self.guard, guarded))
-        };
-        csv.write_field(itoa::Buffer::new().format(r.seq))?;
-        csv.write_field(&*r.received_at)?;
-        csv.write_field(r.event.as_str())?;
-        text(csv, Some(r.room_id.as_ref()))?;
-        let untitled = match self.title {
-            Some(title) => {
-                text(csv, Some(title))?;
-                None
-            }
-            None => {
-                // The empty cell comes right after the comma that ends
-                // the room id, once the buffered row is in the output.
-                csv.flush()?;
-                let at = csv.get_ref().len() + 1;
-                csv.write_field("")?;
-                Some(at)
-            }
-        };
-        text(csv, Some(r.person_id.as_ref()))?;
-        text(csv, r.person_email.as_deref())?;
-        text(csv, r.person_display_name.as_deref())?;
-        for flag in [r.is_moderator, r.is_monitor] {
-            csv.write_field(match flag {
-                Some(true) => "true",
-                Some(false) => "false",
-                None => "",
-            })?;
-        }
-        text(csv, Some(r.membership_id.as_ref()))?;
-        for value in [
-            &r.membership_created,
-            &r.actor_id,
-            &r.org_id,
-            &r.webhook_id,
-            &r.webhook_name,
-        ] {
-            text(csv, value.as_deref())?;
-        }
-        text(csv, Some(r.target.as_ref()))?;
-        text(csv, Some(r.source.as_str()))?;
-        text(csv, r.not_before.as_deref())?;
-        csv.write_record(None::<&[u8]>)?;
-        Ok(untitled)
-    }
-}
-
-/// A title cell written on its own, quoted as it would be in its row.
-struct TitleCell {
-    guard: bool,
-    guarded: String,
-    bytes: Vec<u8>,
-}
-
-impl TitleCell {
-    fn new(guard: bool) -> Self {
-        Self {
-            guard,
-            guarded: String::new(),
-            bytes: Vec::new(),
-        }
-    }
-
-    /// The cell's bytes; none for an empty title, as in a row.
-    fn encode(&mut self, title: &str) -> &[u8] {
-        if title.is_empty() {
-            return &[];
-        }
-        let cell = guard(title, self.guard, &mut self.guarded);
-        self.bytes.clear();
-        let mut csv = csv::WriterBuilder::new()
-            .buffer_capacity(title.len() * 2 + 8)
-            .from_writer(std::mem::take(&mut self.bytes));
-        csv.write_record([cell])
-            .expect("a cell written to memory cannot fail");
-        self.bytes = csv
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .expect("a cell written to memory cannot fail to flush");
-        // Without the record's newline.
-        &self.bytes[..self.bytes.len() - 1]
-    }
-}
-
-/// `value`, with a leading `'` if `guard` is on and it [`needs_guard`].
-pub(super) fn guard<'v>(value: &'v str, guard: bool, guarded: &'v mut String) -> &'v str {
-    if guard && needs_guard(value) {
-        guarded.clear();
-        guarded.push('\'');
-        guarded.push_str(value);
-        guarded
-    } else {
-        value
-    }
-}
-
-/// Spreadsheets run a cell starting with one of these as a formula, so a
-/// display name like `=HYPERLINK(...)` could act when the export is opened.
-pub fn needs_guard(cell: &str) -> bool {
-    matches!(
-        cell.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    )
 }
 
 /// A progress line on stderr for exports long enough to wonder about,

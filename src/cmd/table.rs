@@ -5,8 +5,8 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::export::guard;
 use super::tail::clean;
+use crate::export::guard;
 
 /// Writes `rows` under `header` as columns two spaces apart, every cell
 /// cleaned of control characters so a hostile name stays on its line.

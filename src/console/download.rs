@@ -12,8 +12,7 @@ use tokio::sync::mpsc;
 use warp::http::{HeaderValue, header};
 use warp::reply::{Reply, Response};
 
-use crate::cmd::args::FilterArgs;
-use crate::cmd::export::{self, Format};
+use crate::export::{self, Format};
 use crate::listener::Closer;
 use crate::log::head::Head;
 use crate::log::reader::{Filter, SeqRange};
@@ -35,19 +34,6 @@ pub fn csv(dir: PathBuf, filter: Filter, stall: Duration, closer: Option<Closer>
     let (sender, mut receiver) = mpsc::channel::<io::Result<Bytes>>(QUEUED);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let args = export::Args {
-            filter: FilterArgs {
-                from: None,
-                to: None,
-                room: None,
-                person: None,
-                events: Vec::new(),
-                source: None,
-            },
-            format: Format::Csv,
-            output: None,
-            raw: false,
-        };
         let out = io::BufWriter::with_capacity(
             CHUNK,
             Sender {
@@ -63,7 +49,11 @@ pub fn csv(dir: PathBuf, filter: Filter, stall: Duration, closer: Option<Closer>
                 from: None,
                 to: head.map(|head| head.seq),
             };
-            export::export_seqs(&dir, &filter, durable, &args, out)
+            let options = export::Options {
+                format: Format::Csv,
+                guard: true,
+            };
+            export::write(&dir, &filter, durable, options, out, |_, _| {})
         });
         if let Err(error) = exported {
             let stalled = error.chain().any(|cause| {
