@@ -11,9 +11,11 @@
 
 pub mod build;
 pub mod check;
+mod fold;
 mod open;
 pub mod query;
 pub mod schema;
+mod text;
 
 use std::io;
 use std::path::{Path, PathBuf};
