@@ -22,9 +22,11 @@ use crate::log::head::Head;
 use crate::log::reader::{self, RecordView};
 use crate::log::record::scan;
 
-/// Records per transaction: large enough that a commit's fsync is paid
-/// rarely, small enough that a reader never waits long for one.
-const BATCH: usize = 20_000;
+/// Records per transaction: large enough that the pages a batch changes
+/// at random (memberships, stays) are written once for many records, and
+/// a commit's fsync is paid rarely; small enough that another process
+/// catching up never waits long for the write lock (about a second).
+const BATCH: usize = 250_000;
 
 /// Where the index has got to in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

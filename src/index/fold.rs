@@ -5,9 +5,9 @@
 //! ([`Members::apply`]); a record's event time is `log::roster`'s
 //! ([`event_time`]), kept from going back in time within a membership, so
 //! a membership's records apply in the log's order. The batch keeps the
-//! memberships and rooms it touched in memory and writes each back once,
-//! at commit; every table but `membership`, `room` and `stay` is only
-//! appended to.
+//! memberships and rooms it touched in memory and writes each back once
+//! per flush of [`FLUSH`] records; every table but `membership`, `room`
+//! and `stay` is only appended to.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +22,11 @@ use crate::log::reader::RecordView;
 use crate::log::record::{Event, Source, format_timestamp};
 use crate::log::roster::coverage::Coverage;
 use crate::log::roster::event_time;
+
+/// Records whose memberships and rooms are held in memory before they
+/// are written to the batch's tables: what bounds the memory a batch
+/// takes, about 1 KiB per membership, whatever its size in records.
+const FLUSH: usize = 20_000;
 
 /// How many (room, title) and (email, person) pairs are remembered as
 /// already stored: 16 bytes and a slot each, about 1.1 MiB per set.
@@ -41,7 +46,7 @@ struct Place {
     joined_seq: Option<u64>,
 }
 
-/// What a batch saw of a room: written back at commit.
+/// What a batch saw of a room: written back at the next flush.
 #[derive(Debug, Default)]
 struct RoomChange {
     /// Its records in this batch, if any named it.
@@ -148,9 +153,11 @@ pub struct Fold<'c> {
     pub at: Position,
     /// Records folded in this batch.
     pub pending: usize,
+    /// Records folded since the memberships and rooms were written.
+    unflushed: usize,
     coverage: Coverage,
-    /// The memberships this batch touched, written back at commit; with
-    /// the rooms, at most one entry per record of the batch.
+    /// The memberships this batch touched, written back at the next
+    /// flush; with the rooms, at most one entry per record since the last.
     members: Members,
     places: HashMap<String, Place>,
     rooms: HashMap<i64, RoomChange>,
@@ -167,6 +174,7 @@ impl<'c> Fold<'c> {
             texts: Texts::new(conn)?,
             at: Position::read(conn)?,
             pending: 0,
+            unflushed: 0,
             coverage: Coverage::default(),
             members: Members::default(),
             places: HashMap::new(),
@@ -212,6 +220,10 @@ impl<'c> Fold<'c> {
         }
         self.at.offset = offset;
         self.pending += 1;
+        self.unflushed += 1;
+        if self.unflushed >= FLUSH {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -456,16 +468,16 @@ impl<'c> Fold<'c> {
     /// Writes back what the batch changed, with the position it reached,
     /// and commits; returns that position's seq.
     pub fn commit(&mut self, clock: &dyn Clock) -> Result<u64, IndexError> {
-        self.write_back(clock)?;
+        self.flush()?;
+        self.write_position(clock)?;
         self.conn.execute_batch("COMMIT")?;
-        self.members = Members::default();
-        self.places.clear();
-        self.rooms.clear();
         self.pending = 0;
         Ok(self.at.seq)
     }
 
-    fn write_back(&mut self, clock: &dyn Clock) -> Result<(), IndexError> {
+    /// Writes the memberships and rooms held in memory to the batch's
+    /// tables, and forgets them.
+    fn flush(&mut self) -> Result<(), IndexError> {
         let Fold {
             sql,
             texts,
@@ -508,6 +520,15 @@ impl<'c> Fold<'c> {
                 None => sql.room_members.execute((room, change.members))?,
             };
         }
+        self.members = Members::default();
+        self.places.clear();
+        self.rooms.clear();
+        self.unflushed = 0;
+        Ok(())
+    }
+
+    /// The coverage gaps and the position the batch reached.
+    fn write_position(&mut self, clock: &dyn Clock) -> Result<(), IndexError> {
         for gap in self.coverage.take_closed() {
             self.conn
                 .prepare_cached(

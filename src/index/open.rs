@@ -115,12 +115,9 @@ fn connect(file: &Path) -> Result<Connection, rusqlite::Error> {
     // A crash may lose the last batches, never leave a torn one: the log
     // has them, and catching up writes them again.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // A bounded page cache (negative: KiB) that holds what a batch
-    // touches of the tables, so that pages are read and written once per
-    // batch, not once per record; and both cores for sorting the rows of
-    // an index made after a first build.
+    // A bounded page cache (negative: KiB): the pages a batch touches
+    // most stay in memory instead of being read again record by record.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
-    conn.pragma_update(None, "threads", 2)?;
     Ok(conn)
 }
 
