@@ -11,10 +11,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, Statement, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::IndexError;
 use super::build::Position;
+use super::statements::Statements;
 use super::text::Texts;
 use crate::clock::Clock;
 use crate::log::members::{Change, Member, Members};
@@ -44,6 +45,31 @@ struct Place {
     stay: Option<i64>,
     /// The join that began the open stay.
     joined_seq: Option<u64>,
+    /// The texts of its member as its last record left it.
+    texts: MemberTexts,
+}
+
+/// The `text` ids of a member's room, person, email, name and adder:
+/// found once per record, not again for each row they go in.
+#[derive(Debug, Clone, Copy, Default)]
+struct MemberTexts {
+    room: i64,
+    person: i64,
+    email: Option<i64>,
+    name: Option<i64>,
+    added_by: Option<i64>,
+}
+
+impl MemberTexts {
+    fn of(m: &Member, texts: &mut Texts<'_>) -> rusqlite::Result<Self> {
+        Ok(MemberTexts {
+            room: texts.id(&m.room_id)?,
+            person: texts.id(&m.person_id)?,
+            email: texts.id_of(m.person_email.as_deref())?,
+            name: texts.id_of(m.person_display_name.as_deref())?,
+            added_by: texts.id_of(m.added_by.as_deref())?,
+        })
+    }
 }
 
 /// What a batch saw of a room: written back at the next flush.
@@ -63,84 +89,6 @@ struct Seen {
     last_at: String,
     last_seq: u64,
     baseline_at: Option<String>,
-}
-
-/// The statements a fold runs, prepared once per catch-up.
-struct Statements<'c> {
-    record: Statement<'c>,
-    load: Statement<'c>,
-    stay_open: Statement<'c>,
-    stay_update: Statement<'c>,
-    span: Statement<'c>,
-    membership: Statement<'c>,
-    room: Statement<'c>,
-    room_members: Statement<'c>,
-    room_title: Statement<'c>,
-    person_email: Statement<'c>,
-}
-
-impl<'c> Statements<'c> {
-    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
-        Ok(Statements {
-            record: conn.prepare(
-                "INSERT INTO record VALUES
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-            )?,
-            load: conn.prepare(
-                "SELECT room.value, person.value, email.value, name.value, m.present,
-                    m.is_moderator, m.since, added.value, m.join_source, m.joined_seq,
-                    m.last_seq, m.last_event_at, m.stay
-                 FROM membership m
-                 JOIN text room ON room.id = m.room
-                 JOIN text person ON person.id = m.person
-                 LEFT JOIN text email ON email.id = m.person_email
-                 LEFT JOIN text name ON name.id = m.person_display_name
-                 LEFT JOIN text added ON added.id = m.added_by
-                 WHERE m.id = ?1",
-            )?,
-            stay_open: conn.prepare(
-                "INSERT INTO stay (room, membership, person, person_email, person_display_name,
-                    joined_at, joined_seq, join_source, left_at, left_seq, left_not_before,
-                    leave_source, is_moderator)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?,
-            stay_update: conn.prepare(
-                "UPDATE stay SET person_email = ?2, person_display_name = ?3, is_moderator = ?4,
-                    left_at = ?5, left_seq = ?6, left_not_before = ?7, leave_source = ?8
-                 WHERE id = ?1",
-            )?,
-            span: conn.prepare(
-                "INSERT INTO span (room, person, person_email, person_display_name, is_moderator,
-                    since, added_by, join_source, joined_seq, from_at, from_seq, to_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?,
-            membership: conn.prepare(
-                "INSERT INTO membership VALUES
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                 ON CONFLICT (id) DO UPDATE SET
-                    person_email = excluded.person_email,
-                    person_display_name = excluded.person_display_name,
-                    present = excluded.present, is_moderator = excluded.is_moderator,
-                    since = excluded.since, added_by = excluded.added_by,
-                    join_source = excluded.join_source, joined_seq = excluded.joined_seq,
-                    last_seq = excluded.last_seq, last_event_at = excluded.last_event_at,
-                    stay = excluded.stay",
-            )?,
-            room: conn.prepare(
-                "INSERT INTO room VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET
-                    title = coalesce(excluded.title, title),
-                    last_at = excluded.last_at,
-                    last_seq = excluded.last_seq,
-                    members_now = members_now + excluded.members_now,
-                    baseline_at = coalesce(baseline_at, excluded.baseline_at)",
-            )?,
-            room_members: conn
-                .prepare("UPDATE room SET members_now = members_now + ?2 WHERE id = ?1")?,
-            room_title: conn.prepare("INSERT OR IGNORE INTO room_title VALUES (?1, ?2)")?,
-            person_email: conn.prepare("INSERT OR IGNORE INTO person_email VALUES (?1, ?2)")?,
-        })
-    }
 }
 
 /// A catch-up's fold: one batch at a time, from [`Fold::begin`] to
@@ -299,6 +247,13 @@ impl<'c> Fold<'c> {
                     place.joined_seq = row.get(9)?;
                     place.last_event_at = row.get(11)?;
                     place.stay = row.get(12)?;
+                    place.texts = MemberTexts {
+                        room: row.get(13)?,
+                        person: row.get(14)?,
+                        email: row.get(15)?,
+                        name: row.get(16)?,
+                        added_by: row.get(17)?,
+                    };
                     Ok(Member {
                         membership_id: membership_id.to_string(),
                         room_id: row.get(0)?,
@@ -391,14 +346,15 @@ impl<'c> Fold<'c> {
         let was_present = before.is_some_and(|m| m.present);
         if let Some(m) = before.filter(|m| m.present) {
             // The state it was in lasted until this record.
+            let ids = place.texts;
             sql.span.execute(params![
-                texts.id(&m.room_id)?,
-                texts.id(&m.person_id)?,
-                texts.id_of(m.person_email.as_deref())?,
-                texts.id_of(m.person_display_name.as_deref())?,
+                ids.room,
+                ids.person,
+                ids.email,
+                ids.name,
                 m.is_moderator,
                 m.since,
-                texts.id_of(m.added_by.as_deref())?,
+                ids.added_by,
                 m.join_source.as_str(),
                 place.joined_seq,
                 place.last_event_at,
@@ -408,6 +364,7 @@ impl<'c> Fold<'c> {
         }
         members.apply(change);
         let after = members.get(id).expect("a membership record makes a member");
+        place.texts = MemberTexts::of(after, texts)?;
         // A join opens a stay; a leave of a membership the log never saw
         // joined is a stay whose start is unknown. Both are one row.
         let opened = match r.event {
@@ -418,9 +375,9 @@ impl<'c> Fold<'c> {
         match opened {
             Some((joined, left)) => {
                 let stay = sql.stay_open.insert(params![
-                    texts.id(&after.room_id)?,
+                    place.texts.room,
                     place.id,
-                    texts.id(&after.person_id)?,
+                    place.texts.person,
                     after.person_email,
                     after.person_display_name,
                     joined.map(|_| &event_at),
@@ -459,7 +416,7 @@ impl<'c> Fold<'c> {
         }
         let delta = i64::from(after.present) - i64::from(was_present);
         if delta != 0 {
-            rooms.entry(texts.id(&after.room_id)?).or_default().members += delta;
+            rooms.entry(place.texts.room).or_default().members += delta;
         }
         place.last_event_at = event_at;
         Ok(())
@@ -480,7 +437,6 @@ impl<'c> Fold<'c> {
     fn flush(&mut self) -> Result<(), IndexError> {
         let Fold {
             sql,
-            texts,
             members,
             places,
             rooms,
@@ -490,14 +446,14 @@ impl<'c> Fold<'c> {
             let place = &places[&m.membership_id];
             sql.membership.execute(params![
                 place.id,
-                texts.id(&m.room_id)?,
-                texts.id(&m.person_id)?,
-                texts.id_of(m.person_email.as_deref())?,
-                texts.id_of(m.person_display_name.as_deref())?,
+                place.texts.room,
+                place.texts.person,
+                place.texts.email,
+                place.texts.name,
                 m.present,
                 m.is_moderator,
                 m.since,
-                texts.id_of(m.added_by.as_deref())?,
+                place.texts.added_by,
                 m.join_source.as_str(),
                 place.joined_seq,
                 m.last_seq,

@@ -15,6 +15,7 @@ mod fold;
 mod open;
 pub mod query;
 pub mod schema;
+mod statements;
 mod text;
 
 use std::io;
