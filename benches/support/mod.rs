@@ -310,6 +310,32 @@ pub fn summarise(mut latencies: Vec<Duration>, elapsed: Duration) -> Load {
 /// `first_day` on, shaped like real deliveries (long base64 ids, a third
 /// with room titles).
 pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
+    write_log(dir, records, first_day, sample)
+}
+
+/// [`generate`] of an organisation shaped by `shape`: memberships that
+/// join, leave, rejoin and change roles, a few reconciled and events API
+/// records, and coverage gaps (clean stops and crashes).
+pub fn generate_organisation(
+    dir: &Path,
+    records: u64,
+    first_day: Date,
+    shape: &Organisation,
+) -> Vec<PathBuf> {
+    let mut churn = Churn::new(shape);
+    write_log(dir, records, first_day, |seq, received_at, prev_hash| {
+        churn.next(seq, received_at, prev_hash)
+    })
+}
+
+/// Writes `records` records made by `make` (from the seq, `received_at`
+/// and the previous hash) over [`DAYS`] day files, sealed and chained.
+fn write_log(
+    dir: &Path,
+    records: u64,
+    first_day: Date,
+    mut make: impl FnMut(u64, String, String) -> Record,
+) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     let start = first_day.midnight().assume_utc();
     let per_day = records.div_ceil(DAYS);
@@ -320,7 +346,7 @@ pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
     for seq in 1..=records {
         let day = (seq - 1) / per_day;
         let at = start + time::Duration::days(day as i64) + step * ((seq - 1) % per_day) as i32;
-        let mut record = sample(seq, format_timestamp(at), prev_hash);
+        let mut record = make(seq, format_timestamp(at), prev_hash);
         let day_name = record.day().to_string();
         if out.as_ref().is_none_or(|(name, _)| *name != day_name) {
             if let Some((_, mut file)) = out.take() {
@@ -340,6 +366,138 @@ pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
     files
 }
 
+/// How [`generate_organisation`]'s organisation is made up.
+#[derive(Debug, Clone)]
+pub struct Organisation {
+    pub rooms: u64,
+    /// Memberships per room (each one person, present or not).
+    pub members: u64,
+    /// Distinct people over all the rooms.
+    pub people: u64,
+    /// Records between coverage gaps: a clean stop, then halfway to the
+    /// next one a start after a crash.
+    pub records_per_gap: u64,
+}
+
+impl Organisation {
+    /// The shape the index is measured on: 10,000 rooms of 100 members.
+    pub const BENCH: Organisation = Organisation {
+        rooms: 10_000,
+        members: 100,
+        people: 50_000,
+        records_per_gap: 250_000,
+    };
+}
+
+/// Who is where as [`generate_organisation`] goes: a membership picked
+/// at random joins if absent, else leaves or changes role.
+struct Churn {
+    shape: Organisation,
+    present: Vec<bool>,
+    moderator: Vec<bool>,
+    random: u64,
+    stopped: bool,
+}
+
+impl Churn {
+    fn new(shape: &Organisation) -> Self {
+        let slots = (shape.rooms * shape.members) as usize;
+        Self {
+            shape: shape.clone(),
+            present: vec![false; slots],
+            moderator: vec![false; slots],
+            random: 19,
+            stopped: false,
+        }
+    }
+
+    fn roll(&mut self, below: u64) -> u64 {
+        self.random = self
+            .random
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.random >> 33) % below
+    }
+
+    fn next(&mut self, seq: u64, received_at: String, prev_hash: String) -> Record {
+        let gap = seq % self.shape.records_per_gap;
+        if self.stopped {
+            self.stopped = false;
+            return receiver(seq, Event::ReceiverStarted, None, received_at, prev_hash);
+        }
+        if gap == 0 {
+            self.stopped = true;
+            return receiver(seq, Event::ReceiverStopped, None, received_at, prev_hash);
+        }
+        if gap == self.shape.records_per_gap / 2 {
+            let crashed = Some("2026-11-27T14:03:11.482Z".to_string());
+            return receiver(seq, Event::ReceiverStarted, crashed, received_at, prev_hash);
+        }
+        let slot = self.roll(self.shape.rooms * self.shape.members);
+        let (room, person) = (slot / self.shape.members, slot % self.shape.people);
+        let i = slot as usize;
+        let event = match (self.present[i], self.roll(4)) {
+            (false, _) => Event::Joined,
+            (true, 0 | 1) => Event::Left,
+            (true, _) if self.moderator[i] => Event::ModeratorRevoked,
+            (true, _) => Event::ModeratorGranted,
+        };
+        match event {
+            Event::Joined => {
+                self.present[i] = true;
+                self.moderator[i] = self.roll(10) == 0;
+            }
+            Event::Left => self.present[i] = false,
+            e => self.moderator[i] = e == Event::ModeratorGranted,
+        }
+        let source = match self.roll(1000) {
+            0 => Source::Reconciled,
+            1..=4 => Source::EventsApi,
+            _ => Source::Webhook,
+        };
+        let title = (self.roll(3) == 0).then(|| format!("Project room {room}"));
+        let not_before =
+            (source != Source::Webhook && event != Event::Joined).then(|| received_at.clone());
+        Record {
+            event,
+            room_id: id("JPT00", room),
+            room_title: title,
+            person_id: id("BFT1BMRS", person),
+            person_email: Some(format!("person{person}@example.com")),
+            person_display_name: Some(format!("Person {person}, \"P{person}\"")),
+            is_moderator: Some(self.moderator[i]),
+            membership_id: id("01FTUJFUlNISVAv", slot),
+            // A membership's creation time, the same in all its records.
+            membership_created: Some(format!("2026-10-{:02}T14:03:11.482Z", 1 + slot % 28)),
+            actor_id: Some(id("BFT1BMRS", (slot * 7) % self.shape.people)),
+            source,
+            not_before,
+            ..sample(seq, received_at, prev_hash)
+        }
+    }
+}
+
+/// A `receiver_started` or `receiver_stopped` record.
+fn receiver(
+    seq: u64,
+    event: Event,
+    not_before: Option<String>,
+    received_at: String,
+    prev_hash: String,
+) -> Record {
+    Record {
+        seq,
+        received_at,
+        prev_hash,
+        ..Record::receiver(event, not_before)
+    }
+}
+
+/// A Webex-like base64 id of a `kind` of thing, numbered `n`.
+fn id(kind: &str, n: u64) -> String {
+    format!("Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}")
+}
+
 /// How many records a bench's generated log holds:
 /// `ROLLCALL_BENCH_RECORDS`, else 1,000,000.
 pub fn records() -> u64 {
@@ -355,11 +513,6 @@ fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
     let person = seq % 10;
     let membership = seq % 50_000;
     let room = membership / 50;
-    let id = |kind: &str, n: u64| {
-        format!(
-            "Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}"
-        )
-    };
     Record {
         seq,
         received_at,

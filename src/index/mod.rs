@@ -13,10 +13,13 @@
 pub mod build;
 pub mod check;
 pub mod follow;
+mod fold;
 mod open;
 pub mod pages;
 pub mod query;
 pub mod schema;
+mod statements;
+mod text;
 
 use std::io;
 use std::path::{Path, PathBuf};

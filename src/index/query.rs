@@ -133,15 +133,29 @@ impl Index {
         }
     }
 
-    /// Who was in `room` at `at` (`received_at` form).
+    /// Who was in `room` at `at` (`received_at` form): the states of its
+    /// memberships that had begun by then and had not yet ended.
     pub fn roster(&self, room: &RoomRow, at: &str) -> Result<Roster, IndexError> {
         let mut members: Vec<RosterMember> = self
             .conn
             .prepare_cached(
-                "SELECT person_id, person_email, person_display_name, is_moderator, since,
-                    added_by, join_source, joined_seq, from_seq
-                 FROM span
-                 WHERE room_id = ?1 AND coalesce(to_at, '~') > ?2 AND from_at <= ?2",
+                "WITH wanted AS (SELECT id FROM text WHERE value = ?1)
+                 SELECT person.value, email.value, name.value, s.is_moderator, s.since,
+                    added.value, s.join_source, s.joined_seq, s.from_seq
+                 FROM (
+                    SELECT person, person_email, person_display_name, is_moderator, since,
+                        added_by, join_source, joined_seq, from_seq
+                    FROM span WHERE room = (SELECT id FROM wanted) AND to_at > ?2 AND from_at <= ?2
+                    UNION ALL
+                    SELECT person, person_email, person_display_name, is_moderator, since,
+                        added_by, join_source, joined_seq, last_seq
+                    FROM membership
+                    WHERE room = (SELECT id FROM wanted) AND present AND last_event_at <= ?2
+                 ) s
+                 JOIN text person ON person.id = s.person
+                 LEFT JOIN text email ON email.id = s.person_email
+                 LEFT JOIN text name ON name.id = s.person_display_name
+                 LEFT JOIN text added ON added.id = s.added_by",
             )?
             .query_map((&room.room_id, at), |row| {
                 let source: String = row.get(6)?;
@@ -207,12 +221,16 @@ impl Index {
         let found = self
             .conn
             .prepare_cached(
-                "SELECT seq, received_at, event, person_id, person_email, person_display_name,
-                    not_before
-                 FROM record
-                 WHERE room_id = ?1 AND source = 'reconciled' AND event <> 'joined'
-                    AND not_before IS NOT NULL
-                 ORDER BY seq",
+                "SELECT r.seq, r.received_at, r.event, person.value, email.value, name.value,
+                    r.not_before
+                 FROM record r
+                 JOIN text person ON person.id = r.person
+                 LEFT JOIN text email ON email.id = r.person_email
+                 LEFT JOIN text name ON name.id = r.person_display_name
+                 WHERE r.room = (SELECT id FROM text WHERE value = ?1)
+                    AND r.source = 'reconciled' AND r.event <> 'joined'
+                    AND r.not_before IS NOT NULL
+                 ORDER BY r.seq",
             )?
             .query_map([room_id], |row| {
                 let event: String = row.get(2)?;
@@ -246,8 +264,8 @@ impl Index {
                     person_display_name, joined_at, joined_seq, join_source, left_at, left_seq,
                     left_not_before, leave_source, is_moderator
                  FROM presence
-                 WHERE (person_id = ?1 OR person_id IN
-                        (SELECT person_id FROM person_email WHERE email_key = ?2))
+                 WHERE person_id IN
+                        (SELECT ?1 UNION SELECT person_id FROM person_email WHERE email_key = ?2)
                     AND (?3 IS NULL OR left_at IS NULL OR left_at >= ?3)
                     AND (?4 IS NULL OR joined_at IS NULL OR joined_at < ?4)
                  ORDER BY coalesce(joined_at, left_at), coalesce(joined_seq, left_seq)",

@@ -1,44 +1,60 @@
 //! The index's tables (free to change with [`SCHEMA_VERSION`]) and the
 //! public views over them, whose names and columns are a contract with
 //! anyone who queries `DIR/index.sqlite` with a SQLite client.
+//!
+//! Every long text a record repeats (room, person, membership, webhook,
+//! org and actor ids, emails, names, titles, targets) is kept once in
+//! `text`, and the other tables hold its integer id: a Webex id is about
+//! 90 bytes, its id two or three. The views join the texts back, so a
+//! query of a view by `room_id`, `person_id` or `membership_id` finds the
+//! text by its value, then the rows by its id, both through indexes.
 
 /// Bumped whenever a table or view changes: an index of another version is
 /// rebuilt, never migrated, since the log can always make it again.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// Every table, index and view, created in one transaction.
+/// Every table and view, created in one transaction. The indexes the fold
+/// does not read while building are in [`INDEXES`].
 pub const CREATE: &str = r#"
+-- `key` is the text's SHA-256 truncated to 64 bits: the fold finds a text
+-- by key and value, so a build needs no index of the long values.
+CREATE TABLE text (
+    id INTEGER PRIMARY KEY,
+    key INTEGER NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE INDEX text_key ON text (key);
+
+-- One row per record; the columns named like the CSV's but ending in
+-- their kind (room, person, membership, ...) are `text` ids.
 CREATE TABLE record (
     seq INTEGER PRIMARY KEY,
     received_at TEXT NOT NULL,
     event TEXT NOT NULL,
-    room_id TEXT NOT NULL,
-    room_title TEXT,
-    person_id TEXT NOT NULL,
-    person_email TEXT,
-    person_display_name TEXT,
+    room INTEGER NOT NULL,
+    room_title INTEGER,
+    person INTEGER NOT NULL,
+    person_email INTEGER,
+    person_display_name INTEGER,
     is_moderator INTEGER,
     is_monitor INTEGER,
-    membership_id TEXT NOT NULL,
+    membership INTEGER NOT NULL,
     membership_created TEXT,
-    actor_id TEXT,
-    org_id TEXT,
-    webhook_id TEXT,
-    webhook_name TEXT,
-    target TEXT NOT NULL,
+    actor INTEGER,
+    org INTEGER,
+    webhook INTEGER,
+    webhook_name INTEGER,
+    target INTEGER NOT NULL,
     source TEXT NOT NULL,
     not_before TEXT
 );
--- The reconciled changes a roster may have to warn about.
-CREATE INDEX record_uncertain ON record (room_id)
-    WHERE source = 'reconciled' AND event <> 'joined' AND not_before IS NOT NULL;
 
 -- One row per stay of a membership in a room (the presence view).
 CREATE TABLE stay (
     id INTEGER PRIMARY KEY,
-    room_id TEXT NOT NULL,
-    membership_id TEXT NOT NULL,
-    person_id TEXT NOT NULL,
+    room INTEGER NOT NULL,
+    membership INTEGER NOT NULL,
+    person INTEGER NOT NULL,
     person_email TEXT,
     person_display_name TEXT,
     joined_at TEXT,
@@ -50,62 +66,63 @@ CREATE TABLE stay (
     leave_source TEXT,
     is_moderator INTEGER
 );
-CREATE INDEX stay_person ON stay (person_id);
-CREATE INDEX stay_room ON stay (room_id);
 
--- One row per state of a present membership, from the record that made
--- it (from_at/from_seq) to the next record of that membership (to_at;
--- NULL while it lasts): a roster at T is the spans of the room holding T.
-CREATE TABLE span (
+-- Each membership as the log leaves it, by the `text` id of its
+-- membership id, to go on folding from. A present one is also the state
+-- that lasts: the open span of a roster, from the event time of its last
+-- record (`last_event_at`, never earlier than the one before) on.
+CREATE TABLE membership (
     id INTEGER PRIMARY KEY,
-    room_id TEXT NOT NULL,
-    person_id TEXT NOT NULL,
-    person_email TEXT,
-    person_display_name TEXT,
+    room INTEGER NOT NULL,
+    person INTEGER NOT NULL,
+    person_email INTEGER,
+    person_display_name INTEGER,
+    present INTEGER NOT NULL,
     is_moderator INTEGER,
     since TEXT,
-    added_by TEXT,
+    added_by INTEGER,
+    join_source TEXT NOT NULL,
+    joined_seq INTEGER,
+    last_seq INTEGER NOT NULL,
+    last_event_at TEXT NOT NULL,
+    stay INTEGER
+);
+
+-- One row per state of a membership that has ended: from the record that
+-- made it (from_at/from_seq) to the next record of that membership
+-- (to_at). A roster at T is the spans of the room holding T, and the
+-- present memberships whose last record is at or before T.
+CREATE TABLE span (
+    id INTEGER PRIMARY KEY,
+    room INTEGER NOT NULL,
+    person INTEGER NOT NULL,
+    person_email INTEGER,
+    person_display_name INTEGER,
+    is_moderator INTEGER,
+    since TEXT,
+    added_by INTEGER,
     join_source TEXT NOT NULL,
     joined_seq INTEGER,
     from_at TEXT NOT NULL,
     from_seq INTEGER NOT NULL,
-    to_at TEXT
+    to_at TEXT NOT NULL
 );
-CREATE INDEX span_until ON span (room_id, coalesce(to_at, '~'));
 
--- Each membership as the log leaves it, to go on folding from.
-CREATE TABLE membership (
-    membership_id TEXT PRIMARY KEY,
-    room_id TEXT NOT NULL,
-    person_id TEXT NOT NULL,
-    person_email TEXT,
-    person_display_name TEXT,
-    present INTEGER NOT NULL,
-    is_moderator INTEGER,
-    since TEXT,
-    added_by TEXT,
-    join_source TEXT NOT NULL,
-    last_seq INTEGER NOT NULL,
-    last_at TEXT NOT NULL,
-    -- The event time of its last record, never earlier than the one before.
-    last_event_at TEXT NOT NULL,
-    stay_id INTEGER,
-    span_id INTEGER,
-    joined_seq INTEGER
-) WITHOUT ROWID;
-
+-- By the `text` id of its room id.
 CREATE TABLE room (
-    room_id TEXT PRIMARY KEY,
-    title TEXT,
+    id INTEGER PRIMARY KEY,
+    title INTEGER,
     first_at TEXT NOT NULL,
     first_seq INTEGER NOT NULL,
     last_at TEXT NOT NULL,
     last_seq INTEGER NOT NULL,
     members_now INTEGER NOT NULL,
     baseline_at TEXT
-) WITHOUT ROWID;
+);
 
--- Every title a room was recorded with, by its lower case, for --room.
+-- Every title a room was recorded with, by its lower case, for --room
+-- and a title search (`WHERE title_key >= ?1 AND title_key < ?2` for a
+-- prefix).
 CREATE TABLE room_title (
     title_key TEXT NOT NULL,
     room_id TEXT NOT NULL,
@@ -140,30 +157,72 @@ CREATE TABLE state (
 );
 
 CREATE VIEW records AS
-SELECT seq, received_at, event, room_id, room_title, person_id, person_email,
-       person_display_name, is_moderator, is_monitor, membership_id,
-       membership_created, actor_id, org_id, webhook_id, webhook_name, target,
-       source, not_before, substr(received_at, 1, 10) AS day
-FROM record;
+SELECT r.seq, r.received_at, r.event, room.value AS room_id,
+       title.value AS room_title, person.value AS person_id,
+       email.value AS person_email, name.value AS person_display_name,
+       r.is_moderator, r.is_monitor, membership.value AS membership_id,
+       r.membership_created, actor.value AS actor_id, org.value AS org_id,
+       webhook.value AS webhook_id, webhook_name.value AS webhook_name,
+       target.value AS target, r.source, r.not_before,
+       substr(r.received_at, 1, 10) AS day
+FROM record r
+JOIN text room ON room.id = r.room
+JOIN text person ON person.id = r.person
+JOIN text membership ON membership.id = r.membership
+JOIN text target ON target.id = r.target
+LEFT JOIN text title ON title.id = r.room_title
+LEFT JOIN text email ON email.id = r.person_email
+LEFT JOIN text name ON name.id = r.person_display_name
+LEFT JOIN text actor ON actor.id = r.actor
+LEFT JOIN text org ON org.id = r.org
+LEFT JOIN text webhook ON webhook.id = r.webhook
+LEFT JOIN text webhook_name ON webhook_name.id = r.webhook_name;
 
 CREATE VIEW presence AS
-SELECT stay.room_id, room.title AS room_title, stay.membership_id,
-       stay.person_id, stay.person_email, stay.person_display_name,
-       stay.joined_at, stay.joined_seq, stay.join_source, stay.left_at,
-       stay.left_seq, stay.left_not_before, stay.leave_source,
-       stay.is_moderator
-FROM stay LEFT JOIN room ON room.room_id = stay.room_id;
+SELECT room.value AS room_id, title.value AS room_title,
+       membership.value AS membership_id, person.value AS person_id,
+       s.person_email, s.person_display_name, s.joined_at, s.joined_seq,
+       s.join_source, s.left_at, s.left_seq, s.left_not_before,
+       s.leave_source, s.is_moderator
+FROM stay s
+JOIN text room ON room.id = s.room
+JOIN text membership ON membership.id = s.membership
+JOIN text person ON person.id = s.person
+LEFT JOIN room r ON r.id = s.room
+LEFT JOIN text title ON title.id = r.title;
 
 CREATE VIEW rooms AS
-SELECT room_id, title, first_at AS first_record_at, last_at AS last_record_at,
-       members_now, baseline_at
-FROM room;
+SELECT id.value AS room_id, title.value AS title, r.first_at AS first_record_at,
+       r.last_at AS last_record_at, r.members_now, r.baseline_at
+FROM room r
+JOIN text id ON id.id = r.id
+LEFT JOIN text title ON title.id = r.title;
 
 CREATE VIEW coverage_gaps AS
 SELECT from_at, to_at, after_crash FROM gap;
 
 CREATE VIEW index_state AS
 SELECT seq, hash, built_at, schema_version FROM state;
+"#;
+
+/// The indexes that only answers read. Maintaining them record by record
+/// would make a first build write each of their pages many times over, so
+/// a catch-up creates whichever are missing when it ends, each from one
+/// sort of its table; from then on they are kept current with the tables.
+/// A view queried before then (a first build still under way) is answered
+/// the same, only more slowly.
+pub const INDEXES: &str = r#"
+CREATE UNIQUE INDEX IF NOT EXISTS text_value ON text (value);
+CREATE INDEX IF NOT EXISTS record_room ON record (room);
+CREATE INDEX IF NOT EXISTS record_person ON record (person);
+CREATE INDEX IF NOT EXISTS record_membership ON record (membership);
+-- The reconciled changes a roster may have to warn about.
+CREATE INDEX IF NOT EXISTS record_uncertain ON record (room)
+    WHERE source = 'reconciled' AND event <> 'joined' AND not_before IS NOT NULL;
+CREATE INDEX IF NOT EXISTS stay_room ON stay (room);
+CREATE INDEX IF NOT EXISTS stay_person ON stay (person);
+CREATE INDEX IF NOT EXISTS span_room ON span (room, to_at);
+CREATE INDEX IF NOT EXISTS membership_present ON membership (room) WHERE present;
 "#;
 
 /// The public views, and the columns `index --check` compares (all but
@@ -175,3 +234,44 @@ pub const VIEWS: [(&str, &str); 5] = [
     ("coverage_gaps", "*"),
     ("index_state", "seq, hash, schema_version"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut explained = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = explained
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        steps.join("\n")
+    }
+
+    #[test]
+    fn the_views_are_searched_by_id_and_paged_by_seq_through_indexes() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(CREATE).unwrap();
+        conn.execute_batch(INDEXES).unwrap();
+        for sql in [
+            "SELECT * FROM records WHERE room_id = 'r' AND seq < 9 ORDER BY seq DESC LIMIT 50",
+            "SELECT * FROM records WHERE person_id = 'p' AND seq < 9 ORDER BY seq DESC LIMIT 50",
+            "SELECT * FROM records WHERE membership_id = 'm' ORDER BY seq",
+            "SELECT * FROM records WHERE seq BETWEEN 3 AND 9",
+            "SELECT * FROM presence WHERE room_id = 'r'",
+            "SELECT * FROM presence WHERE person_id = 'p'",
+            "SELECT * FROM rooms WHERE room_id = 'r'",
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(
+                !plan.contains("SCAN") && !plan.contains("TEMP B-TREE"),
+                "{sql}\n{plan}"
+            );
+        }
+        let newest = plan(&conn, "SELECT * FROM records ORDER BY seq DESC LIMIT 50");
+        assert!(!newest.contains("TEMP B-TREE"), "{newest}");
+    }
+}

@@ -51,6 +51,8 @@ pub struct Change<'r> {
     pub membership_id: &'r str,
     pub membership_created: Option<&'r str>,
     pub actor_id: Option<&'r str>,
+    /// Read only for the event's time ([`event_time`](super::roster::event_time)).
+    pub not_before: Option<&'r str>,
 }
 
 /// One conversion for both shapes of a record: the same fields by the
@@ -72,6 +74,7 @@ macro_rules! change_from {
                     membership_id: &r.membership_id,
                     membership_created: r.membership_created.as_deref(),
                     actor_id: r.actor_id.as_deref(),
+                    not_before: r.not_before.as_deref(),
                 }
             }
         }

@@ -225,8 +225,8 @@ impl Room {
             .iter()
             .map(|record| {
                 let time = match latest.get(record.membership_id.as_str()) {
-                    Some(before) => event_time(record).max(before.clone()),
-                    None => event_time(record),
+                    Some(before) => event_time(Change::from(record)).max(before.clone()),
+                    None => event_time(Change::from(record)),
                 };
                 latest.insert(&record.membership_id, time.clone());
                 (time, record)
@@ -330,15 +330,15 @@ fn gap_warning(at: &str, gap: &Gap) -> String {
 /// time for one from the events API, the membership's start for a join,
 /// else when it was received. Never after it was received: a clock that
 /// runs ahead of ours must not hide a member the log already had.
-pub fn event_time(record: &Record) -> String {
+pub fn event_time(record: Change<'_>) -> String {
     let exact = match (record.source, record.event) {
-        (Source::EventsApi, _) => record.not_before.as_deref(),
-        (_, Event::Joined) => record.membership_created.as_deref(),
+        (Source::EventsApi, _) => record.not_before,
+        (_, Event::Joined) => record.membership_created,
         _ => None,
     };
     match exact.and_then(normalised) {
-        Some(time) if time < record.received_at => time,
-        _ => record.received_at.clone(),
+        Some(time) if time.as_str() < record.received_at => time,
+        _ => record.received_at.to_string(),
     }
 }
 
