@@ -20,9 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
 fn main() {
     let records = support::records();
     let temp = tempfile::tempdir().expect("creating a temp dir");
-    let dir = std::env::var_os("ROLLCALL_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| temp.path().join("audit-logs"));
+    let dir = support::log_dir(&temp);
     let started = Instant::now();
     let files = support::generate(&dir, records, date!(2026 - 11 - 01));
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();

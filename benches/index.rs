@@ -43,9 +43,7 @@ const RUNS: usize = 5;
 fn main() {
     let records = support::records();
     let temp = tempfile::tempdir().expect("creating a temp dir");
-    let dir = std::env::var_os("ROLLCALL_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| temp.path().join("audit-logs"));
+    let dir = support::log_dir(&temp);
     let started = Instant::now();
     let log = generate_org(&dir, records, date!(2026 - 03 - 01));
     eprintln!(

@@ -498,6 +498,14 @@ fn id(kind: &str, n: u64) -> String {
     format!("Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}")
 }
 
+/// Where a bench writes its generated log: `ROLLCALL_BENCH_DIR` (to keep
+/// it), else `audit-logs` in `temp`.
+pub fn log_dir(temp: &tempfile::TempDir) -> PathBuf {
+    std::env::var_os("ROLLCALL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temp.path().join("audit-logs"))
+}
+
 /// How many records a bench's generated log holds:
 /// `ROLLCALL_BENCH_RECORDS`, else 1,000,000.
 pub fn records() -> u64 {

@@ -12,8 +12,8 @@
 
 pub mod build;
 pub mod check;
-pub mod follow;
 mod fold;
+pub mod follow;
 mod open;
 pub mod pages;
 pub mod query;
