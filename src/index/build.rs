@@ -18,7 +18,6 @@ use super::schema::INDEXES;
 use super::{Index, IndexError};
 use crate::clock::Clock;
 use crate::log::days::{self, Day};
-use crate::log::head::Head;
 use crate::log::reader::{self, RecordView};
 use crate::log::record::scan;
 
@@ -115,8 +114,8 @@ impl Index {
     /// Folds in every durable record past the index's newest: up to
     /// `DIR/.head`, or every whole line for a log without one.
     pub fn catch_up(&mut self, clock: &dyn Clock) -> Result<CaughtUp, IndexError> {
-        let head = Head::read(&self.dir).map_err(|e| IndexError::Head(format!("{e:#}")))?;
-        self.catch_up_to(head.map_or(u64::MAX, |h| h.seq), clock)
+        let head = super::durable_seq(&self.dir)?;
+        self.catch_up_to(head.unwrap_or(u64::MAX), clock)
     }
 
     /// Folds in the records past the index's newest, up to seq `through`.

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use super::{Index, IndexError, Opened};
 use crate::clock::Clock;
-use crate::log::head::Head;
 use crate::metrics::Metrics;
 
 /// Records folded in per step: one transaction, after which the lag in
@@ -135,9 +134,7 @@ impl Follow {
             Some(index) => index,
             None => index.insert(self.open()?),
         };
-        let head = Head::read(&self.dir)
-            .map_err(|e| IndexError::Head(format!("{e:#}")))?
-            .map_or(0, |head| head.seq);
+        let head = super::durable_seq(&self.dir)?.unwrap_or(0);
         let (at, _) = index.position()?;
         if at < head {
             let caught = index.catch_up_to(head.min(at + STEP), self.clock.as_ref())?;

@@ -56,6 +56,14 @@ pub struct Index {
     dir: PathBuf,
 }
 
+/// The seq of the log's durable head (`DIR/.head`), `None` for a log
+/// without one: how far the index may be caught up.
+pub(crate) fn durable_seq(dir: &Path) -> Result<Option<u64>, IndexError> {
+    crate::log::head::Head::read(dir)
+        .map(|head| head.map(|h| h.seq))
+        .map_err(|e| IndexError::Head(format!("{e:#}")))
+}
+
 /// `DIR/index.sqlite`.
 pub fn path(dir: &Path) -> PathBuf {
     dir.join(INDEX_FILE)

@@ -20,7 +20,6 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use super::schema::SCHEMA_VERSION;
 use super::{Index, IndexError, path};
 use crate::clock::Clock;
-use crate::log::head::Head;
 use crate::log::record::{Event, Source};
 
 /// Rows on one page.
@@ -166,7 +165,7 @@ impl Index {
     /// [`CATCH_UP_AT_MOST`] records away; says where the index then is.
     pub fn catch_up_near(&mut self, clock: &dyn Clock) -> Result<Standing, IndexError> {
         let (seq, _) = self.position()?;
-        let head = durable_head(&self.dir)?.unwrap_or(seq);
+        let head = super::durable_seq(&self.dir)?.unwrap_or(seq);
         if seq < head && head - seq <= CATCH_UP_AT_MOST {
             let caught = self.catch_up_to(head, clock)?;
             return Ok(Standing {
@@ -324,12 +323,6 @@ impl Index {
         }
         Ok(())
     }
-}
-
-fn durable_head(dir: &Path) -> Result<Option<u64>, IndexError> {
-    Head::read(dir)
-        .map(|head| head.map(|h| h.seq))
-        .map_err(|e| IndexError::Head(format!("{e:#}")))
 }
 
 fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
