@@ -155,7 +155,8 @@ impl Application {
             metrics.clone(),
             &writer,
             started,
-        )?;
+        )?
+        .map(|(reconciler, every)| (reconciler.using_index(settings.index), every));
         let nightly = settings.archive.map(|(at, options)| {
             let nightly =
                 Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options);

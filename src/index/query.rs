@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{Index, IndexError};
+use crate::log::members::{Change, Members};
 use crate::log::record::{Event, Record, Source};
 use crate::log::roster::coverage::Gap;
 use crate::log::roster::{Present, RoomError, roster_warnings, shown_order, uncertain_warning};
@@ -290,5 +291,52 @@ impl Index {
             })?
             .collect::<Result<_, _>>()?;
         Ok(stays)
+    }
+}
+
+impl Index {
+    /// Every membership of room `room_id` as its records in the index
+    /// leave it, folded by [`Members::apply`] (the fold `roster --at` and
+    /// the writer's state share), names and emails included: what the
+    /// roster diff compares Webex's listing with. From the public
+    /// `records` view, through its index on the room.
+    pub fn room_members(&self, room_id: &str) -> Result<Members, IndexError> {
+        let mut statement = self.conn.prepare(
+            "SELECT seq, received_at, event, source, person_id, person_email, \
+             person_display_name, is_moderator, membership_id, membership_created, \
+             actor_id, not_before FROM records WHERE room_id = ?1 ORDER BY seq",
+        )?;
+        let mut rows = statement.query([room_id])?;
+        let mut members = Members::default();
+        while let Some(row) = rows.next()? {
+            let text = |i| row.get::<_, Option<String>>(i);
+            let (event, source) = (text(2)?.unwrap_or_default(), text(3)?.unwrap_or_default());
+            let (Some(event), Some(source)) =
+                (Event::from_name(&event), Source::from_name(&source))
+            else {
+                continue;
+            };
+            let (received_at, person_id) =
+                (text(1)?.unwrap_or_default(), text(4)?.unwrap_or_default());
+            let (email, name) = (text(5)?, text(6)?);
+            let membership_id = text(8)?.unwrap_or_default();
+            let (created, actor, not_before) = (text(9)?, text(10)?, text(11)?);
+            members.apply(Change {
+                seq: row.get(0)?,
+                received_at: &received_at,
+                event,
+                source,
+                room_id,
+                person_id: &person_id,
+                person_email: email.as_deref(),
+                person_display_name: name.as_deref(),
+                is_moderator: row.get(7)?,
+                membership_id: &membership_id,
+                membership_created: created.as_deref(),
+                actor_id: actor.as_deref(),
+                not_before: not_before.as_deref(),
+            });
+        }
+        Ok(members)
     }
 }

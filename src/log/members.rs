@@ -99,6 +99,16 @@ impl Members {
     /// [`Members::load`], of the records up to seq `through`: the log as
     /// it was when a writer started, whatever it has appended since.
     pub fn load_through(days: &[Day], through: u64) -> Result<Self, ReadError> {
+        Self::load_where(days, |view| view.seq <= through)
+    }
+
+    /// [`Members::load`], of the records of room `room_id` alone: what the
+    /// roster diff compares with when there is no index to ask.
+    pub fn load_room(days: &[Day], room_id: &str) -> Result<Self, ReadError> {
+        Self::load_where(days, |view| view.room_id == room_id)
+    }
+
+    fn load_where(days: &[Day], keep: impl Fn(&RecordView<'_>) -> bool) -> Result<Self, ReadError> {
         let mut members = Members::default();
         reader::in_log_order(
             days,
@@ -114,7 +124,7 @@ impl Members {
                 let mut scratch = String::new();
                 for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
                     match RecordView::parse_reusing(line, &mut scratch) {
-                        Ok(view) if view.seq <= through => members.apply(Change::from(&view)),
+                        Ok(view) if keep(&view) => members.apply(Change::from(&view)),
                         Ok(_) => {}
                         // A damaged line is `verify`'s to report; the
                         // state goes on from the lines that read.

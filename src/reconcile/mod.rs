@@ -3,11 +3,13 @@
 //! coverage gap that ended at this start exactly from `GET /events` when
 //! the token is a compliance officer's ([`backfill`]; a gap it could not
 //! fill is kept, [`pending`], and retried by later runs), then compares each
-//! room's `GET /memberships` with the log's roster and records the
-//! differences ([`roster`]). [`run`] drives a run, paces it, counts what it
+//! room's `GET /memberships` with the log's roster (who is in the room
+//! from the index, or the log: [`in_log`]) and records the differences
+//! ([`roster`]). [`run`] drives a run, paces it, counts what it
 //! did, and repeats it for `serve`.
 
 mod backfill;
+mod in_log;
 pub mod pending;
 mod roster;
 mod run;

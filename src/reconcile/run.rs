@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::EventsApi;
 use super::backfill;
+use super::in_log;
 use super::pending::{self, Gap};
 use super::roster::{self, Finding};
 use super::watched::{Room, Scope};
@@ -49,6 +50,9 @@ pub struct Reconciler {
     /// run was there at least until then.
     checked: HashMap<String, String>,
     runs: watch::Sender<u64>,
+    /// Whether who is in a room is asked of the index first
+    /// ([`in_log::room_members`]).
+    use_index: bool,
 }
 
 /// What a run did, for the summary line.
@@ -189,7 +193,16 @@ impl Reconciler {
             gap_start: None,
             checked: HashMap::new(),
             runs: watch::Sender::new(0),
+            use_index: true,
         }
+    }
+
+    /// Whether the roster diff asks the index who is in a room (else it
+    /// reads the log): off when `serve` keeps no index, since one left
+    /// over may be of another log.
+    pub fn using_index(mut self, use_index: bool) -> Self {
+        self.use_index = use_index;
+        self
     }
 
     /// The coverage gap ends at `to` (this start) and began with the last
@@ -315,9 +328,23 @@ impl Reconciler {
                 .get(&room.id)
                 .or(self.gap_start.as_ref())
                 .cloned();
-            let findings = writer.members(|members| {
-                roster::diff(room, listed, members, known_until.as_deref(), listed_from)
-            });
+            let (dir, room_id) = (writer.dir().to_path_buf(), room.id.clone());
+            let (use_index, clock) = (self.use_index, self.clock.clone());
+            let members = tokio::task::spawn_blocking(move || {
+                in_log::room_members(&dir, &room_id, listed_from, use_index, clock.as_ref())
+            })
+            .await
+            .map_err(anyhow::Error::new)
+            .and_then(|read| read);
+            let members = match members {
+                Ok(members) => members,
+                Err(error) => {
+                    summary.failed.push((room.id.clone(), format!("{error:#}")));
+                    continue;
+                }
+            };
+            let findings =
+                roster::diff(room, listed, &members, known_until.as_deref(), listed_from);
             match self.write(writer, findings, summary).await {
                 Ok(()) => {
                     summary.checked += 1;

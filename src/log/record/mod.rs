@@ -256,6 +256,11 @@ impl DedupKey {
         first.copy_from_slice(&digest[..16]);
         Self(u128::from_le_bytes(first))
     }
+
+    /// The key's 16 bytes, to keep it in a map of fixed-size entries.
+    pub fn digest(self) -> u128 {
+        self.0
+    }
 }
 
 /// Why a line is not a whole, untouched record.

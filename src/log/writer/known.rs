@@ -1,15 +1,146 @@
-//! The writer's copy of every membership's state ([`Known`]). It is read
-//! from the whole log on a thread of its own at start, so a start on a
-//! large log answers its first delivery as soon as the chain's end is
-//! found; the writer keeps it current meanwhile (records written before
-//! the load is done wait in a backlog, applied after it), and only what
-//! needs it waits for it: a role change, reconciliation's guard, readers.
+//! The writer's copy of every membership's state ([`Known`]): only what
+//! its rules decide by ([`MemberState`], 8 bytes) under a 16-byte digest
+//! of the membership id, 24 bytes per membership in a [`DigestMap`]; the
+//! ids, names and emails are the index's to answer (or a fold of the log
+//! for one room, see [`crate::reconcile`]). It is read from the whole log
+//! on threads of its own at start, so a start on a large log answers its
+//! first delivery as soon as the chain's end is found; the writer keeps it
+//! current meanwhile (records written before the load is done wait in a
+//! backlog, 32 bytes each, applied after it), and only what needs it waits
+//! for it: a role change, reconciliation's guard.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use sha2::{Digest, Sha256};
+
+use super::compact::DigestMap;
 use crate::log::days::Day;
-use crate::log::members::{Change, Member, Members};
-use crate::log::record::Record;
+use crate::log::reader::{self, Block, ReadError, RecordView};
+use crate::log::record::{Event, Record, Source};
+
+/// One membership as the writer's rules need it, in 8 bytes: the seq of
+/// its last record (the high 59 bits), where that record came from, its
+/// moderator flag and whether it is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberState(u64);
+
+const PRESENT: u64 = 1;
+const MODERATOR_SHIFT: u32 = 1;
+const SOURCE_SHIFT: u32 = 3;
+const SEQ_SHIFT: u32 = 5;
+
+impl MemberState {
+    fn new(present: bool, is_moderator: Option<bool>, last_seq: u64, source: Source) -> Self {
+        let moderator = match is_moderator {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        let source = match source {
+            Source::Webhook => 0,
+            Source::Reconciled => 1,
+            Source::EventsApi => 2,
+        };
+        // A seq past 2^59 would take 18,000 years at a million records a
+        // second.
+        Self(
+            u64::from(present)
+                | moderator << MODERATOR_SHIFT
+                | source << SOURCE_SHIFT
+                | last_seq << SEQ_SHIFT,
+        )
+    }
+
+    /// Joined and not left since.
+    pub fn present(self) -> bool {
+        self.0 & PRESENT != 0
+    }
+
+    pub fn is_moderator(self) -> Option<bool> {
+        match (self.0 >> MODERATOR_SHIFT) & 3 {
+            0 => None,
+            flag => Some(flag == 2),
+        }
+    }
+
+    /// The seq of the last record about this membership.
+    pub fn last_seq(self) -> u64 {
+        self.0 >> SEQ_SHIFT
+    }
+
+    /// Where that last record was learned from.
+    pub fn last_source(self) -> Source {
+        match (self.0 >> SOURCE_SHIFT) & 3 {
+            0 => Source::Webhook,
+            1 => Source::Reconciled,
+            _ => Source::EventsApi,
+        }
+    }
+
+    /// The state after `step` (a membership record of this membership).
+    fn after(state: Option<Self>, step: &Step) -> Self {
+        let (mut present, mut moderator) =
+            state.map_or((false, None), |s| (s.present(), s.is_moderator()));
+        match step.event {
+            Event::Joined => {
+                present = true;
+                moderator = step.is_moderator;
+            }
+            Event::Left => present = false,
+            Event::ModeratorGranted | Event::ModeratorRevoked => moderator = step.event.moderator(),
+            Event::ReceiverStarted | Event::ReceiverStopped => {}
+        }
+        Self::new(present, moderator, step.seq, step.source)
+    }
+}
+
+/// The 16-byte digest a membership's state is kept under.
+pub(super) fn membership_key(membership_id: &str) -> u128 {
+    let digest = Sha256::digest(membership_id.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
+}
+
+/// What one membership record changes in the state: 32 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    key: u128,
+    seq: u64,
+    event: Event,
+    source: Source,
+    is_moderator: Option<bool>,
+}
+
+impl Step {
+    /// `None` for a record that changes no membership (the receiver's own,
+    /// or one without a membership id).
+    fn of(
+        seq: u64,
+        event: Event,
+        source: Source,
+        is_moderator: Option<bool>,
+        membership_id: &str,
+    ) -> Option<Self> {
+        (event.is_membership() && !membership_id.is_empty()).then(|| Step {
+            key: membership_key(membership_id),
+            seq,
+            event,
+            source,
+            is_moderator,
+        })
+    }
+
+    fn of_record(record: &Record) -> Option<Self> {
+        Self::of(
+            record.seq,
+            record.event,
+            record.source,
+            record.is_moderator,
+            &record.membership_id,
+        )
+    }
+}
 
 /// Every membership's state, and whether the load from disk is done.
 #[derive(Debug, Default)]
@@ -22,12 +153,13 @@ pub(super) struct Known {
 
 #[derive(Debug, Default)]
 pub(super) struct State {
-    members: Members,
+    /// By [`membership_key`]: 24 bytes per membership.
+    members: DigestMap,
     loaded: bool,
     /// Which load counts: a reload makes the one still running stale.
     generation: u64,
-    /// Records written while the load runs, in order.
-    backlog: Vec<Record>,
+    /// What the records written while the load runs change, in order.
+    backlog: Vec<Step>,
     /// The seq of the last membership record applied: a listing that
     /// begins now knows nothing of a record after it.
     last_seq: u64,
@@ -41,8 +173,9 @@ pub(super) struct Undo {
 }
 
 enum UndoChange {
-    Member(String, Option<Box<Member>>),
+    Member(u128, Option<u64>),
     Backlog,
+    Nothing,
 }
 
 impl Known {
@@ -66,30 +199,37 @@ impl Known {
         let spawned = std::thread::Builder::new()
             .name("membership-state".into())
             .spawn(move || {
-                let loaded = Members::load_through(&days, through).unwrap_or_else(|error| {
+                let started = std::time::Instant::now();
+                let loaded = load_through(&days, through).unwrap_or_else(|error| {
                     tracing::error!(
                         error = %format!("{:#}", anyhow::Error::new(error)),
                         "the membership state could not be read from the log: role changes and reconciliation compare against what this run writes only"
                     );
-                    Members::default()
+                    DigestMap::default()
                 });
+                tracing::info!(
+                    memberships = loaded.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "membership state read from the log"
+                );
                 known.publish(generation, loaded);
             });
         if let Err(error) = spawned {
             tracing::error!(%error, "could not start reading the membership state; reading it now");
-            let loaded = Members::load_through(&list, through).unwrap_or_default();
+            let loaded = load_through(&list, through).unwrap_or_default();
             self.publish(generation, loaded);
         }
     }
 
-    fn publish(&self, generation: u64, mut members: Members) {
+    fn publish(&self, generation: u64, mut members: DigestMap) {
         let mut state = self.lock();
         if state.generation != generation {
             return;
         }
-        for record in state.backlog.drain(..) {
-            members.apply(Change::from(&record));
+        for step in std::mem::take(&mut state.backlog) {
+            apply(&mut members, &step);
         }
+        members.settle();
         state.members = members;
         state.loaded = true;
         self.loaded.notify_all();
@@ -117,49 +257,145 @@ impl Known {
     pub(super) fn last_seq(&self) -> u64 {
         self.lock().last_seq
     }
+}
 
-    /// Reads the state once it is loaded.
-    pub(super) fn read<T>(&self, read: impl FnOnce(&Members) -> T) -> T {
-        read(&self.wait(self.lock()).members)
-    }
+/// Applies `step`, returning what its membership was.
+fn apply(members: &mut DigestMap, step: &Step) -> Option<u64> {
+    let before = members.get(step.key);
+    members.insert(
+        step.key,
+        MemberState::after(before.map(MemberState), step).0,
+    );
+    before
 }
 
 impl State {
     /// The membership as the log holds it; before the load is done, only
     /// what this run wrote is known (the writer waits first where that
     /// matters).
-    pub(super) fn get(&self, membership_id: &str) -> Option<&Member> {
-        self.members.get(membership_id)
+    pub(super) fn get(&self, membership_id: &str) -> Option<MemberState> {
+        self.members
+            .get(membership_key(membership_id))
+            .map(MemberState)
     }
 
     /// Applies a written record, returning how to take it back.
     pub(super) fn apply(&mut self, record: &Record) -> Undo {
         let last_seq = std::mem::replace(&mut self.last_seq, record.seq);
-        if !self.loaded {
-            self.backlog.push(record.clone());
-            return Undo {
-                change: UndoChange::Backlog,
-                last_seq,
-            };
-        }
-        let before = self
-            .members
-            .get(&record.membership_id)
-            .cloned()
-            .map(Box::new);
-        self.members.apply(Change::from(record));
-        Undo {
-            change: UndoChange::Member(record.membership_id.clone(), before),
-            last_seq,
-        }
+        let change = match Step::of_record(record) {
+            None => UndoChange::Nothing,
+            Some(step) if !self.loaded => {
+                self.backlog.push(step);
+                UndoChange::Backlog
+            }
+            Some(step) => UndoChange::Member(step.key, apply(&mut self.members, &step)),
+        };
+        Undo { change, last_seq }
     }
 
     pub(super) fn undo(&mut self, undo: Undo) {
         self.last_seq = undo.last_seq;
         match undo.change {
-            UndoChange::Member(id, before) => self.members.restore(id, before.map(|b| *b)),
+            UndoChange::Member(key, Some(before)) => {
+                self.members.insert(key, before);
+            }
+            UndoChange::Member(key, None) => {
+                self.members.remove(key);
+            }
             UndoChange::Backlog => {
                 self.backlog.pop();
+            }
+            UndoChange::Nothing => {}
+        }
+    }
+
+    /// Between batches: lets the map fold in what it took since.
+    pub(super) fn settle(&mut self) {
+        self.members.settle();
+    }
+}
+
+/// The state of every membership of `days`, from its records up to seq
+/// `through`: each block's lines are read into steps on every core, and
+/// the steps applied in log order. The state is folded into one
+/// [`DigestMap`] at a time, so a start holds no second copy of it.
+fn load_through(days: &[Day], through: u64) -> Result<DigestMap, ReadError> {
+    struct Slot {
+        steps: Vec<Step>,
+        scratch: String,
+        /// The damaged lines, by their index in the block.
+        damaged: Vec<(usize, String)>,
+    }
+    let mut members = DigestMap::default();
+    reader::in_log_order(
+        days,
+        || Slot {
+            steps: Vec::new(),
+            scratch: String::new(),
+            damaged: Vec::new(),
+        },
+        |block: &Block, slot: &mut Slot| {
+            slot.steps.clear();
+            slot.damaged.clear();
+            let mut count = 0;
+            for (i, line) in block.whole_lines().split(|&b| b == b'\n').enumerate() {
+                count += 1;
+                match RecordView::parse_reusing(line, &mut slot.scratch) {
+                    Ok(view) if view.seq <= through => slot.steps.extend(Step::of(
+                        view.seq,
+                        view.event,
+                        view.source,
+                        view.is_moderator,
+                        &view.membership_id,
+                    )),
+                    Ok(_) => {}
+                    Err(error) if !line.is_empty() => slot.damaged.push((i, error.to_string())),
+                    Err(_) => {}
+                }
+            }
+            count
+        },
+        |place, slot: &mut Slot| {
+            for (i, error) in &slot.damaged {
+                // A damaged line is `verify`'s to report; the state goes on
+                // from the lines that read.
+                tracing::warn!(
+                    file = %place.day.path().display(),
+                    line = place.lines_before + *i as u64 + 1,
+                    %error,
+                    "a line that is not a record was left out of the membership state"
+                );
+            }
+            for step in &slot.steps {
+                apply(&mut members, step);
+            }
+            members.settle();
+            Ok::<_, ReadError>(())
+        },
+    )?;
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_holds_each_flag_and_the_seq_as_made() {
+        for present in [false, true] {
+            for moderator in [None, Some(false), Some(true)] {
+                for source in Source::ALL {
+                    let state = MemberState::new(present, moderator, (1 << 59) - 1, source);
+                    assert_eq!(
+                        (
+                            state.present(),
+                            state.is_moderator(),
+                            state.last_seq(),
+                            state.last_source()
+                        ),
+                        (present, moderator, (1 << 59) - 1, source)
+                    );
+                }
             }
         }
     }

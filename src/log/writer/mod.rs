@@ -21,20 +21,22 @@ use anyhow::Context;
 use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 
+mod compact;
 mod disk;
 mod head_upkeep;
 mod known;
 mod recover;
 mod rule;
+mod seen;
 
 pub use disk::{Disk, RealDisk};
+pub use known::MemberState;
 pub use rule::Rule;
 
 use super::days;
 use super::days::DEDUP_DAYS;
 use super::files;
-use super::members::Members;
-use super::record::{DedupKey, DedupMap, Event, Record, format_timestamp};
+use super::record::{DedupKey, Event, Record, format_timestamp};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -100,9 +102,9 @@ pub struct LogEnd {
 
 use known::Known;
 
-/// The dedup keys of the recent records, with their seq and day: the
-/// writer's, shared so a delivery can learn cheaply that it is a retry.
-type Seen = Arc<Mutex<DedupMap<(u64, Date)>>>;
+/// The dedup keys of the recent records, with their seq: the writer's,
+/// shared so a delivery can learn cheaply that it is a retry.
+type Seen = Arc<Mutex<seen::Seen>>;
 
 /// A poisoned lock still guards consistent data here: every holder
 /// changes it in single statements.
@@ -208,14 +210,15 @@ impl LogWriter {
         &self.dir
     }
 
-    /// Reads the log's membership state as it stands (records of a batch
-    /// being made durable included), once it has been read from disk.
-    pub fn members<T>(&self, read: impl FnOnce(&Members) -> T) -> T {
-        self.members.read(read)
+    /// The state of membership `membership_id` as the log holds it
+    /// (records of a batch being made durable included), once it has been
+    /// read from disk.
+    pub fn member(&self, membership_id: &str) -> Option<MemberState> {
+        self.members.wait(self.members.lock()).get(membership_id)
     }
 
     /// Resolves once the membership state has been read from disk, so
-    /// [`LogWriter::members`] does not block.
+    /// [`LogWriter::member`] does not block.
     pub async fn members_ready(&self) {
         self.members.ready().await;
     }
@@ -231,7 +234,7 @@ impl LogWriter {
     /// it: a cheap look before work a retry would waste. The answer to
     /// the delivery still comes from [`LogWriter::append`].
     pub fn recorded(&self, key: &DedupKey) -> Option<u64> {
-        lock(&self.seen).get(key).map(|&(seq, _)| seq)
+        lock(&self.seen).get(key)
     }
 
     /// False after a batch failed to become durable, until one succeeds.
@@ -330,7 +333,7 @@ impl State {
         Ok(())
     }
 
-    fn seen(&self) -> MutexGuard<'_, DedupMap<(u64, Date)>> {
+    fn seen(&self) -> MutexGuard<'_, seen::Seen> {
         lock(&self.seen)
     }
 
@@ -393,7 +396,7 @@ impl State {
                 Rule::IfUnchangedSince(_) => None,
                 _ => key.as_ref().and_then(|key| seen.get(key)),
             };
-            if let Some(&(seq, _)) = retry_of {
+            if let Some(seq) = retry_of {
                 if seq < first_seq {
                     let _ = reply.send(Ok(Appended::Duplicate(seq)));
                 } else {
@@ -418,7 +421,7 @@ impl State {
             self.last_hash = record.hash;
             self.next_seq += 1;
             if let Some(key) = key {
-                seen.insert(key, (record.seq, date));
+                seen.insert(key, record.seq, date);
                 added.push(key);
             }
             written += 1;
@@ -443,10 +446,12 @@ impl State {
             for key in added {
                 seen.remove(&key);
             }
+            seen.settle();
             drop(seen);
             for change in undo.into_iter().rev() {
                 members.undo(change);
             }
+            members.settle();
             drop(members);
             if self
                 .disk
@@ -462,7 +467,9 @@ impl State {
             self.day = None;
             return Err((owed.into_iter().map(|(reply, _)| reply).collect(), error));
         }
+        members.settle();
         drop(members);
+        lock(&self.seen).settle();
         day.len += buf.len() as u64;
         self.last_received = now;
         self.head_behind = true;
@@ -487,7 +494,7 @@ impl State {
             .with_context(|| format!("syncing directory {}", self.dir.display()))?;
         let len = file.metadata()?.len();
         let oldest = date - Duration::days(DEDUP_DAYS + 1);
-        self.seen().retain(|_, (_, day)| *day >= oldest);
+        self.seen().expire(oldest);
         self.day = Some(OpenDay {
             date,
             path,

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use serde::Deserialize;
-use time::{Date, Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime};
 
+use super::seen::Remembered;
 use super::{Disk, LogEnd, Seen, State, lock};
 use crate::clock::Clock;
 use crate::log::days::DEDUP_DAYS;
@@ -30,10 +31,7 @@ use crate::metrics::Metrics;
 /// in `metrics`: `verify` names it too, and one damaged line must not keep
 /// the receiver from starting, or every delivery fails until Webex
 /// disables the webhooks.
-pub(super) fn remembered(
-    days: &[&Day],
-    metrics: &Metrics,
-) -> anyhow::Result<Vec<(DedupKey, (u64, Date))>> {
+pub(super) fn remembered(days: &[&Day], metrics: &Metrics) -> anyhow::Result<Remembered> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(days.len());
@@ -42,7 +40,7 @@ pub(super) fn remembered(
         let loaders: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
-                    let (mut keys, mut damaged) = (Vec::new(), Vec::new());
+                    let (mut keys, mut damaged) = (Remembered::default(), Vec::new());
                     while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
                         day_keys(day, &mut keys, &mut damaged)?;
                     }
@@ -50,10 +48,20 @@ pub(super) fn remembered(
                 })
             })
             .collect();
-        let (mut all, mut damaged) = (Vec::new(), Vec::new());
+        let (mut all, mut damaged) = (Remembered::default(), Vec::new());
         for loader in loaders {
             let (keys, lines) = loader.join().expect("a key loader does not panic")?;
-            all.extend(keys);
+            // The first loader's keys become the whole list: one copy of
+            // the others', none of its own.
+            if all.keys.is_empty() {
+                all.keys = keys.keys;
+                all.append(Remembered {
+                    keys: Vec::new(),
+                    first_seqs: keys.first_seqs,
+                });
+            } else {
+                all.append(keys);
+            }
             damaged.extend(lines);
         }
         Ok::<_, anyhow::Error>((all, damaged))
@@ -95,7 +103,7 @@ pub(super) struct Damaged {
 /// each line that is not a record to `damaged`.
 pub(super) fn day_keys(
     day: &Day,
-    keys: &mut Vec<(DedupKey, (u64, Date))>,
+    keys: &mut Remembered,
     damaged: &mut Vec<Damaged>,
 ) -> anyhow::Result<()> {
     let path = day.path();
@@ -129,7 +137,7 @@ pub(super) fn day_keys(
             },
         };
         if let Some(key) = key {
-            keys.push((key, (seq, day.date)));
+            keys.push(key, seq, day.date);
         }
     }
     Ok(())
@@ -465,7 +473,7 @@ impl State {
             self.last_hash = fresh.last_hash;
             self.last_received = fresh.last_received;
         }
-        let fresh_seen = std::mem::take(&mut *lock(&fresh.seen));
+        let fresh_seen = std::mem::take(&mut *lock(&fresh.seen)).into_remembered();
         self.seen().extend(fresh_seen);
         self.load_members()?;
         self.day = None;

@@ -2,7 +2,7 @@
 //! leave twice: the one place that decides, given what the log holds
 //! about the record's membership.
 
-use crate::log::members::Member;
+use super::known::MemberState;
 use crate::log::record::{Record, Source};
 
 /// When the writer writes a record, beyond never writing the same join
@@ -36,24 +36,24 @@ pub enum Rule {
 impl Rule {
     /// Whether `record` is written, given what the log holds about its
     /// membership.
-    pub(super) fn allows(self, record: &Record, member: Option<&Member>) -> bool {
+    pub(super) fn allows(self, record: &Record, member: Option<MemberState>) -> bool {
         let role_differs = || match record.event.moderator() {
-            Some(flag) => member.is_none_or(|m| m.is_moderator != Some(flag)),
+            Some(flag) => member.is_none_or(|m| m.is_moderator() != Some(flag)),
             None => true,
         };
         match self {
             Rule::Always => true,
             Rule::RoleChange => role_differs(),
             Rule::IfUnchangedSince(seq) => {
-                member.map_or(0, |m| m.last_seq) <= seq && role_differs()
+                member.map_or(0, MemberState::last_seq) <= seq && role_differs()
             }
             Rule::Replayed {
                 gap_end,
                 replay_from,
             } => {
                 let unchanged = member.is_none_or(|m| {
-                    m.last_seq <= gap_end
-                        || (m.last_seq > replay_from && m.last_source == Source::EventsApi)
+                    m.last_seq() <= gap_end
+                        || (m.last_seq() > replay_from && m.last_source() == Source::EventsApi)
                 });
                 unchanged && role_differs()
             }

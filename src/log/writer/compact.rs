@@ -1,0 +1,232 @@
+//! A map from 128-bit digests to a `u64` that costs its entries' bytes and
+//! little more: the writer's dedup keys and membership states, which grow
+//! with the log, live in two of them.
+//!
+//! A `HashMap` of a million 24-byte entries takes 2^21 buckets of 25
+//! bytes (52 MB, and old and new table both while it grows). Here the
+//! entries sit in one sorted `Vec` of exactly 24 bytes each; what is
+//! added goes to a small map first, merged into the `Vec` in place once it
+//! holds a sixteenth as many. The keys are digests, evenly spread, so a
+//! lookup interpolates to its entry in a few probes instead of twenty
+//! halvings.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::log::record::DigestHasher;
+
+/// Fewest entries the small map holds before a merge is worth it.
+const MIN_RECENT: usize = 4096;
+
+/// One entry: 24 bytes (a `u128` would align it to 32).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// The key's high and low halves, so arrays compare as the key.
+    key: [u64; 2],
+    value: u64,
+}
+
+impl Entry {
+    pub(super) fn new(key: u128, value: u64) -> Self {
+        Self {
+            key: split(key),
+            value,
+        }
+    }
+
+    pub(super) fn parts(self) -> (u128, u64) {
+        (join(self.key), self.value)
+    }
+}
+
+fn split(key: u128) -> [u64; 2] {
+    [(key >> 64) as u64, key as u64]
+}
+
+fn join(key: [u64; 2]) -> u128 {
+    (u128::from(key[0]) << 64) | u128::from(key[1])
+}
+
+/// A digest as a key of the small map: hashed as its low half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key(u128);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 as u64);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct DigestMap {
+    /// Sorted by key, no key twice: 24 bytes per entry.
+    sorted: Vec<Entry>,
+    /// Keys not in `sorted`, added since the last merge: at most
+    /// `sorted.len() / 16` of them (and [`MIN_RECENT`]), about 40 bytes
+    /// each.
+    recent: HashMap<Key, u64, BuildHasherDefault<DigestHasher>>,
+}
+
+impl DigestMap {
+    /// The map of `entries`, in any order; of a key given twice, the
+    /// greater value stays. Sorted where they lie, so no second copy.
+    pub(super) fn from_entries(mut entries: Vec<Entry>) -> Self {
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(b.value.cmp(&a.value)));
+        entries.dedup_by_key(|e| e.key);
+        entries.shrink_to_fit();
+        Self {
+            sorted: entries,
+            recent: HashMap::default(),
+        }
+    }
+
+    /// Every entry, the small map's included, in no particular order.
+    pub(super) fn into_entries(self) -> Vec<Entry> {
+        let mut entries = self.sorted;
+        entries.extend(self.recent.into_iter().map(|(Key(k), v)| Entry::new(k, v)));
+        entries
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
+    }
+
+    pub(super) fn get(&self, key: u128) -> Option<u64> {
+        match self.position(split(key)) {
+            Ok(at) => Some(self.sorted[at].value),
+            Err(_) => self.recent.get(&Key(key)).copied(),
+        }
+    }
+
+    /// Sets `key` to `value`, returning what it was.
+    pub(super) fn insert(&mut self, key: u128, value: u64) -> Option<u64> {
+        match self.position(split(key)) {
+            Ok(at) => Some(std::mem::replace(&mut self.sorted[at].value, value)),
+            Err(_) => self.recent.insert(Key(key), value),
+        }
+    }
+
+    pub(super) fn remove(&mut self, key: u128) -> Option<u64> {
+        match self.position(split(key)) {
+            // Only ever a key a failed batch had changed, and the writer
+            // merges between batches: rare, so the shift is affordable.
+            Ok(at) => Some(self.sorted.remove(at).value),
+            Err(_) => self.recent.remove(&Key(key)),
+        }
+    }
+
+    /// Keeps only the entries whose value `keep` accepts.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
+        self.sorted.retain(|e| keep(e.value));
+        self.recent.retain(|_, v| keep(*v));
+    }
+
+    /// Merges the small map into the sorted entries once it is big enough:
+    /// called between batches, so a batch's undo finds its keys unmoved.
+    pub(super) fn settle(&mut self) {
+        if self.recent.len() < MIN_RECENT.max(self.sorted.len() / 16) {
+            return;
+        }
+        let mut added: Vec<Entry> = self
+            .recent
+            .drain()
+            .map(|(Key(key), value)| Entry::new(key, value))
+            .collect();
+        added.sort_unstable_by_key(|e| e.key);
+        self.recent.shrink_to(MIN_RECENT);
+        // In place from the back: the old entries move up once each, and
+        // growing a large `Vec` remaps its pages rather than copying them.
+        let old = self.sorted.len();
+        self.sorted.resize(old + added.len(), Entry::default());
+        let (mut i, mut j) = (old, added.len());
+        for at in (0..self.sorted.len()).rev() {
+            let take_old = j == 0 || (i > 0 && self.sorted[i - 1].key > added[j - 1].key);
+            self.sorted[at] = if take_old {
+                i -= 1;
+                self.sorted[i]
+            } else {
+                j -= 1;
+                added[j]
+            };
+            if j == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Where `key` is in `sorted`, or would go: interpolated while the
+    /// range is wide (evenly spread keys land within a few entries of the
+    /// guess), then halved.
+    fn position(&self, key: [u64; 2]) -> Result<usize, usize> {
+        let s = &self.sorted;
+        let (mut low, mut high) = (0, s.len());
+        for _ in 0..4 {
+            if high - low <= 32 {
+                break;
+            }
+            let (first, last) = (join(s[low].key), join(s[high - 1].key));
+            let wanted = join(key);
+            if wanted <= first || wanted >= last {
+                break;
+            }
+            let fraction = (wanted - first) as f64 / (last - first) as f64;
+            let guess = low + ((fraction * (high - 1 - low) as f64) as usize).min(high - 1 - low);
+            match s[guess].key.cmp(&key) {
+                std::cmp::Ordering::Equal => return Ok(guess),
+                std::cmp::Ordering::Less => low = guess + 1,
+                std::cmp::Ordering::Greater => high = guess,
+            }
+        }
+        s[low..high]
+            .binary_search_by(|e| e.key.cmp(&key))
+            .map(|at| at + low)
+            .map_err(|at| at + low)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spread like digests, reproducibly.
+    fn key(n: u64) -> u128 {
+        let mixed = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) ^ n;
+        (u128::from(mixed) << 64) | u128::from(n.wrapping_mul(0xD6E8_FEB8_6659_FD93))
+    }
+
+    #[test]
+    fn it_answers_as_a_hash_map_does_through_merges_removals_and_expiry() {
+        let mut map = DigestMap::from_entries((0..5000).map(|n| Entry::new(key(n), n)).collect());
+        let mut model: std::collections::HashMap<u128, u64> =
+            (0..5000).map(|n| (key(n), n)).collect();
+        for n in 2500..40_000u64 {
+            assert_eq!(map.insert(key(n), n * 3), model.insert(key(n), n * 3));
+            if n % 7 == 0 {
+                assert_eq!(map.remove(key(n / 2)), model.remove(&key(n / 2)));
+            }
+            if n % 1000 == 0 {
+                map.settle();
+            }
+            if n == 30_000 {
+                map.retain(|v| v % 5 != 0);
+                model.retain(|_, v| *v % 5 != 0);
+            }
+        }
+        map.settle();
+        assert_eq!(map.len(), model.len());
+        for n in 0..41_000 {
+            assert_eq!(map.get(key(n)), model.get(&key(n)).copied(), "key {n}");
+        }
+        assert!(map.sorted.windows(2).all(|w| w[0].key < w[1].key));
+    }
+
+    #[test]
+    fn of_a_key_loaded_twice_the_greater_value_stays() {
+        let map = DigestMap::from_entries(vec![
+            Entry::new(key(1), 7),
+            Entry::new(key(1), 9),
+            Entry::new(key(1), 8),
+        ]);
+        assert_eq!((map.get(key(1)), map.len()), (Some(9), 1));
+    }
+}
