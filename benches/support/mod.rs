@@ -69,12 +69,22 @@ impl Server {
 
     /// VmHWM of the process, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// VmRSS of the process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A `/proc/PID/status` figure, in KiB.
+    fn status_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|status| {
                 status
                     .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             })
             .unwrap_or(0)
@@ -124,6 +134,11 @@ const REQUEST_HEAD: &str =
 /// signed and serialised once, so sending it costs one `write`.
 pub fn request(tag: &str, n: usize) -> Vec<u8> {
     let (body, sig) = delivery(tag, n);
+    framed(&body, &sig)
+}
+
+/// `body` as a whole HTTP/1.1 request with its signature.
+fn framed(body: &str, sig: &str) -> Vec<u8> {
     let mut request = Vec::with_capacity(REQUEST_HEAD.len() + body.len() + 96);
     request.extend_from_slice(REQUEST_HEAD.as_bytes());
     request.extend_from_slice(
@@ -310,7 +325,53 @@ pub fn summarise(mut latencies: Vec<Duration>, elapsed: Duration) -> Load {
 /// `first_day` on, shaped like real deliveries (long base64 ids, a third
 /// with room titles).
 pub fn generate(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
-    write_log(dir, records, first_day, sample)
+    write_log(dir, records, DAYS, first_day, sample)
+}
+
+/// A log of `records` records of `memberships` memberships, each joining
+/// and then leaving in turn (so as many dedup keys as records), recorded
+/// as `serve` records [`delivery`]`("log", 2 * k)` for membership `k` (and
+/// its `deleted`), over the `days` days that end today.
+pub fn generate_joins(dir: &Path, records: u64, memberships: u64, days: u64) -> Vec<PathBuf> {
+    let target: rollcall::webhook::payload::Target = "bench".parse().expect("a valid target");
+    let today = time::OffsetDateTime::now_utc().date();
+    let first_day = today - time::Duration::days(days as i64 - 1);
+    write_log(
+        dir,
+        records,
+        days,
+        first_day,
+        |seq, received_at, prev_hash| {
+            let (k, round) = ((seq - 1) % memberships, (seq - 1) / memberships);
+            let (mut body, _) = delivery("log", 2 * k as usize);
+            if round % 2 == 1 {
+                body = body.replacen("\"event\":\"created\"", "\"event\":\"deleted\"", 1);
+            }
+            let Ok(rollcall::webhook::payload::Delivery::Membership(membership)) =
+                rollcall::webhook::payload::parse(body.as_bytes(), &target)
+            else {
+                panic!("the sample delivery is a membership");
+            };
+            Record {
+                seq,
+                received_at,
+                prev_hash,
+                ..membership.record
+            }
+        },
+    )
+}
+
+/// [`delivery`]`(tag, n)` for an even `n` (a join, as a moderator) made
+/// the `updated` delivery that revokes the role: a role change, which
+/// `serve` answers only once it has read every membership's state.
+pub fn role_change_request(tag: &str, n: usize) -> Vec<u8> {
+    let (body, _) = delivery(tag, n);
+    let body = body
+        .replacen("\"event\":\"created\"", "\"event\":\"updated\"", 1)
+        .replacen("\"isModerator\":true", "\"isModerator\":false", 1);
+    let sig = signature::sign(&Secret::new(SECRET.into()), body.as_bytes());
+    framed(&body, &sig)
 }
 
 /// [`generate`] of an organisation shaped by `shape`: memberships that
@@ -323,22 +384,27 @@ pub fn generate_organisation(
     shape: &Organisation,
 ) -> Vec<PathBuf> {
     let mut churn = Churn::new(shape);
-    write_log(dir, records, first_day, |seq, received_at, prev_hash| {
-        churn.next(seq, received_at, prev_hash)
-    })
+    write_log(
+        dir,
+        records,
+        DAYS,
+        first_day,
+        |seq, received_at, prev_hash| churn.next(seq, received_at, prev_hash),
+    )
 }
 
 /// Writes `records` records made by `make` (from the seq, `received_at`
-/// and the previous hash) over [`DAYS`] day files, sealed and chained.
+/// and the previous hash) over `days` day files, sealed and chained.
 fn write_log(
     dir: &Path,
     records: u64,
+    days: u64,
     first_day: Date,
     mut make: impl FnMut(u64, String, String) -> Record,
 ) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     let start = first_day.midnight().assume_utc();
-    let per_day = records.div_ceil(DAYS);
+    let per_day = records.div_ceil(days);
     let step = time::Duration::milliseconds((86_400_000 / per_day as i64).max(1));
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut files = Vec::new();

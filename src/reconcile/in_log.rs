@@ -3,12 +3,15 @@
 //! the index, and the log itself when there is no index to trust.
 //!
 //! The index answers from its `records` view once it is caught up to the
-//! listing's guard seq: every record the guard lets the diff overrule is
-//! in it. Without one (serve runs with the index off, it is missing,
-//! being rebuilt, of another log, failing, or too far behind to catch up
-//! here), the room's records are folded from the log: a read of the whole
-//! log per room, affordable since reconciliation is paced and off the
-//! request path, and holding only that room's memberships, for that diff.
+//! listing's guard seq, so every record the guard lets the diff overrule
+//! is in it; the catch-up is done here if the indexer has not got there
+//! (on a first build, the run waits for it: one read of the log in all,
+//! where reading it per room would be one per room). Without an index to
+//! trust (serve runs with it off, or it is missing, of another schema or
+//! log, or failing), the room's records are folded from the log: a read of
+//! the whole log per room, affordable since reconciliation is paced and
+//! off the request path, and holding only that room's memberships, for
+//! that diff. Either way nothing of it stays in memory after the diff.
 
 use std::path::Path;
 
@@ -16,7 +19,6 @@ use anyhow::Context;
 
 use crate::clock::Clock;
 use crate::index::build::{Position, still_in_log};
-use crate::index::pages::CATCH_UP_AT_MOST;
 use crate::index::{Index, IndexError};
 use crate::log::days;
 use crate::log::members::Members;
@@ -46,8 +48,8 @@ pub fn room_members(
     Members::load_room(&all, room_id).context("reading the room's records from the log")
 }
 
-/// `None` when the index cannot be used here: none yet, of another
-/// schema or log, or more than a page's catch-up behind.
+/// `None` when the index cannot be used here: none yet, or of another
+/// schema or log.
 fn from_index(
     dir: &Path,
     room_id: &str,
@@ -61,13 +63,8 @@ fn from_index(
     if at.seq > 0 && still_in_log(dir, &at)?.is_some() {
         return Ok(None);
     }
-    if at.seq < through {
-        if through - at.seq > CATCH_UP_AT_MOST {
-            return Ok(None);
-        }
-        if index.catch_up_to(through, clock)?.seq < through {
-            return Ok(None);
-        }
+    if at.seq < through && index.catch_up_to(through, clock)?.seq < through {
+        return Ok(None);
     }
     index.room_members(room_id).map(Some)
 }

@@ -879,3 +879,52 @@ async fn a_backfill_retried_by_a_later_run_does_not_override_a_newer_webhook_rec
     );
     server.stop().await;
 }
+
+/// Serve's reconcile after `leaves` left R1 while it was down, with its
+/// index on or off: the `left` record it wrote, and the join before it.
+async fn leave_found_after_an_outage(index: bool) -> (Value, Value) {
+    let fake = two_rooms();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("audit-logs");
+    let clock = Arc::new(FakeClock::new(START));
+    let mut server = Server::start_with(&dir, &clock, &fake, None, |s| s.index = index).await;
+    server.ran(1).await;
+    clock.set(datetime!(2026-11-27 12:10 UTC));
+    server.stop().await;
+    fake.remove_member("R1", "leaves");
+    clock.set(datetime!(2026-11-27 13:00 UTC));
+
+    let mut server = Server::start_with(&dir, &clock, &fake, None, |s| s.index = index).await;
+    server.ran(1).await;
+    server.stop().await;
+
+    assert_eq!(changes(&dir, 4), [triple("left", "leaves", "reconciled")]);
+    run(rollcall(&dir).arg("verify")).success();
+    (
+        record_of(&dir, "left", "leaves"),
+        record_of(&dir, "joined", "leaves"),
+    )
+}
+
+#[tokio::test]
+async fn a_leave_found_by_reconcile_names_the_person_as_the_log_has_them_with_the_index_or_without()
+{
+    for index in [true, false] {
+        let (left, joined) = leave_found_after_an_outage(index).await;
+        for field in [
+            "membership_id",
+            "room_id",
+            "person_id",
+            "person_email",
+            "person_display_name",
+            "membership_created",
+        ] {
+            assert!(
+                !joined[field].is_null(),
+                "index {index}: the join's {field}"
+            );
+            assert_eq!(left[field], joined[field], "index {index}: {field}");
+        }
+        assert_eq!(left["room_title"], "Board", "index {index}");
+    }
+}

@@ -337,9 +337,7 @@ fn load_through(days: &[Day], through: u64) -> Result<DigestMap, ReadError> {
         |block: &Block, slot: &mut Slot| {
             slot.steps.clear();
             slot.damaged.clear();
-            let mut count = 0;
             for (i, line) in block.whole_lines().split(|&b| b == b'\n').enumerate() {
-                count += 1;
                 match RecordView::parse_reusing(line, &mut slot.scratch) {
                     Ok(view) if view.seq <= through => slot.steps.extend(Step::of(
                         view.seq,
@@ -353,7 +351,7 @@ fn load_through(days: &[Day], through: u64) -> Result<DigestMap, ReadError> {
                     Err(_) => {}
                 }
             }
-            count
+            block.lines().count() as u64
         },
         |place, slot: &mut Slot| {
             for (i, error) in &slot.damaged {

@@ -30,7 +30,6 @@ mod rule;
 mod seen;
 
 pub use disk::{Disk, RealDisk};
-pub use known::MemberState;
 pub use rule::Rule;
 
 use super::days;
@@ -210,15 +209,8 @@ impl LogWriter {
         &self.dir
     }
 
-    /// The state of membership `membership_id` as the log holds it
-    /// (records of a batch being made durable included), once it has been
-    /// read from disk.
-    pub fn member(&self, membership_id: &str) -> Option<MemberState> {
-        self.members.wait(self.members.lock()).get(membership_id)
-    }
-
-    /// Resolves once the membership state has been read from disk, so
-    /// [`LogWriter::member`] does not block.
+    /// Resolves once every membership's state has been read from disk,
+    /// so a rule that decides by it does not wait.
     pub async fn members_ready(&self) {
         self.members.ready().await;
     }
