@@ -12,7 +12,8 @@
 //! (VmRSS), beside the baseline binary's (`ROLLCALL_BENCH_BASELINE`) on
 //! the same log in the same run, and their ratio.
 //!
-//! `ROLLCALL_BENCH_STARTUP_RECORDS` (e.g. 10000000) adds a start on a log
+//! `ROLLCALL_BENCH_KEEP=1` keeps the generated logs (under
+//! `target/tmp/bench-memory`). `ROLLCALL_BENCH_STARTUP_RECORDS` (e.g. 10000000) adds a start on a log
 //! of that many records over 70 days, 1,000,000 memberships joining and
 //! leaving in turn (so its last 7 days hold about 1,000,000 dedup keys).
 
@@ -98,7 +99,9 @@ fn main() -> anyhow::Result<()> {
             &now,
             baseline.as_ref().map(|b| b.peak_kib),
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        if std::env::var_os("ROLLCALL_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     if let Some(records) = std::env::var("ROLLCALL_BENCH_STARTUP_RECORDS")
         .ok()
