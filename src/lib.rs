@@ -22,13 +22,15 @@
 //! - [`console`]: the web console on its own listener (`serve --console`).
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
-//!   redacted secrets, `/metrics` counters and rollcall's own logs.
+//!   redacted secrets, `/metrics` counters and rollcall's own logs;
+//!   [`heap`]: how `serve`'s heap hands freed memory back.
 
 pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod console;
 pub mod export;
+pub mod heap;
 pub mod index;
 pub mod listener;
 pub mod log;

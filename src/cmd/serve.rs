@@ -118,6 +118,7 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    crate::heap::map_large_allocations();
     let caps = open_file_caps(args.console.is_some());
     let settings = Settings {
         max_connections: caps.webhooks,

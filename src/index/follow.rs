@@ -6,6 +6,7 @@
 //! deliveries go on being acked meanwhile and `/healthz` stays 200, since
 //! the log, not the index, is the record.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,6 +27,12 @@ const IDLE_LOOK: Duration = Duration::from_millis(200);
 /// The first wait after a failure, doubled each time up to [`MOST_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MOST_BACKOFF: Duration = Duration::from_secs(60);
+/// The page cache of an indexer at most a [`STEP`] behind the head: what
+/// folding a few records at a time needs, where the 32 MiB the index opens
+/// with (for a build's long catch-up) would be most of `serve`'s memory
+/// once filled. A lag past a step gets the whole cache back until it is
+/// closed.
+const NEAR_PAGE_CACHE_KIB: i64 = 8 * 1024;
 
 /// The index opened at start, not yet followed: [`Opening::spawn`]
 /// starts the thread.
@@ -53,6 +60,7 @@ impl Opening {
             clock,
             metrics,
             stopped,
+            wide_cache: Cell::new(true),
         };
         let index = follow
             .open()
@@ -97,6 +105,8 @@ struct Follow {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     stopped: mpsc::Receiver<()>,
+    /// Whether the open connection has its whole page cache.
+    wide_cache: Cell<bool>,
 }
 
 impl Follow {
@@ -136,6 +146,7 @@ impl Follow {
         };
         let head = super::durable_seq(&self.dir)?.unwrap_or(0);
         let (at, _) = index.position()?;
+        self.size_cache(index, head.saturating_sub(at))?;
         if at < head {
             let caught = index.catch_up_to(head.min(at + STEP), self.clock.as_ref())?;
             self.metrics.index_seq.store(caught.seq, Relaxed);
@@ -164,7 +175,30 @@ impl Follow {
         );
     }
 
+    /// A narrow page cache when the index is at most a [`STEP`] behind,
+    /// the whole one for a longer catch-up; the memory a narrowed cache
+    /// frees goes back to the system.
+    fn size_cache(&self, index: &Index, lag: u64) -> Result<(), IndexError> {
+        let wide = lag > STEP;
+        if wide == self.wide_cache.get() {
+            return Ok(());
+        }
+        let kib = if wide {
+            super::open::PAGE_CACHE_KIB
+        } else {
+            NEAR_PAGE_CACHE_KIB
+        };
+        index.connection().pragma_update(None, "cache_size", -kib)?;
+        self.wide_cache.set(wide);
+        if !wide {
+            crate::heap::give_back();
+        }
+        Ok(())
+    }
+
     fn open(&self) -> Result<Index, IndexError> {
+        // A connection opens with the whole cache.
+        self.wide_cache.set(true);
         let (index, opened) = Index::open(&self.dir, self.clock.as_ref())?;
         let file = super::path(&self.dir);
         match opened {

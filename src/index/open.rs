@@ -23,7 +23,7 @@ use crate::log::record::format_timestamp;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The page cache of each connection: 32 MiB, whatever the index's size.
-const PAGE_CACHE_KIB: i64 = 32 * 1024;
+pub(super) const PAGE_CACHE_KIB: i64 = 32 * 1024;
 
 /// What opening found.
 #[derive(Debug, Clone, PartialEq, Eq)]

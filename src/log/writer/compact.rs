@@ -99,6 +99,33 @@ impl DigestMap {
         }
     }
 
+    /// Sets `key` to what `change` makes of its value (`None`: absent),
+    /// with one lookup; returns what it was.
+    pub(super) fn update(
+        &mut self,
+        key: u128,
+        change: impl FnOnce(Option<u64>) -> u64,
+    ) -> Option<u64> {
+        match self.position(split(key)) {
+            Ok(at) => {
+                let before = self.sorted[at].value;
+                self.sorted[at].value = change(Some(before));
+                Some(before)
+            }
+            Err(_) => match self.recent.entry(Key(key)) {
+                std::collections::hash_map::Entry::Occupied(mut entry) => {
+                    let before = *entry.get();
+                    entry.insert(change(Some(before)));
+                    Some(before)
+                }
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(change(None));
+                    None
+                }
+            },
+        }
+    }
+
     /// Sets `key` to `value`, returning what it was.
     pub(super) fn insert(&mut self, key: u128, value: u64) -> Option<u64> {
         match self.position(split(key)) {
@@ -201,7 +228,13 @@ mod tests {
         let mut model: std::collections::HashMap<u128, u64> =
             (0..5000).map(|n| (key(n), n)).collect();
         for n in 2500..40_000u64 {
-            assert_eq!(map.insert(key(n), n * 3), model.insert(key(n), n * 3));
+            if n % 3 == 0 {
+                let before = model.get(&key(n)).copied();
+                model.insert(key(n), before.map_or(n, |b| b + n));
+                assert_eq!(map.update(key(n), |b| b.map_or(n, |b| b + n)), before);
+            } else {
+                assert_eq!(map.insert(key(n), n * 3), model.insert(key(n), n * 3));
+            }
             if n % 7 == 0 {
                 assert_eq!(map.remove(key(n / 2)), model.remove(&key(n / 2)));
             }
@@ -219,6 +252,11 @@ mod tests {
             assert_eq!(map.get(key(n)), model.get(&key(n)).copied(), "key {n}");
         }
         assert!(map.sorted.windows(2).all(|w| w[0].key < w[1].key));
+    }
+
+    #[test]
+    fn an_entry_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
     }
 
     #[test]

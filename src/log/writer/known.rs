@@ -213,6 +213,7 @@ impl Known {
                     "membership state read from the log"
                 );
                 known.publish(generation, loaded);
+                crate::heap::give_back();
             });
         if let Err(error) = spawned {
             tracing::error!(%error, "could not start reading the membership state; reading it now");
@@ -261,12 +262,9 @@ impl Known {
 
 /// Applies `step`, returning what its membership was.
 fn apply(members: &mut DigestMap, step: &Step) -> Option<u64> {
-    let before = members.get(step.key);
-    members.insert(
-        step.key,
-        MemberState::after(before.map(MemberState), step).0,
-    );
-    before
+    members.update(step.key, |before| {
+        MemberState::after(before.map(MemberState), step).0
+    })
 }
 
 impl State {
@@ -377,6 +375,17 @@ fn load_through(days: &[Day], through: u64) -> Result<DigestMap, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_is_8_bytes_and_a_backlog_step_32() {
+        assert_eq!(
+            (
+                std::mem::size_of::<MemberState>(),
+                std::mem::size_of::<Step>()
+            ),
+            (8, 32)
+        );
+    }
 
     #[test]
     fn a_state_holds_each_flag_and_the_seq_as_made() {
