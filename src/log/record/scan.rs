@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
-use super::{DedupKey, Event};
+use super::{DedupKey, Event, Source};
 
 /// The seq a line begins with, even if the rest of it does not parse.
 pub fn leading_seq(line: &[u8]) -> Option<u64> {
@@ -93,6 +93,49 @@ pub fn dedup_key(line: &[u8]) -> Option<(u64, Option<DedupKey>)> {
     Some((seq, Some(DedupKey::new(event, id, created))))
 }
 
+/// What a line says about its membership's state, read as
+/// [`dedup_key`] reads: its seq, event, moderator flag, membership id and
+/// source. `None` (parse it instead) for anything unexpected, such as an
+/// escape inside the membership id or a line without a source.
+pub fn membership_state(line: &[u8]) -> Option<MembershipState<'_>> {
+    let seq = leading_seq(line)?;
+    static EVENT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"event\":\""));
+    static MODERATOR: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"is_moderator\":"));
+    static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
+    static SOURCE: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"source\":\""));
+    let at = EVENT.find(line)? + EVENT.needle().len();
+    let (name, _) = string_at(line, at)?;
+    let event = Event::from_name(name)?;
+    let flag_at = MODERATOR.find(&line[at..])? + at + MODERATOR.needle().len();
+    let is_moderator = match &line[flag_at..] {
+        rest if rest.starts_with(b"true,") => Some(true),
+        rest if rest.starts_with(b"false,") => Some(false),
+        rest if rest.starts_with(b"null,") => None,
+        _ => return None,
+    };
+    let id_at = ID.find(&line[flag_at..])? + flag_at + ID.needle().len();
+    let (membership_id, rest) = string_at(line, id_at)?;
+    let source_at = SOURCE.find(rest)? + SOURCE.needle().len();
+    let source = Source::from_name(string_at(rest, source_at)?.0)?;
+    Some(MembershipState {
+        seq,
+        event,
+        is_moderator,
+        membership_id,
+        source,
+    })
+}
+
+/// The members of a line [`membership_state`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipState<'a> {
+    pub seq: u64,
+    pub event: Event,
+    pub is_moderator: Option<bool>,
+    pub membership_id: &'a str,
+    pub source: Source,
+}
+
 /// The text of the JSON string whose content starts at `start`, if it has
 /// no escapes, and what follows it.
 fn string_at(bytes: &[u8], start: usize) -> Option<(&str, &[u8])> {
@@ -140,6 +183,54 @@ mod tests {
                 Some((seq, key)) => {
                     assert_eq!((seq, key), (42, record.dedup_key()), "{id:?}");
                 }
+                None => assert!(id.contains('"'), "only escapes need the parse"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_membership_state_agrees_with_the_record_or_defers_to_a_parse() {
+        for (id, event, moderator, source) in [
+            ("plain-id", Event::Joined, Some(true), Source::Webhook),
+            ("plain-id", Event::Left, None, Source::Reconciled),
+            (
+                "plain-id",
+                Event::ModeratorRevoked,
+                Some(false),
+                Source::EventsApi,
+            ),
+            (
+                "with \"quotes\"",
+                Event::Joined,
+                Some(false),
+                Source::Webhook,
+            ),
+            ("", Event::ReceiverStarted, None, Source::Webhook),
+        ] {
+            let mut record = Record {
+                seq: 42,
+                received_at: "2026-11-28T10:00:00.000Z".into(),
+                event,
+                is_moderator: moderator,
+                room_title: Some(",\"is_moderator\":true,\"membership_id\":\"decoy".into()),
+                membership_id: id.into(),
+                source,
+                ..example()
+            };
+            let mut line = record.seal();
+            line.pop();
+            let record = parse_line(&line).unwrap();
+            match membership_state(&line) {
+                Some(state) => assert_eq!(
+                    state,
+                    MembershipState {
+                        seq: 42,
+                        event: record.event,
+                        is_moderator: record.is_moderator,
+                        membership_id: &record.membership_id,
+                        source: record.source,
+                    }
+                ),
                 None => assert!(id.contains('"'), "only escapes need the parse"),
             }
         }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::compact::DigestMap;
 use crate::log::days::Day;
 use crate::log::reader::{self, Block, ReadError, RecordView};
-use crate::log::record::{Event, Record, Source};
+use crate::log::record::{Event, Record, Source, scan};
 
 /// One membership as the writer's rules need it, in 8 bytes: the seq of
 /// its last record (the high 59 bits), where that record came from, its
@@ -335,7 +335,27 @@ fn load_through(days: &[Day], through: u64) -> Result<DigestMap, ReadError> {
         |block: &Block, slot: &mut Slot| {
             slot.steps.clear();
             slot.damaged.clear();
-            for (i, line) in block.whole_lines().split(|&b| b == b'\n').enumerate() {
+            let mut count = 0;
+            // Split by memchr: a byte-by-byte split was a third of a load.
+            for (i, (line, whole)) in block.lines().enumerate() {
+                count += 1;
+                if !whole {
+                    continue;
+                }
+                // The fields it needs, found without a parse: the parse is
+                // most of a start's time on a big log.
+                if let Some(state) = scan::membership_state(line) {
+                    if state.seq <= through {
+                        slot.steps.extend(Step::of(
+                            state.seq,
+                            state.event,
+                            state.source,
+                            state.is_moderator,
+                            state.membership_id,
+                        ));
+                    }
+                    continue;
+                }
                 match RecordView::parse_reusing(line, &mut slot.scratch) {
                     Ok(view) if view.seq <= through => slot.steps.extend(Step::of(
                         view.seq,
@@ -349,7 +369,7 @@ fn load_through(days: &[Day], through: u64) -> Result<DigestMap, ReadError> {
                     Err(_) => {}
                 }
             }
-            block.lines().count() as u64
+            count
         },
         |place, slot: &mut Slot| {
             for (i, error) in &slot.damaged {
