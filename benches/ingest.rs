@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use support::{Connection, Load, Requests, SECRET, Server, ms, request, summarise};
+use support::{Connection, Load, Requests, Server, ms, request, serve_command, summarise};
 
 const CONNECTIONS: usize = 64;
 /// The saturation window; `ROLLCALL_BENCH_SECONDS` shortens it for a smoke
@@ -206,16 +206,6 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&out, &table)?;
     eprintln!("table written to {}", out.display());
     Ok(())
-}
-
-/// `BIN serve` on 127.0.0.1:0 over `dir`, with the bench's secret.
-fn serve_command(bin: &Path, dir: &Path) -> Command {
-    let mut command = Command::new(bin);
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(dir)
-        .env("ROLLCALL_SECRET", SECRET);
-    command
 }
 
 /// Appends a record-sized line and fdatasyncs it, over and over.
@@ -455,12 +445,7 @@ async fn first_ack_with_a_big_log(
     n: usize,
 ) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
-    let mut serve = Server::start(
-        Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir)
-            .env("ROLLCALL_SECRET", SECRET),
-    )?;
+    let mut serve = Server::start(&mut serve_command(bin, dir))?;
     let mut connection = Connection::open(serve.address).await?;
     connection.record(&request("startup", n)).await?;
     let took = started.elapsed();

@@ -25,7 +25,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Connection, Requests, SECRET, Server, request, role_change_request};
+use support::{Connection, Requests, Server, request, role_change_request};
 
 const SIZES: [u64; 2] = [100_000, 1_000_000];
 const LIVE: usize = 20_000;
@@ -79,27 +79,9 @@ fn main() -> anyhow::Result<()> {
         support::generate_joins(&dir, n, n, 7);
         index(this, &dir)?;
         let label = format!("{n} memberships and dedup keys");
-        let baseline = match support::baseline_bin() {
-            Some(bin) => {
-                eprintln!("  the baseline {} ...", bin.display());
-                runs += 1;
-                Some(runtime.block_on(start(&bin, &dir, runs, true))?)
-            }
-            None => None,
-        };
-        eprintln!("  this build ...");
-        runs += 1;
-        let now = runtime.block_on(start(this, &dir, runs, true))?;
-        if let Some(baseline) = &baseline {
-            row(&mut table, &label, "baseline", baseline, None);
+        for (build, start) in both(&runtime, &dir, &mut runs, true)? {
+            row(&mut table, &label, build, &start.0, start.1);
         }
-        row(
-            &mut table,
-            &label,
-            "this",
-            &now,
-            baseline.as_ref().map(|b| b.peak_kib),
-        );
         if std::env::var_os("ROLLCALL_BENCH_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -115,31 +97,41 @@ fn main() -> anyhow::Result<()> {
         // rest of the bench): each serve builds the index meanwhile, at the
         // lowest CPU priority, and its RSS includes that build's so far.
         let label = format!("start on {records} records, 1,000,000 memberships, index building");
-        let baseline = match support::baseline_bin() {
-            Some(bin) => {
-                runs += 1;
-                Some(runtime.block_on(start(&bin, &dir, runs, false))?)
-            }
-            None => None,
-        };
-        runs += 1;
-        let now = runtime.block_on(start(this, &dir, runs, false))?;
-        if let Some(baseline) = &baseline {
-            row(&mut table, &label, "baseline", baseline, None);
+        for (build, start) in both(&runtime, &dir, &mut runs, false)? {
+            row(&mut table, &label, build, &start.0, start.1);
         }
-        row(
-            &mut table,
-            &label,
-            "this",
-            &now,
-            baseline.as_ref().map(|b| b.peak_kib),
-        );
     }
     println!("{table}");
     let out = work.join("memory.md");
     std::fs::write(&out, &table)?;
     eprintln!("table written to {}", out.display());
     Ok(())
+}
+
+/// The baseline's start on `dir` (if one is given), then this build's,
+/// each with the baseline's peak RSS to compare with (`None` for the
+/// baseline itself).
+fn both(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    runs: &mut usize,
+    live: bool,
+) -> anyhow::Result<Vec<(&'static str, (Start, Option<u64>))>> {
+    let mut starts = Vec::new();
+    let mut baseline_peak = None;
+    if let Some(bin) = support::baseline_bin() {
+        eprintln!("  the baseline {} ...", bin.display());
+        *runs += 1;
+        let start = runtime.block_on(start(&bin, dir, *runs, live))?;
+        baseline_peak = Some(start.peak_kib);
+        starts.push(("baseline", (start, None)));
+    }
+    eprintln!("  this build ...");
+    *runs += 1;
+    let this = Path::new(env!("CARGO_BIN_EXE_rollcall"));
+    let start = runtime.block_on(start(this, dir, *runs, live))?;
+    starts.push(("this", (start, baseline_peak)));
+    Ok(starts)
 }
 
 /// Builds `dir`'s index with `bin`, so a start measures serve, not a
@@ -160,12 +152,7 @@ fn index(bin: &Path, dir: &Path) -> anyhow::Result<()> {
 /// memory.
 async fn start(bin: &Path, dir: &Path, run: usize, live: bool) -> anyhow::Result<Start> {
     let started = Instant::now();
-    let serve = Server::start(
-        Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir)
-            .env("ROLLCALL_SECRET", SECRET),
-    )?;
+    let serve = Server::start(&mut support::serve_command(bin, dir))?;
     let mut connection = Connection::open(serve.address).await?;
     connection
         .record(&request(&format!("first-{run}"), 0))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, on this machine: ingest (durable deliveries
 # against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
-# start-up with a big log, tail -f delay, RSS) and the read side (export
+# start-up with a big log, tail -f delay, RSS), serve's memory with
+# 100,000 and 1,000,000 memberships and dedup keys, and the read side (export
 # of 1,000,000 records against jq, verify, archival against gzip -6) and
 # the SQLite index (its build against DuckDB's read_json, its size, the
 # read commands that answer from it). Measured, never asserted; not part of CI.
@@ -20,6 +21,8 @@ mkdir -p target
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%F)."
   echo
   cargo bench --quiet --bench ingest
+  echo
+  cargo bench --quiet --bench memory
   echo
   cargo bench --quiet --bench export
   echo

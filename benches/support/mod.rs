@@ -34,6 +34,16 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// `BIN serve` on 127.0.0.1:0 over `dir`, with the bench's secret.
+pub fn serve_command(bin: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir)
+        .env("ROLLCALL_SECRET", SECRET);
+    command
+}
+
 /// A child process that prints its address, and is killed when dropped.
 pub struct Server {
     pub child: Child,

@@ -27,12 +27,13 @@ const IDLE_LOOK: Duration = Duration::from_millis(200);
 /// The first wait after a failure, doubled each time up to [`MOST_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MOST_BACKOFF: Duration = Duration::from_secs(60);
-/// The page cache of an indexer at most a [`STEP`] behind the head: what
-/// folding a few records at a time needs, where the 32 MiB the index opens
+/// The page cache of an indexer at most a [`STEP`] behind the head (what
+/// SQLite gives by default): what folding a few records at a time needs,
+/// where the 32 MiB the index opens
 /// with (for a build's long catch-up) would be most of `serve`'s memory
 /// once filled. A lag past a step gets the whole cache back until it is
 /// closed.
-const NEAR_PAGE_CACHE_KIB: i64 = 8 * 1024;
+const NEAR_PAGE_CACHE_KIB: i64 = 2 * 1024;
 
 /// The index opened at start, not yet followed: [`Opening::spawn`]
 /// starts the thread.
@@ -149,6 +150,9 @@ impl Follow {
         self.size_cache(index, head.saturating_sub(at))?;
         if at < head {
             let caught = index.catch_up_to(head.min(at + STEP), self.clock.as_ref())?;
+            // What the step's fold held is freed now: hand it back, or the
+            // indexer's heap keeps the most any step needed.
+            crate::heap::give_back();
             self.metrics.index_seq.store(caught.seq, Relaxed);
             self.metrics
                 .index_lag_records

@@ -4,12 +4,12 @@
 //!
 //! A `HashMap` of a million 24-byte entries takes 2^21 buckets of 25
 //! bytes (52 MB, and old and new table both while it grows). Here the
-//! entries sit in one sorted `Vec` of exactly 24 bytes each; what is
+//! entries sit in one sorted `Vec` of exactly 20 bytes each; what is
 //! added goes to a small map first, merged into the `Vec` in place once it
 //! holds a sixteenth as many. The keys are digests, evenly spread, so a
 //! directory of their top bits (1 byte per entry) names the few entries
 //! a lookup searches: one or two cache misses, as a hash table's, instead
-//! of twenty halvings. With the small map, about 30 bytes per entry.
+//! of twenty halvings. With the small map, about 26 bytes per entry.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -22,48 +22,67 @@ const MIN_RECENT: usize = 4096;
 /// or two cache lines to search once the directory has named them.
 const ENTRIES_PER_BUCKET: usize = 4;
 
-/// One entry: 24 bytes (a `u128` would align it to 32).
+/// One entry: 20 bytes, in 4-byte words so nothing pads it (a `u128`
+/// key would align it to 32). A key is the top 96 bits of its digest:
+/// among a million keys, two alike by chance once in 10^17.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Entry {
-    /// The key's high and low halves, so arrays compare as the key.
-    key: [u64; 2],
-    value: u64,
+    /// The key's words, most significant first, so arrays compare as
+    /// the key.
+    key: [u32; 3],
+    /// The value's low and high halves.
+    value: [u32; 2],
 }
 
 impl Entry {
     pub(super) fn new(key: u128, value: u64) -> Self {
         Self {
             key: split(key),
-            value,
+            value: [value as u32, (value >> 32) as u32],
         }
     }
 
     pub(super) fn parts(self) -> (u128, u64) {
-        (join(self.key), self.value)
+        (join(self.key), self.value())
+    }
+
+    fn value(&self) -> u64 {
+        u64::from(self.value[0]) | u64::from(self.value[1]) << 32
+    }
+
+    fn set_value(&mut self, value: u64) {
+        self.value = [value as u32, (value >> 32) as u32];
     }
 }
 
-fn split(key: u128) -> [u64; 2] {
-    [(key >> 64) as u64, key as u64]
+fn split(key: u128) -> [u32; 3] {
+    [(key >> 96) as u32, (key >> 64) as u32, (key >> 32) as u32]
 }
 
-fn join(key: [u64; 2]) -> u128 {
-    (u128::from(key[0]) << 64) | u128::from(key[1])
+fn join(key: [u32; 3]) -> u128 {
+    u128::from(key[0]) << 96 | u128::from(key[1]) << 64 | u128::from(key[2]) << 32
 }
 
-/// A digest as a key of the small map: hashed as its low half.
+/// A key of the small map, cut to the 96 bits an [`Entry`] keeps: hashed
+/// as its high half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key(u128);
 
+impl Key {
+    fn of(key: u128) -> Self {
+        Key(join(split(key)))
+    }
+}
+
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0 as u64);
+        state.write_u64((self.0 >> 64) as u64);
     }
 }
 
 #[derive(Debug, Default)]
 pub(super) struct DigestMap {
-    /// Sorted by key, no key twice: 24 bytes per entry.
+    /// Sorted by key, no key twice: 20 bytes per entry.
     sorted: Vec<Entry>,
     /// Keys not in `sorted`, added since the last merge: at most
     /// `sorted.len() / 16` of them (or [`MIN_RECENT`]), 33 bytes each in
@@ -82,7 +101,7 @@ impl DigestMap {
     /// The map of `entries`, in any order; of a key given twice, the
     /// greater value stays. Sorted where they lie, so no second copy.
     pub(super) fn from_entries(mut entries: Vec<Entry>) -> Self {
-        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(b.value.cmp(&a.value)));
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(b.value().cmp(&a.value())));
         entries.dedup_by_key(|e| e.key);
         entries.shrink_to_fit();
         let mut map = Self {
@@ -106,8 +125,8 @@ impl DigestMap {
 
     pub(super) fn get(&self, key: u128) -> Option<u64> {
         match self.position(split(key)) {
-            Ok(at) => Some(self.sorted[at].value),
-            Err(_) => self.recent.get(&Key(key)).copied(),
+            Ok(at) => Some(self.sorted[at].value()),
+            Err(_) => self.recent.get(&Key::of(key)).copied(),
         }
     }
 
@@ -120,11 +139,11 @@ impl DigestMap {
     ) -> Option<u64> {
         match self.position(split(key)) {
             Ok(at) => {
-                let before = self.sorted[at].value;
-                self.sorted[at].value = change(Some(before));
+                let before = self.sorted[at].value();
+                self.sorted[at].set_value(change(Some(before)));
                 Some(before)
             }
-            Err(_) => match self.recent.entry(Key(key)) {
+            Err(_) => match self.recent.entry(Key::of(key)) {
                 std::collections::hash_map::Entry::Occupied(mut entry) => {
                     let before = *entry.get();
                     entry.insert(change(Some(before)));
@@ -141,8 +160,12 @@ impl DigestMap {
     /// Sets `key` to `value`, returning what it was.
     pub(super) fn insert(&mut self, key: u128, value: u64) -> Option<u64> {
         match self.position(split(key)) {
-            Ok(at) => Some(std::mem::replace(&mut self.sorted[at].value, value)),
-            Err(_) => self.recent.insert(Key(key), value),
+            Ok(at) => {
+                let before = self.sorted[at].value();
+                self.sorted[at].set_value(value);
+                Some(before)
+            }
+            Err(_) => self.recent.insert(Key::of(key), value),
         }
     }
 
@@ -153,15 +176,15 @@ impl DigestMap {
             Ok(at) => {
                 let removed = self.sorted.remove(at);
                 self.index();
-                Some(removed.value)
+                Some(removed.value())
             }
-            Err(_) => self.recent.remove(&Key(key)),
+            Err(_) => self.recent.remove(&Key::of(key)),
         }
     }
 
     /// Keeps only the entries whose value `keep` accepts.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
-        self.sorted.retain(|e| keep(e.value));
+        self.sorted.retain(|e| keep(e.value()));
         self.index();
         self.recent.retain(|_, v| keep(*v));
     }
@@ -202,7 +225,7 @@ impl DigestMap {
 
     /// Where `key` is in `sorted`, or would go: in the range the
     /// directory gives for its top bits, a few entries long.
-    fn position(&self, key: [u64; 2]) -> Result<usize, usize> {
+    fn position(&self, key: [u32; 3]) -> Result<usize, usize> {
         let bucket = (key[0] >> self.shift) as usize;
         let (low, high) = match self.directory.get(bucket..bucket + 2) {
             Some(&[low, high]) => (low as usize, high as usize),
@@ -218,7 +241,7 @@ impl DigestMap {
     /// every four entries.
     fn index(&mut self) {
         let buckets_log2 = (self.sorted.len() / ENTRIES_PER_BUCKET).max(2).ilog2();
-        self.shift = 64 - buckets_log2;
+        self.shift = 32 - buckets_log2;
         let buckets = 1usize << buckets_log2;
         self.directory.clear();
         self.directory.resize(buckets + 1, 0);
@@ -275,8 +298,8 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_24_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 24);
+    fn an_entry_is_20_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 20);
     }
 
     #[test]

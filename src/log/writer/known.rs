@@ -1,6 +1,6 @@
 //! The writer's copy of every membership's state ([`Known`]): only what
-//! its rules decide by ([`MemberState`], 8 bytes) under a 16-byte digest
-//! of the membership id, 24 bytes per membership in a [`DigestMap`]; the
+//! its rules decide by ([`MemberState`], 8 bytes) under a 12-byte digest
+//! of the membership id, 20 bytes per membership in a [`DigestMap`]; the
 //! ids, names and emails are the index's to answer (or a fold of the log
 //! for one room, see [`crate::reconcile`]). It is read from the whole log
 //! on threads of its own at start, so a start on a large log answers its
@@ -94,7 +94,8 @@ impl MemberState {
     }
 }
 
-/// The 16-byte digest a membership's state is kept under.
+/// The digest a membership's state is kept under (of which the map keeps
+/// 12 bytes).
 pub(super) fn membership_key(membership_id: &str) -> u128 {
     let digest = Sha256::digest(membership_id.as_bytes());
     let mut first = [0u8; 16];
@@ -153,7 +154,7 @@ pub(super) struct Known {
 
 #[derive(Debug, Default)]
 pub(super) struct State {
-    /// By [`membership_key`]: 24 bytes per membership.
+    /// By [`membership_key`]: 20 bytes per membership.
     members: DigestMap,
     loaded: bool,
     /// Which load counts: a reload makes the one still running stale.

@@ -2,7 +2,7 @@
 //! answered with the seq its event was recorded under, for
 //! [`DEDUP_DAYS`](crate::log::days::DEDUP_DAYS) and a day.
 //!
-//! 24 bytes per key (its 16-byte digest and the seq, in a
+//! 20 bytes per key (12 bytes of its digest and the seq, in a
 //! [`DigestMap`]); the day a key was recorded on is not kept with it but
 //! told by its seq, since seqs grow with the days: the first seq of each
 //! day is kept once, 16 bytes a day.
