@@ -33,6 +33,10 @@ const CONNECTIONS: usize = 64;
 
 /// What one start of one binary measured.
 struct Start {
+    /// `baseline` or `this`.
+    build: &'static str,
+    /// The baseline's peak RSS on the same log, to compare with.
+    baseline_peak_kib: Option<u64>,
     first: Duration,
     loaded: Duration,
     peak_kib: u64,
@@ -57,9 +61,10 @@ fn main() -> anyhow::Result<()> {
         "| log | build | first 200 | state loaded | peak RSS | RSS after | peak / baseline |\n|---|---|---|---|---|---|---|\n",
     );
     let mut runs = 0;
-    let row = |table: &mut String, label: &str, build: &str, start: &Start, base: Option<u64>| {
+    let row = |table: &mut String, label: &str, start: &Start| {
         let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-        let ratio = base.map_or(String::new(), |b| {
+        let build = start.build;
+        let ratio = start.baseline_peak_kib.map_or(String::new(), |b| {
             format!("{:.2}", start.peak_kib as f64 / b as f64)
         });
         let line = format!(
@@ -79,8 +84,8 @@ fn main() -> anyhow::Result<()> {
         support::generate_joins(&dir, n, n, 7);
         index(this, &dir)?;
         let label = format!("{n} memberships and dedup keys");
-        for (build, start) in both(&runtime, &dir, &mut runs, true)? {
-            row(&mut table, &label, build, &start.0, start.1);
+        for start in both(&runtime, &dir, &mut runs, true)? {
+            row(&mut table, &label, &start);
         }
         if std::env::var_os("ROLLCALL_BENCH_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -97,8 +102,8 @@ fn main() -> anyhow::Result<()> {
         // rest of the bench): each serve builds the index meanwhile, at the
         // lowest CPU priority, and its RSS includes that build's so far.
         let label = format!("start on {records} records, 1,000,000 memberships, index building");
-        for (build, start) in both(&runtime, &dir, &mut runs, false)? {
-            row(&mut table, &label, build, &start.0, start.1);
+        for start in both(&runtime, &dir, &mut runs, false)? {
+            row(&mut table, &label, &start);
         }
     }
     println!("{table}");
@@ -116,7 +121,7 @@ fn both(
     dir: &Path,
     runs: &mut usize,
     live: bool,
-) -> anyhow::Result<Vec<(&'static str, (Start, Option<u64>))>> {
+) -> anyhow::Result<Vec<Start>> {
     let mut starts = Vec::new();
     let mut baseline_peak = None;
     if let Some(bin) = support::baseline_bin() {
@@ -124,13 +129,19 @@ fn both(
         *runs += 1;
         let start = runtime.block_on(start(&bin, dir, *runs, live))?;
         baseline_peak = Some(start.peak_kib);
-        starts.push(("baseline", (start, None)));
+        starts.push(Start {
+            build: "baseline",
+            ..start
+        });
     }
     eprintln!("  this build ...");
     *runs += 1;
     let this = Path::new(env!("CARGO_BIN_EXE_rollcall"));
     let start = runtime.block_on(start(this, dir, *runs, live))?;
-    starts.push(("this", (start, baseline_peak)));
+    starts.push(Start {
+        baseline_peak_kib: baseline_peak,
+        ..start
+    });
     Ok(starts)
 }
 
@@ -185,6 +196,8 @@ async fn start(bin: &Path, dir: &Path, run: usize, live: bool) -> anyhow::Result
     let peak_kib = serve.peak_rss_kib();
     let rss_kib = serve.rss_kib();
     Ok(Start {
+        build: "this",
+        baseline_peak_kib: None,
         first,
         loaded,
         peak_kib,
