@@ -83,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("writing {n} joins of as many memberships, and indexing them ...");
         support::generate_joins(&dir, n, n, 7);
         index(this, &dir)?;
+        settle_disk()?;
         let label = format!("{n} memberships and dedup keys");
         for start in both(&runtime, &dir, &mut runs, true)? {
             row(&mut table, &label, &start);
@@ -98,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         let dir = work.join("startup");
         eprintln!("writing {records} records over 70 days ...");
         support::generate_joins(&dir, records, 1_000_000.min(records), 70);
+        settle_disk()?;
         // Not indexed first (a build of this size takes longer than the
         // rest of the bench): each serve builds the index meanwhile, at the
         // lowest CPU priority, and its RSS includes that build's so far.
@@ -143,6 +145,13 @@ fn both(
         ..start
     });
     Ok(starts)
+}
+
+/// Writes back what the generated log left dirty, so no start waits on
+/// its fdatasync behind gigabytes of someone else's writeback.
+fn settle_disk() -> anyhow::Result<()> {
+    anyhow::ensure!(Command::new("sync").status()?.success(), "sync failed");
+    Ok(())
 }
 
 /// Builds `dir`'s index with `bin`, so a start measures serve, not a
