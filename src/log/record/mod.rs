@@ -239,10 +239,6 @@ impl std::hash::Hasher for DigestHasher {
     }
 }
 
-/// A map keyed by [`DedupKey`].
-pub type DedupMap<V> =
-    std::collections::HashMap<DedupKey, V, std::hash::BuildHasherDefault<DigestHasher>>;
-
 impl DedupKey {
     pub fn new(event: Event, membership_id: &str, created: &str) -> Self {
         let mut h = Sha256::new();
