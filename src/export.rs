@@ -125,10 +125,11 @@ struct Job<'a> {
 struct Rows {
     out: Vec<u8>,
     /// Rows with no title of their own nor one learned earlier in the
-    /// block: where in `out` their empty title cell is, and their room.
-    /// The title is filled in when the block is written, from the titles
-    /// learned before it.
-    untitled: Vec<(usize, String)>,
+    /// block: where in `out` their empty title cell is, and where their
+    /// room's id is in `untitled_rooms`. The title is filled in when the
+    /// block is written, from the titles learned before it.
+    untitled: Vec<(usize, std::ops::Range<usize>)>,
+    untitled_rooms: String,
     /// The titles recorded in the block, in log order.
     titles: TitleFallback,
     records: u64,
@@ -146,6 +147,7 @@ impl Rows {
     fn fill(&mut self, block: &Block, job: &Job<'_>) -> u64 {
         self.out.clear();
         self.untitled.clear();
+        self.untitled_rooms.clear();
         self.records = 0;
         self.bad = None;
         let mut csv = (job.format == Format::Csv)
@@ -186,7 +188,9 @@ impl Rows {
                         .write(csv, &mut self.guarded)
                         .expect("a row written to memory cannot fail");
                     if let Some(at) = untitled {
-                        self.untitled.push((at, record.room_id.to_string()));
+                        let from = self.untitled_rooms.len();
+                        self.untitled_rooms.push_str(&record.room_id);
+                        self.untitled.push((at, from..self.untitled_rooms.len()));
                     }
                 }
                 None => {
@@ -223,7 +227,7 @@ impl Rows {
         for (at, room) in &self.untitled {
             out.write_all(&self.out[from..*at])
                 .context("writing the export")?;
-            if let Some(title) = titles.title(room)? {
+            if let Some(title) = titles.title(&self.untitled_rooms[room.clone()])? {
                 out.write_all(title_cell.encode(title))
                     .context("writing the export")?;
             }
@@ -302,11 +306,12 @@ impl Row<'_, '_> {
     }
 }
 
-/// A title cell written on its own, quoted as it would be in its row.
+/// A title cell written on its own, quoted as it would be in its row:
+/// one writer for many cells, its output emptied now and then.
 struct TitleCell {
     guard: bool,
     guarded: String,
-    bytes: Vec<u8>,
+    csv: csv::Writer<Vec<u8>>,
 }
 
 impl TitleCell {
@@ -314,7 +319,7 @@ impl TitleCell {
         Self {
             guard,
             guarded: String::new(),
-            bytes: Vec::new(),
+            csv: csv::Writer::from_writer(Vec::new()),
         }
     }
 
@@ -324,18 +329,23 @@ impl TitleCell {
             return &[];
         }
         let cell = guard(title, self.guard, &mut self.guarded);
-        self.bytes.clear();
-        let mut csv = csv::WriterBuilder::new()
-            .buffer_capacity(title.len() * 2 + 8)
-            .from_writer(std::mem::take(&mut self.bytes));
-        csv.write_record([cell])
+        if self.csv.get_ref().len() > 1 << 16 {
+            let mut emptied =
+                std::mem::replace(&mut self.csv, csv::Writer::from_writer(Vec::new()))
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .expect("cells written to memory cannot fail to flush");
+            emptied.clear();
+            self.csv = csv::Writer::from_writer(emptied);
+        }
+        let from = self.csv.get_ref().len();
+        self.csv
+            .write_record([cell])
+            .and_then(|()| Ok(self.csv.flush()?))
             .expect("a cell written to memory cannot fail");
-        self.bytes = csv
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .expect("a cell written to memory cannot fail to flush");
+        let bytes = self.csv.get_ref();
         // Without the record's newline.
-        &self.bytes[..self.bytes.len() - 1]
+        &bytes[from..bytes.len() - 1]
     }
 }
 
@@ -358,4 +368,32 @@ pub fn needs_guard(cell: &str) -> bool {
         cell.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_cell_reads_as_in_a_row_however_many_came_before() {
+        let titles = [
+            "Design",
+            "Q3, planning",
+            "The \"A\" team",
+            "=1+1",
+            "line\nbreak",
+        ];
+        let mut cell = TitleCell::new(true);
+        // Enough cells to empty the writer's output several times.
+        for n in 0..20_000 {
+            let title = titles[n % titles.len()];
+            let mut row = csv::Writer::from_writer(Vec::new());
+            let mut guarded = String::new();
+            row.write_record([guard(title, true, &mut guarded)])
+                .unwrap();
+            let row = row.into_inner().unwrap();
+            assert_eq!(cell.encode(title), &row[..row.len() - 1], "{title}");
+        }
+        assert_eq!(cell.encode(""), b"");
+    }
 }

@@ -16,6 +16,9 @@ use crate::log::days::{self, Day};
 use crate::log::files;
 use crate::log::reader::{Filter, SeqRange};
 
+/// How much of the export is buffered before it is written out.
+const OUT_BUFFER: usize = 1 << 20;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -124,6 +127,10 @@ pub fn export_seqs(
         guard: !args.raw,
     };
     let mut progress = Progress::new();
+    // A block's output is written in pieces (around the titles filled in
+    // late): buffered, they reach a file, or stdout (which would flush at
+    // every newline), in large writes.
+    let out = io::BufWriter::with_capacity(OUT_BUFFER, out);
     export::write(dir, filter, seqs, options, out, |day, records| {
         progress.tick(day, records)
     })?;

@@ -51,6 +51,10 @@ pub struct Args {
     /// Do not archive closed days nightly (run `rollcall archive` yourself).
     #[arg(long, env = "ROLLCALL_NO_ARCHIVE")]
     pub no_archive: bool,
+    /// Do not keep DIR/index.sqlite current: the read commands catch it up
+    /// from the log when they run. The console's pages need it.
+    #[arg(long, env = "ROLLCALL_NO_INDEX", conflicts_with = "console")]
+    pub no_index: bool,
     /// With the nightly archival, also delete archives older than N days.
     /// Never by default.
     #[arg(
@@ -159,6 +163,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             api_rate: args.reconcile.api_rate,
             events_api: args.reconcile.events_api(),
         }),
+        index: !args.no_index,
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = super::runtime()?;

@@ -5,9 +5,9 @@
 //! ([`Members::apply`]); a record's event time is `log::roster`'s
 //! ([`event_time`]), kept from going back in time within a membership, so
 //! a membership's records apply in the log's order. The batch keeps the
-//! memberships and rooms it touched in memory and writes each back once
-//! per flush of [`FLUSH`] records; every table but `membership`, `room`
-//! and `stay` is only appended to.
+//! memberships it touched in memory and writes each back once per flush of
+//! [`FLUSH`] records, and the rooms once per batch (or [`ROOMS`] of them);
+//! every table but `membership`, `room` and `stay` is only appended to.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,10 +24,15 @@ use crate::log::record::{Event, Source, format_timestamp};
 use crate::log::roster::coverage::Coverage;
 use crate::log::roster::event_time;
 
-/// Records whose memberships and rooms are held in memory before they
-/// are written to the batch's tables: what bounds the memory a batch
-/// takes, about 1 KiB per membership, whatever its size in records.
+/// Records whose memberships are held in memory before they are written
+/// to the batch's tables: what bounds the memory a batch takes, about
+/// 1 KiB per membership, whatever its size in records.
 const FLUSH: usize = 20_000;
+
+/// Rooms held in memory before they are written: about 150 bytes each,
+/// 10 MiB at most. A busy organisation's rooms are each named many times
+/// a batch, and written once for all of them.
+const ROOMS: usize = 65_536;
 
 /// How many (room, title) and (email, person) pairs are remembered as
 /// already stored: 16 bytes and a slot each, about 1.1 MiB per set.
@@ -72,7 +77,7 @@ impl MemberTexts {
     }
 }
 
-/// What a batch saw of a room: written back at the next flush.
+/// What a batch saw of a room: written back when the batch ends.
 #[derive(Debug, Default)]
 struct RoomChange {
     /// Its records in this batch, if any named it.
@@ -101,13 +106,14 @@ pub struct Fold<'c> {
     pub at: Position,
     /// Records folded in this batch.
     pub pending: usize,
-    /// Records folded since the memberships and rooms were written.
+    /// Records folded since the memberships were written.
     unflushed: usize,
     coverage: Coverage,
     /// The memberships this batch touched, written back at the next
-    /// flush; with the rooms, at most one entry per record since the last.
+    /// flush: at most one entry per record since the last.
     members: Members,
     places: HashMap<String, Place>,
+    /// The rooms this batch touched, at most [`ROOMS`].
     rooms: HashMap<i64, RoomChange>,
     /// (room, title) and (email, person) `text` ids known to be stored.
     titled: HashSet<(i64, i64)>,
@@ -137,6 +143,7 @@ impl<'c> Fold<'c> {
         // Immediate: another process catching up waits here, then sees
         // where this one got to and skips those records.
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.texts.begin(self.conn)?;
         self.at = Position::read(self.conn)?;
         let stopped_at: Option<String> = self
             .conn
@@ -170,7 +177,10 @@ impl<'c> Fold<'c> {
         self.pending += 1;
         self.unflushed += 1;
         if self.unflushed >= FLUSH {
-            self.flush()?;
+            self.flush_members()?;
+        }
+        if self.rooms.len() >= ROOMS {
+            self.flush_rooms()?;
         }
         Ok(())
     }
@@ -232,7 +242,7 @@ impl<'c> Fold<'c> {
     /// The membership's place in this batch: loaded with its state if the
     /// index has one. Returns its `text` id.
     fn place(&mut self, membership_id: &str) -> Result<i64, IndexError> {
-        let (id, new) = self.texts.id_uncached(membership_id)?;
+        let (id, new) = self.texts.id_new(membership_id)?;
         let mut place = Place {
             id,
             ..Place::default()
@@ -425,21 +435,21 @@ impl<'c> Fold<'c> {
     /// Writes back what the batch changed, with the position it reached,
     /// and commits; returns that position's seq.
     pub fn commit(&mut self, clock: &dyn Clock) -> Result<u64, IndexError> {
-        self.flush()?;
+        self.flush_members()?;
+        self.flush_rooms()?;
         self.write_position(clock)?;
         self.conn.execute_batch("COMMIT")?;
         self.pending = 0;
         Ok(self.at.seq)
     }
 
-    /// Writes the memberships and rooms held in memory to the batch's
-    /// tables, and forgets them.
-    fn flush(&mut self) -> Result<(), IndexError> {
+    /// Writes the memberships held in memory to the batch's tables, and
+    /// forgets them.
+    fn flush_members(&mut self) -> Result<(), IndexError> {
         let Fold {
             sql,
             members,
             places,
-            rooms,
             ..
         } = self;
         for m in members.all() {
@@ -461,7 +471,17 @@ impl<'c> Fold<'c> {
                 place.stay,
             ])?;
         }
-        for (room, change) in rooms.iter() {
+        self.members = Members::default();
+        self.places.clear();
+        self.unflushed = 0;
+        Ok(())
+    }
+
+    /// Writes the rooms held in memory to the batch's tables, and forgets
+    /// them.
+    fn flush_rooms(&mut self) -> Result<(), IndexError> {
+        for (room, change) in &self.rooms {
+            let sql = &mut self.sql;
             match &change.seen {
                 Some(seen) => sql.room.execute(params![
                     room,
@@ -476,10 +496,7 @@ impl<'c> Fold<'c> {
                 None => sql.room_members.execute((room, change.members))?,
             };
         }
-        self.members = Members::default();
-        self.places.clear();
         self.rooms.clear();
-        self.unflushed = 0;
         Ok(())
     }
 

@@ -18,9 +18,15 @@ use super::{Index, IndexError, Opened};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
-/// Records folded in per step: one transaction, after which the lag in
-/// `/metrics` is brought up to date and a stop is noticed.
-const STEP: u64 = 20_000;
+/// Records folded in per step at most: one transaction, after which the
+/// lag in `/metrics` is brought up to date and a stop is noticed. Near
+/// the head a step is what came in since the last look; a long lag (a
+/// start on a big log, a writer at its limit) is folded this many at a
+/// time, so the pages a step rewrites are shared by more records. At
+/// saturation (`cargo bench --bench ingest`, a slow disk), serve with
+/// steps of 100,000 acked 4,083 deliveries/s against 3,707/s with steps of
+/// 20,000, and 3,842/s against 3,664/s without the indexer.
+const STEP: u64 = 100_000;
 /// How often an idle indexer looks at the durable head. Deliveries are
 /// acked without it, so this is only how stale the index may be.
 const IDLE_LOOK: Duration = Duration::from_millis(200);

@@ -3,21 +3,48 @@
 //! through its key (a truncated SHA-256) and value in the table.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 use rusqlite::{Connection, OptionalExtension, Statement};
 use sha2::{Digest, Sha256};
 
-/// How many texts the cache holds before it starts again: enough for the
-/// rooms, people and titles a busy stretch of the log names, at about
-/// 100 bytes each (a 90-byte id, its box, its id and the map's slot):
-/// about 13 MiB at most.
-const CACHED: usize = 1 << 17;
+/// How many texts each of the cache's two generations holds: the texts
+/// of a busy stretch of the log (a million memberships, the people and
+/// rooms they name) at 24 bytes an entry and its share of the map's
+/// free slots, about 25 to 50 MiB for a generation that is full.
+const GENERATION: usize = 1 << 20;
 
 /// Ids of texts, finding or adding each in `text`.
 pub struct Texts<'c> {
     find: Statement<'c>,
     add: Statement<'c>,
-    cached: HashMap<Box<str>, i64>,
+    /// The texts used since the last generation began, then the ones
+    /// used in the generation before: a text used in both stays.
+    recent: Cache,
+    older: Cache,
+    /// Where a text's cache key comes from: keys of this process only, so
+    /// no text can be chosen to collide with another's.
+    keys: [RandomState; 2],
+    /// Whether the cache holds every text of the table: while it does, a
+    /// text it does not hold is new, and is added without a look in the
+    /// table. True of a fold that began on an empty table, until its
+    /// first generation is dropped or another process adds a text.
+    complete: bool,
+    /// The newest id the cache knows the table to hold.
+    newest: i64,
+}
+
+/// A text's 128-bit keyed hash and its id: 24 bytes. At 2^-128 a pair,
+/// two of the texts one build can hold never collide.
+type Cache = HashMap<Key, i64, BuildHasherDefault<Spread>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key(u64, u64);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
 }
 
 impl<'c> Texts<'c> {
@@ -25,21 +52,28 @@ impl<'c> Texts<'c> {
         Ok(Texts {
             find: conn.prepare("SELECT id FROM text WHERE key = ?1 AND value = ?2")?,
             add: conn.prepare("INSERT INTO text (key, value) VALUES (?1, ?2)")?,
-            cached: HashMap::with_capacity(CACHED),
+            recent: Cache::default(),
+            older: Cache::default(),
+            keys: [RandomState::new(), RandomState::new()],
+            complete: true,
+            newest: 0,
         })
+    }
+
+    /// At the start of a transaction: the cache is no longer complete if
+    /// the table has texts it did not add (before this fold, or by
+    /// another process's catch-up since its last transaction).
+    pub fn begin(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let newest: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM text", [], |row| {
+            row.get(0)
+        })?;
+        self.complete &= newest == self.newest;
+        Ok(())
     }
 
     /// The id of `value`.
     pub fn id(&mut self, value: &str) -> rusqlite::Result<i64> {
-        if let Some(&id) = self.cached.get(value) {
-            return Ok(id);
-        }
-        let (id, _) = self.id_uncached(value)?;
-        if self.cached.len() == CACHED {
-            self.cached.clear();
-        }
-        self.cached.insert(value.into(), id);
-        Ok(id)
+        self.id_new(value).map(|(id, _)| id)
     }
 
     /// The id of `value`, if there is one.
@@ -47,17 +81,40 @@ impl<'c> Texts<'c> {
         value.map(|v| self.id(v)).transpose()
     }
 
-    /// The id of a text most likely used once, such as a membership id,
-    /// without crowding the cache; and whether this call added it.
-    pub fn id_uncached(&mut self, value: &str) -> rusqlite::Result<(i64, bool)> {
+    /// The id of `value`, and whether this call added it to the table.
+    pub fn id_new(&mut self, value: &str) -> rusqlite::Result<(i64, bool)> {
+        let cached = Key(self.keys[0].hash_one(value), self.keys[1].hash_one(value));
+        if let Some(&id) = self.recent.get(&cached) {
+            return Ok((id, false));
+        }
+        let (id, new) = match self.older.get(&cached) {
+            Some(&id) => (id, false),
+            None => self.stored(value)?,
+        };
+        if self.recent.len() == GENERATION {
+            self.older = std::mem::take(&mut self.recent);
+            self.complete = false;
+        }
+        self.recent.insert(cached, id);
+        Ok((id, new))
+    }
+
+    /// The id of a text the cache does not hold: the table's, or a new one.
+    fn stored(&mut self, value: &str) -> rusqlite::Result<(i64, bool)> {
         let key = key(value);
-        let found = self
-            .find
-            .query_row((key, value), |row| row.get(0))
-            .optional()?;
+        let found = if self.complete {
+            None
+        } else {
+            self.find
+                .query_row((key, value), |row| row.get(0))
+                .optional()?
+        };
         Ok(match found {
             Some(id) => (id, false),
-            None => (self.add.insert((key, value))?, true),
+            None => {
+                self.newest = self.add.insert((key, value))?;
+                (self.newest, true)
+            }
         })
     }
 }
@@ -68,4 +125,64 @@ impl<'c> Texts<'c> {
 fn key(value: &str) -> i64 {
     let digest = Sha256::digest(value.as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
+}
+
+/// The cache's own hasher: its keys are keyed hashes already, so their
+/// first word places them as well as hashing again would.
+#[derive(Default)]
+struct Spread(u64);
+
+impl Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("the cache hashes only its keys' first word")
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::schema::CREATE;
+
+    #[test]
+    fn a_text_another_connection_added_is_found_not_added_again() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("index.sqlite");
+        let first = Connection::open(&file).unwrap();
+        first.execute_batch(CREATE).unwrap();
+        let second = Connection::open(&file).unwrap();
+        // Both begin on an empty table, so both caches start complete.
+        let mut mine = Texts::new(&first).unwrap();
+        let mut theirs = Texts::new(&second).unwrap();
+
+        first.execute_batch("BEGIN IMMEDIATE").unwrap();
+        mine.begin(&first).unwrap();
+        let (id, new) = mine.id_new("room-1").unwrap();
+        assert!(new);
+        first.execute_batch("COMMIT").unwrap();
+
+        second.execute_batch("BEGIN IMMEDIATE").unwrap();
+        theirs.begin(&second).unwrap();
+        assert_eq!(theirs.id_new("room-1").unwrap(), (id, false));
+        let (other, new) = theirs.id_new("room-2").unwrap();
+        assert!(new && other != id);
+        second.execute_batch("COMMIT").unwrap();
+
+        first.execute_batch("BEGIN IMMEDIATE").unwrap();
+        mine.begin(&first).unwrap();
+        assert_eq!(mine.id_new("room-2").unwrap(), (other, false));
+        assert_eq!(mine.id("room-1").unwrap(), id);
+        first.execute_batch("COMMIT").unwrap();
+        let texts: i64 = first
+            .query_row("SELECT count(*) FROM text", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(texts, 2);
+    }
 }

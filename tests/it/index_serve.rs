@@ -208,3 +208,37 @@ async fn index_rebuild_while_serve_runs_is_refilled_by_serve_in_the_same_file() 
     assert!(server.terminate().success());
     ok(&log.dir, &["index", "--check"]);
 }
+
+#[tokio::test]
+async fn serve_without_the_index_writes_none_and_the_read_commands_build_it() {
+    let log = log_of(5).await;
+    let server = ServerProcess::start(&log.dir, |command| {
+        command
+            .env("ROLLCALL_SECRET", SECRET)
+            .env("ROLLCALL_NO_INDEX", "true");
+    });
+    assert_eq!(
+        deliver(&server, &fixture("memberships-created.json")).await,
+        200
+    );
+    assert!(server.terminate().success());
+    assert!(!log.dir.join("index.sqlite").exists());
+
+    ok(&log.dir, &["roster", "--format", "json"]);
+    // 5 records, serve's start and stop, and the delivery.
+    assert_eq!(index_holds(&log.dir), (8, 8));
+    assert_eq!(head_seq(&log.dir), 8);
+}
+
+#[test]
+fn serve_without_the_index_refuses_a_console_which_needs_it() {
+    let log = TestLog::new();
+    let refused = crate::support::bin::run(crate::support::bin::rollcall(&log.dir).args([
+        "serve",
+        "--no-index",
+        "--console",
+        "127.0.0.1:0",
+    ]));
+    assert!(!refused.status.success());
+    assert!(refused.stderr.contains("--no-index"), "{}", refused.stderr);
+}
