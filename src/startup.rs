@@ -124,7 +124,7 @@ impl Application {
             console.check()?;
         }
         let dir = settings.dir;
-        let lock = lock_dir(&dir)?;
+        let lock = lock_dir(&dir).await?;
         let secret = if settings.insecure_accept_unsigned {
             tracing::warn!(
                 "--insecure-accept-unsigned: signatures are NOT checked; anyone who can reach this server can write to the audit log"
@@ -428,18 +428,32 @@ async fn webex(
     Ok((titles, Some(upkeep)))
 }
 
+/// How long a start waits for `DIR/.lock` before taking it for another
+/// serve's: a lock can outlive its holder by a moment, in a process still
+/// exiting, or in a child process of the one that held it, between its
+/// fork and its exec.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
 /// One `serve` per directory: an exclusive lock on `DIR/.lock`, held for
 /// the life of the process (the kernel drops it if the process dies).
-fn lock_dir(dir: &Path) -> anyhow::Result<File> {
+async fn lock_dir(dir: &Path) -> anyhow::Result<File> {
     files::create_dir(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
     let path = dir.join(files::LOCK_FILE);
-    files::try_lock(dir)
-        .with_context(|| format!("locking {}", path.display()))?
-        .with_context(|| {
-            format!(
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(lock) =
+            files::try_lock(dir).with_context(|| format!("locking {}", path.display()))?
+        {
+            return Ok(lock);
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            anyhow::bail!(
                 "another rollcall serve is already using {} (it holds {}); stop it first, or give this one another --dir",
                 dir.display(),
                 path.display()
-            )
-        })
+            );
+        }
+        tokio::time::sleep(LOCK_RETRY).await;
+    }
 }

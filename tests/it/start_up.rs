@@ -297,3 +297,25 @@ async fn serve_starts_past_a_damaged_last_line() {
 async fn serve_starts_past_a_damaged_line_in_the_middle() {
     serve_starts_past_a_damaged_line(50).await;
 }
+
+#[tokio::test]
+async fn a_second_serve_on_the_same_directory_is_refused_and_the_first_goes_on() {
+    let log = hundred_records().await;
+    let first = serve(&log.dir);
+    let second = run(rollcall(&log.dir).env("ROLLCALL_SECRET", SECRET).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    assert!(!second.status.success());
+    assert!(
+        second
+            .stderr
+            .contains("another rollcall serve is already using"),
+        "{}",
+        second.stderr
+    );
+    let (status, _) = deliver(&first, &join(100)).await;
+    assert_eq!(status, 200);
+    assert!(first.terminate().success());
+}
