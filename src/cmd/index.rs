@@ -73,8 +73,9 @@ const LONG_CATCH_UP: u64 = 100_000;
 /// a warning on stderr, if it is not the log's) and caught up to the
 /// durable head.
 pub fn current(dir: &Path, clock: &dyn Clock) -> anyhow::Result<Index> {
-    let (mut index, opened) = Index::open(dir, clock)
+    let (index, opened) = Index::open(dir, clock)
         .with_context(|| format!("opening the index in {}", dir.display()))?;
+    let mut index = index.for_a_build();
     match opened {
         Opened::Rebuilt(why) => eprintln!("warning: rebuilding the index from the log: {why}"),
         // A first build of a long log takes a while: say why on a terminal.

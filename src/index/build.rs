@@ -142,7 +142,7 @@ impl Index {
         }
         let from_day = start.day.as_deref().and_then(days::parse_day_name);
         let all = reader::days(&self.dir)?;
-        let mut fold = Fold::new(&self.conn)?;
+        let mut fold = Fold::new(&self.conn, self.texts)?;
         fold.begin()?;
         let mut line = Vec::new();
         let mut scratch = String::new();

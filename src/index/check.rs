@@ -48,7 +48,8 @@ impl Index {
             source,
         })?;
         let result = (|| {
-            let (mut fresh, _) = Index::open_for(&scratch_dir, &self.dir, clock)?;
+            let (fresh, _) = Index::open_for(&scratch_dir, &self.dir, clock)?;
+            let mut fresh = fresh.for_a_build();
             fresh.catch_up_to(seq, clock)?;
             drop(fresh);
             self.compare(&path(&scratch_dir))

@@ -121,11 +121,11 @@ pub struct Fold<'c> {
 }
 
 impl<'c> Fold<'c> {
-    pub fn new(conn: &'c Connection) -> Result<Self, IndexError> {
+    pub fn new(conn: &'c Connection, texts: usize) -> Result<Self, IndexError> {
         Ok(Fold {
             conn,
             sql: Statements::prepare(conn)?,
-            texts: Texts::new(conn)?,
+            texts: Texts::new(conn, texts)?,
             at: Position::read(conn)?,
             pending: 0,
             unflushed: 0,

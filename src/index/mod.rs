@@ -54,6 +54,8 @@ pub enum IndexError {
 pub struct Index {
     conn: Connection,
     dir: PathBuf,
+    /// How many texts a generation of a catch-up's text cache holds.
+    texts: usize,
 }
 
 /// The seq of the log's durable head (`DIR/.head`), `None` for a log
@@ -73,6 +75,15 @@ impl Index {
     /// The log directory this index is of.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Lets this index's catch-ups keep `text::BUILD_GENERATION` texts
+    /// a generation in memory instead of `text::SERVE_GENERATION`: for a
+    /// command that may build a long log's index, where `serve`, which
+    /// runs for years, keeps its memory small.
+    pub fn for_a_build(mut self) -> Self {
+        self.texts = text::BUILD_GENERATION;
+        self
     }
 
     /// The connection, for queries of its own (the console, tests).

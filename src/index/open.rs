@@ -105,6 +105,7 @@ fn index(conn: Connection, dir: &Path) -> Index {
     Index {
         conn,
         dir: dir.to_path_buf(),
+        texts: super::text::SERVE_GENERATION,
     }
 }
 

@@ -158,6 +158,7 @@ impl Index {
         Ok(Some(Index {
             conn,
             dir: dir.to_path_buf(),
+            texts: super::text::SERVE_GENERATION,
         }))
     }
 

@@ -8,11 +8,16 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use rusqlite::{Connection, OptionalExtension, Statement};
 use sha2::{Digest, Sha256};
 
-/// How many texts each of the cache's two generations holds: the texts
-/// of a busy stretch of the log (a million memberships, the people and
-/// rooms they name) at 24 bytes an entry and its share of the map's
-/// free slots, about 25 to 50 MiB for a generation that is full.
-const GENERATION: usize = 1 << 20;
+/// How many texts each of the cache's two generations holds in a command
+/// that builds an index: the texts of a busy stretch of the log (a
+/// million memberships, the people and rooms they name) at 24 bytes an
+/// entry and its share of the map's free slots, about 25 to 50 MiB for a
+/// generation that is full.
+pub const BUILD_GENERATION: usize = 1 << 20;
+
+/// The same in `serve`, whose memory must stay flat: what a step near
+/// the head names many times over, about 2 to 4 MiB a generation.
+pub const SERVE_GENERATION: usize = 1 << 16;
 
 /// Ids of texts, finding or adding each in `text`.
 pub struct Texts<'c> {
@@ -22,6 +27,8 @@ pub struct Texts<'c> {
     /// used in the generation before: a text used in both stays.
     recent: Cache,
     older: Cache,
+    /// How many texts a generation holds.
+    generation: usize,
     /// Where a text's cache key comes from: keys of this process only, so
     /// no text can be chosen to collide with another's.
     keys: [RandomState; 2],
@@ -48,12 +55,13 @@ impl Hash for Key {
 }
 
 impl<'c> Texts<'c> {
-    pub fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
+    pub fn new(conn: &'c Connection, generation: usize) -> rusqlite::Result<Self> {
         Ok(Texts {
             find: conn.prepare("SELECT id FROM text WHERE key = ?1 AND value = ?2")?,
             add: conn.prepare("INSERT INTO text (key, value) VALUES (?1, ?2)")?,
             recent: Cache::default(),
             older: Cache::default(),
+            generation,
             keys: [RandomState::new(), RandomState::new()],
             complete: true,
             newest: 0,
@@ -91,7 +99,7 @@ impl<'c> Texts<'c> {
             Some(&id) => (id, false),
             None => self.stored(value)?,
         };
-        if self.recent.len() == GENERATION {
+        if self.recent.len() == self.generation {
             self.older = std::mem::take(&mut self.recent);
             self.complete = false;
         }
@@ -159,8 +167,8 @@ mod tests {
         first.execute_batch(CREATE).unwrap();
         let second = Connection::open(&file).unwrap();
         // Both begin on an empty table, so both caches start complete.
-        let mut mine = Texts::new(&first).unwrap();
-        let mut theirs = Texts::new(&second).unwrap();
+        let mut mine = Texts::new(&first, SERVE_GENERATION).unwrap();
+        let mut theirs = Texts::new(&second, SERVE_GENERATION).unwrap();
 
         first.execute_batch("BEGIN IMMEDIATE").unwrap();
         mine.begin(&first).unwrap();
