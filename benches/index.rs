@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rollcall::log::days;
 use rollcall::log::record::{Event, GENESIS_HASH, Record, Source, format_timestamp};
+use support::id;
 use time::macros::date;
 use time::{Date, OffsetDateTime};
 
@@ -496,11 +497,6 @@ impl Org {
             ..Record::receiver(event, None)
         }
     }
-}
-
-/// A Webex-shaped id: long, base64-looking, never decoded.
-fn id(kind: &str, n: u64) -> String {
-    format!("Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}")
 }
 
 fn email(person: u64) -> String {

@@ -570,7 +570,7 @@ fn receiver(
 }
 
 /// A Webex-like base64 id of a `kind` of thing, numbered `n`.
-fn id(kind: &str, n: u64) -> String {
+pub fn id(kind: &str, n: u64) -> String {
     format!("Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}")
 }
 
