@@ -6,7 +6,6 @@
 //! deliveries go on being acked meanwhile and `/healthz` stays 200, since
 //! the log, not the index, is the record.
 
-use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -62,13 +61,13 @@ impl Opening {
     /// counted; the thread tries again.
     pub fn open(dir: PathBuf, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
         let (stop, stopped) = mpsc::channel();
-        let follow = Follow {
+        let mut follow = Follow {
             dir,
             clock,
             metrics,
             stopped,
-            wide_cache: Cell::new(true),
-            pace: Cell::new(Pace::default()),
+            wide_cache: true,
+            pace: Pace::default(),
         };
         let index = follow
             .open()
@@ -114,8 +113,8 @@ struct Follow {
     metrics: Arc<Metrics>,
     stopped: mpsc::Receiver<()>,
     /// Whether the open connection has its whole page cache.
-    wide_cache: Cell<bool>,
-    pace: Cell<Pace>,
+    wide_cache: bool,
+    pace: Pace,
 }
 
 /// Deliveries per second above which the indexer leaves the disk to the
@@ -151,7 +150,7 @@ impl Pace {
 }
 
 impl Follow {
-    fn run(self, mut index: Option<Index>) {
+    fn run(mut self, mut index: Option<Index>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let wait = match self.step(&mut index) {
@@ -180,7 +179,7 @@ impl Follow {
 
     /// Opens the index if it is not open, then folds in up to [`STEP`]
     /// records past it.
-    fn step(&self, index: &mut Option<Index>) -> Result<Step, IndexError> {
+    fn step(&mut self, index: &mut Option<Index>) -> Result<Step, IndexError> {
         let index = match index {
             Some(index) => index,
             None => index.insert(self.open()?),
@@ -188,31 +187,23 @@ impl Follow {
         let head = super::durable_seq(&self.dir)?.unwrap_or(0);
         let (at, _) = index.position()?;
         self.size_cache(index, head.saturating_sub(at))?;
-        let mut pace = self.pace.get();
-        let fold = pace.fold_now(head, at, Instant::now());
-        self.pace.set(pace);
-        if fold {
+        let (seq, step) = if self.pace.fold_now(head, at, Instant::now()) {
             let caught = index.catch_up_to(head.min(at + STEP), self.clock.as_ref())?;
             // What the step's fold held is freed now: hand it back, or the
             // indexer's heap keeps the most any step needed.
             crate::heap::give_back();
-            self.metrics.index_seq.store(caught.seq, Relaxed);
-            self.metrics
-                .index_lag_records
-                .store(head.saturating_sub(caught.seq), Relaxed);
             // A step that folded nothing (the records past the index are
             // not in the files yet) waits like an idle one.
-            return Ok(if caught.records > 0 && caught.seq < head {
-                Step::More
-            } else {
-                Step::Idle
-            });
-        }
-        self.metrics.index_seq.store(at, Relaxed);
+            let more = caught.records > 0 && caught.seq < head;
+            (caught.seq, if more { Step::More } else { Step::Idle })
+        } else {
+            (at, Step::Idle)
+        };
+        self.metrics.index_seq.store(seq, Relaxed);
         self.metrics
             .index_lag_records
-            .store(head.saturating_sub(at), Relaxed);
-        Ok(Step::Idle)
+            .store(head.saturating_sub(seq), Relaxed);
+        Ok(step)
     }
 
     fn failed(&self, error: IndexError, retry_in: Duration) {
@@ -227,9 +218,9 @@ impl Follow {
     /// A narrow page cache when the index is at most a [`STEP`] behind,
     /// the whole one for a longer catch-up; the memory a narrowed cache
     /// frees goes back to the system.
-    fn size_cache(&self, index: &Index, lag: u64) -> Result<(), IndexError> {
+    fn size_cache(&mut self, index: &Index, lag: u64) -> Result<(), IndexError> {
         let wide = lag > STEP;
-        if wide == self.wide_cache.get() {
+        if wide == self.wide_cache {
             return Ok(());
         }
         let kib = if wide {
@@ -238,16 +229,16 @@ impl Follow {
             NEAR_PAGE_CACHE_KIB
         };
         index.connection().pragma_update(None, "cache_size", -kib)?;
-        self.wide_cache.set(wide);
+        self.wide_cache = wide;
         if !wide {
             crate::heap::give_back();
         }
         Ok(())
     }
 
-    fn open(&self) -> Result<Index, IndexError> {
+    fn open(&mut self) -> Result<Index, IndexError> {
         // A connection opens with the whole cache.
-        self.wide_cache.set(true);
+        self.wide_cache = true;
         let (index, opened) = Index::open(&self.dir, self.clock.as_ref())?;
         let file = super::path(&self.dir);
         match opened {
