@@ -11,6 +11,9 @@
 //! - p50/p99 ack latency at a fixed 1,000 deliveries/s.
 //!
 //! It prints one markdown table with the ratios between them.
+//! `ROLLCALL_BENCH_ROUNDS=N` saturates each build N times, alternating
+//! which goes first, and reports the median: for a before/after figure
+//! on a noisy machine.
 //!
 //! The load generator costs little per request, so the HTTP ceiling it
 //! shows is the server's: every delivery is signed and serialised before
@@ -98,28 +101,58 @@ fn main() -> anyhow::Result<()> {
     let noop_load = runtime.block_on(saturate(noop.address, &requests, load_for))?;
     noop.stop();
 
-    let baseline_load = match support::baseline_bin() {
-        Some(bin) => {
+    // Each round saturates a fresh `serve` of each build, the baseline
+    // first in even rounds and this build first in odd ones, so neither
+    // gains from the order (a disk still writing back, a warmer cache);
+    // the medians are reported.
+    let rounds: usize = std::env::var("ROLLCALL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let baseline = support::baseline_bin();
+    let mut baseline_loads = Vec::new();
+    let mut serve_loads = Vec::new();
+    let mut serve_rss = 0;
+    for round in 0..rounds {
+        let this_first = round % 2 == 1;
+        for this in [this_first, !this_first] {
+            let (bin, dir, loads) = match (this, &baseline) {
+                (true, _) => (
+                    Path::new(env!("CARGO_BIN_EXE_rollcall")),
+                    work.join(format!("log-{round}")),
+                    &mut serve_loads,
+                ),
+                (false, Some(bin)) => (
+                    bin.as_path(),
+                    work.join(format!("baseline-{round}")),
+                    &mut baseline_loads,
+                ),
+                (false, None) => continue,
+            };
             eprintln!(
-                "measuring the baseline {} serve at {CONNECTIONS} connections ...",
+                "round {}/{rounds}: {} serve at {CONNECTIONS} connections ...",
+                round + 1,
                 bin.display()
             );
-            let mut baseline = Server::start(&mut serve_command(&bin, &work.join("baseline")))?;
-            let load = runtime.block_on(saturate(baseline.address, &requests, load_for))?;
-            baseline.stop();
-            Some(load)
+            let mut server = Server::start(&mut serve_command(bin, &dir))?;
+            let load = runtime.block_on(saturate(server.address, &requests, load_for))?;
+            eprintln!("  {:.0} deliveries/s", load.rate);
+            loads.push(load);
+            if this {
+                serve_rss = serve_rss.max(server.peak_rss_kib());
+            }
+            server.stop();
         }
-        None => None,
-    };
+    }
+    drop(requests);
+    let serve_load = median(serve_loads);
+    let baseline_load = (!baseline_loads.is_empty()).then(|| median(baseline_loads));
 
-    eprintln!("measuring rollcall serve at {CONNECTIONS} connections ...");
     let mut serve = Server::start(&mut serve_command(
         Path::new(env!("CARGO_BIN_EXE_rollcall")),
         &work.join("log"),
     ))?;
-    let serve_load = runtime.block_on(saturate(serve.address, &requests, load_for))?;
-    drop(requests);
-    let serve_rss = serve.peak_rss_kib();
     eprintln!("measuring rollcall serve at a fixed {FIXED_RATE}/s ...");
     let fixed = runtime.block_on(fixed_rate(serve.address))?;
     eprintln!("measuring the delay from a 200 to the line in `rollcall tail -f` ...");
@@ -163,7 +196,7 @@ fn main() -> anyhow::Result<()> {
             format!("{:.1} MiB", startup.1 as f64 / 1024.0),
         ),
         (
-            "rollcall serve peak RSS",
+            "rollcall serve peak RSS, saturated",
             format!("{:.1} MiB", serve_rss as f64 / 1024.0),
             String::new(),
         ),
@@ -178,6 +211,13 @@ fn main() -> anyhow::Result<()> {
             String::new(),
         ),
     ];
+    if rounds > 1 {
+        rows.push((
+            "rounds of each build, alternating (the median shown)",
+            rounds.to_string(),
+            String::new(),
+        ));
+    }
     if let Some((took, rss)) = baseline_startup {
         rows.push((
             "baseline serve start to first 200, same log (peak RSS)",
@@ -206,6 +246,12 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&out, &table)?;
     eprintln!("table written to {}", out.display());
     Ok(())
+}
+
+/// The round of the median rate (the upper one of an even count).
+fn median(mut loads: Vec<Load>) -> Load {
+    loads.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    loads.swap_remove(loads.len() / 2)
 }
 
 /// Appends a record-sized line and fdatasyncs it, over and over.
