@@ -110,6 +110,11 @@ pub fn still_in_log(dir: &std::path::Path, at: &Position) -> Result<Option<Strin
     })
 }
 
+/// Records a connection folds in before it refreshes the planner's
+/// statistics: a build, or a long-lived connection (serve's indexer)
+/// every so often, never a console page's short catch-up.
+const ANALYZE_AFTER: u64 = 100_000;
+
 impl Index {
     /// Folds in every durable record past the index's newest: up to
     /// `DIR/.head`, or every whole line for a log without one.
@@ -128,6 +133,10 @@ impl Index {
             .inspect_err(|_| {
                 let _ = self.conn.execute_batch("ROLLBACK");
             })?;
+        self.unanalyzed += done.records;
+        if self.unanalyzed >= ANALYZE_AFTER {
+            self.optimize()?;
+        }
         Ok(done)
     }
 

@@ -154,6 +154,15 @@ impl Pace {
 
 impl Follow {
     fn run(mut self, mut index: Option<Index>) {
+        // The planner's statistics, for an index this process did not
+        // build (grown a few records at a time, or by an earlier
+        // release): a catch-up refreshes them only after a long fold.
+        if let Some(error) = index.as_mut().and_then(|index| index.optimize().err()) {
+            tracing::warn!(
+                error = %anyhow::Error::from(error),
+                "the index's query statistics could not be refreshed; answers are unaffected"
+            );
+        }
         let mut backoff = FIRST_BACKOFF;
         loop {
             let wait = match self.step(&mut index) {

@@ -101,11 +101,12 @@ impl Index {
     }
 }
 
-fn index(conn: Connection, dir: &Path) -> Index {
+pub(super) fn index(conn: Connection, dir: &Path) -> Index {
     Index {
         conn,
         dir: dir.to_path_buf(),
         texts: super::text::SERVE_GENERATION,
+        unanalyzed: 0,
     }
 }
 

@@ -74,6 +74,14 @@ pub struct Stay {
 const ROOM_COLUMNS: &str =
     "room_id, title, first_record_at, last_record_at, members_now, baseline_at";
 
+/// Every room, by id. `+room_id` keeps SQLite from reading the rooms in
+/// order along the index of every text (millions of ids, emails and
+/// names, each looked up in `room`): it reads the 10,000 rooms and sorts
+/// them, 0.21 s to 0.05 s for `rooms` on a 1,000,000-record index.
+pub(super) fn every_room() -> String {
+    format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY +room_id")
+}
+
 fn room_row(row: &Row<'_>) -> rusqlite::Result<RoomRow> {
     Ok(RoomRow {
         room_id: row.get(0)?,
@@ -90,9 +98,7 @@ impl Index {
     pub fn rooms(&self) -> Result<Vec<RoomRow>, IndexError> {
         let rows = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {ROOM_COLUMNS} FROM rooms ORDER BY room_id"
-            ))?
+            .prepare_cached(&every_room())?
             .query_map([], room_row)?
             .collect::<Result<_, _>>()?;
         Ok(rows)

@@ -274,4 +274,14 @@ mod tests {
         let newest = plan(&conn, "SELECT * FROM records ORDER BY seq DESC LIMIT 50");
         assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     }
+
+    #[test]
+    fn every_room_is_read_from_the_rooms_not_along_every_text() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(CREATE).unwrap();
+        conn.execute_batch(INDEXES).unwrap();
+        let every = plan(&conn, &super::super::query::every_room());
+        assert!(every.contains("SCAN r"), "{every}");
+        assert!(!every.contains("SCAN id"), "{every}");
+    }
 }
