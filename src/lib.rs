@@ -25,6 +25,7 @@
 //!   redacted secrets, `/metrics` counters and rollcall's own logs;
 //!   [`heap`]: how `serve`'s heap hands freed memory back.
 
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod cmd;

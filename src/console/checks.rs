@@ -100,7 +100,7 @@ impl Checks {
             status.running_since = Some(started_at.clone());
         }
         let checks = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let started = crate::background::spawn("rollcall-verify", move || {
             let began = Instant::now();
             let result = Head::read(&checks.dir)
                 .and_then(|durable| {
@@ -122,6 +122,17 @@ impl Checks {
             drop(status);
             checks.finished.send_modify(|n| *n += 1);
         });
+        if let Err(error) = started {
+            tracing::error!(%error, "the integrity check could not start");
+            let mut status = self.status_lock();
+            status.last = Some(Run {
+                started_at: status.running_since.take().unwrap_or_default(),
+                millis: 0,
+                result: Err(format!("the check could not start: {error}")),
+            });
+            drop(status);
+            self.finished.send_modify(|n| *n += 1);
+        }
         true
     }
 

@@ -33,7 +33,8 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn csv(dir: PathBuf, filter: Filter, stall: Duration, closer: Option<Closer>) -> Response {
     let (sender, mut receiver) = mpsc::channel::<io::Result<Bytes>>(QUEUED);
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    let failed = sender.clone();
+    let started = crate::background::spawn("rollcall-download", move || {
         let out = io::BufWriter::with_capacity(
             CHUNK,
             Sender {
@@ -80,6 +81,10 @@ pub fn csv(dir: PathBuf, filter: Filter, stall: Duration, closer: Option<Closer>
             let _ = sender.try_send(Err(io::Error::other(error.to_string())));
         }
     });
+    if let Err(error) = started {
+        tracing::error!(%error, "console download could not start");
+        let _ = failed.try_send(Err(error));
+    }
     let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = warp::reply::stream(stream).into_response();
     let headers = response.headers_mut();

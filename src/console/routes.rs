@@ -17,6 +17,7 @@ use super::auth::{self, Login, Session, Visitor};
 use super::pages::{self, Found, Frame};
 use super::search::{self as searching, Query};
 use super::{State, download, rooms};
+use crate::background;
 use crate::index::pages::Standing;
 use crate::index::{Index, IndexError};
 use crate::listener;
@@ -220,19 +221,21 @@ pub(super) async fn with_index<T: Send + 'static>(
     read: impl FnOnce(&Index) -> Result<T, IndexError> + Send + 'static,
 ) -> Result<(Option<T>, Standing), Answer> {
     let shared = state.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = background::spawn("rollcall-page", move || {
         let Some(mut index) = Index::open_read(&shared.dir)? else {
             let head = Head::read(&shared.dir).ok().flatten().map_or(0, |h| h.seq);
             return Ok((None, Standing { seq: 0, head }));
         };
         let standing = index.catch_up_near(shared.clock.as_ref())?;
         Ok::<_, IndexError>((Some(read(&index)?), standing))
-    })
-    .await;
+    });
     let error = match done {
-        Ok(Ok(found)) => return Ok(found),
-        Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
-        Err(error) => error.to_string(),
+        Ok(reading) => match reading.await {
+            Ok(Ok(found)) => return Ok(found),
+            Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
+            Err(_) => "the page's reader stopped".to_string(),
+        },
+        Err(error) => format!("starting the page's reader: {error}"),
     };
     tracing::error!(%error, "the console could not read the index");
     Err(html(

@@ -93,7 +93,7 @@ impl Opening {
         let thread = std::thread::Builder::new()
             .name("rollcall-index".into())
             .spawn(move || {
-                lowest_priority();
+                crate::background::lowest_priority();
                 follow.run(index)
             })?;
         Ok(Indexer { stop, thread })
@@ -269,22 +269,6 @@ impl Follow {
             }
         }
         Ok(index)
-    }
-}
-
-/// Gives this thread the lowest CPU priority (nice 19): on a busy
-/// machine the scheduler then runs the request path and the writer first,
-/// and the index catches up in the time left over. Best effort: a
-/// refusal only leaves it at the process's priority.
-fn lowest_priority() {
-    // SAFETY: gettid and setpriority take no pointers; on Linux a thread
-    // id names one thread for PRIO_PROCESS.
-    let refused = unsafe {
-        let thread = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 19) != 0
-    };
-    if refused {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the indexer's priority");
     }
 }
 
