@@ -1,6 +1,7 @@
 //! Export throughput on a generated log of 1,000,000 records, beside
 //! `jq -r '[...] | @csv'` on the same files, with peak RSS from
-//! `/usr/bin/time -v`, then `rollcall archive` of the same log beside
+//! `/usr/bin/time -v`, and `verify` beside SHA-256 alone of the same
+//! bytes (`sha256sum`), then `rollcall archive` of the same log beside
 //! `gzip -6` of the same files. Measured, not asserted:
 //!
 //! `cargo bench --bench export` (set `ROLLCALL_BENCH_RECORDS` for another
@@ -53,6 +54,30 @@ fn main() {
     jq.args(["-v", "jq", "-r"]).arg(JQ_CSV).args(&files);
     let jq = report("jq -r '[...] \\| @csv'", records, &mut jq);
     report("rollcall verify", records, &mut rollcall(&["verify"]));
+    // The bound verify works against: SHA-256 of the same bytes alone, on
+    // one core and on two (coreutils' sha256sum, a day file each).
+    let mut one_core = Command::new("/usr/bin/time");
+    one_core.args(["-v", "sha256sum"]).args(&files);
+    report(
+        "sha256sum of the same files, one core",
+        records,
+        &mut one_core,
+    );
+    let mut two_cores = Command::new("/usr/bin/time");
+    two_cores
+        .args([
+            "-v",
+            "sh",
+            "-c",
+            "printf '%s\\0' \"$@\" | xargs -0 -n 1 -P 2 sha256sum",
+            "sh",
+        ])
+        .args(&files);
+    report(
+        "sha256sum of the same files, two at a time",
+        records,
+        &mut two_cores,
+    );
     if let Some(bin) = support::baseline_bin() {
         let baseline = |args: &[&str]| timed(&bin, args);
         report("baseline export (csv)", records, &mut baseline(&["export"]));

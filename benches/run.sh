@@ -3,7 +3,8 @@
 # against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
 # start-up with a big log, tail -f delay, RSS), serve's memory with
 # 100,000 and 1,000,000 memberships and dedup keys, and the read side (export
-# of 1,000,000 records against jq, verify, archival against gzip -6) and
+# of 1,000,000 records against jq, verify beside sha256sum of the same
+# bytes, archival against gzip -6) and
 # the SQLite index (its build against DuckDB's read_json, its size, the
 # read commands that answer from it). Measured, never asserted; not part of CI.
 # Writes the tables to target/bench.md for docs/performance.md.
