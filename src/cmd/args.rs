@@ -166,38 +166,35 @@ pub struct RegistrationArgs {
 
 /// The certificate and key `serve` serves HTTPS with, on the webhook
 /// listener and the console alike.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct TlsArgs {
     /// Serve HTTPS with this certificate chain (PEM, leaf first: certbot's
     /// fullchain.pem). Read again when it changes or on SIGHUP. Needs
     /// --tls-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "ROLLCALL_TLS_CERT",
-        requires = "tls_key"
-    )]
+    #[arg(long, value_name = "FILE", env = "ROLLCALL_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1;
     /// certbot's privkey.pem). Needs --tls-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "ROLLCALL_TLS_KEY",
-        requires = "tls_cert"
-    )]
+    #[arg(long, value_name = "FILE", env = "ROLLCALL_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 }
 
 impl TlsArgs {
-    /// The pair, when both are given (clap refuses one without the other).
-    pub fn files(&self) -> Option<TlsFiles> {
+    /// The pair, when both are given; none when neither is. One alone is
+    /// refused, saying which is missing and where else it may come from.
+    pub fn files(&self) -> anyhow::Result<Option<TlsFiles>> {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
-            }),
-            _ => None,
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--tls-cert needs --tls-key (or ROLLCALL_TLS_KEY) too: give both, or neither to serve plain HTTP"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--tls-key needs --tls-cert (or ROLLCALL_TLS_CERT) too: give both, or neither to serve plain HTTP"
+            ),
         }
     }
 }

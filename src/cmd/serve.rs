@@ -167,7 +167,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             events_api: args.reconcile.events_api(),
         }),
         index: !args.no_index,
-        tls: args.tls.files(),
+        tls: args.tls.files()?,
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = super::runtime()?;
