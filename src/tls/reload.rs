@@ -34,29 +34,24 @@ pub struct Reloader {
     tls: Tls,
     changes: mpsc::UnboundedReceiver<()>,
     hangup: Signal,
-    _watcher: RecommendedWatcher,
+    _watcher: Option<RecommendedWatcher>,
 }
 
 impl Reloader {
+    /// Installs the SIGHUP handler and watches the files' directories. A
+    /// watch that cannot be set up (inotify's limits reached, say) is
+    /// warned about, not fatal: SIGHUP still reloads.
     pub fn new(tls: Tls) -> anyhow::Result<Self> {
         let hangup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
         let (changed, changes) = mpsc::unbounded_channel();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event) if is_change(&event.kind) => {
-                    let _ = changed.send(());
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "watching the TLS files; SIGHUP still reloads them")
-                }
+        let watcher = watch(&tls, changed)
+            .map_err(|error| {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "the TLS files are not watched; send SIGHUP after renewing them"
+                )
             })
-            .context("watching the TLS files")?;
-        for dir in directories(&[&tls.files().cert, &tls.files().key]) {
-            watcher
-                .watch(&dir, RecursiveMode::NonRecursive)
-                .with_context(|| format!("watching {} for a renewed TLS pair", dir.display()))?;
-        }
+            .ok();
         Ok(Self {
             tls,
             changes,
@@ -122,6 +117,28 @@ impl Reloader {
             ),
         }
     }
+}
+
+/// A watch on the directories of `tls`'s files that sends on `changed`
+/// for every change in them.
+fn watch(tls: &Tls, changed: mpsc::UnboundedSender<()>) -> anyhow::Result<RecommendedWatcher> {
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if is_change(&event.kind) => {
+                let _ = changed.send(());
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "watching the TLS files; SIGHUP still reloads them")
+            }
+        })
+        .context("watching the TLS files")?;
+    for dir in directories(&[&tls.files().cert, &tls.files().key]) {
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .with_context(|| format!("watching {} for a renewed TLS pair", dir.display()))?;
+    }
+    Ok(watcher)
 }
 
 #[derive(Debug, Clone, Copy)]
