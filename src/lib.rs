@@ -19,6 +19,8 @@
 //! - [`startup`]: building and running the server ([`startup::Application`]).
 //! - [`listener`]: the accept loop both listeners run, and the open-file
 //!   limit their connection caps are sized from.
+//! - [`tls`]: HTTPS on both listeners (`serve --tls-cert --tls-key`), and
+//!   reloading the pair when it is renewed.
 //! - [`console`]: the web console on its own listener (`serve --console`).
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
@@ -42,5 +44,6 @@ pub mod schedule;
 pub mod secret;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod webex;
 pub mod webhook;

@@ -1,7 +1,8 @@
 //! The accept loop both listeners (webhooks and console) run: a
 //! header-read timeout, a cap on connections held at once, backoff on
-//! accept errors, the peer address for the routes, and a graceful drain;
-//! and, for `serve`, the open-file limit the caps are sized from.
+//! accept errors, the TLS handshake when serving HTTPS, the peer address
+//! for the routes, and a graceful drain; and, for `serve`, the open-file
+//! limit the caps are sized from.
 //!
 //! Our own loop over hyper-util, not warp's `serve`: warp's sets neither a
 //! header-read timeout (a client that stalls mid-headers holds its
@@ -23,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_rustls::TlsAcceptor;
 use warp::Filter;
 use warp::reply::Response;
 
@@ -30,7 +32,8 @@ use warp::reply::Response;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// A client must send a request's headers within this time, and an
-    /// idle keep-alive connection is closed after it.
+    /// idle keep-alive connection is closed after it. Under TLS the
+    /// handshake gets as long again, before the headers.
     pub header_read_timeout: Duration,
     /// Connections held at once; more wait in the listen backlog.
     pub max_connections: usize,
@@ -75,9 +78,15 @@ struct Unstarted {
     shed: oneshot::Sender<()>,
 }
 
-/// Accepts on `listener` and serves `routes` until `shutdown` resolves;
-/// then stops accepting (the listener is closed) and hands back the
-/// connections still open, to drain with [`GracefulShutdown::shutdown`].
+/// Accepts on `listener` and serves `routes` (over TLS with `tls`) until
+/// `shutdown` resolves; then stops accepting (the listener is closed) and
+/// hands back the connections still open, to drain with
+/// [`GracefulShutdown::shutdown`].
+///
+/// The TLS handshake runs in the connection's own task, bounded by the
+/// header timeout, never in this loop: a client that stalls mid-handshake
+/// delays nobody else, and until it has sent a whole request it is one of
+/// the connections the cap may close.
 ///
 /// At the cap, the oldest connection that has not yet sent a whole
 /// request head is closed to make room for the new one: a client holding
@@ -87,6 +96,7 @@ pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> GracefulShutdown
 where
@@ -98,6 +108,9 @@ where
     let mut unstarted: VecDeque<Unstarted> = VecDeque::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Backoff::default();
+    // Dropped when this loop ends: a handshake still under way then is
+    // given up, rather than holding the drain for its whole timeout.
+    let (_accepting, stopped_accepting) = tokio::sync::watch::channel(());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -147,7 +160,39 @@ where
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), per_request));
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
+        let mut stopped_accepting = stopped_accepting.clone();
+        let connection = async move {
+            let Some(tls) = tls else {
+                return watcher
+                    .watch(http.serve_connection(TokioIo::new(stream), per_request))
+                    .await;
+            };
+            let handshake = tokio::select! {
+                handshake = tokio::time::timeout(handshake_timeout, tls.accept(stream)) => handshake,
+                _ = stopped_accepting.changed() => return Ok(()),
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), per_request))
+                        .await
+                }
+                // A scanner, a client that does not trust the certificate,
+                // plain HTTP on the HTTPS port: the client's problem, and
+                // one line each would drown the log.
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not finished in time; closed");
+                    Ok(())
+                }
+            }
+        };
         tokio::spawn(run_connection(connection, shed_asked, close, slot));
     }
     graceful

@@ -1,6 +1,7 @@
 //! Building and running the server: [`Application::build`] takes the
-//! directory lock, recovers the log, binds the listener (port 0 works, and
-//! [`Application::local_addr`] tells the real one), and
+//! directory lock, recovers the log, loads the TLS pair if any, binds the
+//! listener (port 0 works, and [`Application::local_addr`] tells the real
+//! one), and
 //! [`Application::run_until_stopped`] serves until the shutdown future
 //! resolves, then finishes in-flight writes.
 
@@ -26,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::offsite::checkpoint::Checkpoints;
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
+use crate::tls::{Tls, TlsFiles, reload::Reloader};
 use crate::webex::client::Client;
 use crate::webex::titles::TitleLookups;
 use crate::webex::{Upkeep, WebexSettings};
@@ -75,6 +77,9 @@ pub struct Settings {
     pub reconcile: Option<reconcile::Settings>,
     /// Keep `DIR/index.sqlite` caught up on a thread of its own.
     pub index: bool,
+    /// Serve HTTPS on both listeners with this pair, reloaded when it
+    /// changes; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Settings {
@@ -96,6 +101,7 @@ impl Settings {
             offsite: None,
             reconcile: None,
             index: true,
+            tls: None,
         }
     }
 }
@@ -115,6 +121,8 @@ pub struct Application {
     reconcile: Option<(Reconciler, Option<Duration>)>,
     /// The index, opened and checked, for the indexer to follow.
     index: Option<Opening>,
+    /// The TLS pair both listeners serve, and what reloads it.
+    tls: Option<(Tls, Reloader)>,
     _lock: File,
 }
 
@@ -123,6 +131,7 @@ impl Application {
         if let Some(console) = &settings.console {
             console.check()?;
         }
+        let tls = settings.tls.map(load_tls).transpose()?;
         let dir = settings.dir;
         let lock = lock_dir(&dir).await?;
         let secret = if settings.insecure_accept_unsigned {
@@ -195,7 +204,10 @@ impl Application {
             None
         };
         let console = match &settings.console {
-            Some(console) => Some(Console::build(console, state.clone(), clock).await?),
+            Some(console) => {
+                let tls = tls.as_ref().map(|(tls, _)| tls.acceptor());
+                Some(Console::build(console, state.clone(), tls, clock).await?)
+            }
             None => None,
         };
         Ok(Self {
@@ -216,6 +228,7 @@ impl Application {
             checkpoints,
             reconcile,
             index,
+            tls,
             _lock: lock,
         })
     }
@@ -284,8 +297,13 @@ impl Application {
             Some(opening) => Some(opening.spawn().context("starting the indexer thread")?),
             None => None,
         };
+        let (acceptor, reloader) = match self.tls.take() {
+            Some((tls, reloader)) => (Some(tls.acceptor()), Some(tokio::spawn(reloader.run()))),
+            None => (None, None),
+        };
         tracing::info!(
             address = %self.local_addr(),
+            scheme = %if acceptor.is_some() { "https" } else { "http" },
             dir = %self.state.dir.display(),
             "rollcall is listening; deliveries go to POST /hooks/{{target}}"
         );
@@ -294,12 +312,16 @@ impl Application {
             listener,
             routes::routes(self.state.clone()),
             self.limits,
+            acceptor,
             shutdown,
         )
         .await;
         tracing::info!("shutting down: finishing in-flight deliveries");
         if let Some(upkeep) = upkeep {
             upkeep.abort();
+        }
+        if let Some(reloader) = reloader {
+            reloader.abort();
         }
         // Whatever a run had handed the writer is queued before the stop
         // record below.
@@ -357,6 +379,21 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Reads and checks the pair (a start refuses one it cannot serve, naming
+/// the file), and sets up its reload: the watch, and the SIGHUP handler
+/// before the server says it is listening.
+fn load_tls(files: TlsFiles) -> anyhow::Result<(Tls, Reloader)> {
+    let tls = Tls::load(files).context("loading the TLS certificate and key")?;
+    tracing::info!(
+        cert = %tls.files().cert.display(),
+        key = %tls.files().key.display(),
+        fingerprint = %tls.fingerprint(),
+        "serving HTTPS; the pair is read again when its files change or on SIGHUP"
+    );
+    let reloader = Reloader::new(tls.clone())?;
+    Ok((tls, reloader))
 }
 
 /// Records `receiver_started`, with the time of the last record before

@@ -1,7 +1,9 @@
 //! Arguments that several commands share, defined once: the record
 //! filters (`export`, `tail`), which webhooks to register (`subscribe`,
-//! `serve`), where the Webex API is (`subscribe`, `webhooks`, `serve`) and
-//! this server's public URL.
+//! `serve`), where the Webex API is (`subscribe`, `webhooks`, `serve`),
+//! this server's public URL and its TLS pair.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 
@@ -9,6 +11,7 @@ use crate::log::reader::{self, Filter, SeqRange};
 use crate::log::record::{Event, Source};
 use crate::offsite::Store;
 use crate::offsite::settings::{self, Lock, LockMode, S3Url, Settings};
+use crate::tls::TlsFiles;
 use crate::webex::client::{self, Client};
 use crate::webhook::payload::Target;
 
@@ -159,6 +162,41 @@ pub struct RegistrationArgs {
         value_delimiter = ','
     )]
     pub rooms: Vec<String>,
+}
+
+/// The certificate and key `serve` serves HTTPS with, on the webhook
+/// listener and the console alike.
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM, leaf first: certbot's
+    /// fullchain.pem). Read again when it changes or on SIGHUP. Needs
+    /// --tls-key.
+    #[arg(long, value_name = "FILE", env = "ROLLCALL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1;
+    /// certbot's privkey.pem). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", env = "ROLLCALL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The pair, when both are given; none when neither is. One alone is
+    /// refused, saying which is missing and where else it may come from.
+    pub fn files(&self) -> anyhow::Result<Option<TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--tls-cert needs --tls-key (or ROLLCALL_TLS_KEY) too: give both, or neither to serve plain HTTP"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--tls-key needs --tls-cert (or ROLLCALL_TLS_CERT) too: give both, or neither to serve plain HTTP"
+            ),
+        }
+    }
 }
 
 /// Where the Webex API is. The token is read from WEBEX_TOKEN only.

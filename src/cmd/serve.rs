@@ -36,6 +36,8 @@ pub struct Args {
     #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = args::parse_public_url)]
     pub public_url: Option<String>,
     #[command(flatten)]
+    pub tls: args::TlsArgs,
+    #[command(flatten)]
     pub registration: args::RegistrationArgs,
     #[command(flatten)]
     pub api: args::ApiArgs,
@@ -140,8 +142,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         console: args.console.map(|listen| console::Settings {
             listen,
             password: console::auth::password_from_env(),
-            // The console serves plain HTTP itself; a trusted proxy's
-            // X-Forwarded-Proto says when the browser used HTTPS.
+            // Under --tls-cert the console makes it Secure itself; else a
+            // trusted proxy's X-Forwarded-Proto says when the browser used
+            // HTTPS.
             secure_cookie: false,
             trust_header: args.console_trust_header,
             trusted_proxies: args.console_trusted_proxy,
@@ -164,6 +167,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             events_api: args.reconcile.events_api(),
         }),
         index: !args.no_index,
+        tls: args.tls.files()?,
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = super::runtime()?;

@@ -31,6 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::clock::Clock;
 use crate::listener::{self, Limits};
@@ -46,9 +47,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `ROLLCALL_CONSOLE_PASSWORD`, if set; else `DIR/.console-password`.
     pub password: Option<Secret>,
-    /// The console itself is served over TLS: the session cookie is
-    /// always `Secure` (otherwise only when a trusted proxy says the
-    /// browser came over HTTPS).
+    /// The session cookie is always `Secure` (otherwise only when a
+    /// trusted proxy says the browser came over HTTPS); so it is whenever
+    /// the console itself serves TLS.
     pub secure_cookie: bool,
     /// A single sign-on proxy's header naming the signed-in user, trusted
     /// instead of the password when present.
@@ -94,14 +95,17 @@ pub(crate) struct State {
 /// The console, bound and ready to serve.
 pub struct Console {
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     state: Arc<State>,
 }
 
 impl Console {
-    /// Reads or makes the password, opens the access log, and binds.
+    /// Reads or makes the password, opens the access log, and binds;
+    /// serves HTTPS with `tls` (the webhook listener's pair).
     pub async fn build(
         settings: &Settings,
         app: Arc<AppState>,
+        tls: Option<TlsAcceptor>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let dir = app.dir.clone();
@@ -111,8 +115,12 @@ impl Console {
             .await
             .with_context(|| format!("listening for the console on {}", settings.listen))?;
         let state = State {
-            auth: Auth::new(password, settings.secure_cookie, clock.clone())
-                .trusting(settings.trust_header.clone(), &settings.trusted_proxies),
+            auth: Auth::new(
+                password,
+                settings.secure_cookie || tls.is_some(),
+                clock.clone(),
+            )
+            .trusting(settings.trust_header.clone(), &settings.trusted_proxies),
             access,
             checks: Arc::new(Checks::new(dir.clone(), clock.clone())),
             clock,
@@ -121,6 +129,7 @@ impl Console {
         };
         Ok(Self {
             listener,
+            tls,
             state: Arc::new(state),
         })
     }
@@ -140,14 +149,21 @@ impl Console {
         self.state.checks.start();
         tracing::info!(
             address = %self.local_addr(),
+            scheme = %if self.tls.is_some() { "https" } else { "http" },
             access_log = %self.state.access.path().display(),
             "the console is listening"
         );
         let state = self.state.clone();
-        listener::serve(self.listener, routes::routes(self.state), limits, shutdown)
-            .await
-            .shutdown()
-            .await;
+        listener::serve(
+            self.listener,
+            routes::routes(self.state),
+            limits,
+            self.tls,
+            shutdown,
+        )
+        .await
+        .shutdown()
+        .await;
         state.access.flush().await;
     }
 }

@@ -256,7 +256,7 @@ fn same_url(a: &str, b: &str) -> bool {
 pub fn cleartext_warning(public_url: &str) -> Option<String> {
     public_url.starts_with("http://").then(|| {
         format!(
-            "{public_url} is not HTTPS; webhook deliveries (with the people in them) would cross the network in clear: put a TLS reverse proxy in front (see the README)"
+            "{public_url} is not HTTPS; webhook deliveries (with the people in them) would cross the network in clear: serve it with --tls-cert and --tls-key, or put a TLS reverse proxy in front (see docs/service.md)"
         )
     })
 }

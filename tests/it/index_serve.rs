@@ -8,8 +8,6 @@ use std::path::Path;
 
 use rollcall::log::head::Head;
 use rollcall::log::record::Event;
-use rollcall::secret::Secret;
-use rollcall::webhook::signature;
 
 use crate::integrity_serve::metric;
 use crate::roster::{json, member, ok};
@@ -25,15 +23,9 @@ fn serve(dir: &Path) -> ServerProcess {
 }
 
 async fn deliver(server: &ServerProcess, body: &[u8]) -> u16 {
-    let sig = signature::sign(&Secret::new(SECRET.into()), body);
-    reqwest::Client::new()
-        .post(format!("{}/hooks/team", server.address))
-        .header("X-Spark-Signature", sig)
-        .header("Content-Type", "application/json")
-        .body(body.to_vec())
-        .send()
+    server
+        .deliver(&reqwest::Client::new(), body)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

@@ -45,29 +45,12 @@ fn serve_with_few_files(dir: &std::path::Path) -> (ServerProcess, String, String
             });
         }
     });
-    let console = console_address(&server);
+    let console = server
+        .console_address()
+        .trim_start_matches("http://")
+        .to_string();
     let hooks = server.address.trim_start_matches("http://").to_string();
     (server, hooks, console)
-}
-
-/// The console's address, from its "listening" line.
-fn console_address(server: &ServerProcess) -> String {
-    let deadline = std::time::Instant::now() + HANG_GUARD;
-    loop {
-        let stderr = server.stderr();
-        if let Some(line) = stderr
-            .lines()
-            .find(|l| l.contains("the console is listening"))
-            && let Some(at) = line.split("address=").nth(1)
-        {
-            return at.split_whitespace().next().unwrap().to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the console never listened:\n{stderr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// [`HELD`] connections to `address`, each stopped in the middle of its

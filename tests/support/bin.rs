@@ -8,6 +8,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rollcall::secret::Secret;
+use rollcall::webhook::signature;
+
+use super::app::SECRET;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
 
 /// `rollcall --dir DIR`, with no rollcall or Webex settings inherited from
@@ -111,6 +116,7 @@ pub fn run(command: &mut Command) -> Run {
 
 /// A `rollcall serve` process.
 pub struct ServerProcess {
+    /// `http://` or, under `--tls-cert`, `https://` and the address.
     pub address: String,
     child: Child,
     stderr: Arc<Mutex<String>>,
@@ -137,9 +143,9 @@ impl ServerProcess {
             seen.push_str(&line);
             seen.push('\n');
             if line.contains("rollcall is listening")
-                && let Some(at) = line.split("address=").nth(1)
+                && let Some(url) = url_in(&line)
             {
-                break format!("http://{}", at.split_whitespace().next().unwrap());
+                break url;
             }
         };
         let stderr = Arc::new(Mutex::new(seen));
@@ -167,6 +173,43 @@ impl ServerProcess {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until the server has written `count` lines holding
+    /// `needle`, failing the test after [`HANG_GUARD`]; the last of them.
+    pub fn wait_for_lines(&self, needle: &str, count: usize) -> String {
+        let deadline = std::time::Instant::now() + HANG_GUARD;
+        loop {
+            let stderr = self.stderr();
+            if let Some(line) = stderr.lines().filter(|l| l.contains(needle)).nth(count - 1) {
+                return line.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never logged {needle:?} {count} time(s):\n{stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The console's URL, from its "listening" line.
+    pub fn console_address(&self) -> String {
+        url_in(&self.wait_for_lines("the console is listening", 1))
+            .expect("the console's listening line names its address")
+    }
+
+    /// Posts `body` to `/hooks/team` through `client`, signed with
+    /// [`SECRET`] (the server is to have it as `ROLLCALL_SECRET`).
+    pub async fn deliver(&self, client: &reqwest::Client, body: &[u8]) -> reqwest::Response {
+        let sig = signature::sign(&Secret::new(SECRET.into()), body);
+        client
+            .post(format!("{}/hooks/team", self.address))
+            .header("X-Spark-Signature", sig)
+            .header("Content-Type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("posting a delivery")
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(mut self) -> ExitStatus {
         self.child.kill().expect("killing the server");
@@ -182,6 +225,16 @@ impl ServerProcess {
         assert!(sent.success());
         wait_bounded(&mut self.child)
     }
+}
+
+/// `scheme://address` from a listening line's `address=` and `scheme=`.
+fn url_in(line: &str) -> Option<String> {
+    let field = |name: &str| {
+        line.split(&format!(" {name}="))
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+    };
+    Some(format!("{}://{}", field("scheme")?, field("address")?))
 }
 
 impl Drop for ServerProcess {
