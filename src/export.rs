@@ -175,9 +175,9 @@ impl Rows {
         self.bad = None;
         let mut out = match job.format.schema() {
             Some(schema) => Formatter::Schema(schema),
-            None if job.format == Format::Csv => {
-                Formatter::Csv(csv::Writer::from_writer(std::mem::take(&mut self.out)))
-            }
+            None if job.format == Format::Csv => Formatter::Csv(Box::new(
+                csv::Writer::from_writer(std::mem::take(&mut self.out)),
+            )),
             None => Formatter::Lines,
         };
         let mut lines = 0;
@@ -280,8 +280,9 @@ impl Rows {
 enum Formatter {
     /// As they are in the log.
     Lines,
-    /// CSV rows, in a writer around the block's output.
-    Csv(csv::Writer<Vec<u8>>),
+    /// CSV rows, in a writer around the block's output (boxed: one
+    /// allocation a block keeps the variants the same small size).
+    Csv(Box<csv::Writer<Vec<u8>>>),
     /// A SIEM schema's lines, written straight into the block's output.
     Schema(Schema),
 }

@@ -26,6 +26,7 @@ mod read_side;
 mod reconcile;
 mod role_changes;
 mod roster;
+mod siem;
 mod start_up;
 mod webex;
 mod webex_api;
