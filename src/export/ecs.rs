@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::siem::{self, Details, NotATime, PRODUCT, VERSION, given};
+use super::siem::{Details, PRODUCT, Room, Times, VERSION, given};
 use crate::log::reader::RecordView;
 use crate::log::record::Event;
 
@@ -29,25 +29,25 @@ fn categorised(event: Event) -> (&'static str, &'static [&'static str], &'static
     }
 }
 
-/// Members in this order; `group` last (see [`siem`]).
+/// Members in this order; `group` last (see [`siem`](super::siem)).
 #[derive(Serialize)]
-struct Document<'a> {
+pub(super) struct Document<'r, 'a> {
     #[serde(rename = "@timestamp")]
-    timestamp: String,
+    timestamp: &'r str,
     ecs: Ecs,
-    event: EventFields<'a>,
+    event: EventFields<'r>,
     observer: Observer,
     #[serde(skip_serializing_if = "Option::is_none")]
-    organization: Option<Organization<'a>>,
+    organization: Option<Organization<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<Process>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<Actor<'a>>,
+    user: Option<Actor<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    related: Option<Related<'a>>,
-    rollcall: Details<'a>,
+    related: Option<Related<'r>>,
+    rollcall: Details<'r, 'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    group: Option<Group<'a>>,
+    group: Option<Room<'r>>,
 }
 
 #[derive(Serialize)]
@@ -116,22 +116,13 @@ struct Related<'a> {
     user: Vec<&'a str>,
 }
 
-#[derive(Serialize)]
-struct Group<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    id: &'a str,
-}
-
-/// Writes `record` as an ECS document, without a newline; returns
-/// whether it ends with its room (`group`).
-pub(super) fn write(
-    record: &RecordView<'_>,
-    title: Option<&str>,
-    out: &mut Vec<u8>,
-) -> Result<bool, NotATime> {
+/// `record` as an ECS document, `room` its group.
+pub(super) fn document<'r, 'a>(
+    record: &'r RecordView<'a>,
+    times: &'r Times,
+    room: Option<Room<'r>>,
+) -> Document<'r, 'a> {
     let (category, kind_of, action) = categorised(record.event);
-    let (timestamp, _) = siem::event_time(record)?;
     let membership = record.event.is_membership();
     let actor = record.actor_id.as_deref();
     let target = given(&record.person_id).map(|id| Target {
@@ -149,10 +140,8 @@ pub(super) fn write(
     .flatten()
     .collect();
     related.dedup();
-    let group = given(&record.room_id).map(|id| Group { name: title, id });
-    let grouped = group.is_some();
-    let document = Document {
-        timestamp,
+    Document {
+        timestamp: &times.event,
         ecs: Ecs {
             version: ECS_VERSION,
         },
@@ -177,12 +166,7 @@ pub(super) fn write(
         process: (!membership).then_some(Process { name: PRODUCT }),
         user: (actor.is_some() || target.is_some()).then_some(Actor { id: actor, target }),
         related: (!related.is_empty()).then_some(Related { user: related }),
-        rollcall: Details::of(record),
-        group,
-    };
-    // Whether the time was readable was checked above; the log's own
-    // `received_at` is checked here, as OCSF's `logged_time` is.
-    siem::millis(record.seq, &record.received_at)?;
-    serde_json::to_writer(out, &document).expect("a document written to memory cannot fail");
-    Ok(grouped)
+        rollcall: Details(record),
+        group: room,
+    }
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::siem::{self, Details, NotATime, PRODUCT, VERSION, given};
+use super::siem::{Details, PRODUCT, Room, Times, VERSION, given};
 use crate::log::reader::RecordView;
 use crate::log::record::Event;
 
@@ -80,9 +80,9 @@ fn activity(event: Event) -> (&'static Class, u32, &'static str, &'static str) {
 /// The privilege a role change assigns or revokes.
 const MODERATOR: [&str; 1] = ["moderator"];
 
-/// Members in this order; `group` last (see [`siem`]).
+/// Members in this order; `group` last (see [`siem`](super::siem)).
 #[derive(Serialize)]
-struct OcsfEvent<'a> {
+pub(super) struct OcsfEvent<'r, 'a> {
     time: i64,
     class_uid: u32,
     class_name: &'static str,
@@ -96,18 +96,18 @@ struct OcsfEvent<'a> {
     severity: &'static str,
     status_id: u32,
     status: &'static str,
-    metadata: Metadata<'a>,
+    metadata: Metadata<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app: Option<Product>,
     #[serde(skip_serializing_if = "Option::is_none")]
     privileges: Option<[&'static str; 1]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    actor: Option<Actor<'a>>,
+    actor: Option<Actor<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<User<'a>>,
-    unmapped: Details<'a>,
+    user: Option<User<'r>>,
+    unmapped: Details<'r, 'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    group: Option<Group<'a>>,
+    group: Option<Room<'r>>,
 }
 
 #[derive(Serialize)]
@@ -151,27 +151,16 @@ struct User<'a> {
     name: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct Group<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    uid: &'a str,
-}
-
-/// Writes `record` as an OCSF event, without a newline; returns whether
-/// it ends with its room (`group`).
-pub(super) fn write(
-    record: &RecordView<'_>,
-    title: Option<&str>,
-    out: &mut Vec<u8>,
-) -> Result<bool, NotATime> {
+/// `record` as an OCSF event, `room` its group.
+pub(super) fn event<'r, 'a>(
+    record: &'r RecordView<'a>,
+    times: &Times,
+    room: Option<Room<'r>>,
+) -> OcsfEvent<'r, 'a> {
     let (class, activity_id, activity_name, type_name) = activity(record.event);
-    let (_, time) = siem::event_time(record)?;
     let membership = record.event.is_membership();
-    let group = given(&record.room_id).map(|uid| Group { name: title, uid });
-    let grouped = group.is_some();
-    let event = OcsfEvent {
-        time,
+    OcsfEvent {
+        time: times.event_ms,
         class_uid: class.uid,
         class_name: class.name,
         category_uid: class.category_uid,
@@ -189,7 +178,7 @@ pub(super) fn write(
             product: ROLLCALL,
             uid: record.seq.to_string(),
             sequence: record.seq,
-            logged_time: siem::millis(record.seq, &record.received_at)?,
+            logged_time: times.received_ms,
             tenant_uid: record.org_id.as_deref(),
         },
         app: (!membership).then_some(ROLLCALL),
@@ -206,9 +195,7 @@ pub(super) fn write(
             email_addr: record.person_email.as_deref(),
             name: record.person_display_name.as_deref(),
         }),
-        unmapped: Details::of(record),
-        group,
-    };
-    serde_json::to_writer(out, &event).expect("an event written to memory cannot fail");
-    Ok(grouped)
+        unmapped: Details(record),
+        group: room,
+    }
 }

@@ -7,13 +7,15 @@
 //! the title later by inserting `,"name":"..."` just before the line's
 //! closing `}}`: the way the CSV gets its late title cells.
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::log::members::Change;
 use crate::log::reader::RecordView;
 use crate::log::roster;
+
+use super::{ecs, ocsf};
 
 /// The product every line names as its source.
 pub const PRODUCT: &str = "rollcall";
@@ -52,11 +54,25 @@ impl Schema {
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>, NotATime> {
         let title = title.filter(|t| !t.is_empty());
-        let grouped = match self {
-            Schema::Ocsf => super::ocsf::write(record, title, &mut *out)?,
-            Schema::Ecs => super::ecs::write(record, title, &mut *out)?,
+        let times = Times::of(record)?;
+        let room = |id_key| {
+            given(&record.room_id).map(|id| Room {
+                name: title,
+                id,
+                id_key,
+            })
         };
-        let untitled = (grouped && title.is_none()).then(|| out.len() - "}}".len());
+        let written = match self {
+            Schema::Ocsf => {
+                serde_json::to_writer(&mut *out, &ocsf::event(record, &times, room("uid")))
+            }
+            Schema::Ecs => {
+                serde_json::to_writer(&mut *out, &ecs::document(record, &times, room("id")))
+            }
+        };
+        written.expect("a line written to memory cannot fail");
+        let untitled =
+            (title.is_none() && given(&record.room_id).is_some()).then(|| out.len() - "}}".len());
         out.push(b'\n');
         Ok(untitled)
     }
@@ -71,22 +87,34 @@ pub fn title_member<'m>(title: &str, member: &'m mut Vec<u8>) -> &'m [u8] {
     member
 }
 
-/// When the record's event happened, as well as the log knows (as for a
-/// roster: an `events_api` record's exact time, a join's membership
-/// start, else its receipt), in RFC 3339 and in ms since the epoch.
-pub(super) fn event_time(record: &RecordView<'_>) -> Result<(String, i64), NotATime> {
-    let at = roster::event_time(Change::from(record));
-    let ms = millis(record.seq, &at)?;
-    Ok((at, ms))
+/// A record's times.
+pub(super) struct Times {
+    /// When its event happened, as well as the log knows (as for a
+    /// roster: an `events_api` record's exact time, a join's membership
+    /// start, else its receipt), in RFC 3339 and in ms since the epoch.
+    pub event: String,
+    pub event_ms: i64,
+    /// When rollcall received (or reconciled) it, in ms since the epoch.
+    pub received_ms: i64,
 }
 
-/// An RFC 3339 time in ms since the epoch.
-pub(super) fn millis(seq: u64, at: &str) -> Result<i64, NotATime> {
-    let parsed = OffsetDateTime::parse(at, &Rfc3339).map_err(|_| NotATime {
-        seq,
-        value: at.to_string(),
-    })?;
-    Ok((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
+impl Times {
+    fn of(record: &RecordView<'_>) -> Result<Self, NotATime> {
+        let millis = |at: &str| {
+            OffsetDateTime::parse(at, &Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| NotATime {
+                    seq: record.seq,
+                    value: at.to_string(),
+                })
+        };
+        let event = roster::event_time(Change::from(record));
+        Ok(Self {
+            event_ms: millis(&event)?,
+            received_ms: millis(&record.received_at)?,
+            event,
+        })
+    }
 }
 
 /// Empty text (a receiver record's room and person) as absent.
@@ -94,50 +122,61 @@ pub(super) fn given(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
-/// The record's own fields that the schema has no place for: OCSF's
-/// `unmapped`, ECS's `rollcall` field set. The hashes let a SIEM's copy
-/// be checked against the log (`rollcall export --seq N --format jsonl`).
-#[derive(Serialize)]
-pub(super) struct Details<'a> {
-    pub event: &'static str,
-    pub source: &'static str,
-    pub received_at: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub membership_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub membership_created: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_moderator: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_monitor: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_name: Option<&'a str>,
-    pub prev_hash: &'a str,
-    pub hash: &'a str,
+/// The room, last in the line: its title when known, then its id under
+/// the schema's name for an id.
+pub(super) struct Room<'a> {
+    name: Option<&'a str>,
+    id: &'a str,
+    id_key: &'static str,
 }
 
-impl<'a> Details<'a> {
-    pub fn of(record: &'a RecordView<'_>) -> Self {
-        Self {
-            event: record.event.as_str(),
-            source: record.source.as_str(),
-            received_at: &record.received_at,
-            not_before: record.not_before.as_deref(),
-            membership_id: given(&record.membership_id),
-            membership_created: record.membership_created.as_deref(),
-            is_moderator: record.is_moderator,
-            is_monitor: record.is_monitor,
-            target: given(&record.target),
-            webhook_id: record.webhook_id.as_deref(),
-            webhook_name: record.webhook_name.as_deref(),
-            prev_hash: &record.prev_hash,
-            hash: &record.hash,
+impl Serialize for Room<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(name) = self.name {
+            map.serialize_entry("name", name)?;
         }
+        map.serialize_entry(self.id_key, self.id)?;
+        map.end()
+    }
+}
+
+/// The record's own fields that the schema has no place for: OCSF's
+/// `unmapped`, ECS's `rollcall` field set, by the log's names, those
+/// without a value left out. The hashes let a SIEM's copy be checked
+/// against the log (`rollcall export --seq N --format jsonl`).
+pub(super) struct Details<'r, 'a>(pub &'r RecordView<'a>);
+
+impl Serialize for Details<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("event", r.event.as_str())?;
+        map.serialize_entry("source", r.source.as_str())?;
+        let texts = [
+            ("received_at", Some(&*r.received_at)),
+            ("not_before", r.not_before.as_deref()),
+            ("membership_id", given(&r.membership_id)),
+            ("membership_created", r.membership_created.as_deref()),
+            ("target", given(&r.target)),
+            ("webhook_id", r.webhook_id.as_deref()),
+            ("webhook_name", r.webhook_name.as_deref()),
+        ];
+        for (name, text) in texts {
+            if let Some(text) = text {
+                map.serialize_entry(name, text)?;
+            }
+        }
+        for (name, flag) in [
+            ("is_moderator", r.is_moderator),
+            ("is_monitor", r.is_monitor),
+        ] {
+            if let Some(flag) = flag {
+                map.serialize_entry(name, &flag)?;
+            }
+        }
+        map.serialize_entry("prev_hash", &*r.prev_hash)?;
+        map.serialize_entry("hash", &*r.hash)?;
+        map.end()
     }
 }
