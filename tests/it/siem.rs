@@ -15,6 +15,7 @@ use time::Duration;
 
 use crate::read_side::Follower;
 use crate::roster::{member, ok};
+use crate::support::installed;
 use crate::support::logs::{TestLog, fixture_record};
 
 /// The room of the `memberships-updated` fixture, titled in the log.
@@ -109,17 +110,11 @@ fn ms(at: &Value) -> i64 {
 /// The python of the virtualenv that holds ocsf-emitter:
 /// `ROLLCALL_TEST_OCSF_PYTHON`, else the one scripts/test makes.
 fn ocsf_python() -> PathBuf {
-    let path = std::env::var_os("ROLLCALL_TEST_OCSF_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ocsf-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "no python with ocsf-emitter at {}: run scripts/test (it installs ocsf-emitter into target/ocsf-venv), or set ROLLCALL_TEST_OCSF_PYTHON",
-        path.display()
-    );
-    path
+    installed(
+        "ROLLCALL_TEST_OCSF_PYTHON",
+        "target/ocsf-venv/bin/python",
+        "a python with ocsf-emitter",
+    )
 }
 
 /// Checks each line of stdin with ocsf-emitter, as the model of its
