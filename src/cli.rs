@@ -47,7 +47,7 @@ pub enum Command {
     Subscribe(cmd::subscribe::Args),
     /// List the Webex webhooks of the token, with their status.
     Webhooks(cmd::webhooks::Args),
-    /// Export records as CSV (default) or JSON lines.
+    /// Export records as CSV (default), JSON lines, or OCSF or ECS events.
     Export(cmd::export::Command),
     /// Show the latest records, and follow new ones with -f.
     Tail(cmd::tail::Args),

@@ -1,9 +1,14 @@
-//! The export formats, for `rollcall export` and the console's download
-//! alike: CSV with the fixed compliance header (each cell formula-guarded
-//! unless asked not to, a record without a title given the room's title
-//! from before it), or the log's own JSON lines. Records are formatted on
-//! every core a block at a time, each block through its own
-//! `csv::Writer`, and written in log order.
+//! The export formats, for `rollcall export`, `tail` and the console's
+//! download alike: CSV with the fixed compliance header (each cell
+//! formula-guarded unless asked not to, a record without a title given
+//! the room's title from before it), the log's own JSON lines, or a SIEM
+//! schema's JSON lines ([`ocsf`], [`ecs`], what they share in [`siem`]),
+//! titled as the CSV is. Records are formatted on every core a block at a
+//! time, each block through its own writer, and written in log order.
+
+pub mod ecs;
+pub mod ocsf;
+pub mod siem;
 
 use std::io::Write;
 use std::path::Path;
@@ -12,6 +17,7 @@ use anyhow::Context;
 
 use crate::log::days::Day;
 use crate::log::reader::{self, Block, Filter, ReadError, RecordView, SeqRange, TitleFallback};
+pub use siem::Schema;
 
 /// The CSV header: the contract compliance tooling relies on.
 pub const CSV_HEADER: [&str; 19] = [
@@ -38,8 +44,25 @@ pub const CSV_HEADER: [&str; 19] = [
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// CSV with the fixed compliance header.
     Csv,
+    /// The records exactly as stored.
     Jsonl,
+    /// OCSF 1.5.0 events (Group Management), one a line.
+    Ocsf,
+    /// Elastic Common Schema documents, one a line.
+    Ecs,
+}
+
+impl Format {
+    /// The SIEM schema of the format, if it is one.
+    pub fn schema(self) -> Option<Schema> {
+        match self {
+            Format::Ocsf => Some(Schema::Ocsf),
+            Format::Ecs => Some(Schema::Ecs),
+            Format::Csv | Format::Jsonl => None,
+        }
+    }
 }
 
 /// How the records are written.
@@ -73,7 +96,7 @@ pub fn write(
         .collect();
     // The days before the range are read only for the titles of rooms
     // that the range has a record of before their first title in it.
-    let mut titles = (options.format == Format::Csv).then(|| TitleFallback::after(&all[..first]));
+    let mut titles = (options.format != Format::Jsonl).then(|| TitleFallback::after(&all[..first]));
     let job = Job {
         filter,
         seqs,
@@ -87,7 +110,7 @@ pub fn write(
             .and_then(|()| Ok(header.flush()?))
             .context("writing the export")?;
     }
-    let mut title_cell = TitleCell::new(job.guard);
+    let mut title_cell = TitleCell::new(job.format, job.guard);
     reader::in_log_order(
         &days,
         Rows::default,
@@ -150,8 +173,13 @@ impl Rows {
         self.untitled_rooms.clear();
         self.records = 0;
         self.bad = None;
-        let mut csv = (job.format == Format::Csv)
-            .then(|| csv::Writer::from_writer(std::mem::take(&mut self.out)));
+        let mut out = match job.format.schema() {
+            Some(schema) => Formatter::Schema(schema),
+            None if job.format == Format::Csv => Formatter::Csv(Box::new(
+                csv::Writer::from_writer(std::mem::take(&mut self.out)),
+            )),
+            None => Formatter::Lines,
+        };
         let mut lines = 0;
         for (line, whole) in block.lines() {
             lines += 1;
@@ -167,43 +195,51 @@ impl Rows {
                     break;
                 }
             };
-            match &mut csv {
-                Some(csv) => {
-                    if let Some(title) = &record.room_title {
-                        self.titles.learn(&record.room_id, title);
-                    }
-                    if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
-                        continue;
-                    }
-                    let title = record
-                        .room_title
-                        .as_deref()
-                        .or_else(|| self.titles.learned(&record.room_id));
-                    let row = Row {
-                        record: &record,
-                        title,
-                        guard: job.guard,
-                    };
-                    let untitled = row
-                        .write(csv, &mut self.guarded)
-                        .expect("a row written to memory cannot fail");
-                    if let Some(at) = untitled {
-                        let from = self.untitled_rooms.len();
-                        self.untitled_rooms.push_str(&record.room_id);
-                        self.untitled.push((at, from..self.untitled_rooms.len()));
-                    }
-                }
-                None => {
-                    if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
-                        continue;
-                    }
+            // The log's own lines need no titles: learning them would
+            // only slow the plainest export down.
+            if !matches!(out, Formatter::Lines)
+                && let Some(title) = &record.room_title
+            {
+                self.titles.learn(&record.room_id, title);
+            }
+            if !(job.filter.matches(&record) && job.seqs.contains(record.seq)) {
+                continue;
+            }
+            let title = || {
+                record
+                    .room_title
+                    .as_deref()
+                    .or_else(|| self.titles.learned(&record.room_id))
+            };
+            let untitled = match &mut out {
+                Formatter::Lines => {
                     self.out.extend_from_slice(line);
                     self.out.push(b'\n');
+                    None
                 }
+                Formatter::Csv(csv) => Row {
+                    record: &record,
+                    title: title(),
+                    guard: job.guard,
+                }
+                .write(csv, &mut self.guarded)
+                .expect("a row written to memory cannot fail"),
+                Formatter::Schema(schema) => match schema.write(&record, title(), &mut self.out) {
+                    Ok(untitled) => untitled,
+                    Err(e) => {
+                        self.bad = Some((lines, e.to_string()));
+                        break;
+                    }
+                },
+            };
+            if let Some(at) = untitled {
+                let from = self.untitled_rooms.len();
+                self.untitled_rooms.push_str(&record.room_id);
+                self.untitled.push((at, from..self.untitled_rooms.len()));
             }
             self.records += 1;
         }
-        if let Some(csv) = csv {
+        if let Formatter::Csv(csv) = out {
             self.out = csv
                 .into_inner()
                 .map_err(|e| e.into_error())
@@ -238,6 +274,17 @@ impl Rows {
         titles.learn_from(&mut self.titles);
         Ok(())
     }
+}
+
+/// How a block's records become its output.
+enum Formatter {
+    /// As they are in the log.
+    Lines,
+    /// CSV rows, in a writer around the block's output (boxed: one
+    /// allocation a block keeps the variants the same small size).
+    Csv(Box<csv::Writer<Vec<u8>>>),
+    /// A SIEM schema's lines, written straight into the block's output.
+    Schema(Schema),
 }
 
 /// One record as a CSV row, in the header's column order.
@@ -307,19 +354,22 @@ impl Row<'_, '_> {
 }
 
 /// A title cell written on its own, quoted as it would be in its row:
-/// one writer for many cells, its output emptied now and then.
+/// one writer for many cells, its output emptied now and then. For a SIEM
+/// schema, the room's `name` member instead.
 struct TitleCell {
     guard: bool,
     guarded: String,
     csv: csv::Writer<Vec<u8>>,
+    json: Option<Vec<u8>>,
 }
 
 impl TitleCell {
-    fn new(guard: bool) -> Self {
+    fn new(format: Format, guard: bool) -> Self {
         Self {
             guard,
             guarded: String::new(),
             csv: csv::Writer::from_writer(Vec::new()),
+            json: format.schema().map(|_| Vec::new()),
         }
     }
 
@@ -327,6 +377,9 @@ impl TitleCell {
     fn encode(&mut self, title: &str) -> &[u8] {
         if title.is_empty() {
             return &[];
+        }
+        if let Some(member) = &mut self.json {
+            return siem::title_member(title, member);
         }
         let cell = guard(title, self.guard, &mut self.guarded);
         if self.csv.get_ref().len() > 1 << 16 {
@@ -383,7 +436,7 @@ mod tests {
             "=1+1",
             "line\nbreak",
         ];
-        let mut cell = TitleCell::new(true);
+        let mut cell = TitleCell::new(Format::Csv, true);
         // Enough cells to empty the writer's output several times.
         for n in 0..20_000 {
             let title = titles[n % titles.len()];

@@ -1,6 +1,6 @@
-//! `rollcall export`: the records, filtered, as CSV for spreadsheets or as
-//! the log's own JSON lines, streamed in seq order over live and archived
-//! days.
+//! `rollcall export`: the records, filtered, as CSV for spreadsheets, as
+//! the log's own JSON lines, or as OCSF or ECS events for a SIEM, streamed
+//! in seq order over live and archived days.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,8 @@ const OUT_BUFFER: usize = 1 << 20;
 pub struct Args {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// CSV with the fixed compliance header, or the log's own JSON lines.
+    /// CSV with the fixed compliance header, the log's own JSON lines, or
+    /// one OCSF or ECS event a line for a SIEM.
     #[arg(long, value_enum, default_value = "csv", env = "ROLLCALL_FORMAT")]
     pub format: Format,
     /// Write to FILE (complete or not at all) instead of stdout.

@@ -1,8 +1,7 @@
-//! `rollcall tail`: the latest records as readable lines, and with `-f`
-//! the new ones as they are written, across the midnight rollover and
-//! archival, until interrupted.
+//! `rollcall tail`: the latest records as readable lines (or JSON lines:
+//! the log's own, OCSF or ECS), and with `-f` the new ones as they are
+//! written, across the midnight rollover and archival, until interrupted.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -13,14 +12,20 @@ use notify::{RecursiveMode, Watcher};
 use time::Date;
 use tokio::signal::unix::{SignalKind, signal};
 
+mod readable;
+
+pub(super) use readable::clean;
+pub use readable::readable;
+
 use super::args::FilterArgs;
 use crate::cli::Global;
+use crate::export::Schema;
 use crate::log::days::{self, Day};
 use crate::log::head::Head;
 use crate::log::reader::{
     self, DayReader, Filter, Line, ReadError, RecordView, TitleFallback, titled_lines,
 };
-use crate::log::record::{Event, Source};
+use crate::log::record::Event;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,11 +41,24 @@ pub struct Args {
     /// Keep following new records as they are written, until interrupted.
     #[arg(short = 'f', long, env = "ROLLCALL_FOLLOW")]
     pub follow: bool,
-    /// Print the records as they are in the log (JSON lines).
+    /// Readable lines, the records as they are in the log (JSON lines), or
+    /// one OCSF or ECS event a line for a SIEM.
+    #[arg(long, value_enum, default_value = "text", env = "ROLLCALL_FORMAT")]
+    pub format: Format,
+    /// The records as they are in the log: `--format jsonl`.
     #[arg(long, env = "ROLLCALL_JSON")]
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// How `tail` shows a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Jsonl,
+    Ocsf,
+    Ecs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -48,9 +66,14 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let filter = args.filter.clone().filter()?;
     let mut printer = Printer {
         out: BufWriter::new(io::stdout()),
-        json: args.json,
+        format: if args.json {
+            Format::Jsonl
+        } else {
+            args.format
+        },
         titles: None,
         previous: None,
+        line: Vec::new(),
     };
     if !args.follow {
         let (latest, _) = latest(&global.dir, &filter, args.lines, &mut printer)?;
@@ -177,7 +200,7 @@ fn latest(
         }
     }
     let mut found = Vec::from(found);
-    if !printer.json {
+    if printer.format != Format::Jsonl {
         printer.titles = Some(fill_titles(&all, read_from, &mut found, cursor.last_seq)?);
     }
     Ok((found, cursor))
@@ -439,15 +462,19 @@ fn show(
     Ok(())
 }
 
-/// Writes records as readable lines or as they are in the log.
+/// Writes records as readable lines, as they are in the log, or in a
+/// SIEM schema.
 struct Printer {
     out: BufWriter<io::Stdout>,
-    json: bool,
-    /// The room titles as of the last record shown; none for JSON.
+    format: Format,
+    /// The room titles as of the last record shown; none for the log's
+    /// own lines.
     titles: Option<TitleFallback>,
     /// The seq and event of the record shown last, to tell whether a
     /// receiver start right after it followed a clean stop.
     previous: Option<(u64, Event)>,
+    /// A record in a SIEM schema, reused.
+    line: Vec<u8>,
 }
 
 impl Printer {
@@ -467,20 +494,29 @@ impl Printer {
         record: &RecordView<'_>,
         title: Option<&str>,
     ) -> anyhow::Result<()> {
-        if self.json {
-            self.out.write_all(line)?;
-            self.out.write_all(b"\n")?;
-        } else {
-            let room = record
-                .room_title
-                .as_deref()
-                .or(title)
-                .unwrap_or(&record.room_id);
-            let before = self
-                .previous
-                .filter(|(seq, _)| seq + 1 == record.seq)
-                .map(|(_, event)| event);
-            writeln!(self.out, "{}", readable(record, room, before))?;
+        let title = record.room_title.as_deref().or(title);
+        match self.format {
+            Format::Text => {
+                let room = title.unwrap_or(&record.room_id);
+                let before = self
+                    .previous
+                    .filter(|(seq, _)| seq + 1 == record.seq)
+                    .map(|(_, event)| event);
+                writeln!(self.out, "{}", readable(record, room, before))?;
+            }
+            Format::Jsonl => {
+                self.out.write_all(line)?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Ocsf | Format::Ecs => {
+                let schema = match self.format {
+                    Format::Ocsf => Schema::Ocsf,
+                    _ => Schema::Ecs,
+                };
+                self.line.clear();
+                schema.write(record, title, &mut self.line)?;
+                self.out.write_all(&self.line)?;
+            }
         }
         self.previous = Some((record.seq, record.event));
         Ok(())
@@ -488,85 +524,5 @@ impl Printer {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         self.out.flush().context("writing to stdout")
-    }
-}
-
-/// `2026-11-27 14:03:11Z  joined  Ana Silva <ana.silva@example.com> [moderator]  in Team room`,
-/// or for the receiver's own records
-/// `2026-11-27 14:03:11Z  receiver started - gap since 2026-11-27 13:58:02Z (after a crash)`.
-/// `before` is the event of the record right before this one, when known.
-pub fn readable(record: &RecordView<'_>, room: &str, before: Option<Event>) -> String {
-    let when = shown_time(&record.received_at);
-    let mut line = match record.event {
-        Event::ReceiverStarted => {
-            let mut line = format!("{when}  receiver started");
-            if let Some(since) = record.not_before.as_deref() {
-                line.push_str(&format!(" - gap since {}", shown_time(since)));
-            }
-            match before {
-                Some(Event::ReceiverStopped) => line.push_str(" (after a clean stop)"),
-                Some(_) => line.push_str(" (after a crash)"),
-                None => {}
-            }
-            line
-        }
-        Event::ReceiverStopped => format!("{when}  receiver stopped (clean stop)"),
-        event => {
-            let name = record.person_display_name.as_deref().map(clean);
-            let email = record.person_email.as_deref().map(clean);
-            let who = match (name, email) {
-                (Some(name), Some(email)) => format!("{name} <{email}>"),
-                (Some(name), None) => name.into_owned(),
-                (None, Some(email)) => format!("<{email}>"),
-                (None, None) => clean(&record.person_id).into_owned(),
-            };
-            let mut marks = String::new();
-            if record.is_moderator == Some(true) && event.moderator().is_none() {
-                marks.push_str(" [moderator]");
-            }
-            if record.is_monitor == Some(true) {
-                marks.push_str(" [monitor]");
-            }
-            let what = event.as_str().replace('_', " ");
-            format!("{when}  {what:<6}  {who}{marks}  in {}", clean(room))
-        }
-    };
-    if record.source != Source::Webhook {
-        line.push_str(&format!("  [{}", record.source.as_str()));
-        if record.event.is_membership()
-            && let Some(after) = record.not_before.as_deref()
-        {
-            line.push_str(&format!(", between {} and {when}", shown_time(after)));
-        }
-        line.push(']');
-    }
-    line
-}
-
-/// `2026-11-27 14:03:11Z` from a `received_at`; anything else cleaned as is.
-fn shown_time(at: &str) -> Cow<'_, str> {
-    match (at.get(..10), at.get(11..19)) {
-        (Some(date), Some(time)) => Cow::Owned(clean(&format!("{date} {time}Z")).into_owned()),
-        _ => clean(at),
-    }
-}
-
-/// Control characters (a newline in a display name, a terminal escape)
-/// are shown escaped, so one record stays one harmless line.
-pub(super) fn clean(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        Cow::Owned(
-            text.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(text)
     }
 }

@@ -26,6 +26,7 @@ mod read_side;
 mod reconcile;
 mod role_changes;
 mod roster;
+mod siem;
 mod start_up;
 mod tls;
 mod webex;

@@ -27,6 +27,21 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webex")
 }
 
+/// A program the tests drive from a virtualenv scripts/test makes under
+/// target/: the path in `variable` if set, else `default` (relative to
+/// the crate); fails the test with how to get it when it is not there.
+pub fn installed(variable: &str, default: &str, what: &str) -> PathBuf {
+    let path = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(default));
+    assert!(
+        path.exists(),
+        "{what} not found at {}: run scripts/test (it installs it there), or set {variable}",
+        path.display()
+    );
+    path
+}
+
 /// How long a test polls for something the server does in the
 /// background before failing; never a measure of speed.
 const POLL_GUARD: std::time::Duration = std::time::Duration::from_secs(60);

@@ -1,5 +1,5 @@
 //! A real S3 implementation for the offsite tests: `moto_server` (PyPI
-//! `moto[server]`, which `.ci/run` installs into `target/moto-venv`),
+//! `moto[server]`, which scripts/test installs into `target/moto-venv`),
 //! started per test on a free 127.0.0.1 port.
 
 use std::net::TcpStream;
@@ -11,19 +11,13 @@ use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 /// Where moto_server is: `ROLLCALL_TEST_MOTO_SERVER`, else the virtualenv
-/// `.ci/run` makes.
+/// scripts/test makes.
 pub fn moto_server() -> PathBuf {
-    let path = std::env::var_os("ROLLCALL_TEST_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/moto-venv/bin/moto_server")
-        });
-    assert!(
-        path.exists(),
-        "moto_server not found at {}: run .ci/run (it installs moto[server] into target/moto-venv), or set ROLLCALL_TEST_MOTO_SERVER to a moto_server binary",
-        path.display()
-    );
-    path
+    super::installed(
+        "ROLLCALL_TEST_MOTO_SERVER",
+        "target/moto-venv/bin/moto_server",
+        "moto_server (PyPI moto[server])",
+    )
 }
 
 /// A port nothing listens on (just released by the OS).
