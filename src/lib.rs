@@ -20,6 +20,7 @@
 //! - [`listener`]: the accept loop both listeners run, and the open-file
 //!   limit their connection caps are sized from.
 //! - [`console`]: the web console on its own listener (`serve --console`).
+//! - [`doctor`]: the checks `rollcall doctor` runs, each with its fix.
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
 //!   redacted secrets, `/metrics` counters and rollcall's own logs;
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod console;
+pub mod doctor;
 pub mod export;
 pub mod heap;
 pub mod index;
