@@ -8,6 +8,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::Check;
 
@@ -71,23 +72,30 @@ fn examine(cert: &Path, key: &Path, now: OffsetDateTime) -> Result<Check, (Strin
         )
     })?;
     let subject = parsed.subject().to_string();
-    let not_before = parsed.validity().not_before.to_datetime();
-    let not_after = parsed.validity().not_after.to_datetime();
+    let validity = parsed.validity();
+    let (not_before, not_after) = (
+        validity.not_before.to_datetime(),
+        validity.not_after.to_datetime(),
+    );
+    let shown = |at: OffsetDateTime| at.format(&Rfc3339).unwrap_or_else(|_| at.to_string());
     let renew = "renew it (serve reloads the pair when the files change, or on SIGHUP)";
     if now < not_before {
         return Err((
-            format!("{subject}: not valid before {not_before}"),
+            format!("{subject}: not valid before {}", shown(not_before)),
             "check this host's clock, or give a certificate valid now".to_string(),
         ));
     }
     if now >= not_after {
         return Err((
-            format!("{subject}: expired on {not_after}"),
+            format!("{subject}: expired on {}", shown(not_after)),
             renew.to_string(),
         ));
     }
     let days = (not_after - now).whole_days();
-    let found = format!("{subject}: key matches, valid until {not_after} ({days} days)");
+    let found = format!(
+        "{subject}: key matches, valid until {} ({days} days)",
+        shown(not_after)
+    );
     Ok(if days < RENEW_WITHIN_DAYS {
         Check::warn(CHECK, found, renew)
     } else {

@@ -407,6 +407,17 @@ impl FakeWebex {
         webhook["status"] = json!(status);
     }
 
+    /// As if the webhook had been registered (or updated) with `secret`.
+    pub fn set_secret(&self, id: &str, secret: &str) {
+        let mut state = self.shared.lock();
+        let webhook = state
+            .webhooks
+            .iter_mut()
+            .find(|w| w["id"] == id)
+            .expect("a known webhook");
+        webhook["secret"] = json!(secret);
+    }
+
     /// Every request answered so far, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.lock().log.clone()
