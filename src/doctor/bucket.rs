@@ -27,14 +27,11 @@ pub async fn checks(store: &anyhow::Result<Option<Store>>) -> Vec<Check> {
             ];
         }
         Err(e) => {
-            return vec![
-                Check::fail(
-                    "bucket",
-                    format!("{e:#}"),
-                    "fix the S3 settings (docs/offsite.md#flags, #credentials)",
-                ),
-                Check::skipped("bucket write", "the bucket could not be set up"),
-            ];
+            return unusable(
+                format!("{e:#}"),
+                "fix the S3 settings (docs/offsite.md#flags, #credentials)",
+                "the bucket could not be set up",
+            );
         }
     };
     let where_ = store.location("");
@@ -75,17 +72,22 @@ pub async fn checks(store: &anyhow::Result<Option<Store>>) -> Vec<Check> {
             "Object Lock can only be turned on when a bucket is created: make a new one (docs/offsite.md#bucket-setup) and point --s3-url at it",
         ),
         Err(e) => {
-            return vec![
-                Check::fail(
-                    "bucket",
-                    format!("{where_}: {e}"),
-                    "check --s3-endpoint, the network and the credentials (s3:GetBucketObjectLockConfiguration)",
-                ),
-                Check::skipped("bucket write", "the bucket did not answer"),
-            ];
+            return unusable(
+                format!("{where_}: {e}"),
+                "check --s3-endpoint, the network and the credentials (s3:GetBucketObjectLockConfiguration)",
+                "the bucket did not answer",
+            );
         }
     };
     vec![lock_check, overwrite(store).await]
+}
+
+/// `bucket` failed, so `bucket write` is not tried.
+fn unusable(found: String, fix: &str, why: &str) -> Vec<Check> {
+    vec![
+        Check::fail("bucket", found, fix),
+        Check::skipped("bucket write", why),
+    ]
 }
 
 /// Writes [`PROBE`] if it is not there, then again: the second write must

@@ -398,24 +398,22 @@ impl FakeWebex {
 
     /// What Webex does to a webhook after 100 failed deliveries.
     pub fn set_status(&self, id: &str, status: &str) {
-        let mut state = self.shared.lock();
-        let webhook = state
-            .webhooks
-            .iter_mut()
-            .find(|w| w["id"] == id)
-            .expect("a known webhook");
-        webhook["status"] = json!(status);
+        self.set_webhook_field(id, "status", status);
     }
 
     /// As if the webhook had been registered (or updated) with `secret`.
     pub fn set_secret(&self, id: &str, secret: &str) {
+        self.set_webhook_field(id, "secret", secret);
+    }
+
+    fn set_webhook_field(&self, id: &str, field: &str, value: &str) {
         let mut state = self.shared.lock();
         let webhook = state
             .webhooks
             .iter_mut()
             .find(|w| w["id"] == id)
             .expect("a known webhook");
-        webhook["secret"] = json!(secret);
+        webhook[field] = json!(value);
     }
 
     /// Every request answered so far, in order.
