@@ -232,12 +232,15 @@ async fn public_url(given: Option<&str>) -> (Check, Option<String>) {
     .await;
     let addresses = match lookup {
         Ok(addresses) if !addresses.is_empty() => addresses,
-        Ok(_) => vec![],
-        Err(e) => {
+        failed => {
+            let why = match failed {
+                Err(e) => format!("does not resolve: {e}"),
+                Ok(_) => "resolves to no address".to_string(),
+            };
             return (
                 Check::fail(
                     CHECK,
-                    format!("{host} does not resolve: {e}"),
+                    format!("{host} {why}"),
                     "check the name in ROLLCALL_PUBLIC_URL and its DNS record",
                 ),
                 Some(url),
