@@ -309,3 +309,13 @@ fn without_a_token_or_a_bucket_those_checks_say_skipped_and_why() {
     assert!(line(&skipped, "token").contains("WEBEX_TOKEN is not set"));
     assert!(line(&skipped, "bucket").contains("--s3-url"));
 }
+
+#[test]
+fn a_clock_far_from_webexs_warns_without_failing() {
+    let setup = Setup::new();
+    setup.fake.set_date_offset(-60);
+    let ahead = setup.doctor(|_| {}).success();
+    let clock = line(&ahead, "clock");
+    assert!(clock.starts_with("warn"), "{}", ahead.report());
+    assert!(clock.contains("ahead of Webex's"), "{clock}");
+}
