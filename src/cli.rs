@@ -67,4 +67,7 @@ pub enum Command {
     History(cmd::history::Args),
     /// Record what the log missed: compare the rooms' rosters in Webex with it.
     Reconcile(cmd::reconcile::Args),
+    /// Check the directory, secret, token, public URL, webhooks, clock,
+    /// bucket and TLS pair, saying what to do about each failure.
+    Doctor(cmd::doctor::Args),
 }

@@ -22,6 +22,7 @@
 //! - [`tls`]: HTTPS on both listeners (`serve --tls-cert --tls-key`), and
 //!   reloading the pair when it is renewed.
 //! - [`console`]: the web console on its own listener (`serve --console`).
+//! - [`doctor`]: the checks `rollcall doctor` runs, each with its fix.
 //! - [`cmd`]: one module per subcommand, behind [`cli`].
 //! - [`clock`], [`secret`], [`metrics`], [`telemetry`]: the injected clock,
 //!   redacted secrets, `/metrics` counters and rollcall's own logs;
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod console;
+pub mod doctor;
 pub mod export;
 pub mod heap;
 pub mod index;

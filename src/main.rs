@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Index(args) => cmd::index::run(global, args),
         Command::History(args) => cmd::history::run(global, args),
         Command::Reconcile(args) => cmd::reconcile::run(global, args),
+        Command::Doctor(args) => cmd::doctor::run(global, args),
     };
     result.unwrap_or_else(report)
 }

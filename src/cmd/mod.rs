@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod args;
+pub mod doctor;
 pub mod export;
 pub mod history;
 pub mod index;

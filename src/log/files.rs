@@ -104,7 +104,24 @@ pub const LOCK_FILE: &str = ".lock";
 /// dropped (the kernel drops it if the process dies); `None` when another
 /// process holds it.
 pub fn try_lock(dir: &Path) -> io::Result<Option<File>> {
-    let file = open_append(&dir.join(LOCK_FILE))?;
+    take_lock(open_append(&dir.join(LOCK_FILE))?)
+}
+
+/// Whether a process holds the lock on `DIR/.lock`, found without
+/// creating or writing anything (`doctor` may run as another user than
+/// `serve`, and a lock file it made would be one `serve` cannot open).
+/// No lock file means no `serve` ever ran here.
+pub fn lock_held(dir: &Path) -> io::Result<bool> {
+    let file = match File::open(dir.join(LOCK_FILE)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        opened => opened?,
+    };
+    // Taken and at once released by the drop: a serve starting meanwhile
+    // waits for it (see `startup`).
+    Ok(take_lock(file)?.is_none())
+}
+
+fn take_lock(file: File) -> io::Result<Option<File>> {
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),

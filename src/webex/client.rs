@@ -3,16 +3,19 @@
 //! own origin, ids sent as single path segments, request timeouts,
 //! `Link: rel="next"` paging ([`link`], [`pages`]: bounded, loops
 //! refused), bounded 429 `Retry-After`
-//! handling, optional pacing ([`pace`]) and a count of the calls made.
+//! handling, optional pacing ([`pace`]), one-item probes for `doctor`
+//! ([`probe`]) and a count of the calls made.
 //! The shapes sent and received are in [`model`].
 
 mod link;
 mod model;
 mod pace;
 mod pages;
+mod probe;
 
 pub use model::{EventKind, Membership, MembershipEvent, NewWebhook, Room, Webhook, WebhookUpdate};
 pub use pages::{MAX_PAGES, Pages};
+pub use probe::Probe;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -246,14 +249,7 @@ impl Client {
             &[("resource", "memberships"), ("from", &from), ("to", &to)],
             "/events",
         )
-        .explained(|error| match error {
-            ApiError::Status {
-                status: StatusCode::FORBIDDEN,
-                path,
-                ..
-            } => ApiError::NotComplianceOfficer { path },
-            error => error,
-        })
+        .explained(compliance_refusal)
     }
 
     /// [`Client::membership_events`], every page at once.
@@ -403,6 +399,18 @@ impl Client {
             }
             return Ok(response);
         }
+    }
+}
+
+/// A 403 from `/events` means the token is not a compliance officer's.
+fn compliance_refusal(error: ApiError) -> ApiError {
+    match error {
+        ApiError::Status {
+            status: StatusCode::FORBIDDEN,
+            path,
+            ..
+        } => ApiError::NotComplianceOfficer { path },
+        error => error,
     }
 }
 

@@ -29,7 +29,7 @@ impl Registration {
     }
 
     /// Every webhook this registration needs.
-    fn wanted(&self) -> Vec<Wanted> {
+    pub fn wanted(&self) -> Vec<Wanted> {
         let filters: Vec<Option<String>> = if self.rooms.is_empty() {
             vec![None]
         } else {
@@ -56,14 +56,47 @@ impl Registration {
     }
 }
 
-struct Wanted {
-    name: String,
-    target_url: String,
-    event: &'static str,
-    filter: Option<String>,
+/// One webhook a [`Registration`] needs.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub name: String,
+    pub target_url: String,
+    pub event: &'static str,
+    pub filter: Option<String>,
+}
+
+/// Where a [`Wanted`] webhook stands in a webhook list: each variant but
+/// `Missing` holds the index of the one that matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Missing,
+    /// Disabled (by Webex, after failed deliveries): nothing is delivered.
+    Inactive(usize),
+    /// Active, but registered with another secret: its deliveries would be
+    /// refused.
+    OtherSecret(usize),
+    Ready(usize),
 }
 
 impl Wanted {
+    /// `memberships/created (every room)`, `memberships/deleted roomId=R1`.
+    pub fn label(&self) -> String {
+        format!(
+            "{RESOURCE}/{} {}",
+            self.event,
+            self.filter.as_deref().unwrap_or("(every room)")
+        )
+    }
+
+    /// Where this webhook stands in `webhooks`, for a server whose secret
+    /// is `secret` (see [`standing_of`]).
+    pub fn standing(&self, webhooks: &[Webhook], secret: &Secret) -> Standing {
+        match webhooks.iter().position(|w| self.matches(w)) {
+            Some(at) => standing_of(&webhooks[at], at, secret),
+            None => Standing::Missing,
+        }
+    }
+
     fn matches(&self, webhook: &Webhook) -> bool {
         webhook.resource == RESOURCE
             && webhook.event == self.event
@@ -80,6 +113,22 @@ impl Wanted {
             filter: self.filter.as_deref(),
             secret: secret.expose(),
         }
+    }
+}
+
+/// How `webhook`, at `at` in its list, stands for a server whose secret is
+/// `secret`. A webhook whose secret the list does not show counts as ours.
+pub fn standing_of(webhook: &Webhook, at: usize, secret: &Secret) -> Standing {
+    if !webhook.is_active() {
+        Standing::Inactive(at)
+    } else if webhook
+        .secret
+        .as_deref()
+        .is_some_and(|s| s != secret.expose())
+    {
+        Standing::OtherSecret(at)
+    } else {
+        Standing::Ready(at)
     }
 }
 
@@ -124,33 +173,23 @@ pub async fn ensure(
     let mut webhooks = client.list_webhooks().await?;
     let mut actions = Vec::new();
     for wanted in registration.wanted() {
-        let existing = webhooks.iter().position(|w| wanted.matches(w));
-        let (action, webhook) = match existing {
-            None => {
+        let (action, at) = match wanted.standing(&webhooks, secret) {
+            Standing::Missing => {
                 let created = client.create_webhook(&wanted.request(secret)).await?;
                 webhooks.push(created.clone());
-                (Action::Created, created)
+                actions.push((Action::Created, created));
+                continue;
             }
-            Some(at) => {
-                let current = &webhooks[at];
-                let stale_secret = current
-                    .secret
-                    .as_deref()
-                    .is_some_and(|s| s != secret.expose());
-                let action = if !current.is_active() {
-                    Action::Reactivated
-                } else if stale_secret {
-                    Action::SecretUpdated
-                } else {
-                    actions.push((Action::Kept, current.clone()));
-                    continue;
-                };
-                let updated = switch_on(client, current, secret).await?;
-                webhooks[at] = updated.clone();
-                (action, updated)
+            Standing::Ready(at) => {
+                actions.push((Action::Kept, webhooks[at].clone()));
+                continue;
             }
+            Standing::Inactive(at) => (Action::Reactivated, at),
+            Standing::OtherSecret(at) => (Action::SecretUpdated, at),
         };
-        actions.push((action, webhook));
+        let updated = switch_on(client, &webhooks[at], secret).await?;
+        webhooks[at] = updated.clone();
+        actions.push((action, updated));
     }
     Ok(Ensured { actions, webhooks })
 }

@@ -9,6 +9,7 @@ mod console;
 mod console_browser;
 mod coverage;
 mod docs;
+mod doctor;
 mod faults;
 mod history;
 mod hostile;

@@ -73,6 +73,9 @@ struct State {
     looping_next: bool,
     /// Requests to hold before answering them.
     holds: Vec<HoldSlot>,
+    /// How far the `Date` header is from this host's clock, in seconds;
+    /// `None`: the server's own header.
+    date_offset: Option<i64>,
 }
 
 /// A request to hold: the first whose path starts with `path` and whose
@@ -386,6 +389,12 @@ impl FakeWebex {
         }
     }
 
+    /// Answers carry a `Date` this many seconds from this host's clock,
+    /// as an API whose clock (or ours) is off would.
+    pub fn set_date_offset(&self, seconds: i64) {
+        self.shared.lock().date_offset = Some(seconds);
+    }
+
     /// Every answer waits this long first.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().delay = delay;
@@ -398,13 +407,22 @@ impl FakeWebex {
 
     /// What Webex does to a webhook after 100 failed deliveries.
     pub fn set_status(&self, id: &str, status: &str) {
+        self.set_webhook_field(id, "status", status);
+    }
+
+    /// As if the webhook had been registered (or updated) with `secret`.
+    pub fn set_secret(&self, id: &str, secret: &str) {
+        self.set_webhook_field(id, "secret", secret);
+    }
+
+    fn set_webhook_field(&self, id: &str, field: &str, value: &str) {
         let mut state = self.shared.lock();
         let webhook = state
             .webhooks
             .iter_mut()
             .find(|w| w["id"] == id)
             .expect("a known webhook");
-        webhook["status"] = json!(status);
+        webhook[field] = json!(value);
     }
 
     /// Every request answered so far, in order.
@@ -509,7 +527,16 @@ async fn answer(shared: &Shared, request: Request) -> Response<String> {
     }
     let response = {
         let mut state = shared.lock();
-        let response = respond(&mut state, &request);
+        let mut response = respond(&mut state, &request);
+        if let Some(offset) = state.date_offset {
+            let now = std::time::SystemTime::now();
+            let by = Duration::from_secs(offset.unsigned_abs());
+            let at = if offset < 0 { now - by } else { now + by };
+            response.headers_mut().insert(
+                "date",
+                httpdate::fmt_http_date(at).parse().expect("a header value"),
+            );
+        }
         state.log.push(request);
         response
     };
