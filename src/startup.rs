@@ -20,12 +20,14 @@ use crate::console::{self, Console};
 use crate::index::follow::Opening;
 use crate::listener::{self, Limits};
 use crate::log::files;
+use crate::log::head::Head;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::offsite::checkpoint::Checkpoints;
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
+use crate::systemd::Service;
 use crate::webex::client::Client;
 use crate::webex::titles::TitleLookups;
 use crate::webex::{Upkeep, WebexSettings};
@@ -75,6 +77,10 @@ pub struct Settings {
     pub reconcile: Option<reconcile::Settings>,
     /// Keep `DIR/index.sqlite` caught up on a thread of its own.
     pub index: bool,
+    /// Started by systemd with a notify socket: READY, STATUS, STOPPING
+    /// and the writer's watchdog pings. `Settings::new` leaves it off,
+    /// `rollcall serve` takes it from the environment.
+    pub systemd: Option<Service>,
 }
 
 impl Settings {
@@ -96,6 +102,7 @@ impl Settings {
             offsite: None,
             reconcile: None,
             index: true,
+            systemd: None,
         }
     }
 }
@@ -115,6 +122,7 @@ pub struct Application {
     reconcile: Option<(Reconciler, Option<Duration>)>,
     /// The index, opened and checked, for the indexer to follow.
     index: Option<Opening>,
+    systemd: Option<Service>,
     _lock: File,
 }
 
@@ -145,7 +153,14 @@ impl Application {
             Some(secret)
         };
         let metrics = Arc::new(Metrics::default());
-        let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
+        let watchdog = settings.systemd.and_then(|service| service.watchdog);
+        let writer = LogWriter::open_watched(
+            &dir,
+            clock.clone(),
+            metrics.clone(),
+            settings.disk,
+            watchdog,
+        )?;
         let started = clock.now();
         mark_start(&writer).await?;
         let reconcile = reconcile::for_serve(
@@ -216,6 +231,7 @@ impl Application {
             checkpoints,
             reconcile,
             index,
+            systemd: settings.systemd,
             _lock: lock,
         })
     }
@@ -289,6 +305,12 @@ impl Application {
             dir = %self.state.dir.display(),
             "rollcall is listening; deliveries go to POST /hooks/{{target}}"
         );
+        let status = self.systemd.map(|service| {
+            let (dir, address) = (self.state.dir.clone(), self.local_addr());
+            let head = Head::read(&dir).ok().flatten();
+            service.ready(address, head.as_ref());
+            tokio::spawn(service.report_head(dir, address, head))
+        });
         let listener = self.listener;
         let graceful = listener::serve(
             listener,
@@ -298,6 +320,12 @@ impl Application {
         )
         .await;
         tracing::info!("shutting down: finishing in-flight deliveries");
+        if let Some(status) = status {
+            status.abort();
+        }
+        if let Some(service) = self.systemd {
+            service.stopping();
+        }
         if let Some(upkeep) = upkeep {
             upkeep.abort();
         }

@@ -27,5 +27,6 @@ mod reconcile;
 mod role_changes;
 mod roster;
 mod start_up;
+mod systemd;
 mod webex;
 mod webex_api;
