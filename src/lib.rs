@@ -17,6 +17,8 @@
 //! - [`reconcile`]: recovering what the log missed from Webex's roster
 //!   and membership events.
 //! - [`startup`]: building and running the server ([`startup::Application`]).
+//! - [`systemd`]: telling systemd how `serve` is doing (`Type=notify`:
+//!   ready, status, stopping; the log writer pings the watchdog).
 //! - [`listener`]: the accept loop both listeners run, and the open-file
 //!   limit their connection caps are sized from.
 //! - [`tls`]: HTTPS on both listeners (`serve --tls-cert --tls-key`), and
@@ -45,6 +47,7 @@ pub mod reconcile;
 pub mod schedule;
 pub mod secret;
 pub mod startup;
+pub mod systemd;
 pub mod telemetry;
 pub mod tls;
 pub mod webex;

@@ -21,12 +21,14 @@ use crate::console::{self, Console};
 use crate::index::follow::Opening;
 use crate::listener::{self, Limits};
 use crate::log::files;
+use crate::log::head::Head;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::offsite::checkpoint::Checkpoints;
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
+use crate::systemd::Service;
 use crate::tls::{Tls, TlsFiles, reload::Reloader};
 use crate::webex::client::Client;
 use crate::webex::titles::TitleLookups;
@@ -80,6 +82,10 @@ pub struct Settings {
     /// Serve HTTPS on both listeners with this pair, reloaded when it
     /// changes; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Started by systemd with a notify socket: READY, STATUS, STOPPING
+    /// and the writer's watchdog pings. `Settings::new` leaves it off,
+    /// `rollcall serve` takes it from the environment.
+    pub systemd: Option<Service>,
 }
 
 impl Settings {
@@ -102,6 +108,7 @@ impl Settings {
             reconcile: None,
             index: true,
             tls: None,
+            systemd: None,
         }
     }
 }
@@ -123,6 +130,7 @@ pub struct Application {
     index: Option<Opening>,
     /// The TLS pair both listeners serve, and what reloads it.
     tls: Option<(Tls, Reloader)>,
+    systemd: Option<Service>,
     _lock: File,
 }
 
@@ -154,7 +162,14 @@ impl Application {
             Some(secret)
         };
         let metrics = Arc::new(Metrics::default());
-        let writer = LogWriter::open_on(&dir, clock.clone(), metrics.clone(), settings.disk)?;
+        let watchdog = settings.systemd.and_then(|service| service.watchdog);
+        let writer = LogWriter::open_watched(
+            &dir,
+            clock.clone(),
+            metrics.clone(),
+            settings.disk,
+            watchdog,
+        )?;
         let started = clock.now();
         mark_start(&writer).await?;
         let reconcile = reconcile::for_serve(
@@ -229,6 +244,7 @@ impl Application {
             reconcile,
             index,
             tls,
+            systemd: settings.systemd,
             _lock: lock,
         })
     }
@@ -307,6 +323,12 @@ impl Application {
             dir = %self.state.dir.display(),
             "rollcall is listening; deliveries go to POST /hooks/{{target}}"
         );
+        let status = self.systemd.map(|service| {
+            let (dir, address) = (self.state.dir.clone(), self.local_addr());
+            let head = Head::read(&dir).ok().flatten();
+            service.ready(address, head.as_ref());
+            tokio::spawn(service.report_head(dir, address, head))
+        });
         let listener = self.listener;
         let graceful = listener::serve(
             listener,
@@ -317,6 +339,12 @@ impl Application {
         )
         .await;
         tracing::info!("shutting down: finishing in-flight deliveries");
+        if let Some(status) = status {
+            status.abort();
+        }
+        if let Some(service) = self.systemd {
+            service.stopping();
+        }
         if let Some(upkeep) = upkeep {
             upkeep.abort();
         }

@@ -2,10 +2,9 @@
 //! what to do about each failure. Exit 0 when nothing failed (warnings
 //! allowed), 1 otherwise.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::args::{ApiArgs, RegistrationArgs, S3Args};
+use super::args::{ApiArgs, RegistrationArgs, S3Args, TlsArgs};
 use crate::cli::Global;
 use crate::doctor::{self, Settings};
 use crate::secret;
@@ -29,12 +28,9 @@ pub struct Args {
     pub events_api: bool,
     #[command(flatten)]
     pub s3: S3Args,
-    /// The certificate chain serve's HTTPS serves (PEM).
-    #[arg(long, env = "ROLLCALL_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// Its private key (PEM).
-    #[arg(long, env = "ROLLCALL_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
+    /// The pair serve's HTTPS serves, checked as serve reads it.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -48,8 +44,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         rooms: args.registration.rooms,
         events_api: args.events_api,
         store: args.s3.store(),
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
+        tls: args.tls.files().map_err(|e| e.to_string()),
     };
     let report =
         super::runtime()?.block_on(doctor::run(&settings, time::OffsetDateTime::now_utc()));

@@ -19,6 +19,7 @@ use crate::offsite;
 use crate::reconcile;
 use crate::secret;
 use crate::startup::{Application, Settings};
+use crate::systemd::Service;
 use crate::webex::WebexSettings;
 use crate::webex::client::token_from_env;
 
@@ -168,6 +169,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }),
         index: !args.no_index,
         tls: args.tls.files()?,
+        systemd: Service::from_env(),
         ..Settings::new(global.dir.clone(), args.listen)
     };
     let runtime = super::runtime()?;

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::offsite::Store;
 use crate::secret::Secret;
+use crate::tls::TlsFiles;
 use crate::webhook::payload::Target;
 
 /// The version of the `--json` shape; bumped only when a field changes
@@ -172,8 +173,8 @@ pub struct Settings {
     pub events_api: bool,
     /// The bucket (`--s3-url`), or why it could not be set up.
     pub store: anyhow::Result<Option<Store>>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
+    /// `--tls-cert/--tls-key`, or why they do not make a pair.
+    pub tls: Result<Option<TlsFiles>, String>,
 }
 
 /// Runs every check; the Webex, bucket and TLS checks side by side.
@@ -187,11 +188,7 @@ pub async fn run(settings: &Settings, now: OffsetDateTime) -> Report {
     );
     checks.extend(webex);
     checks.extend(bucket);
-    checks.push(tls::check(
-        settings.tls_cert.as_deref(),
-        settings.tls_key.as_deref(),
-        now,
-    ));
+    checks.push(tls::check(&settings.tls, now));
     Report { checks }
 }
 

@@ -1,73 +1,60 @@
 //! The check on the TLS pair `serve --tls-cert/--tls-key` serves: both
 //! files read, the key is the certificate's, and how long it is valid.
 
-use std::path::Path;
-
-use rustls::crypto::ring::default_provider;
-use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Check;
+use crate::tls::{Pair, PairError, TlsFiles};
 
 /// Under this many days left, renew.
 pub const RENEW_WITHIN_DAYS: i64 = 14;
 const CHECK: &str = "tls";
 
-/// The `tls` check of `cert` and `key` at `now`.
-pub fn check(cert: Option<&Path>, key: Option<&Path>, now: OffsetDateTime) -> Check {
-    let (cert, key) = match (cert, key) {
-        (None, None) => {
-            return Check::skipped(
-                CHECK,
-                "no --tls-cert/--tls-key: serve speaks plain HTTP (behind a TLS reverse proxy)",
-            );
-        }
-        (Some(cert), Some(key)) => (cert, key),
-        (Some(_), None) | (None, Some(_)) => {
-            return Check::fail(
-                CHECK,
-                "only one of --tls-cert and --tls-key is given",
-                "give both (ROLLCALL_TLS_CERT and ROLLCALL_TLS_KEY)",
-            );
-        }
-    };
-    match examine(cert, key, now) {
-        Ok(check) => check,
-        Err((found, fix)) => Check::fail(CHECK, found, fix),
+/// The `tls` check of the pair `files` names at `now`.
+pub fn check(files: &Result<Option<TlsFiles>, String>, now: OffsetDateTime) -> Check {
+    match files {
+        Ok(None) => Check::skipped(
+            CHECK,
+            "no --tls-cert/--tls-key: serve speaks plain HTTP (behind a TLS reverse proxy)",
+        ),
+        Err(why) => Check::fail(
+            CHECK,
+            why.clone(),
+            "give both (ROLLCALL_TLS_CERT and ROLLCALL_TLS_KEY)",
+        ),
+        Ok(Some(files)) => match examine(files, now) {
+            Ok(check) => check,
+            Err((found, fix)) => Check::fail(CHECK, found, fix),
+        },
     }
 }
 
-fn examine(cert: &Path, key: &Path, now: OffsetDateTime) -> Result<Check, (String, String)> {
+fn examine(files: &TlsFiles, now: OffsetDateTime) -> Result<Check, (String, String)> {
     let pem_fix = |what: &str| format!("give {what} a PEM file (as certbot and most CAs write)");
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| (format!("{}: {e}", cert.display()), pem_fix("--tls-cert")))?;
-    if chain.is_empty() {
-        return Err((
-            format!("{}: no CERTIFICATE in it", cert.display()),
-            pem_fix("--tls-cert"),
-        ));
-    }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| (format!("{}: {e}", key.display()), pem_fix("--tls-key")))?;
-    CertifiedKey::from_der(chain.clone(), private, &default_provider()).map_err(|e| {
-        let found = match e {
-            rustls::Error::InconsistentKeys(_) => {
-                format!("{} is not the key of {}", key.display(), cert.display())
+    // Read and matched as serve reads them at start and on a reload.
+    let pair = Pair::load(files).map_err(|error| {
+        let fix = match &error {
+            PairError::Read { path, .. } if *path == files.key => pem_fix("--tls-key"),
+            PairError::KeyPem { .. } | PairError::Key { .. } => pem_fix("--tls-key"),
+            PairError::Mismatch { .. } | PairError::Check { .. } => {
+                "give the key the certificate was issued for".to_string()
             }
-            e => format!("{}: not a usable key: {e}", key.display()),
+            PairError::Read { .. }
+            | PairError::CertPem { .. }
+            | PairError::NoCertificate { .. } => pem_fix("--tls-cert"),
         };
-        (
-            found,
-            "give the key the certificate was issued for".to_string(),
-        )
+        (error.to_string(), fix)
     })?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(&chain[0]).map_err(|e| {
+    let leaf = pair
+        .key
+        .cert
+        .first()
+        .map(|leaf| leaf.as_ref())
+        .unwrap_or_default();
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| {
         (
-            format!("{}: not an X.509 certificate: {e}", cert.display()),
+            format!("{}: not an X.509 certificate: {e}", files.cert.display()),
             pem_fix("--tls-cert"),
         )
     })?;

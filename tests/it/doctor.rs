@@ -283,7 +283,7 @@ fn an_expired_certificate_and_a_key_of_another_fail_by_name_and_one_near_expiry_
     let mismatched = setup
         .doctor(|command| with_tls(command, &(cert.clone(), other_key)))
         .code(1);
-    assert_failed(&mismatched, "tls", "is not the key of");
+    assert_failed(&mismatched, "tls", "does not match the certificate");
 
     let soon = certificate(setup.temp.path(), now, now + Duration::days(5));
     let warned = setup.doctor(|command| with_tls(command, &soon)).success();

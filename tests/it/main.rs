@@ -29,6 +29,7 @@ mod role_changes;
 mod roster;
 mod siem;
 mod start_up;
+mod systemd;
 mod tls;
 mod webex;
 mod webex_api;

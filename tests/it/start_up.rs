@@ -52,7 +52,7 @@ fn serve(dir: &Path) -> ServerProcess {
 
 /// Posts `body`, signed, to the server's default target: the status and
 /// the JSON answer.
-async fn deliver(server: &ServerProcess, body: &[u8]) -> (u16, Value) {
+pub(crate) async fn deliver(server: &ServerProcess, body: &[u8]) -> (u16, Value) {
     let sig = signature::sign(&Secret::new(SECRET.into()), body);
     let answer = reqwest::Client::new()
         .post(format!("{}/hooks/default", server.address))

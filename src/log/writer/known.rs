@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 
 use super::compact::DigestMap;
+use super::idle::Watchdog;
 use crate::log::days::Day;
 use crate::log::reader::{self, Block, ReadError, RecordView};
 use crate::log::record::{Event, Record, Source, scan};
@@ -245,10 +246,24 @@ impl Known {
         let _ = ready.wait_for(|ready| *ready).await;
     }
 
-    /// `state` once the load is done.
-    pub(super) fn wait<'k>(&self, mut state: MutexGuard<'k, State>) -> MutexGuard<'k, State> {
+    /// `state` once the load is done. The writer waits here for a load
+    /// that can take as long as a read of the whole log: it is waiting,
+    /// not wedged, so it keeps pinging the `watchdog` meanwhile.
+    pub(super) fn wait<'k>(
+        &self,
+        mut state: MutexGuard<'k, State>,
+        mut watchdog: Option<&mut Watchdog>,
+    ) -> MutexGuard<'k, State> {
         while !state.loaded {
-            state = self.loaded.wait(state).unwrap_or_else(|e| e.into_inner());
+            state = match watchdog.as_deref_mut() {
+                Some(watchdog) => {
+                    self.loaded
+                        .wait_timeout(state, watchdog.tick())
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.loaded.wait(state).unwrap_or_else(|e| e.into_inner()),
+            };
         }
         state
     }

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 mod compact;
 mod disk;
 mod head_upkeep;
+mod idle;
 mod known;
 mod recover;
 mod rule;
@@ -31,6 +32,8 @@ mod seen;
 
 pub use disk::{Disk, RealDisk};
 pub use rule::Rule;
+
+use idle::{Wake, Watchdog};
 
 use super::days;
 use super::days::DEDUP_DAYS;
@@ -125,8 +128,21 @@ impl LogWriter {
         metrics: Arc<Metrics>,
         disk: Arc<dyn Disk>,
     ) -> anyhow::Result<Self> {
+        Self::open_watched(dir, clock, metrics, disk, None)
+    }
+
+    /// [`LogWriter::open_on`], with the writer thread pinging systemd's
+    /// watchdog every `watchdog`, idle or not.
+    pub fn open_watched(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        disk: Arc<dyn Disk>,
+        watchdog: Option<std::time::Duration>,
+    ) -> anyhow::Result<Self> {
         let healthy = Arc::new(AtomicBool::new(true));
         let mut state = State::recover(dir, clock, metrics, healthy.clone(), disk.clone())?;
+        state.watchdog = watchdog.map(Watchdog::new);
         state.start_head();
         state.load_members()?;
         let seen = state.seen.clone();
@@ -137,21 +153,14 @@ impl LogWriter {
             .name("log-writer".into())
             .spawn(move || {
                 loop {
+                    let ping_in = state.watchdog.as_mut().map(Watchdog::tick);
                     let first = if let Some(job) = state.carry.take() {
                         job
-                    } else if state.head_unsynced || state.head_behind {
-                        match queue.recv_timeout(HEAD_SYNC_EVERY) {
-                            Ok(job) => job,
-                            Err(mpsc::RecvTimeoutError::Timeout) => {
-                                state.store_head(true);
-                                continue;
-                            }
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        }
                     } else {
-                        match queue.recv() {
-                            Ok(job) => job,
-                            Err(_) => break,
+                        match state.next_job(&queue, ping_in) {
+                            Wake::Job(job) => job,
+                            Wake::Timer => continue,
+                            Wake::Closed => break,
                         }
                     };
                     let mut batch = vec![first];
@@ -313,6 +322,10 @@ struct State {
     /// The head found at start led the log (the evidence of a cut, kept
     /// aside): no head is stored until a record past this seq is durable.
     head_held: Option<u64>,
+    /// When an idle writer stores and fsyncs the head it still owes.
+    head_due: Option<Instant>,
+    /// Under systemd with `WatchdogSec=`: the pings from this thread.
+    watchdog: Option<Watchdog>,
 }
 
 impl State {
@@ -397,7 +410,7 @@ impl State {
                 continue;
             }
             if rule != Rule::Always {
-                members = self.members.wait(members);
+                members = self.members.wait(members, self.watchdog.as_mut());
             }
             if !rule.allows(&record, members.get(&record.membership_id)) {
                 owed.push((reply, Appended::Unchanged));

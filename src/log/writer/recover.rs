@@ -425,6 +425,8 @@ impl State {
             head_behind: false,
             carry: None,
             head_held: None,
+            head_due: None,
+            watchdog: None,
         };
         if let Some(last) = last_record(&all_days, &state.metrics)? {
             state.recovered_end = Some(LogEnd {
