@@ -3,7 +3,7 @@
 # against the HTTP ceiling and the raw fdatasync rate, fixed-rate latency,
 # start-up with a big log, tail -f delay, RSS), serve's memory with
 # 100,000 and 1,000,000 memberships and dedup keys, and the read side (export
-# of 1,000,000 records against jq, verify beside sha256sum of the same
+# of 1,000,000 records against jq, verify beside SHA-256 alone of the same
 # bytes, archival against gzip -6) and
 # the SQLite index (its build against DuckDB's read_json, its size, the
 # read commands that answer from it). Measured, never asserted; not part of CI.
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v jq >/dev/null || need+=(jq)
 [ -x /usr/bin/time ] || need+=(time)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi
