@@ -17,7 +17,6 @@ use super::auth::{self, Login, Session, Visitor};
 use super::pages::{self, Found, Frame};
 use super::search::{self as searching, Query};
 use super::{State, download, rooms};
-use crate::background;
 use crate::index::pages::Standing;
 use crate::index::{Index, IndexError};
 use crate::listener;
@@ -221,7 +220,7 @@ pub(super) async fn with_index<T: Send + 'static>(
     read: impl FnOnce(&Index) -> Result<T, IndexError> + Send + 'static,
 ) -> Result<(Option<T>, Standing), Answer> {
     let shared = state.clone();
-    let done = background::spawn("rollcall-page", move || {
+    let done = crate::background::spawn("rollcall-page", move || {
         let Some(mut index) = Index::open_read(&shared.dir)? else {
             let head = Head::read(&shared.dir).ok().flatten().map_or(0, |h| h.seq);
             return Ok((None, Standing { seq: 0, head }));

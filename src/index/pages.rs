@@ -433,7 +433,7 @@ impl Conditions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::schema::{CREATE, INDEXES};
+    use crate::index::schema::{CREATE, INDEXES, query_plan};
     use rusqlite::types::Value;
 
     /// An empty index of this schema in `dir`, opened as a page opens it.
@@ -447,16 +447,7 @@ mod tests {
     }
 
     fn plan(index: &Index, sql: &str, params: &[Value]) -> String {
-        let mut explained = index
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
-        let plan: Vec<String> = explained
-            .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        plan.join("\n")
+        query_plan(&index.conn, sql, rusqlite::params_from_iter(params))
     }
 
     #[test]

@@ -235,6 +235,23 @@ pub const VIEWS: [(&str, &str); 5] = [
     ("index_state", "seq, hash, schema_version"),
 ];
 
+/// SQLite's plan for `sql` with `params`, a step a line: for the tests
+/// that hold the queries to their indexes.
+#[cfg(test)]
+pub(super) fn query_plan(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> String {
+    let mut explained = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let steps: Vec<String> = explained
+        .query_map(params, |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    steps.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -242,13 +259,7 @@ mod tests {
     use super::*;
 
     fn plan(conn: &Connection, sql: &str) -> String {
-        let mut explained = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let steps: Vec<String> = explained
-            .query_map([], |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        steps.join("\n")
+        query_plan(conn, sql, [])
     }
 
     #[test]
