@@ -42,8 +42,9 @@ pub struct Args {
     #[arg(short = 'f', long, env = "ROLLCALL_FOLLOW")]
     pub follow: bool,
     /// Readable lines, the records as they are in the log (JSON lines), or
-    /// one OCSF or ECS event a line for a SIEM.
-    #[arg(long, value_enum, default_value = "text", env = "ROLLCALL_FORMAT")]
+    /// one OCSF or ECS event a line for a SIEM. Not from `ROLLCALL_FORMAT`:
+    /// that is `export`'s, whose `csv` tail does not take.
+    #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// The records as they are in the log: `--format jsonl`.
     #[arg(long, env = "ROLLCALL_JSON")]
