@@ -1,7 +1,7 @@
 //! The command line. Every flag also reads an environment variable
 //! (`ROLLCALL_<FLAG>`); a flag given on the command line wins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -24,17 +24,36 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// The audit log directory.
+    /// The audit log directory. The commands that read the log (export,
+    /// tail, verify, roster, rooms, history, index) take it more than
+    /// once: one directory per receiver, merged into one record.
     #[arg(
-        long,
+        long = "dir",
         global = true,
         env = "ROLLCALL_DIR",
-        default_value = "./audit-logs"
+        default_value = "./audit-logs",
+        value_name = "DIR",
+        action = clap::ArgAction::Append
     )]
-    pub dir: PathBuf,
+    pub dirs: Vec<PathBuf>,
     /// Also write rollcall's own logs to daily files in this directory.
     #[arg(long, global = true, env = "ROLLCALL_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
+}
+
+impl Global {
+    /// The one log directory of a command that writes to it (or reads a
+    /// single receiver's): several are refused, saying which commands
+    /// take them.
+    pub fn dir(&self) -> anyhow::Result<&Path> {
+        match self.dirs.as_slice() {
+            [dir] => Ok(dir),
+            _ => anyhow::bail!(
+                "this command works on one log directory, and --dir was given {} times: several are for the commands that read the log (export, tail, verify, roster, rooms, history, index)",
+                self.dirs.len()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,8 @@
 //!   and the room-title cache.
 //! - [`reconcile`]: recovering what the log missed from Webex's roster
 //!   and membership events.
+//! - [`receiver`]: a receiver's name, and the receivers a read command
+//!   reads (one per `--dir`).
 //! - [`startup`]: building and running the server ([`startup::Application`]).
 //! - [`systemd`]: telling systemd how `serve` is doing (`Type=notify`:
 //!   ready, status, stopping; the log writer pings the watchdog).
@@ -43,6 +45,7 @@ pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod offsite;
+pub mod receiver;
 pub mod reconcile;
 pub mod schedule;
 pub mod secret;

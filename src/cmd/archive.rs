@@ -2,6 +2,7 @@
 //! with a digest each, ships what the S3 bucket lacks (with `--s3-url`),
 //! and optionally deletes archives past a retention period.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -42,12 +43,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         retain_days: None,
         copies: store.is_some().then(offsite::ship::bucket_copies),
     };
+    let dir = global.dir()?;
     let summary =
-        archive::archive_closed_days(&global.dir, &SystemClock, &options, &AtomicBool::new(false))?;
+        archive::archive_closed_days(dir, &SystemClock, &options, &AtomicBool::new(false))?;
     print_summary(&summary);
     let mut code = ExitCode::SUCCESS;
     if let Some(store) = &store
-        && !ship(global, store)?
+        && !ship(dir, store)?
     {
         code = ExitCode::from(1);
     }
@@ -56,12 +58,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             retain_days: args.retain_days,
             ..options
         };
-        let pruned = archive::archive_closed_days(
-            &global.dir,
-            &SystemClock,
-            &retention,
-            &AtomicBool::new(false),
-        )?;
+        let pruned =
+            archive::archive_closed_days(dir, &SystemClock, &retention, &AtomicBool::new(false))?;
         for path in &pruned.retired {
             println!("deleted {} (past the retention period)", path.display());
         }
@@ -71,10 +69,10 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 
 /// Ships to the bucket and checkpoints the head; false if the store did
 /// not take everything or holds something else under a name.
-fn ship(global: &Global, store: &Store) -> anyhow::Result<bool> {
+fn ship(dir: &Path, store: &Store) -> anyhow::Result<bool> {
     super::runtime()?.block_on(async {
         offsite::lock::warn_if_unlocked(store).await;
-        let shipped = offsite::ship::ship(&global.dir, store, &Metrics::default()).await?;
+        let shipped = offsite::ship::ship(dir, store, &Metrics::default()).await?;
         for name in &shipped.uploaded {
             println!("shipped {name}");
         }
@@ -96,7 +94,7 @@ fn ship(global: &Global, store: &Store) -> anyhow::Result<bool> {
             println!("nothing to ship: the bucket holds every archive and digest");
         }
         let mut whole = shipped.mismatched.is_empty();
-        if let Some(head) = crate::log::head::Head::read(&global.dir)? {
+        if let Some(head) = crate::log::head::Head::read(dir)? {
             let name = offsite::checkpoint::Checkpoint::name(head.seq);
             match offsite::checkpoint::upload(store, &head).await {
                 Ok(Confirmed::Uploaded | Confirmed::Present) => {

@@ -35,7 +35,7 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
-        dir: global.dir.clone(),
+        dir: global.dir()?.to_path_buf(),
         secret: secret::from_env(),
         token: client::token_from_env(),
         api_url: args.api.api_url,

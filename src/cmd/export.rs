@@ -51,16 +51,17 @@ pub struct Command {
 }
 
 pub fn run(global: &Global, command: Command) -> anyhow::Result<ExitCode> {
-    days::ensure_log_dir(&global.dir)?;
+    let dir = global.dir()?;
+    days::ensure_log_dir(dir)?;
     let Command { args, seqs } = command;
     let filter = args.filter.clone().filter()?;
     let seqs = seqs.range()?;
     match &args.output {
         None => {
             let stdout = io::stdout().lock();
-            export_seqs(&global.dir, &filter, seqs, &args, stdout)?;
+            export_seqs(dir, &filter, seqs, &args, stdout)?;
         }
-        Some(path) => export_to_file(&global.dir, &filter, seqs, &args, path)?,
+        Some(path) => export_to_file(dir, &filter, seqs, &args, path)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -60,8 +60,9 @@ struct History<'a> {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    days::ensure_log_dir(&global.dir)?;
-    let index = current(&global.dir, &SystemClock)?;
+    let dir = global.dir()?;
+    days::ensure_log_dir(dir)?;
+    let index = current(dir, &SystemClock)?;
     let (from, to) = (args.from.as_deref(), args.to.as_deref());
     let stays = index.history(&args.person, from, to)?;
     let warnings: Vec<String> = index

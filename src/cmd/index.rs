@@ -27,16 +27,13 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    days::ensure_log_dir(&global.dir)?;
+    let dir = global.dir()?;
+    days::ensure_log_dir(dir)?;
     if args.rebuild {
-        Index::rebuild(&global.dir, &SystemClock).with_context(|| {
-            format!(
-                "emptying the index in {} to rebuild it",
-                global.dir.display()
-            )
-        })?;
+        Index::rebuild(dir, &SystemClock)
+            .with_context(|| format!("emptying the index in {} to rebuild it", dir.display()))?;
     }
-    let index = current(&global.dir, &SystemClock)?;
+    let index = current(dir, &SystemClock)?;
     let (seq, hash) = index.position()?;
     if args.check {
         return match index
@@ -56,7 +53,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     println!(
         "index: {} up to seq {seq}{}",
-        index::path(&global.dir).display(),
+        index::path(dir).display(),
         if hash.is_empty() {
             String::new()
         } else {

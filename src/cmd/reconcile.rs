@@ -62,7 +62,7 @@ impl PaceArgs {
 /// stderr), 2 when the run could not happen at all.
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.api.client()?.paced(args.pace.api_rate);
-    let dir = &global.dir;
+    let dir = global.dir()?;
     files::create_dir(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
     let _lock = files::try_lock(dir)
         .with_context(|| format!("locking {}", dir.join(files::LOCK_FILE).display()))?

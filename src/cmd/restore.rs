@@ -14,18 +14,19 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let dir = global.dir()?;
     let store = args.s3.required("restore")?;
-    let restored = super::runtime()?.block_on(offsite::restore::restore(&global.dir, &store))?;
+    let restored = super::runtime()?.block_on(offsite::restore::restore(dir, &store))?;
     println!(
         "restored {} objects ({} bytes) into {}",
         restored.objects,
         restored.bytes,
-        global.dir.display()
+        dir.display()
     );
     match &restored.newest_checkpoint {
         Some(name) => println!(
             "the newest checkpoint is {name}: records after the last archival were not shipped; `rollcall verify --dir {}` checks what was",
-            global.dir.display()
+            dir.display()
         ),
         None => println!("no head checkpoints in the bucket"),
     }

@@ -46,8 +46,9 @@ struct Listed<'h> {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    days::ensure_log_dir(&global.dir)?;
-    let index = current(&global.dir, &SystemClock)?;
+    let dir = global.dir()?;
+    days::ensure_log_dir(dir)?;
+    let index = current(dir, &SystemClock)?;
     let all = index.rooms()?;
     let rooms: Vec<Listed<'_>> = all
         .iter()
@@ -84,7 +85,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     // A table is read by people, who should see the log is incomplete
     // there; CSV and JSON stay parseable, so the lines go to stderr.
-    let unfilled = pending::read(&global.dir)?;
+    let unfilled = pending::read(dir)?;
     for gap in &unfilled {
         if args.format == ListFormat::Table {
             writeln!(out, "{gap}").context("writing to stdout")?;

@@ -46,8 +46,9 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    days::ensure_log_dir(&global.dir)?;
-    let index = current(&global.dir, &SystemClock)?;
+    let dir = global.dir()?;
+    days::ensure_log_dir(dir)?;
+    let index = current(dir, &SystemClock)?;
     let at = args
         .at
         .unwrap_or_else(|| format_timestamp(SystemClock.now()));

@@ -170,7 +170,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         index: !args.no_index,
         tls: args.tls.files()?,
         systemd: Service::from_env(),
-        ..Settings::new(global.dir.clone(), args.listen)
+        ..Settings::new(global.dir()?.to_path_buf(), args.listen)
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {

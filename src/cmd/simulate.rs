@@ -76,10 +76,11 @@ impl Change {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     // Never make a secret here: one the server does not know only earns 401s.
-    let (secret, _) = secret::existing_secret(&global.dir, secret::from_env())?.ok_or_else(|| {
+    let dir = global.dir()?;
+    let (secret, _) = secret::existing_secret(dir, secret::from_env())?.ok_or_else(|| {
         anyhow::anyhow!(
             "no webhook secret: neither ROLLCALL_SECRET nor {} exists; start `rollcall serve` first (it makes one), or give simulate the server's --dir or ROLLCALL_SECRET",
-            global.dir.join(secret::SECRET_FILE).display()
+            dir.join(secret::SECRET_FILE).display()
         )
     })?;
     let url = format!("{}/hooks/{}", args.url.trim_end_matches('/'), args.target);

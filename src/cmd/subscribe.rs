@@ -24,7 +24,7 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.api.client()?;
-    let (secret, _) = secret::webhook_secret(&global.dir, secret::from_env())?;
+    let (secret, _) = secret::webhook_secret(global.dir()?, secret::from_env())?;
     if let Some(warning) = registration::cleartext_warning(&args.public_url) {
         eprintln!("rollcall: warning: {warning}");
     }

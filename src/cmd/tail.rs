@@ -63,7 +63,8 @@ pub enum Format {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    days::ensure_log_dir(&global.dir)?;
+    let dir = global.dir()?;
+    days::ensure_log_dir(dir)?;
     let filter = args.filter.clone().filter()?;
     let mut printer = Printer {
         out: BufWriter::new(io::stdout()),
@@ -77,7 +78,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         line: Vec::new(),
     };
     if !args.follow {
-        let (latest, _) = latest(&global.dir, &filter, args.lines, &mut printer)?;
+        let (latest, _) = latest(dir, &filter, args.lines, &mut printer)?;
         printer.print_all(&latest)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -85,7 +86,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(follow(&global.dir, &filter, args.lines, printer))?;
+        .block_on(follow(dir, &filter, args.lines, printer))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = &global.dir;
+    let dir = global.dir()?;
     days::ensure_log_dir(dir)?;
     let verifying = || format!("verifying {}", dir.display());
     let heads = Heads {

@@ -120,6 +120,65 @@ impl Coverage {
     }
 }
 
+/// Where every receiver was down at once: the only coverage gaps of a
+/// merged read. A receiver is down before its first record (`first_at`;
+/// `None` for one with no record at all) and in its own gaps; what lies
+/// before every receiver's first record is no gap, since nothing was
+/// listening yet. A shared gap is after a crash when one of the gaps it
+/// lies in is.
+pub fn shared(receivers: &[(Option<&str>, Vec<Gap>)]) -> Vec<Gap> {
+    // Down-times as (from, to) with "" before any time and `None` after.
+    let mut shared: Option<Vec<Gap>> = None;
+    for (first_at, gaps) in receivers {
+        let mut down = vec![Gap {
+            from: String::new(),
+            to: first_at.map(str::to_string),
+            after_crash: false,
+        }];
+        if first_at.is_some() {
+            down.extend(gaps.iter().cloned());
+        }
+        shared = Some(match shared {
+            None => down,
+            Some(so_far) => intersect(&so_far, &down),
+        });
+    }
+    shared
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|gap| !gap.from.is_empty())
+        .collect()
+}
+
+/// The stretches two lists of gaps (each in time order, none
+/// overlapping another of its list) have in common.
+fn intersect(a: &[Gap], b: &[Gap]) -> Vec<Gap> {
+    let ends_before = |x: &Gap, y: &Gap| match (&x.to, &y.to) {
+        (Some(x), Some(y)) => x <= y,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let (x, y) = (&a[i], &b[j]);
+        let from = x.from.clone().max(y.from.clone());
+        let to = if ends_before(x, y) { &x.to } else { &y.to };
+        if to.as_ref().is_none_or(|to| from < *to) {
+            out.push(Gap {
+                from,
+                to: to.clone(),
+                after_crash: x.after_crash || y.after_crash,
+            });
+        }
+        if ends_before(x, y) {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +228,43 @@ mod tests {
         let gaps = c.gaps();
         assert_eq!(gaps[0].to, None);
         assert!(gaps[0].holds("2030-01-01T00:00:00.000Z"));
+    }
+
+    fn gap(from: &str, to: Option<&str>, after_crash: bool) -> Gap {
+        Gap {
+            from: from.into(),
+            to: to.map(str::to_string),
+            after_crash,
+        }
+    }
+
+    #[test]
+    fn receivers_share_a_gap_only_where_all_of_them_were_down() {
+        let a = vec![gap(T1, Some(T3), false)];
+        let b = vec![gap(T2, Some(T4), true)];
+        let both = shared(&[(Some(T1), a.clone()), (Some(T1), b)]);
+        assert_eq!(both, vec![gap(T2, Some(T3), true)]);
+        // Alone, a receiver's gaps are its own.
+        assert_eq!(shared(&[(Some(T1), a.clone())]), a);
+    }
+
+    #[test]
+    fn a_receiver_that_began_later_was_down_before_its_first_record() {
+        let a = vec![gap(T1, Some(T3), false)];
+        let shared = shared(&[(Some("2026-11-27T09:00:00.000Z"), a), (Some(T2), vec![])]);
+        assert_eq!(shared, vec![gap(T1, Some(T2), false)]);
+    }
+
+    #[test]
+    fn an_open_gap_is_shared_until_one_receiver_starts_again() {
+        let a = vec![gap(T2, None, false)];
+        let b = vec![gap(T3, None, false)];
+        assert_eq!(
+            shared(&[(Some(T1), a.clone()), (Some(T1), b.clone())]),
+            vec![gap(T3, None, false)]
+        );
+        // A receiver with no record at all adds nothing.
+        assert_eq!(shared(&[(Some(T1), a.clone()), (None, vec![])]), a);
+        assert!(shared(&[(Some(T1), vec![]), (Some(T1), b)]).is_empty());
     }
 }

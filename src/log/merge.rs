@@ -1,0 +1,559 @@
+//! Several receivers' logs read as one record ([`Merge`]): Webex delivers
+//! every event to every webhook registered for it, so two receivers with
+//! webhooks of their own each record it, in chains of their own. A read
+//! of both gives each event once, in received order, with the receivers
+//! that had it.
+//!
+//! Two records of different receivers are the same event when they have
+//! the same identity (event, membership id, membership created: the
+//! writer's dedup key, [`identity`]). Records of one receiver are never
+//! the same event: its writer already dropped the retried deliveries.
+//! Copies of one delivery arrive within moments of each other, so a
+//! record waits [`WINDOW`] for its copies before it is given out, with
+//! every receiver that had it by then. A copy made later (a receiver that
+//! was down reconciles, or backfills from the events API, and records
+//! the change hours after the other received it) still counts once: the
+//! events some receiver has not matched yet are remembered for
+//! [`DEDUP_DAYS`], the writer's own window, and such a copy is given out
+//! as [`Merged::Late`] for whoever keeps the list of receivers.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::days::DEDUP_DAYS;
+use super::record::{DedupKey, DigestHasher, Event};
+
+/// How long a record waits for the same event from the other receivers
+/// before it is given out: the copies of one delivery arrive within
+/// moments, and the hosts' clocks may be a little apart.
+pub const WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// [`WINDOW_MS`], for the documentation.
+pub const WINDOW: std::time::Duration = std::time::Duration::from_millis(WINDOW_MS as u64);
+
+/// How long an event some receiver has not matched yet is remembered.
+const REMEMBER_MS: i64 = DEDUP_DAYS * 24 * 3600 * 1000;
+
+/// At most this many receivers are merged.
+pub const MAX_RECEIVERS: usize = 64;
+
+/// What the merge needs to know of a record.
+pub trait Mergeable {
+    /// `received_at` form: fixed-width, so it sorts as text in time order.
+    fn received_at(&self) -> &str;
+    /// The event's identity ([`identity`]); `None` for a record no other
+    /// receiver can have (the receiver's own starts and stops).
+    fn identity(&self) -> Option<u128>;
+    /// Its seq in its receiver's log.
+    fn seq(&self) -> u64;
+}
+
+/// The identity of the event a record is of: the same in every receiver
+/// that recorded it. The receiver's own records have none.
+pub fn identity(
+    event: Event,
+    membership_id: &str,
+    membership_created: Option<&str>,
+) -> Option<u128> {
+    event
+        .is_membership()
+        .then(|| DedupKey::new(event, membership_id, membership_created.unwrap_or("")).digest())
+}
+
+/// A set of receivers, by their place in the merge's inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Receivers(u64);
+
+impl Receivers {
+    pub fn one(receiver: usize) -> Self {
+        Receivers(1 << receiver)
+    }
+
+    /// The first `n` receivers.
+    pub fn first(n: usize) -> Self {
+        Receivers(if n >= MAX_RECEIVERS {
+            u64::MAX
+        } else {
+            (1 << n) - 1
+        })
+    }
+
+    pub fn contains(self, receiver: usize) -> bool {
+        self.0 & (1 << receiver) != 0
+    }
+
+    pub fn insert(&mut self, receiver: usize) {
+        self.0 |= 1 << receiver;
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The receivers' places, in order.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MAX_RECEIVERS).filter(move |&r| self.contains(r))
+    }
+}
+
+/// What the merge gives out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Merged<T> {
+    /// An event: the first record of it (from `receiver`), and every
+    /// receiver that recorded it within [`WINDOW`] of that one.
+    Event {
+        record: T,
+        receiver: usize,
+        receivers: Receivers,
+    },
+    /// A later record of an event already given out, by a receiver that
+    /// had not recorded it: counted once, the event's list of receivers
+    /// gains `receiver`. `first` is the event's first record (its
+    /// receiver and seq).
+    Late {
+        copy: T,
+        receiver: usize,
+        first: (usize, u64),
+    },
+}
+
+/// An event waiting for its copies.
+struct Waiting<T> {
+    record: T,
+    receiver: usize,
+    receivers: Receivers,
+    at_ms: i64,
+    identity: Option<u128>,
+}
+
+/// An event given out that some receiver has not recorded yet.
+#[derive(Debug, Clone, Copy)]
+struct Unmatched {
+    first: (usize, u64),
+    receivers: Receivers,
+    at_ms: i64,
+}
+
+type DigestMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<DigestHasher>>;
+
+/// The merge of several receivers' records, each input in its log's
+/// order; itself an iterator of [`Merged`] in received order.
+pub struct Merge<T, I> {
+    inputs: Vec<I>,
+    heads: Vec<Option<T>>,
+    all: Receivers,
+    /// Events read, oldest first, waiting for their copies.
+    waiting: VecDeque<Waiting<T>>,
+    /// Ids of `waiting`'s events by identity: an event's place is its id
+    /// less `first_waiting`.
+    waiting_by_identity: DigestMap<Vec<u64>>,
+    first_waiting: u64,
+    /// Events given out that some receiver has not matched, by identity,
+    /// oldest first; and their identities by time, to forget them.
+    unmatched: DigestMap<VecDeque<Unmatched>>,
+    unmatched_by_time: VecDeque<(i64, u128)>,
+    /// The time of the newest record read.
+    now_ms: i64,
+    failed: bool,
+}
+
+impl<T, E, I> Merge<T, I>
+where
+    T: Mergeable,
+    I: Iterator<Item = Result<T, E>>,
+{
+    /// Merges `inputs`, one a receiver, in that order: a receiver's place
+    /// in the output's [`Receivers`] is its place here.
+    pub fn new(inputs: Vec<I>) -> Self {
+        assert!(
+            inputs.len() <= MAX_RECEIVERS,
+            "at most {MAX_RECEIVERS} receivers"
+        );
+        let all = Receivers::first(inputs.len());
+        let heads = inputs.iter().map(|_| None).collect();
+        Merge {
+            inputs,
+            heads,
+            all,
+            waiting: VecDeque::new(),
+            waiting_by_identity: DigestMap::default(),
+            first_waiting: 0,
+            unmatched: DigestMap::default(),
+            unmatched_by_time: VecDeque::new(),
+            now_ms: i64::MIN,
+            failed: false,
+        }
+    }
+
+    /// Reads the next record of every input without one.
+    fn fill(&mut self) -> Result<(), E> {
+        for (input, head) in self.inputs.iter_mut().zip(&mut self.heads) {
+            if head.is_none()
+                && let Some(next) = input.next()
+            {
+                *head = Some(next?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The input whose next record was received first (the first input
+    /// on a tie).
+    fn earliest(&self) -> Option<usize> {
+        let mut best: Option<(usize, &str)> = None;
+        for (receiver, head) in self.heads.iter().enumerate() {
+            if let Some(head) = head
+                && best.is_none_or(|(_, at)| head.received_at() < at)
+            {
+                best = Some((receiver, head.received_at()));
+            }
+        }
+        best.map(|(receiver, _)| receiver)
+    }
+
+    /// Takes in one record: a copy of an event waiting or given out, or a
+    /// new one. Returns a late copy to give out.
+    fn take(&mut self, record: T, receiver: usize) -> Option<Merged<T>> {
+        let at_ms = millis(record.received_at()).unwrap_or(self.now_ms);
+        self.forget_old();
+        let identity = record.identity();
+        if let Some(identity) = identity {
+            if let Some(ids) = self.waiting_by_identity.get(&identity) {
+                let first = self.first_waiting;
+                if let Some(&id) = ids.iter().find(|&&id| {
+                    !self.waiting[(id - first) as usize]
+                        .receivers
+                        .contains(receiver)
+                }) {
+                    self.waiting[(id - first) as usize]
+                        .receivers
+                        .insert(receiver);
+                    return None;
+                }
+            }
+            if let Some(events) = self.unmatched.get_mut(&identity)
+                && let Some(at) = events.iter().position(|e| !e.receivers.contains(receiver))
+            {
+                let event = &mut events[at];
+                event.receivers.insert(receiver);
+                let first = event.first;
+                if event.receivers == self.all {
+                    events.remove(at);
+                    if events.is_empty() {
+                        self.unmatched.remove(&identity);
+                    }
+                }
+                return Some(Merged::Late {
+                    copy: record,
+                    receiver,
+                    first,
+                });
+            }
+            let id = self.first_waiting + self.waiting.len() as u64;
+            self.waiting_by_identity
+                .entry(identity)
+                .or_default()
+                .push(id);
+        }
+        self.waiting.push_back(Waiting {
+            record,
+            receiver,
+            receivers: Receivers::one(receiver),
+            at_ms,
+            identity,
+        });
+        None
+    }
+
+    /// The oldest waiting event, if it has all its copies, waited long
+    /// enough, or nothing more can come (`ended`).
+    fn ready(&mut self, ended: bool) -> Option<Merged<T>> {
+        let front = self.waiting.front()?;
+        let done = ended
+            || front.receivers == self.all
+            || front.at_ms.saturating_add(WINDOW_MS) < self.now_ms;
+        if !done {
+            return None;
+        }
+        let event = self.waiting.pop_front().expect("the front was just seen");
+        let id = self.first_waiting;
+        self.first_waiting += 1;
+        if let Some(identity) = event.identity {
+            if let Some(ids) = self.waiting_by_identity.get_mut(&identity) {
+                ids.retain(|&other| other != id);
+                if ids.is_empty() {
+                    self.waiting_by_identity.remove(&identity);
+                }
+            }
+            if event.receivers != self.all {
+                self.unmatched
+                    .entry(identity)
+                    .or_default()
+                    .push_back(Unmatched {
+                        first: (event.receiver, event.record.seq()),
+                        receivers: event.receivers,
+                        at_ms: event.at_ms,
+                    });
+                self.unmatched_by_time.push_back((event.at_ms, identity));
+            }
+        }
+        self.forget_old();
+        Some(Merged::Event {
+            record: event.record,
+            receiver: event.receiver,
+            receivers: event.receivers,
+        })
+    }
+
+    /// Forgets the unmatched events older than the writer's dedup window.
+    fn forget_old(&mut self) {
+        while let Some(&(at_ms, identity)) = self.unmatched_by_time.front() {
+            if at_ms.saturating_add(REMEMBER_MS) >= self.now_ms {
+                break;
+            }
+            self.unmatched_by_time.pop_front();
+            if let Some(events) = self.unmatched.get_mut(&identity) {
+                events.retain(|e| e.at_ms != at_ms);
+                if events.is_empty() {
+                    self.unmatched.remove(&identity);
+                }
+            }
+        }
+    }
+}
+
+impl<T, E, I> Iterator for Merge<T, I>
+where
+    T: Mergeable,
+    I: Iterator<Item = Result<T, E>>,
+{
+    type Item = Result<Merged<T>, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Err(e) = self.fill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+            // The events that waited long enough by the next record's time
+            // go out before it is taken in: it can no longer be their copy.
+            let earliest = self.earliest();
+            if let Some(receiver) = earliest {
+                let head = self.heads[receiver].as_ref().expect("earliest has a head");
+                if let Some(at_ms) = millis(head.received_at()) {
+                    self.now_ms = self.now_ms.max(at_ms);
+                }
+            }
+            if let Some(event) = self.ready(earliest.is_none()) {
+                return Some(Ok(event));
+            }
+            let receiver = earliest?;
+            let record = self.heads[receiver].take().expect("earliest has a head");
+            if let Some(late) = self.take(record, receiver) {
+                return Some(Ok(late));
+            }
+        }
+    }
+}
+
+/// Milliseconds since the epoch of a `received_at`
+/// (`YYYY-MM-DDTHH:MM:SS.mmmZ`); `None` for anything else.
+pub fn millis(at: &str) -> Option<i64> {
+    let b = at.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second, milli) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?;
+    let midnight = date.midnight().assume_utc().unix_timestamp();
+    Some(((midnight + (hour * 60 + minute) * 60 + second) * 1000) + milli)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record for the tests: its time in seconds after 10:00, its
+    /// identity and seq.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct R {
+        at: String,
+        id: Option<u128>,
+        seq: u64,
+    }
+
+    impl Mergeable for R {
+        fn received_at(&self) -> &str {
+            &self.at
+        }
+        fn identity(&self) -> Option<u128> {
+            self.id
+        }
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+    }
+
+    fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
+        let at = time::macros::datetime!(2026-11-27 10:00 UTC) + time::Duration::seconds(seconds);
+        R {
+            at: crate::log::record::format_timestamp(at),
+            id,
+            seq,
+        }
+    }
+
+    type Input = std::vec::IntoIter<Result<R, ()>>;
+
+    fn merge(inputs: Vec<Vec<R>>) -> Vec<Merged<R>> {
+        let inputs: Vec<Input> = inputs
+            .into_iter()
+            .map(|records| records.into_iter().map(Ok).collect::<Vec<_>>().into_iter())
+            .collect();
+        Merge::new(inputs).map(Result::unwrap).collect()
+    }
+
+    /// The events given out: (seq, receiver, receivers).
+    fn events(merged: &[Merged<R>]) -> Vec<(u64, usize, Vec<usize>)> {
+        merged
+            .iter()
+            .filter_map(|m| match m {
+                Merged::Event {
+                    record,
+                    receiver,
+                    receivers,
+                } => Some((record.seq, *receiver, receivers.iter().collect())),
+                Merged::Late { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_delivery_at_two_receivers_is_one_event_listing_both() {
+        let a = vec![r(0, Some(1), 1), r(10, Some(2), 2), r(20, Some(3), 3)];
+        let b = vec![r(1, Some(1), 7), r(9, Some(2), 8), r(21, Some(3), 9)];
+        assert_eq!(
+            events(&merge(vec![a, b])),
+            vec![(1, 0, vec![0, 1]), (8, 1, vec![0, 1]), (3, 0, vec![0, 1])]
+        );
+    }
+
+    #[test]
+    fn an_event_one_receiver_missed_is_given_out_once_in_received_order() {
+        let a = vec![r(0, Some(1), 1), r(100, Some(2), 2), r(200, Some(3), 3)];
+        let b = vec![r(0, Some(1), 1), r(150, Some(4), 2), r(201, Some(3), 3)];
+        assert_eq!(
+            events(&merge(vec![a, b])),
+            vec![
+                (1, 0, vec![0, 1]),
+                (2, 0, vec![0]),
+                (2, 1, vec![1]),
+                (3, 0, vec![0, 1])
+            ]
+        );
+    }
+
+    #[test]
+    fn the_receivers_own_records_are_never_the_same_event() {
+        let a = vec![r(0, None, 1)];
+        let b = vec![r(0, None, 1)];
+        assert_eq!(
+            events(&merge(vec![a, b])),
+            vec![(1, 0, vec![0]), (1, 1, vec![1])]
+        );
+    }
+
+    #[test]
+    fn two_events_of_one_identity_pair_up_in_order_across_receivers() {
+        // A role granted twice (the identity does not tell the grants
+        // apart): each receiver's first is one event, its second another.
+        let a = vec![r(0, Some(5), 1), r(30, Some(5), 2)];
+        let b = vec![r(1, Some(5), 1)];
+        assert_eq!(
+            events(&merge(vec![a, b])),
+            vec![(1, 0, vec![0, 1]), (2, 0, vec![0])]
+        );
+    }
+
+    #[test]
+    fn a_copy_made_hours_later_counts_once_and_is_given_out_as_late() {
+        // B was down at 10:00 and reconciled the join at 13:00.
+        let a = vec![r(0, Some(1), 1), r(20_000, Some(2), 2)];
+        let b = vec![r(3 * 3600, Some(1), 4), r(20_001, Some(2), 5)];
+        let merged = merge(vec![a, b]);
+        assert_eq!(events(&merged), vec![(1, 0, vec![0]), (2, 0, vec![0, 1])]);
+        let late: Vec<_> = merged
+            .iter()
+            .filter_map(|m| match m {
+                Merged::Late {
+                    copy,
+                    receiver,
+                    first,
+                } => Some((copy.seq, *receiver, *first)),
+                Merged::Event { .. } => None,
+            })
+            .collect();
+        assert_eq!(late, vec![(4, 1, (0, 1))]);
+    }
+
+    #[test]
+    fn a_copy_after_the_dedup_window_is_another_event() {
+        let days = DEDUP_DAYS * 24 * 3600;
+        let a = vec![r(0, Some(1), 1)];
+        let b = vec![r(days + 3600, Some(1), 1)];
+        assert_eq!(
+            events(&merge(vec![a, b])),
+            vec![(1, 0, vec![0]), (1, 1, vec![1])]
+        );
+    }
+
+    #[test]
+    fn one_receiver_reads_as_itself() {
+        let a: Vec<R> = (0..50)
+            .map(|n| r(n, Some(u128::from(n as u64 % 7)), n as u64 + 1))
+            .collect();
+        let merged = merge(vec![a.clone()]);
+        assert_eq!(merged.len(), a.len());
+        for (m, record) in merged.iter().zip(&a) {
+            assert!(matches!(m, Merged::Event { record: got, receiver: 0, .. } if got == record));
+        }
+    }
+
+    #[test]
+    fn an_input_that_fails_ends_the_merge_with_its_error() {
+        let a: Input = vec![Ok(r(0, Some(1), 1)), Err(())].into_iter();
+        let b: Input = vec![Ok(r(1, Some(2), 1))].into_iter();
+        let out: Vec<_> = Merge::new(vec![a, b]).collect();
+        assert!(out.iter().any(Result::is_err));
+        assert!(out.last().unwrap().is_err());
+    }
+
+    #[test]
+    fn received_at_reads_as_milliseconds_since_the_epoch() {
+        assert_eq!(millis("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(millis("1970-01-02T00:00:01.250Z"), Some(86_401_250));
+        assert_eq!(
+            millis("2026-11-27T10:00:00.000Z"),
+            Some(time::macros::datetime!(2026-11-27 10:00 UTC).unix_timestamp() * 1000)
+        );
+        assert_eq!(millis("2026-11-27"), None);
+        assert_eq!(millis("2026-13-27T10:00:00.000Z"), None);
+    }
+}
