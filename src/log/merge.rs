@@ -19,6 +19,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
+mod memory;
+
+pub use memory::Follow;
+use memory::{Memory, Unmatched};
+
 use super::days::DEDUP_DAYS;
 use super::record::{DedupKey, DigestHasher, Event};
 
@@ -127,14 +132,6 @@ struct Waiting<T> {
     receivers: Receivers,
     at_ms: i64,
     identity: Option<u128>,
-}
-
-/// An event given out that some receiver has not recorded yet.
-#[derive(Debug, Clone, Copy)]
-struct Unmatched {
-    first: (usize, u64),
-    receivers: Receivers,
-    at_ms: i64,
 }
 
 type DigestMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<DigestHasher>>;
@@ -302,107 +299,15 @@ where
     /// what it remembers, to go on with each record as it comes
     /// ([`Follow`]).
     pub fn into_follow(self) -> Follow {
-        debug_assert!(self.waiting.is_empty(), "the merge has given out every event");
+        debug_assert!(
+            self.waiting.is_empty(),
+            "the merge has given out every event"
+        );
         Follow {
             all: self.all,
             unmatched: self.unmatched,
             now_ms: self.now_ms,
         }
-    }
-}
-
-/// The events given out that some receiver has not recorded yet, by
-/// identity, oldest first, and their identities by time to forget them
-/// after the writer's dedup window: fixed-size entries, so a week of a
-/// receiver's downtime costs little.
-#[derive(Default)]
-struct Memory {
-    events: DigestMap<VecDeque<Unmatched>>,
-    by_time: VecDeque<(i64, u128)>,
-}
-
-impl Memory {
-    fn remember(&mut self, identity: u128, event: Unmatched) {
-        self.by_time.push_back((event.at_ms, identity));
-        self.events.entry(identity).or_default().push_back(event);
-    }
-
-    /// A record of `receiver` with this identity: the oldest remembered
-    /// event `receiver` has no copy of yet gains it; its first record is
-    /// returned. Forgotten once every receiver of `all` has it.
-    fn copy_of(&mut self, identity: u128, receiver: usize, all: Receivers) -> Option<(usize, u64)> {
-        let events = self.events.get_mut(&identity)?;
-        let at = events.iter().position(|e| !e.receivers.contains(receiver))?;
-        let event = &mut events[at];
-        event.receivers.insert(receiver);
-        let first = event.first;
-        if event.receivers == all {
-            events.remove(at);
-            if events.is_empty() {
-                self.events.remove(&identity);
-            }
-        }
-        Some(first)
-    }
-
-    fn forget_before(&mut self, now_ms: i64) {
-        while let Some(&(at_ms, identity)) = self.by_time.front() {
-            if at_ms.saturating_add(REMEMBER_MS) >= now_ms {
-                break;
-            }
-            self.by_time.pop_front();
-            if let Some(events) = self.events.get_mut(&identity) {
-                events.retain(|e| e.at_ms != at_ms);
-                if events.is_empty() {
-                    self.events.remove(&identity);
-                }
-            }
-        }
-    }
-}
-
-/// Each event given out at its first copy, without waiting for the
-/// others (`tail -f`): a later copy, from another receiver within the
-/// writer's dedup window, is recognised and not given out again.
-pub struct Follow {
-    all: Receivers,
-    unmatched: Memory,
-    now_ms: i64,
-}
-
-impl Follow {
-    /// Following `receivers` receivers with nothing read before.
-    pub fn new(receivers: usize) -> Self {
-        Follow {
-            all: Receivers::first(receivers),
-            unmatched: Memory::default(),
-            now_ms: i64::MIN,
-        }
-    }
-
-    /// Takes the next record of `receiver` (each receiver's in its log's
-    /// order): `None` for a new event, to give out now; for a copy of one
-    /// given out already, that event's first record (receiver and seq).
-    pub fn take<T: Mergeable>(&mut self, record: &T, receiver: usize) -> Option<(usize, u64)> {
-        let at_ms = millis(record.received_at()).unwrap_or(self.now_ms);
-        self.now_ms = self.now_ms.max(at_ms);
-        self.unmatched.forget_before(self.now_ms);
-        let identity = record.identity()?;
-        if let Some(first) = self.unmatched.copy_of(identity, receiver, self.all) {
-            return Some(first);
-        }
-        let receivers = Receivers::one(receiver);
-        if receivers != self.all {
-            self.unmatched.remember(
-                identity,
-                Unmatched {
-                    first: (receiver, record.seq()),
-                    receivers,
-                    at_ms,
-                },
-            );
-        }
-        None
     }
 }
 
@@ -624,71 +529,6 @@ mod tests {
         let out: Vec<_> = Merge::new(vec![a, b]).collect();
         assert!(out.iter().any(Result::is_err));
         assert!(out.last().unwrap().is_err());
-    }
-
-    /// What a follower makes of records as they come: `None` for a new
-    /// event, else the first record's (receiver, seq).
-    fn follow(follow: &mut Follow, records: &[(usize, R)]) -> Vec<Option<(usize, u64)>> {
-        records
-            .iter()
-            .map(|(receiver, record)| follow.take(record, *receiver))
-            .collect()
-    }
-
-    #[test]
-    fn a_follower_gives_out_an_event_at_its_first_copy_and_never_again() {
-        let mut f = Follow::new(2);
-        let seen = follow(
-            &mut f,
-            &[
-                (0, r(0, Some(1), 1)),
-                (1, r(1, Some(1), 7)),
-                (1, r(2, Some(2), 8)),
-                // Hours later, A reconciles what it missed.
-                (0, r(3 * 3600, Some(2), 2)),
-                // The same identity again at A is another event (a role
-                // granted twice); its copy at B pairs with it.
-                (0, r(4 * 3600, Some(1), 3)),
-                (1, r(4 * 3600 + 1, Some(1), 9)),
-                (0, r(4 * 3600 + 2, None, 4)),
-                (1, r(4 * 3600 + 2, None, 10)),
-            ],
-        );
-        assert_eq!(
-            seen,
-            vec![
-                None,
-                Some((0, 1)),
-                None,
-                Some((1, 8)),
-                None,
-                Some((0, 3)),
-                None,
-                None
-            ]
-        );
-    }
-
-    #[test]
-    fn a_follower_goes_on_from_what_the_merge_remembers() {
-        let a = vec![r(0, Some(1), 1), r(100, Some(2), 2)];
-        let b = vec![r(101, Some(2), 5)];
-        let inputs: Vec<Input> = vec![a, b]
-            .into_iter()
-            .map(|records| records.into_iter().map(Ok).collect::<Vec<_>>().into_iter())
-            .collect();
-        let mut merge = Merge::new(inputs);
-        assert_eq!(merge.by_ref().count(), 2);
-        let mut f = merge.into_follow();
-        let days = DEDUP_DAYS * 24 * 3600;
-        assert_eq!(
-            follow(
-                &mut f,
-                &[(1, r(3600, Some(1), 6)), (1, r(days + 3600, Some(2), 7))]
-            ),
-            vec![Some((0, 1)), None],
-            "B's late copy of A's first event is known; a week on, nothing is"
-        );
     }
 
     #[test]
