@@ -24,6 +24,7 @@ mod listeners;
 mod offsite;
 mod property;
 mod read_side;
+mod receivers;
 mod reconcile;
 mod role_changes;
 mod roster;

@@ -1,6 +1,7 @@
 //! Shared test support: the in-process server ([`app`]), the real binary
-//! ([`bin`]), a faulty disk ([`disk`]), generated logs ([`logs`]), the
-//! fake Webex API ([`fake_webex`]) and test certificates ([`tls`]). Each
+//! ([`bin`]), a faulty disk ([`disk`]), generated logs ([`logs`]), two
+//! receivers side by side ([`receivers`]), the fake Webex API
+//! ([`fake_webex`]) and test certificates ([`tls`]). Each
 //! test binary uses only part of it.
 #![allow(dead_code)]
 
@@ -12,6 +13,7 @@ pub mod disk;
 pub mod fake_webex;
 pub mod logs;
 pub mod moto;
+pub mod receivers;
 pub mod tls;
 
 use std::path::PathBuf;

@@ -281,7 +281,8 @@ fn scan_block(block: &Block, scanned: &mut Scanned) -> u64 {
     let mut number = 0;
     let mut start = 0;
     while start < valid.len() {
-        let end = memchr::memchr(b'\n', &valid.as_bytes()[start..]).map_or(valid.len(), |i| start + i);
+        let end =
+            memchr::memchr(b'\n', &valid.as_bytes()[start..]).map_or(valid.len(), |i| start + i);
         number += 1;
         match read_key(&mut scanned.text, start..end) {
             Ok((at, key)) => scanned.keys.push((start..end, at, number, key)),
@@ -343,11 +344,11 @@ fn read_key(text: &mut String, line: Range<usize>) -> Result<(Range<usize>, Key)
 /// such as an escape in the membership id.
 fn sealed_key(line: &[u8]) -> Option<(Range<usize>, Key)> {
     static ID: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_id\":\""));
-    static CREATED: LazyLock<Finder> =
-        LazyLock::new(|| Finder::new(b",\"membership_created\":"));
+    static CREATED: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"membership_created\":"));
     static SOURCE: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"source\":\""));
     let seq = scan::leading_seq(line)?;
-    let after_seq = b"{\"seq\":".len() + line[7..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let after_seq =
+        b"{\"seq\":".len() + line[7..].iter().take_while(|b| b.is_ascii_digit()).count();
     let at_from = after_seq + literal(&line[after_seq..], b",\"received_at\":\"")?;
     let at = at_from..at_from + plain(&line[at_from..])?;
     let event_from = at.end + 1 + literal(&line[at.end + 1..], b",\"event\":\"")?;
@@ -462,7 +463,10 @@ mod tests {
     fn a_line_before_sources_existed_is_a_deliverys() {
         let line = br#"{"seq":3,"received_at":"2026-11-28T10:00:00.000Z","event":"left","membership_id":"m","membership_created":null,"prev_hash":"p","hash":"h"}"#;
         let (_, key) = sealed_key(line).unwrap();
-        assert_eq!((key.seq, key.event, key.source), (3, Event::Left, Source::Webhook));
+        assert_eq!(
+            (key.seq, key.event, key.source),
+            (3, Event::Left, Source::Webhook)
+        );
         assert_eq!(key.identity, merge::identity(Event::Left, "m", None));
     }
 

@@ -1,0 +1,201 @@
+//! Two receivers, one record: two real servers, each with its own
+//! directory, name and secret, given the same deliveries (and some only
+//! while the other was down), read through the real binary with `--dir`
+//! twice: `export` and `tail` give each event once in received order,
+//! `verify` checks each chain and then the two against each other.
+
+use std::process::Command;
+
+use serde_json::Value;
+use time::Duration;
+
+use crate::support::app::membership;
+use crate::support::bin::{Run, rollcall, run};
+use crate::support::receivers::{Pair, To};
+
+/// `rollcall --dir A --dir B`.
+fn both(pair: &Pair) -> Command {
+    let [a, b] = pair.dirs();
+    let mut command = rollcall(a);
+    command.arg("--dir").arg(b);
+    command
+}
+
+fn joined(id: &str) -> Vec<u8> {
+    membership("created", id, "room-1", "2026-11-01T09:00:00.000Z")
+}
+
+fn left(id: &str) -> Vec<u8> {
+    membership("deleted", id, "room-1", "2026-11-01T09:00:00.000Z")
+}
+
+/// The membership events of [`delivered`], in the order they were
+/// received, each with the receivers that had it.
+const EVENTS: [(&str, &str, &[&str]); 6] = [
+    ("joined", "m1", &["a", "b"]),
+    ("joined", "m2", &["a", "b"]),
+    ("joined", "m3", &["b"]),
+    ("left", "m1", &["a", "b"]),
+    ("left", "m2", &["a"]),
+    ("joined", "m4", &["a", "b"]),
+];
+
+/// Both receivers given the same deliveries, except while one of them
+/// was restarting (`a` at 12:02, `b` an hour later), both stopped at the
+/// end.
+async fn delivered() -> Pair {
+    let mut pair = Pair::start().await;
+    pair.deliver(To::Both, &joined("m1")).await;
+    pair.advance(Duration::minutes(1));
+    pair.deliver(To::Both, &joined("m2")).await;
+    pair.advance(Duration::minutes(1));
+    pair.stop(To::A).await;
+    pair.advance(Duration::minutes(10));
+    pair.deliver(To::B, &joined("m3")).await;
+    pair.advance(Duration::minutes(10));
+    pair.start_again(To::A).await;
+    pair.advance(Duration::minutes(10));
+    pair.deliver(To::Both, &left("m1")).await;
+    pair.advance(Duration::hours(1));
+    pair.stop(To::B).await;
+    pair.advance(Duration::minutes(10));
+    pair.deliver(To::A, &left("m2")).await;
+    pair.advance(Duration::minutes(10));
+    pair.start_again(To::B).await;
+    pair.advance(Duration::minutes(10));
+    pair.deliver(To::Both, &joined("m4")).await;
+    pair.advance(Duration::minutes(1));
+    pair.stop(To::Both).await;
+    pair
+}
+
+/// The data rows of a CSV export as maps of column to cell.
+fn csv_rows(csv: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|row| {
+            let row = row.expect("the export is valid CSV");
+            headers
+                .iter()
+                .zip(row.iter())
+                .map(|(h, c)| (h.to_string(), c.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_merged_csv_export_has_each_event_once_in_received_order() {
+    let pair = delivered().await;
+
+    let out = run(both(&pair).arg("export")).success();
+
+    let rows = csv_rows(&out.stdout);
+    let events: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| !r["event"].starts_with("receiver_"))
+        .map(|r| (r["event"].as_str(), r["membership_id"].as_str()))
+        .collect();
+    let expected: Vec<(&str, &str)> = EVENTS.iter().map(|(e, m, _)| (*e, *m)).collect();
+    assert_eq!(events, expected, "{}", out.report());
+    let times: Vec<&str> = rows.iter().map(|r| r["received_at"].as_str()).collect();
+    assert!(times.is_sorted(), "in received order: {times:?}");
+    // Each receiver's own starts and stops: two runs each.
+    let own = rows.iter().filter(|r| r["event"].starts_with("receiver_"));
+    assert_eq!(own.count(), 8, "{}", out.report());
+    // The header is the single log's: no column was added.
+    assert!(out.stdout.starts_with("seq,received_at,event,room_id,"));
+}
+
+#[tokio::test]
+async fn a_merged_jsonl_export_names_the_receivers_of_each_event_after_the_stored_line() {
+    let pair = delivered().await;
+
+    let out = run(both(&pair).args(["export", "--format", "jsonl"])).success();
+
+    let mut events = Vec::new();
+    for line in out.stdout.lines() {
+        let value: Value = serde_json::from_str(line).expect("a JSON line");
+        let receivers: Vec<&str> = value["receivers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no receivers: {line}"))
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        // Without the member, the line as the first receiver stored it.
+        let (stored, tail) = line.rsplit_once(",\"receivers\":").unwrap();
+        assert!(tail.ends_with("]}"), "receivers is the last member: {line}");
+        let stored = format!("{stored}}}");
+        let dir = if receivers[0] == "a" {
+            &pair.a.dir
+        } else {
+            &pair.b.dir
+        };
+        let day = std::fs::read_to_string(dir.join("2026-11-27.jsonl")).unwrap();
+        assert!(day.lines().any(|l| l == stored), "{stored}");
+        let event = value["event"].as_str().unwrap().to_string();
+        if !event.starts_with("receiver_") {
+            let id = value["membership_id"].as_str().unwrap().to_string();
+            events.push((event, id, receivers.join(",")));
+        }
+    }
+    let expected: Vec<(String, String, String)> = EVENTS
+        .iter()
+        .map(|(e, m, r)| (e.to_string(), m.to_string(), r.join(",")))
+        .collect();
+    assert_eq!(events, expected, "{}", out.report());
+}
+
+#[tokio::test]
+async fn seq_ranges_over_several_receivers_are_refused_and_one_dir_reads_as_before() {
+    let pair = delivered().await;
+
+    let refused = run(both(&pair).args(["export", "--from-seq", "2"])).code(2);
+    assert!(
+        refused.stderr.contains("one receiver's log"),
+        "{}",
+        refused.report()
+    );
+    let one = run(rollcall(&pair.a.dir).args(["export", "--format", "jsonl"])).success();
+    let stored = std::fs::read_to_string(pair.a.dir.join("2026-11-27.jsonl")).unwrap();
+    assert_eq!(
+        one.stdout, stored,
+        "a single --dir exports the lines as stored"
+    );
+}
+
+fn export(pair: &Pair, args: &[&str]) -> Run {
+    run(both(pair).arg("export").args(args)).success()
+}
+
+#[tokio::test]
+async fn filters_apply_to_the_merged_record() {
+    let pair = delivered().await;
+
+    let out = export(&pair, &["--event", "left", "--format", "jsonl"]);
+    let ids: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["membership_id"].to_string())
+        .collect();
+    assert_eq!(ids, ["\"m1\"", "\"m2\""], "{}", out.report());
+
+    // From a time between the copies of one delivery: its first copy is
+    // before it, so the event is not in the range.
+    let rows = csv_rows(&export(&pair, &[]).stdout);
+    let m4 = rows
+        .iter()
+        .find(|r| r["membership_id"] == "m4")
+        .expect("m4 exported");
+    let after_first = m4["received_at"].replace(".000Z", ".500Z");
+    let out = export(&pair, &["--from", &after_first]);
+    assert!(
+        csv_rows(&out.stdout)
+            .iter()
+            .all(|r| r["membership_id"] != "m4"),
+        "{}",
+        out.report()
+    );
+}
