@@ -403,6 +403,44 @@ pub fn generate_organisation(
     )
 }
 
+/// Two receivers' logs of `records` records each, over [`DAYS`] day
+/// files from `first_day` on, of one stream of events: of every ten, one
+/// only `a` recorded, one only `b`, and eight both (so about nine in ten
+/// of each log's records are in the other too). Each log spreads its
+/// records evenly over the days, so the two copies of an event are up to
+/// a second apart, as two hosts' clocks and queues make them. Every event
+/// has an identity of its own, as real joins and leaves do (a rejoin is
+/// a new membership `created`). Returns how many events there are.
+pub fn generate_receivers(a: &Path, b: &Path, records: u64, first_day: Date) -> u64 {
+    // Event k of the stream: `a` lacks k = 5 (mod 10), `b` k = 0.
+    let event = |k: u64, seq: u64, received_at: String, prev_hash: String| Record {
+        seq,
+        membership_created: Some(format_timestamp(
+            first_day.midnight().assume_utc() - time::Duration::days(30)
+                + time::Duration::milliseconds(k as i64),
+        )),
+        ..sample(k + 1, received_at, prev_hash)
+    };
+    write_log(a, records, DAYS, first_day, |seq, at, prev| {
+        let i = seq - 1;
+        let r = i % 9;
+        event(10 * (i / 9) + if r < 5 { r } else { r + 1 }, seq, at, prev)
+    });
+    write_log(b, records, DAYS, first_day, |seq, at, prev| {
+        let i = seq - 1;
+        event(10 * (i / 9) + i % 9 + 1, seq, at, prev)
+    });
+    // The events either log reached.
+    let last = |skip: u64| {
+        let i = records - 1;
+        10 * (i / 9) + i % 9 + u64::from(i % 9 >= skip)
+    };
+    let (last_a, last_b) = (last(5), last(0));
+    (0..=last_a.max(last_b))
+        .filter(|k| (k % 10 != 5 && *k <= last_a) || (k % 10 != 0 && *k <= last_b))
+        .count() as u64
+}
+
 /// Writes `records` records made by `make` (from the seq, `received_at`
 /// and the previous hash) over `days` day files, sealed and chained.
 fn write_log(
