@@ -170,7 +170,7 @@ pub fn with_receivers(
     line: &[u8],
     copy: usize,
     receivers: Receivers,
-    names: &[&str],
+    names: &[impl AsRef<str>],
     out: &mut Vec<u8>,
 ) {
     let line = line.trim_ascii_end();
@@ -183,7 +183,7 @@ pub fn with_receivers(
         }
         // Receiver names need no escaping ([`receiver::Name`]).
         out.push(b'"');
-        out.extend_from_slice(names.get(receiver).copied().unwrap_or("").as_bytes());
+        out.extend_from_slice(names.get(receiver).map_or("", AsRef::as_ref).as_bytes());
         out.push(b'"');
     }
     out.extend_from_slice(b"]}");

@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 use time::Duration;
 
+use crate::read_side::Follower;
 use crate::support::app::membership;
 use crate::support::bin::{Run, rollcall, run};
 use crate::support::receivers::{Pair, To};
@@ -198,4 +199,82 @@ async fn filters_apply_to_the_merged_record() {
         "{}",
         out.report()
     );
+}
+
+// ---------------------------------------------------------------- tail
+
+#[tokio::test]
+async fn tail_over_two_receivers_shows_the_last_events_of_the_merged_record() {
+    let pair = delivered().await;
+
+    let out =
+        run(both(&pair).args(["tail", "-n", "3", "--event", "joined,left", "--json"])).success();
+
+    let shown: Vec<(String, String, String)> = out
+        .stdout
+        .lines()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).expect("a JSON line");
+            let receivers: Vec<&str> = value["receivers"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no receivers: {line}"))
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            (
+                value["event"].as_str().unwrap().to_string(),
+                value["membership_id"].as_str().unwrap().to_string(),
+                receivers.join(","),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = EVENTS[3..]
+        .iter()
+        .map(|(e, m, r)| (e.to_string(), m.to_string(), r.join(",")))
+        .collect();
+    assert_eq!(shown, expected, "{}", out.report());
+
+    let text = run(both(&pair).args(["tail", "-n", "2"])).success();
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", text.report());
+    assert!(
+        lines.iter().all(|l| l.contains("receiver stopped")),
+        "{}",
+        text.report()
+    );
+}
+
+#[tokio::test]
+async fn tail_follow_over_two_receivers_prints_an_event_delivered_to_both_once() {
+    let mut pair = Pair::start().await;
+    let tail = Follower::spawn(both(&pair).args(["tail", "-f", "-n", "2", "--json"]));
+    for _ in 0..2 {
+        let line = tail.next_line();
+        assert!(line.contains("\"receiver_started\""), "{line}");
+    }
+
+    pair.deliver(To::Both, &joined("m1")).await;
+    pair.advance(Duration::seconds(5));
+    pair.deliver(To::Both, &joined("m2")).await;
+    pair.advance(Duration::seconds(5));
+    // `b`'s cursor reads its log in order: once this is printed, its copies
+    // of the two above have been read too.
+    pair.deliver(To::B, &joined("last")).await;
+
+    let mut printed = Vec::new();
+    loop {
+        let line: Value = serde_json::from_str(&tail.next_line()).expect("a JSON line");
+        let id = line["membership_id"].as_str().unwrap().to_string();
+        let receivers = line["receivers"].as_array().expect("receivers").len();
+        assert_eq!(
+            receivers, 1,
+            "only the first copy is known when it is printed: {line}"
+        );
+        printed.push(id.clone());
+        if id == "last" {
+            break;
+        }
+    }
+    assert_eq!(printed, ["m1", "m2", "last"]);
+    pair.stop(To::Both).await;
 }

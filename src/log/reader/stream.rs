@@ -120,6 +120,8 @@ pub struct Stream {
     /// known durable yet.
     until: Option<u64>,
     ended: bool,
+    /// The last record given out.
+    last: Option<Entry>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -147,6 +149,7 @@ impl Stream {
             current: Vec::new().into_iter(),
             until: None,
             ended: false,
+            last: None,
             reader,
         }
     }
@@ -155,6 +158,12 @@ impl Stream {
     pub fn until(mut self, until: Option<u64>) -> Stream {
         self.until = until;
         self
+    }
+
+    /// The last record given out: where a reader that goes on from the
+    /// stream's end starts.
+    pub fn last(&self) -> Option<&Entry> {
+        self.last.as_ref()
     }
 }
 
@@ -174,6 +183,7 @@ impl Iterator for Stream {
                     }
                     self.ended = entry.key.seq == until;
                 }
+                self.last = Some(entry.clone());
                 return Some(Ok(entry));
             }
             match self.blocks.as_ref()?.recv() {
