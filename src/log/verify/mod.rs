@@ -22,9 +22,10 @@ use super::head::QUARANTINE_DIR;
 use super::head::{self, Head, KeptHead};
 use super::reader::{self, Place, ReadError};
 use super::record::{Event, Source, format_timestamp};
-use super::roster::coverage::{Coverage, Start};
+use super::roster::coverage::{Coverage, Gap, Start};
 use line::{Link, Parsed, parse_block};
 
+pub mod cross;
 mod line;
 
 /// Records the log must hold, with these hashes.
@@ -65,6 +66,46 @@ pub struct Report {
     pub notes: Vec<String>,
     /// The receiver's runs and where the records came from.
     pub counts: Counts,
+    /// When the receiver was receiving, from the records that check out.
+    pub receiving: Receiving,
+}
+
+/// When a receiver was receiving, from its own records (those that
+/// check out): from its first record to its last, except in its coverage
+/// gaps. What the cross-check of several receivers compares against.
+#[derive(Debug, Clone, Default)]
+pub struct Receiving {
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub gaps: Vec<Gap>,
+    /// The seq of the last record that checks out (0: none).
+    pub last_seq: u64,
+}
+
+impl Receiving {
+    /// Whether the receiver was surely receiving at `at_ms` (ms since the
+    /// epoch): at least `margin_ms` after its first record, before its
+    /// last and from the edges of each of its gaps.
+    pub fn up_at(&self, at_ms: i64, margin_ms: i64) -> bool {
+        let ms = |at: &str| super::merge::millis(at);
+        let (Some(first), Some(last)) = (
+            self.first_at.as_deref().and_then(ms),
+            self.last_at.as_deref().and_then(ms),
+        ) else {
+            return false;
+        };
+        let within = |from: i64, to: Option<i64>| {
+            at_ms >= from.saturating_sub(margin_ms)
+                && to.is_none_or(|to| at_ms <= to.saturating_add(margin_ms))
+        };
+        at_ms >= first.saturating_add(margin_ms)
+            && at_ms <= last.saturating_sub(margin_ms)
+            && !self.gaps.iter().any(|gap| {
+                // A gap whose edges cannot be read is taken as never ending.
+                let from = ms(&gap.from).unwrap_or(i64::MIN);
+                within(from, gap.to.as_deref().map(|to| ms(to).unwrap_or(i64::MAX)))
+            })
+    }
 }
 
 /// The receiver's runs and where the records came from, over the records
@@ -230,6 +271,8 @@ fn verify_chain(
         found: BTreeMap::new(),
         coverage: Coverage::default(),
         counts: Counts::default(),
+        first_at: None,
+        last_at: String::new(),
     };
     let first_seq = pass.chain.next_seq;
     let witnesses: Vec<(&Head, String)> = [
@@ -261,11 +304,13 @@ fn verify_chain(
         head: None,
         notes: Vec::new(),
         counts: Counts::default(),
+        receiving: Receiving::default(),
     };
     let faulty = |fault, pass: &Pass, mut report: Report| {
         check_kept(pass, kept, &mut report);
         report.records = pass.chain.records;
         report.counts = pass.counts.clone();
+        report.receiving = pass.receiving();
         report.chain_fault = Some(fault);
         Ok(report)
     };
@@ -307,6 +352,7 @@ fn verify_chain(
     check_kept(&pass, kept, &mut report);
     report.records = pass.chain.records;
     report.counts = pass.counts.clone();
+    report.receiving = pass.receiving();
     report.head = (last_seq > 0).then(|| Head {
         seq: last_seq,
         hash: pass.chain.last_hash.clone(),
@@ -424,6 +470,19 @@ struct Pass {
     found: BTreeMap<u64, Option<Found>>,
     coverage: Coverage,
     counts: Counts,
+    first_at: Option<String>,
+    last_at: String,
+}
+
+impl Pass {
+    fn receiving(&self) -> Receiving {
+        Receiving {
+            first_at: self.first_at.clone(),
+            last_at: self.first_at.as_ref().map(|_| self.last_at.clone()),
+            gaps: self.coverage.gaps(),
+            last_seq: self.chain.next_seq - 1,
+        }
+    }
 }
 
 /// Follows the chain through a block's lines, in order. A line without
@@ -461,6 +520,10 @@ fn check_block(pass: &mut Pass, place: Place<'_>, lines: &mut [Parsed]) -> Resul
             record.not_before.as_deref(),
         );
         pass.counts.add(&record, start);
+        if pass.first_at.is_none() {
+            pass.first_at = Some(record.received_at.clone());
+        }
+        pass.last_at.clone_from(&record.received_at);
         pass.chain.take_checked(record.seq, record.hash);
         pass.last_place = Some((path.to_path_buf(), number));
     }
