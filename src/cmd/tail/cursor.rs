@@ -122,8 +122,14 @@ impl Cursor {
         while let Some(line) = lines.next_whole_line()? {
             let seen = self.held.back().map_or(self.last_seq, |h| h.link.seq);
             // Read again from the day's start (a cursor set up after a
-            // merged read): what was seen is passed over unparsed.
-            if scan::leading_seq(line.bytes).is_some_and(|seq| seq <= seen) {
+            // merged read): what was seen is passed over unparsed, but for
+            // the hash of the last record seen, which the next must follow.
+            if let Some(seq) = scan::leading_seq(line.bytes).filter(|&seq| seq <= seen) {
+                if seq == self.last_seq && self.last_hash.is_none() {
+                    self.last_hash = scan::string_member(line.bytes, b"hash")
+                        .flatten()
+                        .map(|hash| hash.into_owned());
+                }
                 continue;
             }
             let record = match line.record() {

@@ -13,7 +13,6 @@ use super::{Cursor, Filter, Format, Had, Printer, Shown, Watch, durable_head, sh
 use crate::log::days::{DEDUP_DAYS, Day, day_name};
 use crate::log::merge::{self, Follow, Merge, Mergeable, Merged};
 use crate::log::reader::{self, DayReader, RecordView, Stream, TitleFallback};
-use crate::log::record::scan;
 use crate::receiver::Receivers;
 
 /// The last `n` events `filter` keeps of the merged record, oldest first;
@@ -41,7 +40,7 @@ pub(super) fn latest(
     let (Some(oldest), Some(newest)) = (dates().min(), dates().max()) else {
         let cursors = logs
             .iter()
-            .map(|_| Cursor::at(&[], None, 0, None))
+            .map(|_| Cursor::at(&[], None, 0))
             .collect::<anyhow::Result<_>>()?;
         return Ok((Vec::new(), cursors, Follow::new(receivers.len())));
     };
@@ -127,15 +126,8 @@ fn read(
         .iter()
         .zip(&streams)
         .map(|((days, _), stream)| match stream.last() {
-            Some(last) => Cursor::at(
-                days,
-                Some(last.date()),
-                last.seq(),
-                scan::string_member(last.line(), b"hash")
-                    .flatten()
-                    .map(|hash| hash.into_owned()),
-            ),
-            None => Cursor::at(days, days.last().map(|d| d.date), 0, None),
+            Some((seq, date)) => Cursor::at(days, Some(date), seq),
+            None => Cursor::at(days, days.last().map(|d| d.date), 0),
         })
         .collect::<anyhow::Result<_>>()?;
     Ok(Read {
@@ -198,14 +190,10 @@ impl Mergeable for Incoming<'_, '_> {
 
 impl Cursor {
     /// A cursor on the day `date` of `days` (none: before the first day)
-    /// that has seen every record up to `seq`, whose hash is `hash`: the
-    /// day is read again from its start, passing over what was seen.
-    fn at(
-        days: &[Day],
-        date: Option<Date>,
-        seq: u64,
-        hash: Option<String>,
-    ) -> anyhow::Result<Cursor> {
+    /// that has seen every record up to `seq`: the day is read again from
+    /// its start, passing over what was seen (and taking the hash of
+    /// `seq`'s record on the way).
+    fn at(days: &[Day], date: Option<Date>, seq: u64) -> anyhow::Result<Cursor> {
         let reader = match days.iter().find(|d| Some(d.date) == date) {
             Some(day) => Some(DayReader::open(day)?),
             None => None,
@@ -214,7 +202,7 @@ impl Cursor {
             date,
             reader,
             last_seq: seq,
-            last_hash: hash,
+            last_hash: None,
             held: VecDeque::new(),
         })
     }

@@ -31,7 +31,7 @@ const AHEAD: usize = 4;
 struct Chunk {
     day: Day,
     /// The lines (newlines included), then any text unescaped out of them.
-    text: String,
+    text: Vec<u8>,
 }
 
 /// One record of a receiver's log, as the merge sees it: the line as
@@ -50,6 +50,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     seq: u64,
+    /// `received_at` as [`merge::millis`] reads it.
+    at_ms: Option<i64>,
     event: Event,
     source: Source,
     identity: Option<u128>,
@@ -58,7 +60,7 @@ struct Key {
 impl Entry {
     /// The line as stored, without its newline.
     pub fn line(&self) -> &[u8] {
-        self.chunk.text[self.line.clone()].as_bytes()
+        &self.chunk.text[self.line.clone()]
     }
 
     /// The record, parsed in full.
@@ -100,7 +102,12 @@ impl Entry {
 
 impl Mergeable for Entry {
     fn received_at(&self) -> &str {
-        &self.chunk.text[self.at.clone()]
+        // Checked to be UTF-8 when it was read.
+        std::str::from_utf8(&self.chunk.text[self.at.clone()]).unwrap_or_default()
+    }
+
+    fn received_ms(&self) -> Option<i64> {
+        self.key.at_ms
     }
 
     fn identity(&self) -> Option<u128> {
@@ -120,8 +127,8 @@ pub struct Stream {
     /// known durable yet.
     until: Option<u64>,
     ended: bool,
-    /// The last record given out.
-    last: Option<Entry>,
+    /// The seq and day of the last record given out.
+    last: Option<(u64, Date)>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -160,10 +167,10 @@ impl Stream {
         self
     }
 
-    /// The last record given out: where a reader that goes on from the
-    /// stream's end starts.
-    pub fn last(&self) -> Option<&Entry> {
-        self.last.as_ref()
+    /// The seq and day of the last record given out: where a reader that
+    /// goes on from the stream's end starts.
+    pub fn last(&self) -> Option<(u64, Date)> {
+        self.last
     }
 }
 
@@ -183,7 +190,7 @@ impl Iterator for Stream {
                     }
                     self.ended = entry.key.seq == until;
                 }
-                self.last = Some(entry.clone());
+                self.last = Some((entry.key.seq, entry.date()));
                 return Some(Ok(entry));
             }
             match self.blocks.as_ref()?.recv() {
@@ -227,7 +234,7 @@ impl From<ReadError> for Stop {
 /// A block's lines read on a worker: their text and keys.
 #[derive(Default)]
 struct Scanned {
-    text: String,
+    text: Vec<u8>,
     /// Each line's range, `received_at`'s range, number in the block
     /// (from 1) and key.
     keys: Vec<(Range<usize>, Range<usize>, u64, Key)>,
@@ -277,22 +284,12 @@ fn scan_block(block: &Block, scanned: &mut Scanned) -> u64 {
     // A torn last line is the day's last: not counting it numbers no
     // line wrongly.
     let whole = block.whole_lines();
-    let (valid, invalid_at) = match std::str::from_utf8(whole) {
-        Ok(text) => (text, None),
-        Err(e) => {
-            let (valid, _) = whole.split_at(e.valid_up_to());
-            let start = memchr::memrchr(b'\n', valid).map_or(0, |i| i + 1);
-            let text = std::str::from_utf8(&valid[..start]).expect("valid up to here");
-            (text, Some(start))
-        }
-    };
     scanned.text.clear();
-    scanned.text.push_str(valid);
+    scanned.text.extend_from_slice(whole);
     let mut number = 0;
     let mut start = 0;
-    while start < valid.len() {
-        let end =
-            memchr::memchr(b'\n', &valid.as_bytes()[start..]).map_or(valid.len(), |i| start + i);
+    while start < whole.len() {
+        let end = memchr::memchr(b'\n', &whole[start..]).map_or(whole.len(), |i| start + i);
         number += 1;
         match read_key(&mut scanned.text, start..end) {
             Ok((at, key)) => scanned.keys.push((start..end, at, number, key)),
@@ -303,30 +300,25 @@ fn scan_block(block: &Block, scanned: &mut Scanned) -> u64 {
         }
         start = end + 1;
     }
-    if let Some(at) = invalid_at {
-        let end = memchr::memchr(b'\n', &whole[at..]).map_or(whole.len(), |i| at + i);
-        let reason = RecordView::parse(&whole[at..end])
-            .err()
-            .map_or_else(|| "not UTF-8".to_string(), |e| e.to_string());
-        scanned.bad = Some((number + 1, reason));
-        return number + 1;
-    }
     number
 }
 
 /// The key of the line at `line` in `text`, and where its `received_at`
 /// is: read in place on a line laid out as the writer seals it, else from
 /// a full parse (an escaped `received_at` is then unescaped onto the end
-/// of `text`).
-fn read_key(text: &mut String, line: Range<usize>) -> Result<(Range<usize>, Key), String> {
-    if let Some(found) = sealed_key(&text.as_bytes()[line.clone()]) {
+/// of `text`). Only what is read is checked to be UTF-8: the copy given
+/// out is parsed in full later, and a line that is not all UTF-8 is not
+/// a record then.
+fn read_key(text: &mut Vec<u8>, line: Range<usize>) -> Result<(Range<usize>, Key), String> {
+    if let Some(found) = sealed_key(&text[line.clone()]) {
         let (at, key) = found;
         return Ok((line.start + at.start..line.start + at.end, key));
     }
-    let bytes = &text.as_bytes()[line.clone()];
+    let bytes = &text[line.clone()];
     let record = RecordView::parse(bytes).map_err(|e| e.to_string())?;
     let key = Key {
         seq: record.seq,
+        at_ms: merge::millis(&record.received_at),
         event: record.event,
         source: record.source,
         identity: merge::identity(
@@ -343,7 +335,7 @@ fn read_key(text: &mut String, line: Range<usize>) -> Result<(Range<usize>, Key)
     } else {
         let unescaped = record.received_at.into_owned();
         let from = text.len();
-        text.push_str(&unescaped);
+        text.extend_from_slice(unescaped.as_bytes());
         from..text.len()
     };
     Ok((at, key))
@@ -361,6 +353,7 @@ fn sealed_key(line: &[u8]) -> Option<(Range<usize>, Key)> {
         b"{\"seq\":".len() + line[7..].iter().take_while(|b| b.is_ascii_digit()).count();
     let at_from = after_seq + literal(&line[after_seq..], b",\"received_at\":\"")?;
     let at = at_from..at_from + plain(&line[at_from..])?;
+    let at_ms = merge::millis(std::str::from_utf8(&line[at.clone()]).ok()?);
     let event_from = at.end + 1 + literal(&line[at.end + 1..], b",\"event\":\"")?;
     let event_name = &line[event_from..event_from + plain(&line[event_from..])?];
     let event = Event::from_name(std::str::from_utf8(event_name).ok()?)?;
@@ -394,6 +387,7 @@ fn sealed_key(line: &[u8]) -> Option<(Range<usize>, Key)> {
     };
     let key = Key {
         seq,
+        at_ms,
         event,
         source,
         identity,
@@ -429,6 +423,7 @@ mod tests {
         let record = RecordView::parse(line).unwrap();
         Key {
             seq: record.seq,
+            at_ms: merge::millis(&record.received_at),
             event: record.event,
             source: record.source,
             identity: merge::identity(
@@ -458,10 +453,15 @@ mod tests {
                         membership_created: created.map(String::from),
                         ..record::example()
                     });
-                    let mut text = String::from_utf8(line.clone()).unwrap();
+                    let mut text = line.clone();
                     let (at, key) = read_key(&mut text, 0..line.len()).unwrap();
-                    assert_eq!(key, key_of_parse(&line), "{}", text);
-                    assert_eq!(&text[at], "2026-11-28T10:00:00.000Z");
+                    assert_eq!(
+                        key,
+                        key_of_parse(&line),
+                        "{}",
+                        String::from_utf8_lossy(&text)
+                    );
+                    assert_eq!(&text[at], b"2026-11-28T10:00:00.000Z");
                     let fast = sealed_key(&line).is_some();
                     assert!(fast || id.contains('"'), "only escapes need the parse");
                 }
