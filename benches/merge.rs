@@ -1,11 +1,11 @@
 //! The merge's cost: `export` of two receivers' logs of 1,000,000 records
-//! each (one stream of events, eight in ten recorded by both, the two
-//! copies up to a second apart) read as one record, against `export` of
-//! one of those logs alone, in the same run, with peak RSS from
-//! `/usr/bin/time -v`. The two are run in turn, the order swapped each
-//! round, and the medians given with their ratio: the machine is shared
-//! and noisy. Measured, not asserted (beyond the merged export having
-//! each event once):
+//! each (one stream of events, nine in ten delivered to both, the tenth
+//! to one only, the two copies up to a second apart) read as one record,
+//! against `export` of one of those logs alone, in the same run, with
+//! peak RSS from `/usr/bin/time -v`. The two are run in turn, the order
+//! swapped each round, and the medians given with their ratio: the
+//! machine is shared and noisy. Measured, not asserted (beyond the merged
+//! export having each event once):
 //!
 //! `cargo bench --bench merge` (`ROLLCALL_BENCH_RECORDS` for another size,
 //! `ROLLCALL_BENCH_ROUNDS` for other than 5 rounds, `ROLLCALL_BENCH_DIR`

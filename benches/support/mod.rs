@@ -404,15 +404,14 @@ pub fn generate_organisation(
 }
 
 /// Two receivers' logs of `records` records each, over [`DAYS`] day
-/// files from `first_day` on, of one stream of events: of every ten, one
-/// only `a` recorded, one only `b`, and eight both (so about nine in ten
-/// of each log's records are in the other too). Each log spreads its
-/// records evenly over the days, so the two copies of an event are up to
-/// a second apart, as two hosts' clocks and queues make them. Every event
-/// has an identity of its own, as real joins and leaves do (a rejoin is
-/// a new membership `created`). Returns how many events there are.
+/// files from `first_day` on, of one stream of events: nine in ten
+/// delivered to both, the tenth to one only (to `a` and to `b` in turn).
+/// Each log spreads its records evenly over the days, so the two copies
+/// of an event are up to a second apart, as two hosts' clocks and queues
+/// make them. Every event has an identity of its own, as real joins and
+/// leaves do (a rejoin is a new membership `created`). Returns how many
+/// events there are.
 pub fn generate_receivers(a: &Path, b: &Path, records: u64, first_day: Date) -> u64 {
-    // Event k of the stream: `a` lacks k = 5 (mod 10), `b` k = 0.
     let event = |k: u64, seq: u64, received_at: String, prev_hash: String| Record {
         seq,
         membership_created: Some(format_timestamp(
@@ -421,23 +420,18 @@ pub fn generate_receivers(a: &Path, b: &Path, records: u64, first_day: Date) -> 
         )),
         ..sample(k + 1, received_at, prev_hash)
     };
+    // Of every twenty events, `a` lacks the tenth and `b` the twentieth:
+    // a log's `i`-th record is event `k(i, lacking)`.
+    let k = |i: u64, lacking: u64| 20 * (i / 19) + i % 19 + u64::from(i % 19 >= lacking);
     write_log(a, records, DAYS, first_day, |seq, at, prev| {
-        let i = seq - 1;
-        let r = i % 9;
-        event(10 * (i / 9) + if r < 5 { r } else { r + 1 }, seq, at, prev)
+        event(k(seq - 1, 10), seq, at, prev)
     });
     write_log(b, records, DAYS, first_day, |seq, at, prev| {
-        let i = seq - 1;
-        event(10 * (i / 9) + i % 9 + 1, seq, at, prev)
+        event(k(seq - 1, 19), seq, at, prev)
     });
-    // The events either log reached.
-    let last = |skip: u64| {
-        let i = records - 1;
-        10 * (i / 9) + i % 9 + u64::from(i % 9 >= skip)
-    };
-    let (last_a, last_b) = (last(5), last(0));
+    let (last_a, last_b) = (k(records - 1, 10), k(records - 1, 19));
     (0..=last_a.max(last_b))
-        .filter(|k| (k % 10 != 5 && *k <= last_a) || (k % 10 != 0 && *k <= last_b))
+        .filter(|e| (e % 20 != 10 && *e <= last_a) || (e % 20 != 19 && *e <= last_b))
         .count() as u64
 }
 
