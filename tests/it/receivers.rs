@@ -12,7 +12,7 @@ use time::Duration;
 use crate::read_side::Follower;
 use crate::support::app::membership;
 use crate::support::bin::{Run, rollcall, run};
-use crate::support::receivers::{Pair, To};
+use crate::support::receivers::{Pair, To, rechain};
 
 /// `rollcall --dir A --dir B`.
 fn both(pair: &Pair) -> Command {
@@ -32,13 +32,14 @@ fn left(id: &str) -> Vec<u8> {
 
 /// The membership events of [`delivered`], in the order they were
 /// received, each with the receivers that had it.
-const EVENTS: [(&str, &str, &[&str]); 6] = [
+const EVENTS: [(&str, &str, &[&str]); 7] = [
     ("joined", "m1", &["a", "b"]),
     ("joined", "m2", &["a", "b"]),
     ("joined", "m3", &["b"]),
     ("left", "m1", &["a", "b"]),
     ("left", "m2", &["a"]),
     ("joined", "m4", &["a", "b"]),
+    ("left", "m4", &["a", "b"]),
 ];
 
 /// Both receivers given the same deliveries, except while one of them
@@ -65,7 +66,9 @@ async fn delivered() -> Pair {
     pair.start_again(To::B).await;
     pair.advance(Duration::minutes(10));
     pair.deliver(To::Both, &joined("m4")).await;
-    pair.advance(Duration::minutes(1));
+    pair.advance(Duration::minutes(10));
+    pair.deliver(To::Both, &left("m4")).await;
+    pair.advance(Duration::minutes(10));
     pair.stop(To::Both).await;
     pair
 }
@@ -181,7 +184,7 @@ async fn filters_apply_to_the_merged_record() {
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["membership_id"].to_string())
         .collect();
-    assert_eq!(ids, ["\"m1\"", "\"m2\""], "{}", out.report());
+    assert_eq!(ids, ["\"m1\"", "\"m2\"", "\"m4\""], "{}", out.report());
 
     // From a time between the copies of one delivery: its first copy is
     // before it, so the event is not in the range.
@@ -192,13 +195,12 @@ async fn filters_apply_to_the_merged_record() {
         .expect("m4 exported");
     let after_first = m4["received_at"].replace(".000Z", ".500Z");
     let out = export(&pair, &["--from", &after_first]);
-    assert!(
-        csv_rows(&out.stdout)
-            .iter()
-            .all(|r| r["membership_id"] != "m4"),
-        "{}",
-        out.report()
-    );
+    let m4: Vec<String> = csv_rows(&out.stdout)
+        .into_iter()
+        .filter(|r| r["membership_id"] == "m4")
+        .map(|r| r["event"].clone())
+        .collect();
+    assert_eq!(m4, ["left"], "{}", out.report());
 }
 
 // ---------------------------------------------------------------- tail
@@ -228,7 +230,7 @@ async fn tail_over_two_receivers_shows_the_last_events_of_the_merged_record() {
             )
         })
         .collect();
-    let expected: Vec<(String, String, String)> = EVENTS[3..]
+    let expected: Vec<(String, String, String)> = EVENTS[4..]
         .iter()
         .map(|(e, m, r)| (e.to_string(), m.to_string(), r.join(",")))
         .collect();
@@ -277,4 +279,172 @@ async fn tail_follow_over_two_receivers_prints_an_event_delivered_to_both_once()
     }
     assert_eq!(printed, ["m1", "m2", "last"]);
     pair.stop(To::Both).await;
+}
+
+#[tokio::test]
+async fn a_merged_export_titles_a_room_from_either_receiver_and_writes_a_file_as_stdout() {
+    use crate::support::logs::{TestLog, record};
+    use rollcall::log::record::Event;
+    let (a, b) = (TestLog::new(), TestLog::new());
+    rollcall::receiver::remember(&a.dir, &"a".parse().unwrap()).unwrap();
+    rollcall::receiver::remember(&b.dir, &"b".parse().unwrap()).unwrap();
+    let mut titled = record(Event::Joined, "ana@example.com", "Ana", "room-1");
+    titled.room_title = Some("Team room".into());
+    a.append(titled).await;
+    b.clock.advance(Duration::seconds(1));
+    b.append(record(Event::Joined, "bo@example.com", "Bo", "room-1"))
+        .await;
+    let mut command = rollcall(&a.dir);
+    command.arg("--dir").arg(&b.dir).arg("export");
+
+    let out = run(&mut command).success();
+
+    let titles: Vec<String> = csv_rows(&out.stdout)
+        .into_iter()
+        .map(|r| format!("{} {}", r["person_email"], r["room_title"]))
+        .collect();
+    assert_eq!(
+        titles,
+        ["ana@example.com Team room", "bo@example.com Team room"],
+        "{}",
+        out.report()
+    );
+    let file = a.dir.with_file_name("merged.csv");
+    run(command.arg("-o").arg(&file)).success();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), out.stdout);
+}
+
+// ---------------------------------------------------------------- verify
+
+fn verify(pair: &Pair, args: &[&str]) -> Run {
+    run(both(pair).arg("verify").args(args))
+}
+
+/// Where the record of `event` of membership `id` is in `dir`'s log: its
+/// seq, and its line in the day file.
+fn place_of(dir: &std::path::Path, event: &str, id: &str) -> (u64, usize) {
+    let day = std::fs::read_to_string(dir.join("2026-11-27.jsonl")).unwrap();
+    day.lines()
+        .enumerate()
+        .find_map(|(n, line)| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            (record["event"] == event && record["membership_id"] == id)
+                .then(|| (record["seq"].as_u64().unwrap(), n + 1))
+        })
+        .unwrap_or_else(|| panic!("no {event} of {id} in {}", dir.display()))
+}
+
+#[tokio::test]
+async fn verify_over_two_receivers_checks_each_chain_then_finds_nothing_missing() {
+    let pair = delivered().await;
+
+    let out = verify(&pair, &[]).success();
+
+    let a = format!("receiver a ({}):", pair.a.dir.display());
+    let b = format!("receiver b ({}):", pair.b.dir.display());
+    let (at_a, at_b) = (out.stdout.find(&a), out.stdout.find(&b));
+    assert!(at_a.is_some() && at_b > at_a, "{}", out.report());
+    assert_eq!(
+        out.stdout
+            .matches("records in 1 days, chain intact")
+            .count(),
+        2,
+        "{}",
+        out.report()
+    );
+    // What one received while the other was restarting is no finding:
+    // only the deliveries made while both were up are compared.
+    assert!(
+        out.stdout.contains(
+            "cross-check: 3 deliveries compared between receivers that were up, 3 on every one of them; missing: a 0, b 0"
+        ),
+        "{}",
+        out.report()
+    );
+}
+
+#[tokio::test]
+async fn verify_over_two_receivers_names_a_delivery_cut_from_one_chain_sealed_again() {
+    let pair = delivered().await;
+    let (cut, _) = place_of(&pair.b.dir, "left", "m1");
+    rechain(&pair.b.dir, cut);
+    run(rollcall(&pair.b.dir).arg("verify")).success();
+
+    let out = verify(&pair, &[]).code(1);
+
+    let (seq, line) = place_of(&pair.a.dir, "left", "m1");
+    let fault = format!(
+        "FAULT: receiver a, {} line {line}, seq {seq}: the left of membership m1 received at 2026-11-27T12:32:00.000Z has no copy at receiver b",
+        pair.a.dir.join("2026-11-27.jsonl").display()
+    );
+    assert!(out.stdout.contains(&fault), "{}", out.report());
+    assert_eq!(out.stdout.matches("FAULT").count(), 1, "{}", out.report());
+    assert!(out.stdout.contains("missing: a 0, b 1"), "{}", out.report());
+
+    let json = verify(&pair, &["--json"]).code(1);
+    let lines: Vec<Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let summaries: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "summary").collect();
+    assert_eq!(summaries.len(), 2, "{}", json.report());
+    assert_eq!(
+        (
+            summaries[0]["receiver"].as_str(),
+            summaries[1]["receiver"].as_str()
+        ),
+        (Some("a"), Some("b"))
+    );
+    assert!(summaries.iter().all(|s| s["verdict"] == "intact"));
+    let missing: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "missing").collect();
+    assert_eq!(missing.len(), 1, "{}", json.report());
+    assert_eq!(
+        (
+            missing[0]["receiver"].as_str(),
+            missing[0]["lacking"].as_str(),
+            missing[0]["seq"].as_u64(),
+            missing[0]["line"].as_u64(),
+            missing[0]["membership_id"].as_str(),
+            missing[0]["event"].as_str(),
+        ),
+        (
+            Some("a"),
+            Some("b"),
+            Some(seq),
+            Some(line as u64),
+            Some("m1"),
+            Some("left")
+        )
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["kind"], "cross_check");
+    assert_eq!(last["verdict"], "faulty");
+    assert_eq!(last["missing"], serde_json::json!({"a": 0, "b": 1}));
+}
+
+#[tokio::test]
+async fn verify_over_two_receivers_takes_a_named_head_for_each_and_refuses_what_it_cannot_do() {
+    let pair = delivered().await;
+    let head: Value =
+        serde_json::from_str(&std::fs::read_to_string(pair.b.dir.join(".head")).unwrap()).unwrap();
+    let kept = format!("b={}:{}", head["seq"], head["hash"].as_str().unwrap());
+    verify(&pair, &["--expect-head", &kept]).success();
+    let other = format!("b={}:{}", head["seq"], "0".repeat(64));
+    let out = verify(&pair, &["--expect-head", &other]).code(1);
+    assert!(out.stdout.contains("--expect-head"), "{}", out.report());
+
+    let unnamed = format!("{}:{}", head["seq"], head["hash"].as_str().unwrap());
+    let refused = verify(&pair, &["--expect-head", &unnamed]).code(2);
+    assert!(
+        refused.stderr.contains("NAME=SEQ:HASH"),
+        "{}",
+        refused.report()
+    );
+    let refused = verify(&pair, &["--remote"]).code(2);
+    assert!(
+        refused.stderr.contains("one receiver's log"),
+        "{}",
+        refused.report()
+    );
 }
