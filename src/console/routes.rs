@@ -223,7 +223,14 @@ pub(super) async fn with_index<T: Send + 'static>(
     let done = crate::background::spawn("rollcall-page", move || {
         let Some(mut index) = Index::open_read(&shared.dir)? else {
             let head = Head::read(&shared.dir).ok().flatten().map_or(0, |h| h.seq);
-            return Ok((None, Standing { seq: 0, head }));
+            return Ok((
+                None,
+                Standing {
+                    seq: 0,
+                    head,
+                    ..Standing::default()
+                },
+            ));
         };
         let standing = index.catch_up_near(shared.clock.as_ref())?;
         Ok::<_, IndexError>((Some(read(&index)?), standing))
