@@ -98,6 +98,8 @@ pub struct RecordPage {
     /// order (a seq, of one receiver) before the page was full: older
     /// records are still to be searched.
     pub searched_to: Option<u64>,
+    /// Its rows are of several receivers: a seq alone places none.
+    pub merged: bool,
 }
 
 /// One stay of a person in a room, as the `presence` view has it.
@@ -252,7 +254,10 @@ impl Index {
                 record_row(row, merged)
             })?
             .collect::<Result<_, _>>()?;
-        let mut page = RecordPage::default();
+        let mut page = RecordPage {
+            merged,
+            ..RecordPage::default()
+        };
         if found.len() > PAGE_ROWS {
             found.truncate(PAGE_ROWS);
             page.older = found.last().map(|r| r.key);

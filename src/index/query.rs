@@ -29,6 +29,15 @@ impl From<rusqlite::Error> for QueryError {
     }
 }
 
+/// A seq as a row shows it: `12`, or `a:12` when it names its receiver
+/// (an index of several).
+pub fn qualified(receiver: Option<&str>, seq: u64) -> String {
+    match receiver {
+        Some(receiver) => format!("{receiver}:{seq}"),
+        None => seq.to_string(),
+    }
+}
+
 /// One room, as the `rooms` view has it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RoomRow {
