@@ -222,20 +222,16 @@ impl Index {
                     } => (record, receiver, mask(receivers)),
                     Merged::Late { copy, receiver, .. } => (copy, receiver, 1 << receiver),
                 };
-                land(
-                    &mut fold,
-                    &record,
-                    Row {
-                        id: next_id,
-                        receiver,
-                        seq: Some(record.seq),
-                        receivers,
-                        identity: record.identity.filter(|_| receivers != all),
-                    },
-                    all,
-                    &mut scratch,
-                )
-                .map(|added| next_id += u64::from(added))?;
+                let row = Row {
+                    id: next_id,
+                    receiver,
+                    seq: Some(record.seq),
+                    receivers,
+                    identity: record.identity.filter(|_| receivers != all),
+                };
+                if land(&mut fold, &record, row, all, &mut scratch)? {
+                    next_id += 1;
+                }
                 let mut cut = cut.borrow_mut();
                 if cut.at.is_none() && cut.read >= enough {
                     cut.at = Some(cut.newest.clone());

@@ -20,7 +20,7 @@ pub mod check;
 mod fold;
 pub mod follow;
 mod lines;
-pub mod merged;
+mod merged;
 mod open;
 pub mod pages;
 pub mod query;

@@ -256,8 +256,8 @@ impl Index {
         let found = self
             .conn
             .prepare_cached(
-                "SELECT coalesce(r.seq, r.id), r.received_at, r.event, person.value, email.value,
-                    name.value, r.not_before
+                "SELECT r.id, r.received_at, r.event, person.value, email.value, name.value,
+                    r.not_before
                  FROM record r
                  JOIN text person ON person.id = r.person
                  LEFT JOIN text email ON email.id = r.person_email

@@ -6,6 +6,7 @@ use rusqlite::{Connection, Statement};
 /// The statements a fold runs, prepared once per catch-up.
 pub struct Statements<'c> {
     pub record: Statement<'c>,
+    pub copy: Statement<'c>,
     pub load: Statement<'c>,
     pub stay_open: Statement<'c>,
     pub stay_update: Statement<'c>,
@@ -22,9 +23,9 @@ impl<'c> Statements<'c> {
         Ok(Statements {
             record: conn.prepare(
                 "INSERT INTO record VALUES
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                  ?20, ?21, ?22, ?23)",
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?,
+            copy: conn.prepare("INSERT INTO record_copy VALUES (?1, ?2, ?3, ?4, ?5)")?,
             load: conn.prepare(
                 "SELECT room.value, person.value, email.value, name.value, m.present,
                     m.is_moderator, m.since, added.value, m.join_source, m.joined_seq,

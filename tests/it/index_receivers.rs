@@ -393,7 +393,7 @@ async fn index_check_over_two_receivers_passes_and_names_a_row_edited_by_hand() 
     let conn = rusqlite::Connection::open(two.merged_file()).unwrap();
     // Say b alone recorded cy's join, which only a did.
     conn.execute(
-        "UPDATE record SET receivers = 2 WHERE receivers = 1 AND event = 'joined' AND seq = 4",
+        "UPDATE record_copy SET receivers = 2 WHERE receivers = 1 AND seq = 4",
         [],
     )
     .unwrap();

@@ -47,6 +47,13 @@ const ROOMS: usize = 65_536;
 /// already stored: 16 bytes and a slot each, about 1.1 MiB per set.
 const PAIRS: usize = 1 << 16;
 
+/// The oldest row of the event with identity ?1, received since ?3, that
+/// none of the receivers ?2 recorded.
+pub(super) const COPY_OF: &str = "SELECT c.id, c.receivers FROM record_copy c
+    JOIN record r ON r.id = c.id
+    WHERE c.identity = ?1 AND c.receivers & ?2 = 0 AND r.received_at >= ?3
+    ORDER BY c.id LIMIT 1";
+
 /// Which event a row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Row {
@@ -202,7 +209,7 @@ impl<'c> Fold<'c> {
         self.remember_set(after)?;
         self.conn
             .prepare_cached(
-                "UPDATE record SET receivers = ?2,
+                "UPDATE record_copy SET receivers = ?2,
                     identity = CASE WHEN ?2 = ?3 THEN NULL ELSE identity END
                  WHERE id = ?1",
             )?
@@ -220,11 +227,7 @@ impl<'c> Fold<'c> {
     ) -> Result<Option<(u64, u64)>, IndexError> {
         let found = self
             .conn
-            .prepare_cached(
-                "SELECT id, receivers FROM record
-                 WHERE identity = ?1 AND receivers & ?2 = 0 AND received_at >= ?3
-                 ORDER BY id LIMIT 1",
-            )?
+            .prepare_cached(COPY_OF)?
             .query_row(
                 params![&identity.to_le_bytes()[..], receivers as i64, since],
                 |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)),
@@ -290,11 +293,16 @@ impl<'c> Fold<'c> {
             texts.id(&r.target)?,
             r.source.as_str(),
             r.not_before,
-            row.receiver,
-            row.seq,
-            row.receivers as i64,
-            row.identity.map(|id| id.to_le_bytes().to_vec()),
         ])?;
+        if let Some(seq) = row.seq {
+            self.sql.copy.execute(params![
+                row.id,
+                row.receiver,
+                seq,
+                row.receivers as i64,
+                row.identity.map(|id| id.to_le_bytes().to_vec()),
+            ])?;
+        }
         if r.event.is_membership() && !r.room_id.is_empty() {
             self.room(r, row.id, room, title)?;
         }
