@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rollcall::clock::FakeClock;
 use rollcall::index::Index;
+use rollcall::log::head::Head;
 use rollcall::log::record::{Event, Record, Source, format_timestamp};
 use rollcall::receiver::{Receivers, remember};
 use rollcall::secret::Secret;
@@ -25,6 +26,7 @@ use crate::roster::{json, member};
 use crate::support::app::{START, TestApp, membership};
 use crate::support::bin::{Run, rollcall, run};
 use crate::support::console::ConsoleApp;
+use crate::support::eventually;
 use crate::support::logs::TestLog;
 
 /// Two receivers' logs, `a` and `b`, each written by the real writer in
@@ -371,6 +373,38 @@ async fn the_merged_index_opened_with_another_set_of_receivers_is_rebuilt_saying
 }
 
 #[tokio::test]
+async fn a_receivers_log_rewritten_under_the_merged_index_rebuilds_it_naming_that_receiver() {
+    let two = a_day_of_two().await;
+    two.ok(&["index"]);
+    // b's log replaced by another whose records differ (c's, same day).
+    let c = named("c");
+    at(&c, time("12:00:00"), started()).await;
+    for n in 0..12 {
+        let who = format!("x{n}");
+        at(
+            &c,
+            time("12:05:00") + Duration::seconds(n),
+            member(Event::Joined, &who, "room-9"),
+        )
+        .await;
+    }
+    let day = two.b.date_name();
+    std::fs::copy(c.day_file(&day), two.b.day_file(&day)).unwrap();
+    std::fs::copy(c.dir.join(".head"), two.b.dir.join(".head")).unwrap();
+
+    let read = two.ok(&["rooms", "--format", "json"]);
+
+    assert!(
+        read.stderr
+            .contains("warning: rebuilding the index from the receivers' logs: receiver b (")
+            && read.stderr.contains("the log was rewritten or restored"),
+        "{}",
+        read.report()
+    );
+    assert!(read.stdout.contains("room-9"), "{}", read.report());
+}
+
+#[tokio::test]
 async fn index_check_over_two_receivers_passes_and_names_a_row_edited_by_hand() {
     let two = a_day_of_two().await;
     let built = two.ok(&["index"]);
@@ -444,6 +478,27 @@ async fn the_console_of_serve_given_the_other_receivers_dir_shows_both_logs_on_t
     .await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")
         .await;
+    // Serve's indexer brings the merged index up to both heads by itself.
+    let merged = app.dir.join("merged.sqlite");
+    let head = |dir: &std::path::Path| Head::read(dir).unwrap().map_or(0, |h| h.seq);
+    let (a_head, b_head) = (head(&app.dir), head(&b.dir));
+    eventually("serve's indexer to read both receivers", || {
+        let merged = merged.clone();
+        async move {
+            let Ok(conn) = rusqlite::Connection::open(&merged) else {
+                return false;
+            };
+            let read: Vec<(String, u64)> = conn
+                .prepare("SELECT receiver, seq FROM index_state")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()
+                })
+                .unwrap_or_default();
+            read == [("a".to_string(), a_head), ("b".to_string(), b_head)]
+        }
+    })
+    .await;
     let cookie = app.login().await;
 
     let (status, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
@@ -459,7 +514,6 @@ async fn the_console_of_serve_given_the_other_receivers_dir_shows_both_logs_on_t
         roster.contains(">a:2<") && roster.contains(">b:1<"),
         "each seq names its receiver: {roster}"
     );
-    assert!(app.dir.join("merged.sqlite").exists());
     let (_, _, search) = app.get("/?person=dee", Some(&cookie)).await;
     assert!(search.contains(">b:1<"), "{search}");
 }
