@@ -78,12 +78,7 @@ fn main() {
         "rollcall archive failed:\n{}",
         String::from_utf8_lossy(&shipped.stderr)
     );
-    let archived: u64 = std::fs::read_dir(dir.join("archive"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
-        .map(|p| p.metadata().unwrap().len())
-        .sum();
+    let archived: u64 = support::archived_bytes(&dir);
     println!(
         "{records} records in {} archives ({:.1} MB gzipped), archived and shipped to moto in {:.1?}",
         files.len(),

@@ -184,6 +184,15 @@ async fn log_folders(moto: &Moto) -> BTreeSet<String> {
         .collect()
 }
 
+/// The index page's log, closed, archived and shipped under [`PREFIX`].
+async fn shipped_pages_log() -> (Moto, TestLog) {
+    let moto = Moto::start().await;
+    let mut log = the_pages_log().await;
+    log.close();
+    ship(&moto, &log.dir, PREFIX);
+    (moto, log)
+}
+
 /// A CSV's header and rows.
 fn csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -234,10 +243,7 @@ fn athena_columns(page: &[Block]) -> Vec<String> {
 
 #[tokio::test]
 async fn duckdb_reads_the_shipped_archives_in_place_and_gives_the_rows_rollcall_export_gives() {
-    let moto = Moto::start().await;
-    let mut log = the_pages_log().await;
-    log.close();
-    ship(&moto, &log.dir, PREFIX);
+    let (moto, log) = shipped_pages_log().await;
     let page = blocks(PAGE);
     let march = block(&page, Engine::DuckDb, DUCKDB, "SELECT");
     // Every DuckDB block of the page, in its order, then what the test
@@ -406,10 +412,7 @@ fn room_query_mismatches(page: &str, moto: &Moto, dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn the_pages_room_query_names_whom_roster_names_at_every_moment_a_record_changed_something() {
-    let moto = Moto::start().await;
-    let mut log = the_pages_log().await;
-    log.close();
-    ship(&moto, &log.dir, PREFIX);
+    let (moto, log) = shipped_pages_log().await;
 
     let reports = room_query_mismatches(PAGE, &moto, &log.dir);
 
@@ -420,10 +423,7 @@ async fn the_pages_room_query_names_whom_roster_names_at_every_moment_a_record_c
 
 #[tokio::test]
 async fn a_room_query_that_forgets_leaves_is_caught_naming_who_roster_says_had_left() {
-    let moto = Moto::start().await;
-    let mut log = the_pages_log().await;
-    log.close();
-    ship(&moto, &log.dir, PREFIX);
+    let (moto, log) = shipped_pages_log().await;
     let forgets = "\n    AND event <> 'left'";
     assert!(
         PAGE.contains(forgets),
