@@ -156,12 +156,7 @@ fn archival(dir: &Path, files: &[PathBuf], bytes: u64) {
         .status();
     assert!(status.expect("running rollcall archive").success());
     let took = started.elapsed();
-    let archived: u64 = std::fs::read_dir(dir.join("archive"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
-        .map(|p| p.metadata().unwrap().len())
-        .sum();
+    let archived: u64 = support::archived_bytes(dir);
     println!(
         "\n| archival of {} MB | time | MB/s in | ratio |\n|---|---|---|---|",
         bytes / 1_000_000

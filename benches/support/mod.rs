@@ -574,6 +574,16 @@ pub fn id(kind: &str, n: u64) -> String {
     format!("Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}")
 }
 
+/// The bytes of the day archives (`.jsonl.gz`) in `DIR/archive`.
+pub fn archived_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .map(|p| p.metadata().unwrap().len())
+        .sum()
+}
+
 /// Where a bench writes its generated log: `ROLLCALL_BENCH_DIR` (to keep
 /// it), else `audit-logs` in `temp`.
 pub fn log_dir(temp: &tempfile::TempDir) -> PathBuf {

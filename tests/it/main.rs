@@ -28,6 +28,7 @@ mod reconcile;
 mod role_changes;
 mod roster;
 mod siem;
+mod sql_in_place;
 mod start_up;
 mod systemd;
 mod tls;
