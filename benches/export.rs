@@ -23,7 +23,7 @@ fn main() {
     let temp = tempfile::tempdir().expect("creating a temp dir");
     let dir = support::log_dir(&temp);
     let started = Instant::now();
-    let files = support::generate(&dir, records, date!(2026 - 11 - 01));
+    let files = support::generate_turns(&dir, records, date!(2026 - 11 - 01));
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
     eprintln!(
         "generated {records} records in {} day files ({} MB) in {:.1?}",
