@@ -47,6 +47,10 @@ pub struct RecordView<'a> {
     pub source: Source,
     #[serde(default, borrow)]
     pub not_before: Option<Cow<'a, str>>,
+    /// The receiver that wrote a `receiver_started` or `receiver_stopped`
+    /// record; `None` for every other record.
+    #[serde(default, borrow)]
+    pub receiver: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub prev_hash: Cow<'a, str>,
     #[serde(borrow)]
@@ -150,6 +154,13 @@ mod sealed {
         } else {
             (None, Text::Null)
         };
+        // Only a receiver's own start and stop name it: one comparison
+        // that fails at its first byte for every other line.
+        let receiver = if p.peek_member(b"receiver") {
+            p.member(b"receiver", Parser::string)?
+        } else {
+            Text::Null
+        };
         let prev_hash = p.member(b"prev_hash", Parser::string)?;
         let hash = p.member(b"hash", Parser::string)?;
         p.literal(b"}")?;
@@ -187,6 +198,7 @@ mod sealed {
                 None => Source::Webhook,
             },
             not_before: get(not_before),
+            receiver: get(receiver),
             prev_hash: get(prev_hash)?,
             hash: get(hash)?,
         })
@@ -358,6 +370,7 @@ mod tests {
             title in proptest::option::of(tricky()),
             seq in 0u64..=u64::MAX,
             moderator in proptest::option::of(proptest::bool::ANY),
+            receiver in proptest::option::of(tricky()),
         ) {
             let mut record = crate::log::record::Record {
                 seq,
@@ -371,6 +384,7 @@ mod tests {
                 is_room_hidden: Some(true),
                 webhook_name: Some(name),
                 target: "team".into(),
+                receiver,
                 ..crate::log::record::example()
             };
             let line = record.seal();
@@ -401,6 +415,8 @@ mod tests {
             text.replace("\"room_id\":\"r\"", "\"room_id\":null"),
             text.replace("\"room_type\":null", "\"room_type\":5"),
             text.replace(",\"hash\":\"h\"", ""),
+            text.replace(",\"prev_hash\"", ",\"receiver\":null,\"prev_hash\""),
+            text.replace(",\"prev_hash\"", ",\"receiver\":7,\"prev_hash\""),
             text.replace("{\"seq\"", "{ \"seq\""),
             format!("{text} "),
             format!("{text}x"),
