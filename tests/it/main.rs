@@ -24,6 +24,8 @@ mod listeners;
 mod offsite;
 mod property;
 mod read_side;
+mod receiver_name;
+mod receiver_webhooks;
 mod reconcile;
 mod role_changes;
 mod roster;
