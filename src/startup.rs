@@ -25,6 +25,7 @@ use crate::log::head::Head;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
+use crate::offsite::Offsite;
 use crate::offsite::checkpoint::Checkpoints;
 use crate::receiver::{self, Name};
 use crate::reconcile::{self, Reconciler};
@@ -76,7 +77,7 @@ pub struct Settings {
     /// The web console's own listener; `None` for none.
     pub console: Option<console::Settings>,
     /// The S3 bucket to ship archives and head checkpoints to, if any.
-    pub offsite: Option<crate::offsite::Offsite>,
+    pub offsite: Option<Offsite>,
     /// Reconciling with Webex at start and periodically (with a token);
     /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
     /// turns it on.
@@ -192,15 +193,19 @@ impl Application {
             started,
         )?
         .map(|(reconciler, every)| (reconciler.using_index(settings.index), every));
+        let offsite = settings
+            .offsite
+            .map(|offsite| own_folder(&dir, &name, offsite))
+            .transpose()?;
         let nightly = settings.archive.map(|(at, options)| {
             let nightly =
                 Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options);
-            match &settings.offsite {
+            match &offsite {
                 Some(offsite) => nightly.offsite(offsite.store.clone()),
                 None => nightly,
             }
         });
-        let checkpoints = settings.offsite.map(|offsite| {
+        let checkpoints = offsite.map(|offsite| {
             Checkpoints::new(
                 dir.clone(),
                 offsite.store,
@@ -421,6 +426,21 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Shipping to this receiver's folder of the bucket: the layout `dir`
+/// ships with, recorded before anything is shipped.
+fn own_folder(dir: &Path, name: &Name, offsite: Offsite) -> anyhow::Result<Offsite> {
+    let layout = crate::offsite::layout::settle(dir, name)?;
+    let store = layout.store(&offsite.store);
+    tracing::info!(
+        bucket = %store.location(""),
+        "archives, digests and head checkpoints ship to this receiver's folder of the bucket"
+    );
+    Ok(Offsite {
+        store: Arc::new(store),
+        ..offsite
+    })
 }
 
 /// Reads and checks the pair (a start refuses one it cannot serve, naming

@@ -24,6 +24,7 @@ mod listeners;
 mod offsite;
 mod property;
 mod read_side;
+mod receiver_bucket;
 mod receiver_name;
 mod receiver_webhooks;
 mod reconcile;
