@@ -31,6 +31,7 @@ mod reconcile;
 mod role_changes;
 mod roster;
 mod siem;
+mod simulate_two;
 mod start_up;
 mod systemd;
 mod tls;
