@@ -37,15 +37,16 @@ fn with_bucket(moto: &Moto, dir: &Path, args: &[&str]) -> Run {
     run(&mut command)
 }
 
-/// A closed log over 2026-11-27 and -28, `per_day` records each.
-async fn closed_log(per_day: u32) -> TestLog {
+/// A closed log over 2026-11-27 and -28, `per_day` records each: logs
+/// of different sizes have archives of the same names and other bytes.
+pub(crate) async fn closed_log(per_day: u32) -> TestLog {
     let mut log = TestLog::over_days(2, per_day).await;
     log.close();
     log
 }
 
-/// The archives and digests in `DIR/archive`, as object names.
-fn local_objects(dir: &Path) -> Vec<String> {
+/// The archives and digests in `DIR/archive`, as object names, sorted.
+pub(crate) fn local_objects(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("archive"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -5,19 +5,12 @@
 
 use std::path::Path;
 
+use crate::offsite::{closed_log, local_objects as archived};
 use crate::support::bin::{Run, rollcall, run};
 use crate::support::logs::TestLog;
 use crate::support::moto::Moto;
 
 const PREFIX: &str = "shared";
-
-/// A closed log over 2026-11-27 and -28, `per_day` records each: logs of
-/// different sizes have archives of the same names and other bytes.
-async fn closed_log(per_day: u32) -> TestLog {
-    let mut log = TestLog::over_days(2, per_day).await;
-    log.close();
-    log
-}
 
 /// `rollcall ARGS` on `dir` against the bucket's shared prefix, as
 /// receiver `receiver` when given.
@@ -41,18 +34,6 @@ async fn keys_under(moto: &Moto, under: &str) -> Vec<String> {
         .collect();
     keys.sort();
     keys
-}
-
-/// The archives and digests in `DIR/archive`, as object names, sorted.
-fn archived(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("archive"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".jsonl.gz") || n.ends_with(".digest.json"))
-        .map(|n| format!("archive/{n}"))
-        .collect();
-    names.sort();
-    names
 }
 
 fn export(dir: &Path) -> String {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::app::{SECRET, live_records, membership};
+use crate::support::app::{SECRET, live_lines as lines, live_records, membership};
 use crate::support::bin::{ServerProcess, rollcall, run};
 
 /// The start and stop records, and every other line, of `dir`.
@@ -15,25 +15,6 @@ fn receiver_records(dir: &Path) -> (Vec<Value>, Vec<Value>) {
     live_records(dir)
         .into_iter()
         .partition(|r| r["event"].as_str().unwrap().starts_with("receiver_"))
-}
-
-/// Every line of `dir`'s live day files.
-fn lines(dir: &Path) -> Vec<String> {
-    let mut days: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    days.sort();
-    days.iter()
-        .flat_map(|day| {
-            std::fs::read_to_string(day)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// A `serve` on `dir` with the test secret and `args`, given one join,
