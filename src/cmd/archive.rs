@@ -32,8 +32,7 @@ pub struct Args {
     pub retain_days: Option<u32>,
     #[command(flatten)]
     pub s3: S3Args,
-    /// With --s3-url: the receiver whose folder of the bucket this log
-    /// ships to (see serve --receiver).
+    // With --s3-url: whose folder of the bucket this log ships to.
     #[command(flatten)]
     pub receiver: ReceiverArgs,
 }
