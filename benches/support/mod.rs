@@ -698,6 +698,7 @@ fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
         not_before: seq
             .is_multiple_of(20)
             .then(|| "2026-11-27T14:03:11.482Z".into()),
+        receiver: None,
         prev_hash,
         hash: String::new(),
     }

@@ -207,7 +207,11 @@ async fn after_a_cut_serve_checkpoints_the_head_past_the_kept_one() {
 
     let head = Head::read(&log.dir).unwrap().unwrap();
     assert!(head.seq > *seqs.last().unwrap(), "the stop record");
-    let key = format!("site-cut/checkpoints/{:020}.json", head.seq);
+    let key = format!(
+        "site-cut/{}/checkpoints/{:020}.json",
+        rollcall::receiver::host_name(),
+        head.seq
+    );
     let keys = moto.keys().await;
     assert!(keys.contains(&key), "{key} in {keys:?}");
     let checkpoint: Value = serde_json::from_slice(&moto.get(&key).await).unwrap();

@@ -132,6 +132,7 @@ pub fn record(event: Event, email: &str, name: &str, room_id: &str) -> Record {
         target: "team".into(),
         source: Source::Webhook,
         not_before: None,
+        receiver: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

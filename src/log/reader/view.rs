@@ -47,6 +47,10 @@ pub struct RecordView<'a> {
     pub source: Source,
     #[serde(default, borrow)]
     pub not_before: Option<Cow<'a, str>>,
+    /// The receiver that wrote a `receiver_started` or `receiver_stopped`
+    /// record; `None` for every other record.
+    #[serde(default, borrow)]
+    pub receiver: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub prev_hash: Cow<'a, str>,
     #[serde(borrow)]
@@ -102,6 +106,7 @@ impl From<crate::log::record::Record> for RecordView<'static> {
             target: Cow::Owned(r.target),
             source: r.source,
             not_before: r.not_before.map(Cow::Owned),
+            receiver: r.receiver.map(Cow::Owned),
             prev_hash: Cow::Owned(r.prev_hash),
             hash: Cow::Owned(r.hash),
         }
@@ -193,6 +198,13 @@ mod sealed {
         } else {
             (None, Text::Null)
         };
+        // Only a receiver's own start and stop name it: one comparison
+        // that fails at its first byte for every other line.
+        let receiver = if p.peek_member(key!("receiver")) {
+            p.member(key!("receiver"), Parser::string)?
+        } else {
+            Text::Null
+        };
         let prev_hash = p.member(key!("prev_hash"), Parser::string)?;
         let hash = p.member(key!("hash"), Parser::string)?;
         p.literal(b"}")?;
@@ -230,6 +242,7 @@ mod sealed {
                 None => Source::Webhook,
             },
             not_before: get(not_before),
+            receiver: get(receiver),
             prev_hash: get(prev_hash)?,
             hash: get(hash)?,
         })
@@ -374,6 +387,7 @@ mod tests {
             title in proptest::option::of(tricky()),
             seq in 0u64..=u64::MAX,
             moderator in proptest::option::of(proptest::bool::ANY),
+            receiver in proptest::option::of(tricky()),
         ) {
             let mut record = crate::log::record::Record {
                 seq,
@@ -387,6 +401,7 @@ mod tests {
                 is_room_hidden: Some(true),
                 webhook_name: Some(name),
                 target: "team".into(),
+                receiver,
                 ..crate::log::record::example()
             };
             let line = record.seal();
@@ -417,6 +432,8 @@ mod tests {
             text.replace("\"room_id\":\"r\"", "\"room_id\":null"),
             text.replace("\"room_type\":null", "\"room_type\":5"),
             text.replace(",\"hash\":\"h\"", ""),
+            text.replace(",\"prev_hash\"", ",\"receiver\":null,\"prev_hash\""),
+            text.replace(",\"prev_hash\"", ",\"receiver\":7,\"prev_hash\""),
             text.replace("{\"seq\"", "{ \"seq\""),
             format!("{text} "),
             format!("{text}x"),

@@ -241,6 +241,9 @@ mod tests {
         }
         all.push(Record::receiver(Event::ReceiverStarted, None));
         all.push(Record::receiver(Event::ReceiverStopped, Some("x".into())));
+        let site: crate::receiver::Name = "site-a".parse().unwrap();
+        all.push(Record::receiver(Event::ReceiverStarted, Some("x".into())).by(&site));
+        all.push(Record::receiver(Event::ReceiverStopped, None).by(&site));
         all
     }
 
