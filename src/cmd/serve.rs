@@ -43,6 +43,8 @@ pub struct Args {
     #[command(flatten)]
     pub tls: args::TlsArgs,
     #[command(flatten)]
+    pub receiver: args::ReceiverArgs,
+    #[command(flatten)]
     pub registration: args::RegistrationArgs,
     #[command(flatten)]
     pub api: args::ApiArgs,
@@ -133,6 +135,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     crate::heap::map_large_allocations();
     let caps = open_file_caps(args.console.is_some());
     let settings = Settings {
+        receiver: args.receiver.receiver,
         max_connections: caps.webhooks,
         console_max_connections: caps.console,
         secret: secret::from_env(),

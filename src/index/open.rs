@@ -68,7 +68,7 @@ impl Index {
         home: &Path,
         clock: &dyn Clock,
     ) -> Result<(Index, Opened), IndexError> {
-        let of = Of::of(receivers, home);
+        let of = Of::receivers(receivers, home);
         let file = match of.kind {
             Kind::Single => path(home),
             Kind::Merged => merged_path(home),
@@ -171,7 +171,7 @@ impl<'a> Of<'a> {
         }
     }
 
-    pub(super) fn of(receivers: &'a Receivers, home: &'a Path) -> Self {
+    pub(super) fn receivers(receivers: &'a Receivers, home: &'a Path) -> Self {
         let kind = match receivers.single() {
             Some(one) if one.dir == home => Kind::Single,
             _ => Kind::Merged,

@@ -159,7 +159,7 @@ impl Index {
     /// [`Index::open_read`] of the index [`Index::open_of`] opens: also
     /// `None` when it holds other receivers (it is being rebuilt).
     pub fn open_read_of(receivers: &Receivers, home: &Path) -> Result<Option<Index>, IndexError> {
-        Self::open_read_for(&Of::of(receivers, home))
+        Self::open_read_for(&Of::receivers(receivers, home))
     }
 
     fn open_read_for(of: &Of<'_>) -> Result<Option<Index>, IndexError> {

@@ -151,7 +151,7 @@ fn mismatches(page: &str, documented: &str, index: &Path) -> Vec<String> {
 }
 
 /// Appends `record` so that it is received at `at` (RFC 3339).
-async fn append_at(log: &TestLog, at: &str, record: Record) {
+pub(crate) async fn append_at(log: &TestLog, at: &str, record: Record) {
     let at = OffsetDateTime::parse(at, &Rfc3339).expect("an RFC 3339 time");
     // `append` moves the clock on by one second before writing.
     log.clock.set(at - time::Duration::seconds(1));
@@ -160,7 +160,7 @@ async fn append_at(log: &TestLog, at: &str, record: Record) {
 
 /// `who`'s membership of a room, as the webhook records it: the
 /// membership began when the delivery says, a moment before it arrived.
-fn membership(event: Event, who: &str, room: (&str, &str), began: &str) -> Record {
+pub(crate) fn membership(event: Event, who: &str, room: (&str, &str), began: &str) -> Record {
     let (room_id, title) = room;
     let first = who.split_whitespace().next().unwrap_or(who).to_lowercase();
     let email = format!("{first}@example.com");
@@ -181,14 +181,14 @@ fn reconciled(record: Record, not_before: Option<&str>) -> Record {
     }
 }
 
-const TEAM: (&str, &str) = ("room-team", "Team room");
-const LAUNCH: (&str, &str) = ("room-launch", "Launch");
+pub(crate) const TEAM: (&str, &str) = ("room-team", "Team room");
+pub(crate) const LAUNCH: (&str, &str) = ("room-launch", "Launch");
 
 /// The log the page's examples describe: Team room's baseline in March
 /// 2026, a join, a moderator granted, a clean restart after which
 /// reconciliation finds a leave, a stay in Launch, a crash, and a rejoin
 /// in April.
-async fn the_pages_log() -> TestLog {
+pub(crate) async fn the_pages_log() -> TestLog {
     let log = TestLog::new();
     remember(&log.dir, &"site-a".parse().unwrap()).unwrap();
     let started = |not_before: Option<&str>| {
