@@ -182,6 +182,29 @@ fn reconciled(record: Record, not_before: Option<&str>) -> Record {
 }
 
 pub(crate) const TEAM: (&str, &str) = ("room-team", "Team room");
+/// Team room's members before the log began: who, and since when.
+const ANA: (&str, &str) = ("Ana Silva", "2026-02-10T08:55:12.000Z");
+const BO: (&str, &str) = ("Bo Chen", "2026-02-20T16:02:40.000Z");
+
+/// `who`'s membership of Team room as reconciliation first records it,
+/// Ana a moderator.
+fn baseline((who, began): (&str, &str)) -> Record {
+    reconciled(
+        Record {
+            is_moderator: Some(who == "Ana Silva"),
+            ..membership(Event::Joined, who, TEAM, began)
+        },
+        None,
+    )
+}
+
+/// Bo made a moderator of Team room.
+fn bo_made_moderator() -> Record {
+    Record {
+        is_moderator: Some(true),
+        ..membership(Event::ModeratorGranted, BO.0, TEAM, BO.1)
+    }
+}
 pub(crate) const LAUNCH: (&str, &str) = ("room-launch", "Launch");
 
 /// The log the page's examples describe: Team room's baseline in March
@@ -195,33 +218,13 @@ pub(crate) async fn the_pages_log() -> TestLog {
         Record::receiver(Event::ReceiverStarted, not_before.map(str::to_string))
     };
     append_at(&log, "2026-03-02T09:00:00Z", started(None)).await;
-    let baseline = |who, began| {
-        reconciled(
-            Record {
-                is_moderator: Some(who == "Ana Silva"),
-                ..membership(Event::Joined, who, TEAM, began)
-            },
-            None,
-        )
-    };
-    let ana = baseline("Ana Silva", "2026-02-10T08:55:12.000Z");
-    append_at(&log, "2026-03-02T09:00:01Z", ana).await;
-    let bo = baseline("Bo Chen", "2026-02-20T16:02:40.000Z");
-    append_at(&log, "2026-03-02T09:00:02Z", bo).await;
+    append_at(&log, "2026-03-02T09:00:01Z", baseline(ANA)).await;
+    append_at(&log, "2026-03-02T09:00:02Z", baseline(BO)).await;
     let cy = membership(Event::Joined, "Cy Diaz", TEAM, "2026-03-03T10:15:00Z");
     append_at(&log, "2026-03-03T10:15:00Z", cy).await;
     let ana = membership(Event::Joined, "Ana Silva", LAUNCH, "2026-03-05T13:30:00Z");
     append_at(&log, "2026-03-05T13:30:00Z", ana).await;
-    let bo = Record {
-        is_moderator: Some(true),
-        ..membership(
-            Event::ModeratorGranted,
-            "Bo Chen",
-            TEAM,
-            "2026-02-20T16:02:40.000Z",
-        )
-    };
-    append_at(&log, "2026-03-09T11:00:00Z", bo).await;
+    append_at(&log, "2026-03-09T11:00:00Z", bo_made_moderator()).await;
     let stopped = Record::receiver(Event::ReceiverStopped, None);
     append_at(&log, "2026-03-12T18:00:00Z", stopped).await;
     append_at(&log, "2026-03-13T08:00:00Z", started(None)).await;
@@ -248,31 +251,11 @@ async fn site_b() -> TestLog {
     remember(&log.dir, &"site-b".parse().unwrap()).unwrap();
     let started = Record::receiver(Event::ReceiverStarted, None);
     append_at(&log, "2026-03-02T08:59:00Z", started).await;
-    let baseline = |who, began| {
-        reconciled(
-            Record {
-                is_moderator: Some(who == "Ana Silva"),
-                ..membership(Event::Joined, who, TEAM, began)
-            },
-            None,
-        )
-    };
-    let ana = baseline("Ana Silva", "2026-02-10T08:55:12.000Z");
-    append_at(&log, "2026-03-02T09:00:03Z", ana).await;
-    let bo = baseline("Bo Chen", "2026-02-20T16:02:40.000Z");
-    append_at(&log, "2026-03-02T09:00:04Z", bo).await;
+    append_at(&log, "2026-03-02T09:00:03Z", baseline(ANA)).await;
+    append_at(&log, "2026-03-02T09:00:04Z", baseline(BO)).await;
     let dee = membership(Event::Joined, "Dee Evans", TEAM, "2026-03-04T09:20:00Z");
     append_at(&log, "2026-03-04T09:20:00Z", dee).await;
-    let bo = Record {
-        is_moderator: Some(true),
-        ..membership(
-            Event::ModeratorGranted,
-            "Bo Chen",
-            TEAM,
-            "2026-02-20T16:02:40.000Z",
-        )
-    };
-    append_at(&log, "2026-03-09T11:00:01Z", bo).await;
+    append_at(&log, "2026-03-09T11:00:01Z", bo_made_moderator()).await;
     let stopped = Record::receiver(Event::ReceiverStopped, None);
     append_at(&log, "2026-03-11T17:00:00Z", stopped).await;
     log

@@ -21,6 +21,7 @@ use rollcall::webhook::signature;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+use crate::index::Lcg;
 use crate::read_side::column;
 use crate::roster::{json, member};
 use crate::support::app::{START, TestApp, membership};
@@ -132,6 +133,17 @@ async fn a_day_of_two() -> Two {
     two
 }
 
+/// Room 1's roster at 13:30 as CSV: ana, eve and fay.
+const ROOM_1_AT_1330: [&str; 7] = [
+    "roster",
+    "--room",
+    "room-1",
+    "--at",
+    "2026-11-27T13:30:00Z",
+    "--format",
+    "csv",
+];
+
 fn gap_warnings(run: &Run) -> Vec<&str> {
     run.stderr
         .lines()
@@ -178,15 +190,7 @@ async fn roster_rooms_and_history_over_two_receivers_give_each_member_once_namin
 {
     let two = a_day_of_two().await;
 
-    let roster = two.ok(&[
-        "roster",
-        "--room",
-        "room-1",
-        "--at",
-        "2026-11-27T13:30:00Z",
-        "--format",
-        "csv",
-    ]);
+    let roster = two.ok(&ROOM_1_AT_1330);
     let rooms = json(&two.ok(&["rooms", "--format", "json"]));
     let history = two.ok(&["history", "--person", "ana@example.com", "--format", "csv"]);
     let history_json =
@@ -261,16 +265,7 @@ async fn roster_rooms_and_history_over_two_receivers_give_each_member_once_namin
 #[tokio::test]
 async fn one_dir_prints_seqs_as_before_with_no_receiver_column_or_hint() {
     let two = a_day_of_two().await;
-    let alone = run(rollcall(&two.a.dir).args([
-        "roster",
-        "--room",
-        "room-1",
-        "--at",
-        "2026-11-27T13:30:00Z",
-        "--format",
-        "csv",
-    ]))
-    .success();
+    let alone = run(rollcall(&two.a.dir).args(ROOM_1_AT_1330)).success();
     assert_eq!(
         column(&alone.stdout, "joined_seq"),
         ["2", "8"],
@@ -613,19 +608,6 @@ async fn two_servers_each_with_its_own_dir_and_secret_read_together_give_each_me
 }
 
 // ------------------------------------------------------- differential
-
-/// A small deterministic generator, so a failure can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
 
 /// One event: the copy each receiver recorded, if it did, and when.
 struct Generated {
