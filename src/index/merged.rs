@@ -239,6 +239,11 @@ impl Index {
             }
             fold.tracks = inputs.into_iter().map(|input| input.track).collect();
             let Cut { read, at, .. } = cut.into_inner();
+            if read == 0 {
+                // Nothing new (a log without a head file, read to its
+                // end): the batch is rolled back, not committed unchanged.
+                return Ok(done);
+            }
             done.seq = fold.commit(clock)?;
             done.records += read;
             // No cut: every receiver was read to its head.
