@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::args::{ListFormat, parse_time_arg};
-use super::index::{current, export_hint, receivers};
+use super::index::{current, export_hint, home, receivers};
 use super::table::{write_csv, write_table};
 use super::tail::clean;
 use crate::cli::Global;
@@ -62,7 +62,7 @@ struct History<'a> {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let receivers = receivers(global)?;
-    let index = current(&receivers, &SystemClock)?;
+    let index = current(&receivers, home(&receivers), &SystemClock)?;
     let every = match index.kind() {
         Kind::Single => "",
         Kind::Merged => " (every receiver was down)",

@@ -35,7 +35,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         Index::rebuild_of(&receivers, home, &SystemClock)
             .with_context(|| format!("emptying the index in {} to rebuild it", home.display()))?;
     }
-    let index = current(&receivers, &SystemClock)?;
+    let index = current(&receivers, home, &SystemClock)?;
     let reached = reached(&index)?;
     if args.check {
         let logs = match index.kind() {
@@ -122,11 +122,15 @@ pub fn home(receivers: &Receivers) -> &std::path::Path {
 /// A catch-up this long is worth a summary line on stderr.
 const LONG_CATCH_UP: u64 = 100_000;
 
-/// The index of `receivers`, checked against their logs (rebuilt, with a
+/// The index of `receivers` that lives in `home` (the first one's
+/// directory: [`home`]), checked against their logs (rebuilt, with a
 /// warning on stderr, if it is not theirs) and caught up to their durable
 /// heads.
-pub fn current(receivers: &Receivers, clock: &dyn Clock) -> anyhow::Result<Index> {
-    let home = home(receivers);
+pub fn current(
+    receivers: &Receivers,
+    home: &std::path::Path,
+    clock: &dyn Clock,
+) -> anyhow::Result<Index> {
     let (index, opened) = Index::open_of(receivers, home, clock)
         .with_context(|| format!("opening the index in {}", home.display()))?;
     let mut index = index.for_a_build();

@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::args::ListFormat;
-use super::index::{current, receivers};
+use super::index::{current, home, receivers};
 use super::table::{write_csv, write_table};
 use crate::cli::Global;
 use crate::clock::SystemClock;
@@ -47,7 +47,7 @@ struct Listed<'h> {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let receivers = receivers(global)?;
-    let index = current(&receivers, &SystemClock)?;
+    let index = current(&receivers, home(&receivers), &SystemClock)?;
     let all = index.rooms()?;
     let rooms: Vec<Listed<'_>> = all
         .iter()

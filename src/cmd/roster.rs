@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::args::{ListFormat, parse_time_arg};
-use super::index::{current, export_hint, receivers};
+use super::index::{current, export_hint, home, receivers};
 use super::table::{write_csv, write_table};
 use super::tail::clean;
 use crate::cli::Global;
@@ -48,7 +48,7 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let receivers = receivers(global)?;
-    let index = current(&receivers, &SystemClock)?;
+    let index = current(&receivers, home(&receivers), &SystemClock)?;
     let at = args
         .at
         .unwrap_or_else(|| format_timestamp(SystemClock.now()));
