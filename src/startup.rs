@@ -27,7 +27,7 @@ use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::offsite::Offsite;
 use crate::offsite::checkpoint::Checkpoints;
-use crate::receiver::{self, Name};
+use crate::receiver::{self, Name, Receivers};
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::systemd::Service;
@@ -84,6 +84,10 @@ pub struct Settings {
     pub reconcile: Option<reconcile::Settings>,
     /// Keep `DIR/index.sqlite` caught up on a thread of its own.
     pub index: bool,
+    /// Other receivers' log directories (`serve --dir DIR --dir OTHER`):
+    /// never written, read with this log into `DIR/merged.sqlite`, which
+    /// the indexer keeps current and the console's pages read.
+    pub merged_with: Vec<PathBuf>,
     /// Serve HTTPS on both listeners with this pair, reloaded when it
     /// changes; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -113,6 +117,7 @@ impl Settings {
             offsite: None,
             reconcile: None,
             index: true,
+            merged_with: Vec::new(),
             tls: None,
             systemd: None,
         }
@@ -225,10 +230,20 @@ impl Application {
             metrics,
             titles,
         });
+        // This receiver first: the merged index lives in its directory.
+        let merged = if settings.merged_with.is_empty() {
+            None
+        } else {
+            let dirs: Vec<PathBuf> = std::iter::once(state.dir.clone())
+                .chain(settings.merged_with)
+                .collect();
+            Some(Receivers::of_dirs(&dirs)?)
+        };
         let index = if settings.index {
             let (dir, clock, metrics) = (state.dir.clone(), clock.clone(), state.metrics.clone());
+            let merged = merged.clone();
             Some(
-                tokio::task::spawn_blocking(move || Opening::open(dir, clock, metrics))
+                tokio::task::spawn_blocking(move || Opening::open(dir, merged, clock, metrics))
                     .await
                     .context("opening the index")?,
             )
@@ -238,7 +253,7 @@ impl Application {
         let console = match &settings.console {
             Some(console) => {
                 let tls = tls.as_ref().map(|(tls, _)| tls.acceptor());
-                Some(Console::build(console, state.clone(), tls, clock).await?)
+                Some(Console::build(console, state.clone(), merged, tls, clock).await?)
             }
             None => None,
         };

@@ -15,6 +15,7 @@ mod history;
 mod hostile;
 mod index;
 mod index_docs;
+mod index_receivers;
 mod index_serve;
 mod ingest;
 mod integrity_client;
