@@ -23,7 +23,7 @@ fn main() {
     let temp = tempfile::tempdir().expect("creating a temp dir");
     let dir = support::log_dir(&temp);
     let started = Instant::now();
-    let files = support::generate(&dir, records, date!(2026 - 11 - 01));
+    let files = support::generate_turns(&dir, records, date!(2026 - 11 - 01));
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
     eprintln!(
         "generated {records} records in {} day files ({} MB) in {:.1?}",
@@ -156,12 +156,7 @@ fn archival(dir: &Path, files: &[PathBuf], bytes: u64) {
         .status();
     assert!(status.expect("running rollcall archive").success());
     let took = started.elapsed();
-    let archived: u64 = std::fs::read_dir(dir.join("archive"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
-        .map(|p| p.metadata().unwrap().len())
-        .sum();
+    let archived: u64 = support::archived_bytes(dir);
     println!(
         "\n| archival of {} MB | time | MB/s in | ratio |\n|---|---|---|---|",
         bytes / 1_000_000

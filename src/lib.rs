@@ -8,7 +8,8 @@
 //! - [`log`]: the audit log on disk: record format and hash chain, day
 //!   files, the single durable writer, the shared reader, archives, and
 //!   what `verify` checks.
-//! - [`index`]: the SQLite index of who was where, derived from the log.
+//! - [`index`]: the SQLite index of who was where, derived from the log
+//!   (one receiver's, or several receivers' merged).
 //! - [`export`]: the CSV and JSON-lines formats `export` and the console's
 //!   download write.
 //! - [`schedule`]: nightly jobs (archival, retention) off the request path.

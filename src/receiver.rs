@@ -21,15 +21,21 @@ pub const RECEIVER_FILE: &str = ".receiver";
 
 /// A receiver's name: 1 to 64 of `A-Z a-z 0-9 _ . -`, not starting with
 /// a dot, so that it can name a bucket folder, a file and a webhook as it
-/// is.
+/// is, and not one of the folders of a log ([`RESERVED`]), which a
+/// receiver's folder in the bucket holds and which a log from before
+/// receivers had names has right under the prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "{0:?} is not a receiver name: use 1 to 64 letters, digits, '_', '.' or '-', not starting with '.'"
+    "{0:?} is not a receiver name: use 1 to 64 letters, digits, '_', '.' or '-', not starting with '.', and none of archive, checkpoints, access"
 )]
 pub struct BadName(String);
+
+/// The folders of a log, in a directory and in the bucket: no receiver is
+/// named after one.
+pub const RESERVED: [&str; 3] = ["archive", "checkpoints", "access"];
 
 impl FromStr for Name {
     type Err = BadName;
@@ -37,6 +43,7 @@ impl FromStr for Name {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let ok = (1..=64).contains(&text.len())
             && !text.starts_with('.')
+            && !RESERVED.contains(&text)
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
@@ -72,6 +79,8 @@ impl Name {
         }
         if name.is_empty() {
             name.push_str("receiver");
+        } else if RESERVED.contains(&name.as_str()) {
+            name.push_str("-receiver");
         }
         Name(name)
     }
@@ -239,7 +248,7 @@ mod tests {
         for good in ["a", "site-b", "eu_west.1", &"x".repeat(64)] {
             assert!(good.parse::<Name>().is_ok(), "{good}");
         }
-        for bad in ["", ".hidden", "a/b", "a b", "é", &"x".repeat(65)] {
+        for bad in ["", ".hidden", "a/b", "a b", "é", &"x".repeat(65), "archive"] {
             assert!(bad.parse::<Name>().is_err(), "{bad}");
         }
         assert_eq!(
@@ -248,6 +257,7 @@ mod tests {
         );
         assert_eq!(Name::sanitized(".odd name/").as_str(), "-odd-name-");
         assert_eq!(Name::sanitized("").as_str(), "receiver");
+        assert_eq!(Name::sanitized("access").as_str(), "access-receiver");
     }
 
     #[test]

@@ -25,7 +25,9 @@ use crate::log::head::Head;
 use crate::log::record::{Event, Record};
 use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
+use crate::offsite::Offsite;
 use crate::offsite::checkpoint::Checkpoints;
+use crate::receiver::{self, Name, Receivers};
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::systemd::Service;
@@ -49,6 +51,9 @@ const WEBEX_START_BOUND: Duration = Duration::from_secs(15);
 pub struct Settings {
     pub dir: PathBuf,
     pub listen: SocketAddr,
+    /// `--receiver` (`ROLLCALL_RECEIVER`), if given: else the name
+    /// `DIR/.receiver` keeps, else the host name.
+    pub receiver: Option<Name>,
     /// `ROLLCALL_SECRET`, if set.
     pub secret: Option<Secret>,
     pub insecure_accept_unsigned: bool,
@@ -72,13 +77,17 @@ pub struct Settings {
     /// The web console's own listener; `None` for none.
     pub console: Option<console::Settings>,
     /// The S3 bucket to ship archives and head checkpoints to, if any.
-    pub offsite: Option<crate::offsite::Offsite>,
+    pub offsite: Option<Offsite>,
     /// Reconciling with Webex at start and periodically (with a token);
     /// `None`: never. `Settings::new` leaves it off, `rollcall serve`
     /// turns it on.
     pub reconcile: Option<reconcile::Settings>,
     /// Keep `DIR/index.sqlite` caught up on a thread of its own.
     pub index: bool,
+    /// Other receivers' log directories (`serve --dir DIR --dir OTHER`):
+    /// never written, read with this log into `DIR/merged.sqlite`, which
+    /// the indexer keeps current and the console's pages read.
+    pub merged_with: Vec<PathBuf>,
     /// Serve HTTPS on both listeners with this pair, reloaded when it
     /// changes; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -94,6 +103,7 @@ impl Settings {
         Self {
             dir,
             listen,
+            receiver: None,
             secret: None,
             insecure_accept_unsigned: false,
             header_read_timeout: Duration::from_secs(10),
@@ -107,6 +117,7 @@ impl Settings {
             offsite: None,
             reconcile: None,
             index: true,
+            merged_with: Vec::new(),
             tls: None,
             systemd: None,
         }
@@ -131,6 +142,8 @@ pub struct Application {
     /// The TLS pair both listeners serve, and what reloads it.
     tls: Option<(Tls, Reloader)>,
     systemd: Option<Service>,
+    /// This receiver's name, for its stop record.
+    receiver: Name,
     _lock: File,
 }
 
@@ -142,6 +155,10 @@ impl Application {
         let tls = settings.tls.map(load_tls).transpose()?;
         let dir = settings.dir;
         let lock = lock_dir(&dir).await?;
+        // Named once the directory is this server's alone, so no other
+        // serve can be writing another name there meanwhile.
+        let name = receiver::resolve(&dir, settings.receiver.as_ref())?;
+        receiver::remember(&dir, &name)?;
         let secret = if settings.insecure_accept_unsigned {
             tracing::warn!(
                 "--insecure-accept-unsigned: signatures are NOT checked; anyone who can reach this server can write to the audit log"
@@ -171,7 +188,7 @@ impl Application {
             watchdog,
         )?;
         let started = clock.now();
-        mark_start(&writer).await?;
+        mark_start(&writer, &name).await?;
         let reconcile = reconcile::for_serve(
             settings.reconcile,
             &settings.webex,
@@ -181,15 +198,19 @@ impl Application {
             started,
         )?
         .map(|(reconciler, every)| (reconciler.using_index(settings.index), every));
+        let offsite = settings
+            .offsite
+            .map(|offsite| own_folder(&dir, &name, offsite))
+            .transpose()?;
         let nightly = settings.archive.map(|(at, options)| {
             let nightly =
                 Nightly::new(dir.clone(), clock.clone(), at, metrics.clone()).options(options);
-            match &settings.offsite {
+            match &offsite {
                 Some(offsite) => nightly.offsite(offsite.store.clone()),
                 None => nightly,
             }
         });
-        let checkpoints = settings.offsite.map(|offsite| {
+        let checkpoints = offsite.map(|offsite| {
             Checkpoints::new(
                 dir.clone(),
                 offsite.store,
@@ -200,7 +221,8 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
-        let (titles, upkeep) = webex(&settings.webex, secret.clone(), metrics.clone()).await?;
+        let (titles, upkeep) =
+            webex(&settings.webex, &name, secret.clone(), metrics.clone()).await?;
         let state = Arc::new(AppState {
             dir,
             writer,
@@ -208,10 +230,20 @@ impl Application {
             metrics,
             titles,
         });
+        // This receiver first: the merged index lives in its directory.
+        let merged = if settings.merged_with.is_empty() {
+            None
+        } else {
+            let dirs: Vec<PathBuf> = std::iter::once(state.dir.clone())
+                .chain(settings.merged_with)
+                .collect();
+            Some(Receivers::of_dirs(&dirs)?)
+        };
         let index = if settings.index {
             let (dir, clock, metrics) = (state.dir.clone(), clock.clone(), state.metrics.clone());
+            let merged = merged.clone();
             Some(
-                tokio::task::spawn_blocking(move || Opening::open(dir, clock, metrics))
+                tokio::task::spawn_blocking(move || Opening::open(dir, merged, clock, metrics))
                     .await
                     .context("opening the index")?,
             )
@@ -221,7 +253,7 @@ impl Application {
         let console = match &settings.console {
             Some(console) => {
                 let tls = tls.as_ref().map(|(tls, _)| tls.acceptor());
-                Some(Console::build(console, state.clone(), tls, clock).await?)
+                Some(Console::build(console, state.clone(), merged, tls, clock).await?)
             }
             None => None,
         };
@@ -245,6 +277,7 @@ impl Application {
             index,
             tls,
             systemd: settings.systemd,
+            receiver: name,
             _lock: lock,
         })
     }
@@ -321,6 +354,7 @@ impl Application {
             address = %self.local_addr(),
             scheme = %if acceptor.is_some() { "https" } else { "http" },
             dir = %self.state.dir.display(),
+            receiver = %self.receiver,
             "rollcall is listening; deliveries go to POST /hooks/{{target}}"
         );
         let status = self.systemd.map(|service| {
@@ -384,7 +418,7 @@ impl Application {
         if let Err(error) = self
             .state
             .writer
-            .append(Record::receiver(Event::ReceiverStopped, None))
+            .append(Record::receiver(Event::ReceiverStopped, None).by(&self.receiver))
             .await
         {
             tracing::error!(%error, "could not record the receiver's stop; the next start will read as after a crash");
@@ -409,6 +443,21 @@ impl Application {
     }
 }
 
+/// Shipping to this receiver's folder of the bucket: the layout `dir`
+/// ships with, recorded before anything is shipped.
+fn own_folder(dir: &Path, name: &Name, offsite: Offsite) -> anyhow::Result<Offsite> {
+    let layout = crate::offsite::layout::settle(dir, name)?;
+    let store = layout.store(&offsite.store);
+    tracing::info!(
+        bucket = %store.location(""),
+        "archives, digests and head checkpoints ship to this receiver's folder of the bucket"
+    );
+    Ok(Offsite {
+        store: Arc::new(store),
+        ..offsite
+    })
+}
+
 /// Reads and checks the pair (a start refuses one it cannot serve, naming
 /// the file), and sets up its reload: the watch, and the SIGHUP handler
 /// before the server says it is listening.
@@ -424,11 +473,11 @@ fn load_tls(files: TlsFiles) -> anyhow::Result<(Tls, Reloader)> {
     Ok((tls, reloader))
 }
 
-/// Records `receiver_started`, with the time of the last record before
-/// it as `not_before`: the start of the gap in which deliveries may have
-/// been lost. Without a `receiver_stopped` before it, the last run ended
-/// in a crash (or the log predates these records).
-async fn mark_start(writer: &LogWriter) -> anyhow::Result<()> {
+/// Records `receiver_started` by `name`, with the time of the last record
+/// before it as `not_before`: the start of the gap in which deliveries
+/// may have been lost. Without a `receiver_stopped` before it, the last
+/// run ended in a crash (or the log predates these records).
+async fn mark_start(writer: &LogWriter, name: &Name) -> anyhow::Result<()> {
     let end = writer.recovered_end();
     let not_before = end.and_then(|end| end.received_at.clone());
     if let Some(end) = end
@@ -441,7 +490,7 @@ async fn mark_start(writer: &LogWriter) -> anyhow::Result<()> {
         );
     }
     writer
-        .append(Record::receiver(Event::ReceiverStarted, not_before))
+        .append(Record::receiver(Event::ReceiverStarted, not_before).by(name))
         .await
         .context("recording the receiver's start")?;
     Ok(())
@@ -453,6 +502,7 @@ async fn mark_start(writer: &LogWriter) -> anyhow::Result<()> {
 /// one, nothing is ever sent to Webex.
 async fn webex(
     settings: &WebexSettings,
+    receiver: &Name,
     secret: Option<Secret>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(TitleLookups, Option<Upkeep>)> {
@@ -481,7 +531,7 @@ async fn webex(
             "no webhook secret (--insecure-accept-unsigned): the server will not register its webhooks itself"
         );
     }
-    let upkeep = Upkeep::new(client, settings, secret, titles.clone());
+    let upkeep = Upkeep::new(client, settings, receiver, secret, titles.clone());
     if tokio::time::timeout(WEBEX_START_BOUND, upkeep.check())
         .await
         .is_err()

@@ -372,6 +372,63 @@ pub fn generate_joins(dir: &Path, records: u64, memberships: u64, days: u64) -> 
     )
 }
 
+/// The log the read side is measured on, as its targets were set: an
+/// organisation of 1,000 rooms of 50 members, each membership joining and
+/// leaving in turn, recorded from deliveries shaped like Webex's own
+/// (`memberships-created.json`: about 790 bytes a record), over [`DAYS`]
+/// days from `first_day`.
+pub fn generate_turns(dir: &Path, records: u64, first_day: Date) -> Vec<PathBuf> {
+    let target: rollcall::webhook::payload::Target = "team".parse().expect("a valid target");
+    let body = include_str!("../../tests/fixtures/webex/memberships-created.json");
+    write_log(
+        dir,
+        records,
+        DAYS,
+        first_day,
+        |seq, received_at, prev_hash| {
+            let k = (seq - 1) % 50_000;
+            let (room, member) = (k / 50, k % 50);
+            let body = body
+                .replacen(
+                    "L1JPT00vOTczZmQ3MzAtNDRiZC0xMWU",
+                    &format!("L1JPT00vOTczZmQ3MzAtNDRi{room:07}"),
+                    2,
+                )
+                .replacen(
+                    "L01FTUJFUlNISVAvMmQxYjhiN2YtZWM0Ny00",
+                    &format!("L01FTUJFUlNISVAvMmQxYjhi{k:012}"),
+                    1,
+                )
+                .replacen(
+                    "L1BFT1BMRS8yZDFiOGI3Zi1lYzQ3LTQ",
+                    &format!("L1BFT1BMRS8yZDFiOGI3Zi1l{k:07}"),
+                    1,
+                )
+                .replacen(
+                    "example@cisco.com",
+                    &format!("person{member}@example.com"),
+                    1,
+                );
+            let body = if ((seq - 1) / 50_000) % 2 == 1 {
+                body.replacen("\"event\":\"created\"", "\"event\":\"deleted\"", 1)
+            } else {
+                body
+            };
+            let Ok(rollcall::webhook::payload::Delivery::Membership(membership)) =
+                rollcall::webhook::payload::parse(body.as_bytes(), &target)
+            else {
+                panic!("the fixture is a membership delivery");
+            };
+            Record {
+                seq,
+                received_at,
+                prev_hash,
+                ..membership.record
+            }
+        },
+    )
+}
+
 /// [`delivery`]`(tag, n)` for an even `n` (a join, as a moderator) made
 /// the `updated` delivery that revokes the role: a role change, which
 /// `serve` answers only once it has read every membership's state.
@@ -606,6 +663,16 @@ pub fn id(kind: &str, n: u64) -> String {
     format!("Y2lzY29zcGFyazovL3VzL{kind}LzBkMGM5MWI2LWNlNjAtNDcyNS1iNmQwLTM0NTVkNWQxMWVmMz{n:012}")
 }
 
+/// The bytes of the day archives (`.jsonl.gz`) in `DIR/archive`.
+pub fn archived_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .map(|p| p.metadata().unwrap().len())
+        .sum()
+}
+
 /// Where a bench writes its generated log: `ROLLCALL_BENCH_DIR` (to keep
 /// it), else `audit-logs` in `temp`.
 pub fn log_dir(temp: &tempfile::TempDir) -> PathBuf {
@@ -663,6 +730,7 @@ fn sample(seq: u64, received_at: String, prev_hash: String) -> Record {
         not_before: seq
             .is_multiple_of(20)
             .then(|| "2026-11-27T14:03:11.482Z".into()),
+        receiver: None,
         prev_hash,
         hash: String::new(),
     }

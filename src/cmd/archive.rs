@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
-use super::args::S3Args;
+use super::args::{ReceiverArgs, S3Args};
 use crate::cli::Global;
 use crate::clock::SystemClock;
 use crate::log::archive::{self, Options};
@@ -14,6 +14,7 @@ use crate::log::days;
 use crate::metrics::Metrics;
 use crate::offsite::ship::Confirmed;
 use crate::offsite::{self, Store};
+use crate::receiver;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +32,9 @@ pub struct Args {
     pub retain_days: Option<u32>,
     #[command(flatten)]
     pub s3: S3Args,
+    // With --s3-url: whose folder of the bucket this log ships to.
+    #[command(flatten)]
+    pub receiver: ReceiverArgs,
 }
 
 /// Exit 0 when archived (and shipped, with --s3-url); 1 when archived
@@ -44,6 +48,10 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         copies: store.is_some().then(offsite::ship::bucket_copies),
     };
     let dir = global.dir()?;
+    let store = match store {
+        Some(store) => Some(own_folder(dir, &args.receiver, &store)?),
+        None => None,
+    };
     let summary =
         archive::archive_closed_days(dir, &SystemClock, &options, &AtomicBool::new(false))?;
     print_summary(&summary);
@@ -65,6 +73,16 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// The store of this receiver's folder of the bucket, the receiver's name
+/// kept as `serve` keeps it, and the layout recorded before anything is
+/// shipped.
+fn own_folder(dir: &Path, receiver: &ReceiverArgs, store: &Store) -> anyhow::Result<Store> {
+    let name = receiver.resolve(dir)?;
+    days::ensure_log_dir(dir)?;
+    receiver::remember(dir, &name)?;
+    Ok(offsite::layout::settle(dir, &name)?.store(store))
 }
 
 /// Ships to the bucket and checkpoints the head; false if the store did

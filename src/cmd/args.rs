@@ -1,9 +1,9 @@
 //! Arguments that several commands share, defined once: the record
 //! filters (`export`, `tail`), which webhooks to register (`subscribe`,
 //! `serve`), where the Webex API is (`subscribe`, `webhooks`, `serve`),
-//! this server's public URL and its TLS pair.
+//! this receiver's name, this server's public URL and its TLS pair.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -11,6 +11,7 @@ use crate::log::reader::{self, Filter, SeqRange};
 use crate::log::record::{Event, Source};
 use crate::offsite::Store;
 use crate::offsite::settings::{self, Lock, LockMode, S3Url, Settings};
+use crate::receiver::{self, Name};
 use crate::tls::TlsFiles;
 use crate::webex::client::{self, Client};
 use crate::webhook::payload::Target;
@@ -144,6 +145,28 @@ pub enum ListFormat {
 /// A time given like `export --from`: YYYY-MM-DD or RFC 3339.
 pub fn parse_time_arg(text: &str) -> Result<String, reader::FilterError> {
     reader::parse_time(text)
+}
+
+/// This receiver's name, for the commands that act as it: `serve`,
+/// `subscribe`, `archive` (which ships to its folder), and `webhooks` and
+/// `doctor` (which tell its webhooks from other receivers').
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReceiverArgs {
+    /// This receiver's name, in its start and stop records, its webhooks'
+    /// names and its folder of the bucket: 1 to 64 letters, digits, '_',
+    /// '.' or '-'. Default: the one DIR/.receiver keeps, else the host
+    /// name. Kept in DIR/.receiver; a name other than the one kept there
+    /// is refused.
+    #[arg(long = "receiver", env = "ROLLCALL_RECEIVER", value_name = "NAME")]
+    pub receiver: Option<Name>,
+}
+
+impl ReceiverArgs {
+    /// The name of the receiver whose log is `dir` (see
+    /// [`receiver::resolve`]).
+    pub fn resolve(&self, dir: &Path) -> anyhow::Result<Name> {
+        receiver::resolve(dir, self.receiver.as_ref())
+    }
 }
 
 /// Which webhooks to register: shared by `subscribe` and `serve`.

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use super::args::{ApiArgs, RegistrationArgs, S3Args, TlsArgs};
+use super::args::{ApiArgs, ReceiverArgs, RegistrationArgs, S3Args, TlsArgs};
 use crate::cli::Global;
 use crate::doctor::{self, Settings};
 use crate::secret;
@@ -18,6 +18,8 @@ pub struct Args {
     /// The base URL Webex calls; its webhooks are checked against it.
     #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
     pub public_url: Option<String>,
+    #[command(flatten)]
+    pub receiver: ReceiverArgs,
     #[command(flatten)]
     pub registration: RegistrationArgs,
     #[command(flatten)]
@@ -36,6 +38,7 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         dir: global.dir()?.to_path_buf(),
+        receiver: args.receiver.receiver,
         secret: secret::from_env(),
         token: client::token_from_env(),
         api_url: args.api.api_url,

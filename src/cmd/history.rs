@@ -1,7 +1,8 @@
 //! `rollcall history --person EMAIL|ID`: every stay of a person in every
 //! room, from the index caught up with the log, each with the seqs of the
-//! records that began and ended it; the coverage gaps the range overlaps
-//! are warnings (stderr for a table or CSV, inside the JSON for JSON).
+//! records that began and ended it (of several receivers, `a:12`: seq 12
+//! of receiver a); the coverage gaps the range overlaps are warnings
+//! (stderr for a table or CSV, inside the JSON for JSON).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -10,13 +11,13 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::args::{ListFormat, parse_time_arg};
-use super::index::current;
+use super::index::{current, export_hint, home, receivers};
 use super::table::{write_csv, write_table};
 use super::tail::clean;
 use crate::cli::Global;
 use crate::clock::SystemClock;
-use crate::index::query::Stay;
-use crate::log::days;
+use crate::index::Kind;
+use crate::index::query::{Stay, qualified};
 
 const COLUMNS: [&str; 12] = [
     "room_id",
@@ -60,9 +61,12 @@ struct History<'a> {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = global.dir()?;
-    days::ensure_log_dir(dir)?;
-    let index = current(dir, &SystemClock)?;
+    let receivers = receivers(global)?;
+    let index = current(&receivers, home(&receivers), &SystemClock)?;
+    let every = match index.kind() {
+        Kind::Single => "",
+        Kind::Merged => " (every receiver was down)",
+    };
     let (from, to) = (args.from.as_deref(), args.to.as_deref());
     let stays = index.history(&args.person, from, to)?;
     let warnings: Vec<String> = index
@@ -70,7 +74,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|gap| {
             format!(
-                "the log has a coverage gap from {} to {}{}: a join or leave then may be missing or known only later",
+                "the log has a coverage gap from {} to {}{every}{}: a join or leave then may be missing or known only later",
                 gap.from,
                 gap.to.as_deref().unwrap_or("now"),
                 if gap.after_crash { " (the receiver had crashed)" } else { "" }
@@ -90,6 +94,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         for warning in &warnings {
             eprintln!("warning: {}", clean(warning));
+        }
+        if let Some(hint) = export_hint(&index) {
+            eprintln!("note: {hint}");
         }
         if stays.is_empty() {
             eprintln!(
@@ -114,17 +121,20 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 
 fn row(s: &Stay) -> Vec<String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let seq = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let seq = |receiver: &Option<String>, v: Option<u64>| {
+        v.map(|n| qualified(receiver.as_deref(), n))
+            .unwrap_or_default()
+    };
     vec![
         s.room_id.clone(),
         text(&s.room_title),
         text(&s.person_email),
         text(&s.person_display_name),
         text(&s.joined_at),
-        seq(s.joined_seq),
+        seq(&s.joined_receiver, s.joined_seq),
         text(&s.join_source),
         text(&s.left_at),
-        seq(s.left_seq),
+        seq(&s.left_receiver, s.left_seq),
         text(&s.leave_source),
         text(&s.left_not_before),
         s.is_moderator.map(|m| m.to_string()).unwrap_or_default(),

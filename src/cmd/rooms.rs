@@ -1,7 +1,8 @@
 //! `rollcall rooms`: every room the log knows, with its latest title, how
 //! many are in it as the log leaves it, its first and last record, and
 //! since when a reconciled baseline covers it: the index's `rooms` view,
-//! caught up with the log first.
+//! caught up with the log first (of several receivers, their logs read as
+//! one).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -10,11 +11,10 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::args::ListFormat;
-use super::index::current;
+use super::index::{current, home, receivers};
 use super::table::{write_csv, write_table};
 use crate::cli::Global;
 use crate::clock::SystemClock;
-use crate::log::days;
 use crate::reconcile::pending;
 
 const COLUMNS: [&str; 6] = [
@@ -46,9 +46,8 @@ struct Listed<'h> {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = global.dir()?;
-    days::ensure_log_dir(dir)?;
-    let index = current(dir, &SystemClock)?;
+    let receivers = receivers(global)?;
+    let index = current(&receivers, home(&receivers), &SystemClock)?;
     let all = index.rooms()?;
     let rooms: Vec<Listed<'_>> = all
         .iter()
@@ -85,12 +84,18 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     // A table is read by people, who should see the log is incomplete
     // there; CSV and JSON stay parseable, so the lines go to stderr.
-    let unfilled = pending::read(dir)?;
-    for gap in &unfilled {
-        if args.format == ListFormat::Table {
-            writeln!(out, "{gap}").context("writing to stdout")?;
-        } else {
-            eprintln!("rollcall: {gap}");
+    for receiver in receivers.all() {
+        // Of several receivers, each names whose gap it is.
+        let whose = match receivers.single() {
+            Some(_) => String::new(),
+            None => format!("receiver {}: ", receiver.name),
+        };
+        for gap in &pending::read(&receiver.dir)? {
+            if args.format == ListFormat::Table {
+                writeln!(out, "{whose}{gap}").context("writing to stdout")?;
+            } else {
+                eprintln!("rollcall: {whose}{gap}");
+            }
         }
     }
     out.flush().context("writing to stdout")?;

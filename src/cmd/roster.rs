@@ -1,7 +1,9 @@
 //! `rollcall roster`: who was in a room at a time (default now), from the
 //! index caught up with the log (see [`crate::index::query`]), with what
 //! the log cannot know as warnings: on stderr for a table or CSV, inside
-//! the JSON for JSON. Each member names the seqs it rests on.
+//! the JSON for JSON. Each member names the seqs it rests on; of several
+//! receivers (`--dir` more than once), each seq with its receiver
+//! (`a:12`), and a coverage gap is only where every receiver was down.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -9,13 +11,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::args::{ListFormat, parse_time_arg};
-use super::index::current;
+use super::index::{current, export_hint, home, receivers};
 use super::table::{write_csv, write_table};
 use super::tail::clean;
 use crate::cli::Global;
 use crate::clock::{Clock, SystemClock};
-use crate::index::query::{Roster, RosterMember};
-use crate::log::days;
+use crate::index::query::{Roster, RosterMember, qualified};
 use crate::log::record::format_timestamp;
 
 const COLUMNS: [&str; 9] = [
@@ -46,9 +47,8 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = global.dir()?;
-    days::ensure_log_dir(dir)?;
-    let index = current(dir, &SystemClock)?;
+    let receivers = receivers(global)?;
+    let index = current(&receivers, home(&receivers), &SystemClock)?;
     let at = args
         .at
         .unwrap_or_else(|| format_timestamp(SystemClock.now()));
@@ -62,6 +62,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     };
     if rosters.is_empty() {
         eprintln!("the log has no membership records yet: no rooms to show");
+    }
+    if args.format != ListFormat::Json
+        && let Some(hint) = export_hint(&index)
+    {
+        eprintln!("note: {hint}");
     }
     let mut out = io::stdout().lock();
     let grouped = args.room.is_none();
@@ -148,8 +153,8 @@ fn row(member: &RosterMember) -> Vec<String> {
         m.source.as_str().to_string(),
         member
             .joined_seq
-            .map(|seq| seq.to_string())
+            .map(|seq| qualified(member.joined_receiver.as_deref(), seq))
             .unwrap_or_default(),
-        member.last_seq.to_string(),
+        qualified(member.last_receiver.as_deref(), member.last_seq),
     ]
 }

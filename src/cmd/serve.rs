@@ -1,6 +1,10 @@
-//! `rollcall serve`: the webhook receiver.
+//! `rollcall serve`: the webhook receiver. It writes the first `--dir`
+//! only; any further `--dir` is another receiver's log, read (never
+//! written) with this one into the merged index the console's pages
+//! read.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -38,6 +42,8 @@ pub struct Args {
     pub public_url: Option<String>,
     #[command(flatten)]
     pub tls: args::TlsArgs,
+    #[command(flatten)]
+    pub receiver: args::ReceiverArgs,
     #[command(flatten)]
     pub registration: args::RegistrationArgs,
     #[command(flatten)]
@@ -125,9 +131,11 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let (dir, merged_with) = dirs(global, args.console.is_some())?;
     crate::heap::map_large_allocations();
     let caps = open_file_caps(args.console.is_some());
     let settings = Settings {
+        receiver: args.receiver.receiver,
         max_connections: caps.webhooks,
         console_max_connections: caps.console,
         secret: secret::from_env(),
@@ -168,9 +176,10 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             events_api: args.reconcile.events_api(),
         }),
         index: !args.no_index,
+        merged_with,
         tls: args.tls.files()?,
         systemd: Service::from_env(),
-        ..Settings::new(global.dir()?.to_path_buf(), args.listen)
+        ..Settings::new(dir, args.listen)
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {
@@ -181,6 +190,22 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         app.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The directory serve writes, and the other receivers' logs it reads
+/// for the console. Those are read only by the console's pages: without
+/// the console there is nothing to read them for.
+fn dirs(global: &Global, console: bool) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+    let Some((own, others)) = global.dirs.split_first() else {
+        anyhow::bail!("serve needs a log directory: pass --dir");
+    };
+    if !others.is_empty() && !console {
+        anyhow::bail!(
+            "serve writes to the first --dir only; a further --dir is another receiver's log, which serve reads only for the console's pages (merged into {}): add --console ADDR, or give one --dir",
+            own.join(crate::index::MERGED_FILE).display()
+        );
+    }
+    Ok((own.clone(), others.to_vec()))
 }
 
 /// An address (one host) or a network in CIDR form.

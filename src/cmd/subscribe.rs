@@ -1,12 +1,14 @@
-//! `rollcall subscribe`: makes sure this server's membership webhooks exist
-//! in Webex, active and with the server's secret. Safe to run again.
+//! `rollcall subscribe`: makes sure this receiver's membership webhooks
+//! exist in Webex, active, with its secret and named for it, leaving other
+//! receivers' alone. Safe to run again.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::args::{ApiArgs, RegistrationArgs, parse_public_url};
+use super::args::{ApiArgs, ReceiverArgs, RegistrationArgs, parse_public_url};
 use crate::cli::Global;
+use crate::receiver;
 use crate::secret;
 use crate::webex::registration::{self, Action, Registration};
 
@@ -17,18 +19,25 @@ pub struct Args {
     #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: String,
     #[command(flatten)]
+    pub receiver: ReceiverArgs,
+    #[command(flatten)]
     pub registration: RegistrationArgs,
     #[command(flatten)]
     pub api: ApiArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let dir = global.dir()?;
+    let name = args.receiver.resolve(dir)?;
     let client = args.api.client()?;
-    let (secret, _) = secret::webhook_secret(global.dir()?, secret::from_env())?;
+    let (secret, _) = secret::webhook_secret(dir, secret::from_env())?;
+    // Kept with the secret: the webhooks named for it are signed with it.
+    receiver::remember(dir, &name)?;
     if let Some(warning) = registration::cleartext_warning(&args.public_url) {
         eprintln!("rollcall: warning: {warning}");
     }
     let registration = Registration {
+        receiver: name,
         public_url: args.public_url,
         target: args.registration.target,
         rooms: args.registration.rooms,
@@ -49,11 +58,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     let count = |wanted: Action| ensured.actions.iter().filter(|(a, _)| *a == wanted).count();
     println!(
-        "{} created, {} kept, {} re-activated, {} secret updated",
+        "{} created, {} kept, {} re-activated, {} secret updated, {} adopted (receiver {})",
         count(Action::Created),
         count(Action::Kept),
         count(Action::Reactivated),
-        count(Action::SecretUpdated)
+        count(Action::SecretUpdated),
+        count(Action::Adopted),
+        registration.receiver
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,14 @@
 //! `rollcall webhooks`: the token's webhooks with their status, marking
-//! those that point at this server's targets.
+//! this receiver's: those that point at its targets and are named for it
+//! (or for no receiver).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::args::{ApiArgs, parse_public_url};
+use super::args::{ApiArgs, ReceiverArgs, parse_public_url};
 use crate::cli::Global;
-use crate::webex::registration::target_of;
+use crate::webex::registration::is_ours;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,10 +17,13 @@ pub struct Args {
     #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
     #[command(flatten)]
+    pub receiver: ReceiverArgs,
+    #[command(flatten)]
     pub api: ApiArgs,
 }
 
-pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let name = args.receiver.resolve(global.dir()?)?;
     let client = args.api.client()?;
     let runtime = super::runtime()?;
     let webhooks = runtime
@@ -36,7 +40,7 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     ]];
     let mut ours = 0;
     for webhook in &webhooks {
-        let target = target_of(&webhook.target_url, args.public_url.as_deref());
+        let target = is_ours(webhook, &name, args.public_url.as_deref());
         ours += usize::from(target.is_some());
         rows.push([
             if target.is_some() { "*" } else { "" }.to_string(),
@@ -65,7 +69,7 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", line.join("  ").trim_end());
     }
     println!(
-        "{} webhooks, {ours} pointing at this server (*)",
+        "{} webhooks, {ours} pointing at this server (*) of receiver {name}",
         webhooks.len()
     );
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,10 @@
 //! compliance officer logs in, searches the record, looks at a room's
 //! roster and gaps or a person's rooms, checks integrity, and downloads a
 //! search as CSV, all without a shell. Plain server-rendered HTML; the
-//! stylesheet is compiled in.
+//! stylesheet is compiled in. Given other receivers (`serve --dir DIR
+//! --dir OTHER`), the search, room and person pages read the merged index
+//! of every receiver's log (`DIR/merged.sqlite`); integrity, verify and
+//! the download stay this receiver's own log.
 //!
 //! - [`auth`]: password, sessions, CSRF tokens, the failed-login limit.
 //! - [`access`]: the console's own append-only access log.
@@ -10,7 +13,7 @@
 //!   ([`crate::index::pages`], which answers every page a page at a time),
 //!   and the export filter of a search.
 //! - `routes`: the warp filters and handlers (`rooms`: the room and
-//!   person pages); `pages`: the HTML;
+//!   person pages; `reading`: the index a page reads); `pages`: the HTML;
 //!   `download`: the streamed CSV; `checks`: background `verify` runs.
 
 pub mod access;
@@ -18,6 +21,7 @@ pub mod auth;
 mod checks;
 mod download;
 mod pages;
+mod reading;
 mod rooms;
 mod routes;
 pub mod search;
@@ -35,6 +39,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::clock::Clock;
 use crate::listener::{self, Limits};
+use crate::receiver::Receivers;
 use crate::secret::Secret;
 use crate::webhook::routes::AppState;
 use access::AccessLog;
@@ -84,6 +89,9 @@ pub use download::STALL_TIMEOUT as DOWNLOAD_STALL_TIMEOUT;
 /// What the console's handlers share.
 pub(crate) struct State {
     dir: PathBuf,
+    /// This receiver and the others whose logs the pages read, merged;
+    /// `None`: this log alone.
+    merged: Option<Receivers>,
     auth: Auth,
     access: AccessLog,
     /// "Now" for a roster, and the catch-ups' timestamps.
@@ -101,10 +109,13 @@ pub struct Console {
 
 impl Console {
     /// Reads or makes the password, opens the access log, and binds;
-    /// serves HTTPS with `tls` (the webhook listener's pair).
+    /// serves HTTPS with `tls` (the webhook listener's pair). With
+    /// `merged` (this receiver first), the pages read every receiver's
+    /// log.
     pub async fn build(
         settings: &Settings,
         app: Arc<AppState>,
+        merged: Option<Receivers>,
         tls: Option<TlsAcceptor>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
@@ -126,6 +137,7 @@ impl Console {
             clock,
             download_stall: settings.download_stall,
             dir,
+            merged,
         };
         Ok(Self {
             listener,

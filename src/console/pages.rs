@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::checks::Status;
 use super::search::Query;
 use crate::index::pages::{RecordPage, RecordRow, Standing, StayRow};
-use crate::index::query::Roster;
+use crate::index::query::{Roster, qualified};
 use crate::log::record::{Event, Source};
 use crate::log::roster::coverage::Gap;
 
@@ -144,10 +144,12 @@ fn summary(page: &RecordPage, number: usize) -> Markup {
         } @else {
             "Page " (number + 1) ", newest first: " (rows) " records"
             @if let (Some(newest), Some(oldest)) = (page.rows.first(), page.rows.last()) {
-                ", seq " (newest.seq) " to " (oldest.seq)
+                ", seq " (shown_seq(newest)) " to " (shown_seq(oldest))
             }
             "."
-            @if let Some(to) = page.searched_to {
+            @if page.searched_to.is_some() && page.merged {
+                " Older records are still to be searched."
+            } @else if let Some(to) = page.searched_to {
                 " Searched back to seq " (to) "; older records are still to be searched."
             } @else if page.older.is_some() {
                 " Older ones follow."
@@ -159,7 +161,12 @@ fn summary(page: &RecordPage, number: usize) -> Markup {
 /// Says plainly that the index has not caught up with the log yet.
 fn catching_up(standing: &Standing) -> Markup {
     html! {
-        @if standing.behind() {
+        @if standing.behind() && standing.merged {
+            p.warning role="status" {
+                "The index has read " (standing.seq) " of the receivers' " (standing.head)
+                " records and is still catching up: the newest records are not all shown yet."
+            }
+        } @else if standing.behind() {
             p.warning role="status" {
                 "The index is at seq " (standing.seq) " of " (standing.head)
                 " and still catching up: records after seq " (standing.seq) " are not shown yet."
@@ -182,6 +189,11 @@ fn pager(older: Option<u64>, number: usize, base: &str) -> Markup {
     }
 }
 
+/// A record's seq, with its receiver when the index holds several.
+fn shown_seq(row: &RecordRow) -> String {
+    qualified(row.receiver.as_deref(), row.seq)
+}
+
 /// Rows as a table; each links to its room and person.
 fn records(rows: &[RecordRow], show_room: bool) -> Markup {
     html! {
@@ -194,7 +206,7 @@ fn records(rows: &[RecordRow], show_room: bool) -> Markup {
             tbody {
                 @for row in rows {
                     tr.(row.event) {
-                        td.num { (row.seq) }
+                        td.num { (shown_seq(row)) }
                         td.time {
                             (row.received_at)
                             @if let Some(not_before) = &row.not_before {
@@ -261,8 +273,8 @@ pub fn room(frame: &Frame<'_>, view: &RoomView<'_>) -> Markup {
                             td { @match p.moderator { Some(true) => "yes", Some(false) => "no", None => "unknown" } }
                             td { (p.added_by.as_deref().unwrap_or("")) }
                             td { (p.source.as_str()) }
-                            td.num { @match m.joined_seq { Some(seq) => (seq), None => "before the log" } }
-                            td.num { (m.last_seq) }
+                            td.num { @match m.joined_seq { Some(seq) => (qualified(m.joined_receiver.as_deref(), seq)), None => "before the log" } }
+                            td.num { (qualified(m.last_receiver.as_deref(), m.last_seq)) }
                         } } }
                     }
                 }
@@ -334,9 +346,9 @@ pub fn person(frame: &Frame<'_>, view: &PersonView<'_>) -> Markup {
                 tbody { @for stay in view.stays { tr {
                     td { a href={ "/room?id=" (encode(&stay.room_id)) } { (stay.room_title.as_deref().unwrap_or(&stay.room_id)) } }
                     td.time { (stay.joined_at.as_deref().unwrap_or("before the log knew")) }
-                    td.num { @if let Some(seq) = stay.joined_seq { (seq) } }
+                    td.num { @if let Some(seq) = stay.joined_seq { (qualified(stay.joined_receiver.as_deref(), seq)) } }
                     td.time { (stay.left_at.as_deref().unwrap_or("still a member")) }
-                    td.num { @if let Some(seq) = stay.left_seq { (seq) } }
+                    td.num { @if let Some(seq) = stay.left_seq { (qualified(stay.left_receiver.as_deref(), seq)) } }
                 } } }
             }
             @if let Some(before) = view.older_stays {

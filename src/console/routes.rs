@@ -15,10 +15,9 @@ use warp::{Filter, Rejection};
 use super::access::{Entry, Who};
 use super::auth::{self, Login, Session, Visitor};
 use super::pages::{self, Found, Frame};
+use super::reading::with_index;
 use super::search::{self as searching, Query};
 use super::{State, download, rooms};
-use crate::index::pages::Standing;
-use crate::index::{Index, IndexError};
 use crate::listener;
 use crate::log::head::Head;
 use crate::log::reader;
@@ -209,42 +208,6 @@ pub(super) async fn audited(state: &State, who: &Who, entry: &Entry<'_>) -> Resu
             pages::message(None, "Not available", &error.to_string()),
         ))
     })
-}
-
-/// Reads the index on a blocking thread, through a connection of this
-/// request's own, after catching it up if it lags the durable head by
-/// at most a batch: what `read` found (`None`: there is no index yet)
-/// and how far the index was.
-pub(super) async fn with_index<T: Send + 'static>(
-    state: &Arc<State>,
-    read: impl FnOnce(&Index) -> Result<T, IndexError> + Send + 'static,
-) -> Result<(Option<T>, Standing), Answer> {
-    let shared = state.clone();
-    let done = crate::background::spawn("rollcall-page", move || {
-        let Some(mut index) = Index::open_read(&shared.dir)? else {
-            let head = Head::read(&shared.dir).ok().flatten().map_or(0, |h| h.seq);
-            return Ok((None, Standing { seq: 0, head }));
-        };
-        let standing = index.catch_up_near(shared.clock.as_ref())?;
-        Ok::<_, IndexError>((Some(read(&index)?), standing))
-    });
-    let error = match done {
-        Ok(reading) => match reading.await {
-            Ok(Ok(found)) => return Ok(found),
-            Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
-            Err(_) => "the page's reader stopped".to_string(),
-        },
-        Err(error) => format!("starting the page's reader: {error}"),
-    };
-    tracing::error!(%error, "the console could not read the index");
-    Err(html(
-        StatusCode::SERVICE_UNAVAILABLE,
-        pages::message(
-            None,
-            "Cannot read the index",
-            &format!("{error}; `rollcall index --check` compares it with the log"),
-        ),
-    ))
 }
 
 /// GET /assets/console.css

@@ -1,12 +1,13 @@
 //! The checks on this host's side of the log: the directory (there, its
-//! mode and owner, free space), whether a `serve` holds its lock, and the
-//! webhook secret `serve` would use.
+//! mode and owner, free space), whether a `serve` holds its lock, the
+//! webhook secret and the receiver name `serve` would use.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::Check;
 use crate::log::files;
+use crate::receiver::{self, Name};
 use crate::secret::{self, Secret, SecretSource};
 
 /// Below this, a full disk is near: `serve` answers 503 once it is.
@@ -179,6 +180,36 @@ pub fn secret(dir: &Path, from_env: Option<Secret>) -> (Check, Option<Secret>) {
                 "secret",
                 format!("{e:#}"),
                 "an empty file: remove it (serve generates a new one; then run `rollcall subscribe`) or set ROLLCALL_SECRET; an unreadable one: run doctor as the user serve runs as",
+            ),
+            None,
+        ),
+    }
+}
+
+/// `receiver`, and the name itself for the webhook checks: `given`
+/// (`--receiver`), else the one `DIR/.receiver` keeps, else the host name,
+/// as `serve` resolves it.
+pub fn receiver(dir: &Path, given: Option<&Name>) -> (Check, Option<Name>) {
+    let kept = dir.join(receiver::RECEIVER_FILE);
+    match receiver::resolve(dir, given) {
+        Ok(name) => {
+            let from = if given.is_some() {
+                "from --receiver (ROLLCALL_RECEIVER)".to_string()
+            } else if kept.exists() {
+                format!("from {}", kept.display())
+            } else {
+                "the host name: serve keeps it in DIR/.receiver at its first start".to_string()
+            };
+            (Check::ok("receiver", format!("{name}, {from}")), Some(name))
+        }
+        Err(e) => (
+            Check::fail(
+                "receiver",
+                format!("{e:#}"),
+                format!(
+                    "give --receiver (ROLLCALL_RECEIVER) the name {} holds, or none",
+                    kept.display()
+                ),
             ),
             None,
         ),

@@ -19,6 +19,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::offsite::Store;
+use crate::receiver::Name;
 use crate::secret::Secret;
 use crate::tls::TlsFiles;
 use crate::webhook::payload::Target;
@@ -159,6 +160,8 @@ impl Report {
 #[derive(Debug)]
 pub struct Settings {
     pub dir: PathBuf,
+    /// `--receiver` (`ROLLCALL_RECEIVER`), if given.
+    pub receiver: Option<Name>,
     /// `ROLLCALL_SECRET`, if set.
     pub secret: Option<Secret>,
     /// `WEBEX_TOKEN`, if set.
@@ -182,8 +185,10 @@ pub async fn run(settings: &Settings, now: OffsetDateTime) -> Report {
     let mut checks = local::directory(&settings.dir);
     let (secret_check, secret) = local::secret(&settings.dir, settings.secret.clone());
     checks.push(secret_check);
+    let (receiver_check, receiver) = local::receiver(&settings.dir, settings.receiver.as_ref());
+    checks.push(receiver_check);
     let (webex, bucket) = tokio::join!(
-        webex::checks(settings, secret.as_ref()),
+        webex::checks(settings, receiver.as_ref(), secret.as_ref()),
         bucket::checks(&settings.store),
     );
     checks.extend(webex);

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 
 use super::{Bounded, Check, Settings, bounded};
 use crate::cmd::args::parse_public_url;
+use crate::receiver::Name;
 use crate::secret::Secret;
 use crate::webex::client::{ApiError, Client, Probe, Room, Webhook};
 use crate::webex::registration::{self, Registration, Standing};
@@ -22,13 +23,26 @@ const SCOPE_MEMBERSHIPS: &str = "scope memberships";
 const SCOPE_EVENTS: &str = "scope compliance events";
 
 /// `token`, the three scopes, `clock`, `public url` and the webhooks.
-pub async fn checks(settings: &Settings, secret: Option<&Secret>) -> Vec<Check> {
+pub async fn checks(
+    settings: &Settings,
+    receiver: Option<&Name>,
+    secret: Option<&Secret>,
+) -> Vec<Check> {
     let ((mut checks, client), (url_check, public_url)) = tokio::join!(
         token_checks(settings),
         public_url(settings.public_url.as_deref()),
     );
     checks.push(url_check);
-    checks.extend(webhooks(settings, client.as_ref(), public_url.as_deref(), secret).await);
+    checks.extend(
+        webhooks(
+            settings,
+            client.as_ref(),
+            public_url.as_deref(),
+            receiver,
+            secret,
+        )
+        .await,
+    );
     checks
 }
 
@@ -286,12 +300,13 @@ fn is_public(ip: &IpAddr) -> bool {
     }
 }
 
-/// One line for each webhook this server needs, then one for each other
-/// webhook that points at it.
+/// One line for each webhook this receiver needs, then one for each other
+/// webhook of its that points at it (other receivers' are theirs to check).
 async fn webhooks(
     settings: &Settings,
     client: Option<&Client>,
     public_url: Option<&str>,
+    receiver: Option<&Name>,
     secret: Option<&Secret>,
 ) -> Vec<Check> {
     const CHECK: &str = "webhooks";
@@ -311,6 +326,12 @@ async fn webhooks(
     let Some(secret) = secret else {
         return vec![Check::skipped(CHECK, "no webhook secret to compare with")];
     };
+    let Some(receiver) = receiver else {
+        return vec![Check::skipped(
+            CHECK,
+            "no receiver name: which webhooks are this receiver's is not known",
+        )];
+    };
     let listed = match bounded(client.list_webhooks()).await {
         Ok(listed) => listed,
         Err(e) => {
@@ -322,6 +343,7 @@ async fn webhooks(
         }
     };
     let registration = Registration {
+        receiver: receiver.clone(),
         public_url: public_url.to_string(),
         target: settings.target.clone(),
         rooms: settings.rooms.clone(),
@@ -355,7 +377,7 @@ async fn webhooks(
     }
     for (at, webhook) in listed.iter().enumerate() {
         if seen.contains(&at)
-            || registration::target_of(&webhook.target_url, Some(public_url)).is_none()
+            || registration::is_ours(webhook, receiver, Some(public_url)).is_none()
         {
             continue;
         }

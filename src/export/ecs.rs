@@ -36,7 +36,7 @@ pub(super) struct Document<'r, 'a> {
     timestamp: &'r str,
     ecs: Ecs,
     event: EventFields<'r>,
-    observer: Observer,
+    observer: Observer<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     organization: Option<Organization<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,8 +73,11 @@ struct EventFields<'a> {
     created: &'a str,
 }
 
+/// rollcall itself; `name` the receiver, in its own start and stop.
 #[derive(Serialize)]
-struct Observer {
+struct Observer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     product: &'static str,
     vendor: &'static str,
     version: &'static str,
@@ -158,6 +161,7 @@ pub(super) fn document<'r, 'a>(
             created: &record.received_at,
         },
         observer: Observer {
+            name: record.receiver.as_deref(),
             product: PRODUCT,
             vendor: PRODUCT,
             version: VERSION,

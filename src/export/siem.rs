@@ -161,6 +161,7 @@ impl Serialize for Details<'_, '_> {
             ("target", given(&r.target)),
             ("webhook_id", r.webhook_id.as_deref()),
             ("webhook_name", r.webhook_name.as_deref()),
+            ("receiver", r.receiver.as_deref()),
         ];
         for (name, text) in texts {
             if let Some(text) = text {

@@ -8,27 +8,24 @@
 //!
 //! [`fold`]: super::fold
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-
 use rusqlite::Connection;
 
 use super::fold::Fold;
-use super::schema::INDEXES;
+use super::lines::{self, Lines};
+use super::schema::Kind;
 use super::{Index, IndexError};
 use crate::clock::Clock;
-use crate::log::days::{self, Day};
-use crate::log::reader::{self, RecordView};
+use crate::log::reader::RecordView;
 use crate::log::record::scan;
 
 /// Records per transaction: large enough that the pages a batch changes
 /// at random (memberships, stays) are written once for many records, and
 /// a commit's fsync is paid rarely; small enough that another process
 /// catching up never waits long for the write lock (about a second).
-const BATCH: usize = 250_000;
+pub(super) const BATCH: usize = 250_000;
 
-/// Where the index has got to in the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the index has got to in a receiver's log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Position {
     pub seq: u64,
     pub hash: String,
@@ -39,9 +36,11 @@ pub struct Position {
 }
 
 impl Position {
+    /// Where an index of one receiver has got to (the first receiver's
+    /// position in an index of several).
     pub fn read(conn: &Connection) -> rusqlite::Result<Position> {
         conn.query_row(
-            "SELECT seq, hash, day, offset FROM state WHERE only = 1",
+            "SELECT seq, hash, day, offset FROM state WHERE receiver = 0",
             [],
             |row| {
                 Ok(Position {
@@ -58,9 +57,11 @@ impl Position {
 /// What a catch-up did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CaughtUp {
-    /// Records folded in.
+    /// Records folded in (of several receivers: records read, each copy
+    /// of an event one).
     pub records: u64,
-    /// The newest record the index now holds.
+    /// The newest record the index now holds; of several receivers, the
+    /// sum of their newest seqs (how many of their records it has read).
     pub seq: u64,
 }
 
@@ -70,7 +71,11 @@ pub fn still_in_log(dir: &std::path::Path, at: &Position) -> Result<Option<Strin
     if at.seq == 0 {
         return Ok(None);
     }
-    let Some(day) = at.day.as_deref().and_then(|d| find_day(dir, d).transpose()) else {
+    let Some(day) = at
+        .day
+        .as_deref()
+        .and_then(|d| lines::find_day(dir, d).transpose())
+    else {
         return Ok(Some(format!(
             "the log has no day {} for the index's newest record (seq {})",
             at.day.as_deref().unwrap_or("?"),
@@ -78,15 +83,15 @@ pub fn still_in_log(dir: &std::path::Path, at: &Position) -> Result<Option<Strin
         )));
     };
     let day = day?;
-    let mut lines = open_at(&day, at.offset)?;
+    let mut lines = lines::open_at(&day, at.offset)?;
     let mut line = Vec::new();
-    read_line(&mut lines, &mut line, &day)?;
+    lines::read_line(&mut lines, &mut line, &day)?;
     if scan::leading_seq(&line) != Some(at.seq) {
         // Not where it was: lines before it changed length. Look for it
         // in the whole day, to say what became of it.
-        lines = open_at(&day, 0)?;
+        lines = lines::open_at(&day, 0)?;
         loop {
-            let whole = read_line(&mut lines, &mut line, &day)?;
+            let whole = lines::read_line(&mut lines, &mut line, &day)?;
             if scan::leading_seq(&line) == Some(at.seq) || !whole {
                 break;
             }
@@ -116,28 +121,59 @@ pub fn still_in_log(dir: &std::path::Path, at: &Position) -> Result<Option<Strin
 const ANALYZE_AFTER: u64 = 100_000;
 
 impl Index {
-    /// Folds in every durable record past the index's newest: up to
-    /// `DIR/.head`, or every whole line for a log without one.
+    /// Folds in every durable record past the index's newest: up to each
+    /// receiver's `DIR/.head`, or every whole line for a log without one.
     pub fn catch_up(&mut self, clock: &dyn Clock) -> Result<CaughtUp, IndexError> {
-        let head = super::durable_seq(&self.dir)?;
-        self.catch_up_to(head.unwrap_or(u64::MAX), clock)
+        let heads = self.heads()?;
+        self.catch_up_each(&heads, u64::MAX, clock)
     }
 
-    /// Folds in the records past the index's newest, up to seq `through`.
+    /// Folds in the records past the index's newest, up to seq `through`
+    /// of each receiver.
     pub fn catch_up_to(&mut self, through: u64, clock: &dyn Clock) -> Result<CaughtUp, IndexError> {
-        let done = self.fold_up_to(through, clock)?;
-        // IF NOT EXISTS: all of them but after a first build, or one that
-        // was cut off, none of them; in one transaction all the same.
-        self.conn
-            .execute_batch(&format!("BEGIN IMMEDIATE; {INDEXES} COMMIT;"))
-            .inspect_err(|_| {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            })?;
+        let through = vec![through; self.receivers.len()];
+        self.catch_up_each(&through, u64::MAX, clock)
+    }
+
+    /// Folds in each receiver's records past the index's newest, up to
+    /// its seq in `through`; of several receivers, stops after the batch
+    /// that reads the `most`th record.
+    pub fn catch_up_each(
+        &mut self,
+        through: &[u64],
+        most: u64,
+        clock: &dyn Clock,
+    ) -> Result<CaughtUp, IndexError> {
+        let done = match self.kind {
+            Kind::Single => self.fold_up_to(through[0], clock)?,
+            Kind::Merged => self.merge_up_to(through, most, clock)?,
+        };
+        self.make_indexes()?;
         self.unanalyzed += done.records;
         if self.unanalyzed >= ANALYZE_AFTER {
             self.optimize()?;
         }
         Ok(done)
+    }
+
+    /// Each receiver's durable head (`u64::MAX` for a log without one).
+    pub fn heads(&self) -> Result<Vec<u64>, IndexError> {
+        self.receivers
+            .iter()
+            .map(|r| super::durable_seq(&r.dir).map(|head| head.unwrap_or(u64::MAX)))
+            .collect()
+    }
+
+    /// The indexes only answers read, whichever are missing.
+    pub(super) fn make_indexes(&self) -> Result<(), IndexError> {
+        // IF NOT EXISTS: all of them but after a first build, or one that
+        // was cut off, none of them; in one transaction all the same.
+        self.conn
+            .execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", self.kind.indexes()))
+            .inspect_err(|_| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            })?;
+        Ok(())
     }
 
     fn fold_up_to(&mut self, through: u64, clock: &dyn Clock) -> Result<CaughtUp, IndexError> {
@@ -149,105 +185,35 @@ impl Index {
         if start.seq >= through {
             return Ok(done);
         }
-        let from_day = start.day.as_deref().and_then(days::parse_day_name);
-        let all = reader::days(&self.dir)?;
+        let mut lines = Lines::from(&self.receivers[0].dir, &start)?;
         let mut fold = Fold::new(&self.conn, self.texts)?;
         fold.begin()?;
         let mut line = Vec::new();
         let mut scratch = String::new();
-        'days: for day in all.iter().filter(|d| from_day.is_none_or(|f| d.date >= f)) {
-            let mut offset = if Some(day.date) == from_day {
-                start.offset
-            } else {
-                0
+        while let Some(at) = lines.next(&mut line)? {
+            let Some(seq) = scan::leading_seq(&line) else {
+                continue;
             };
-            let name = days::day_name(day.date);
-            let mut lines = open_at(day, offset)?;
-            loop {
-                let whole = read_line(&mut lines, &mut line, day)?;
-                if line.is_empty() && !whole {
-                    break;
-                }
-                let at = offset;
-                offset += line.len() as u64 + u64::from(whole);
-                if !whole {
-                    // Torn, or still being written: not durable yet.
-                    break;
-                }
-                let Some(seq) = scan::leading_seq(&line) else {
-                    continue;
-                };
-                if seq <= fold.at.seq {
-                    continue;
-                }
-                if seq > through {
-                    break 'days;
-                }
-                // A damaged line is `verify`'s to report; the index goes
-                // on from the lines that read.
-                let Ok(record) = RecordView::parse_reusing(&line, &mut scratch) else {
-                    continue;
-                };
-                let hash = scan::string_member(&line, b"hash").flatten();
-                fold.record(&record, hash.as_deref().unwrap_or(""), &name, at)?;
-                done.records += 1;
-                if fold.pending >= BATCH {
-                    fold.commit(clock)?;
-                    fold.begin()?;
-                }
+            if seq <= fold.newest(0) {
+                continue;
+            }
+            if seq > through {
+                break;
+            }
+            // A damaged line is `verify`'s to report; the index goes on
+            // from the lines that read.
+            let Ok(record) = RecordView::parse_reusing(&line, &mut scratch) else {
+                continue;
+            };
+            let hash = scan::string_member(&line, b"hash").flatten();
+            fold.record(&record, hash.as_deref().unwrap_or(""), lines.day(), at)?;
+            done.records += 1;
+            if fold.pending >= BATCH {
+                fold.commit(clock)?;
+                fold.begin()?;
             }
         }
         done.seq = fold.commit(clock)?;
         Ok(done)
     }
-}
-
-/// The day named `name` in `dir`'s log.
-fn find_day(dir: &std::path::Path, name: &str) -> Result<Option<Day>, IndexError> {
-    let Some(date) = days::parse_day_name(name) else {
-        return Ok(None);
-    };
-    Ok(reader::days(dir)?.into_iter().find(|d| d.date == date))
-}
-
-/// The day's lines from byte `offset` on: a seek in a live file, a skip
-/// through the decompressed bytes of an archived one.
-fn open_at(day: &Day, offset: u64) -> Result<Box<dyn BufRead + Send>, IndexError> {
-    let io_error = |source| IndexError::Io {
-        what: "reading",
-        path: day.path().to_path_buf(),
-        source,
-    };
-    if let Some(live) = &day.live {
-        match File::open(live) {
-            Ok(mut file) => {
-                file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
-                return Ok(Box::new(BufReader::with_capacity(1 << 16, file)));
-            }
-            // Archived since it was listed: read from the archive.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(e)),
-        }
-    }
-    let mut bytes = BufReader::with_capacity(1 << 16, day.bytes().map_err(io_error)?);
-    io::copy(&mut (&mut bytes).take(offset), &mut io::sink()).map_err(io_error)?;
-    Ok(Box::new(bytes))
-}
-
-/// Reads the next line into `line` without its newline; returns whether
-/// it had one.
-fn read_line(lines: &mut dyn BufRead, line: &mut Vec<u8>, day: &Day) -> Result<bool, IndexError> {
-    line.clear();
-    lines
-        .read_until(b'\n', line)
-        .map_err(|source| IndexError::Io {
-            what: "reading",
-            path: day.path().to_path_buf(),
-            source,
-        })?;
-    let whole = line.last() == Some(&b'\n');
-    if whole {
-        line.pop();
-    }
-    Ok(whole)
 }

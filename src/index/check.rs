@@ -1,11 +1,13 @@
 //! `rollcall index --check`: every public view of the index compared with
-//! the same view of a fresh fold of the log into a scratch index beside it,
-//! up to the same record, naming the first row one has and the other lacks.
+//! the same view of a fresh fold of the log (of several receivers, of the
+//! merged logs) into a scratch index beside it, up to the same record of
+//! each receiver, naming the first row one has and the other lacks.
 
 use rusqlite::types::Value;
 
+use super::open::Of;
 use super::schema::VIEWS;
-use super::{Index, IndexError, path};
+use super::{Index, IndexError};
 use crate::clock::Clock;
 
 /// The scratch index a check folds the log into, removed after.
@@ -36,11 +38,11 @@ impl std::fmt::Display for Difference {
 }
 
 impl Index {
-    /// Compares every view with a fresh fold of the log up to the index's
-    /// newest record; `None` when they agree.
+    /// Compares every view with a fresh fold of the logs up to the
+    /// index's newest record of each; `None` when they agree.
     pub fn check(&self, clock: &dyn Clock) -> Result<Option<Difference>, IndexError> {
-        let (seq, _) = self.position()?;
-        let scratch_dir = self.dir.join(SCRATCH);
+        let through: Vec<u64> = self.positions()?.iter().map(|at| at.seq).collect();
+        let scratch_dir = self.home.join(SCRATCH);
         let _ = std::fs::remove_dir_all(&scratch_dir);
         crate::log::files::create_dir(&scratch_dir).map_err(|source| IndexError::Io {
             what: "creating the scratch index directory",
@@ -48,11 +50,17 @@ impl Index {
             source,
         })?;
         let result = (|| {
-            let (fresh, _) = Index::open_for(&scratch_dir, &self.dir, clock)?;
+            let of = Of {
+                kind: self.kind,
+                receivers: &self.receivers,
+                home: &scratch_dir,
+            };
+            let file = scratch_dir.join(self.file().file_name().expect("an index file has a name"));
+            let (fresh, _) = Index::open_for(&file, &of, clock)?;
             let mut fresh = fresh.for_a_build();
-            fresh.catch_up_to(seq, clock)?;
+            fresh.catch_up_each(&through, u64::MAX, clock)?;
             drop(fresh);
-            self.compare(&path(&scratch_dir))
+            self.compare(&file)
         })();
         let _ = std::fs::remove_dir_all(&scratch_dir);
         result

@@ -1,10 +1,17 @@
-//! `serve`'s indexer: opened at start ([`Opening`]), then a thread of its own that keeps `DIR/index.sqlite`
-//! caught up with the durable head, one batch at a time, off the request
-//! path. The writer never waits for it and does not know it exists: it
-//! reads `DIR/.head` as any reader does. A failure (a full disk, an index
-//! file made unreadable) is logged, counted and retried after a backoff;
-//! deliveries go on being acked meanwhile and `/healthz` stays 200, since
-//! the log, not the index, is the record.
+//! `serve`'s indexer: opened at start ([`Opening`]), then a thread of its
+//! own that keeps `DIR/index.sqlite` caught up with the durable head, one
+//! batch at a time, off the request path. The writer never waits for it
+//! and does not know it exists: it reads `DIR/.head` as any reader does.
+//! A failure (a full disk, an index file made unreadable) is logged,
+//! counted and retried after a backoff; deliveries go on being acked
+//! meanwhile and `/healthz` stays 200, since the log, not the index, is
+//! the record.
+//!
+//! Given other receivers' directories (`serve --dir own --dir other`),
+//! the same thread also keeps `DIR/merged.sqlite` (this log and theirs,
+//! merged) caught up with every receiver's durable head, at the same pace
+//! and a step at a time, for the console's pages; its failures have a
+//! backoff of their own, so they never hold up this log's index.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::{Index, IndexError, Opened};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::receiver::Receivers;
 
 /// Records folded in per step at most: one transaction, after which the
 /// lag in `/metrics` is brought up to date and a stop is noticed. Near
@@ -51,6 +59,16 @@ pub struct Opening {
     index: Option<Index>,
 }
 
+/// The merged index of this log and other receivers' logs, followed
+/// beside this log's own.
+struct Merging {
+    receivers: Receivers,
+    index: Option<Index>,
+    /// Not before then after a failure, and the wait after the next one.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
 /// The running indexer; [`Indexer::stop`] ends it between two steps.
 pub struct Indexer {
     stop: mpsc::Sender<()>,
@@ -59,10 +77,16 @@ pub struct Indexer {
 
 impl Opening {
     /// Opens the index of the log in `dir`, checking it and remaking it
-    /// empty when it is not this log's: done before the console listens,
-    /// so no page reads an index of another log. A failure is logged and
-    /// counted; the thread tries again.
-    pub fn open(dir: PathBuf, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+    /// empty when it is not this log's, and with other receivers
+    /// (`merged`: this one first) the merged index of all of them: done
+    /// before the console listens, so no page reads an index of another
+    /// log. A failure is logged and counted; the thread tries again.
+    pub fn open(
+        dir: PathBuf,
+        merged: Option<Receivers>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (stop, stopped) = mpsc::channel();
         let mut follow = Follow {
             dir,
@@ -71,11 +95,18 @@ impl Opening {
             stopped,
             wide_cache: true,
             pace: Pace::default(),
+            merged: merged.map(|receivers| Merging {
+                receivers,
+                index: None,
+                retry_at: None,
+                backoff: FIRST_BACKOFF,
+            }),
         };
         let index = follow
             .open()
             .map_err(|error| follow.failed(error, FIRST_BACKOFF))
             .ok();
+        follow.open_merged(Instant::now());
         Opening {
             follow,
             stop,
@@ -118,6 +149,7 @@ struct Follow {
     /// Whether the open connection has its whole page cache.
     wide_cache: bool,
     pace: Pace,
+    merged: Option<Merging>,
 }
 
 /// Deliveries per second above which the indexer leaves the disk to the
@@ -139,17 +171,22 @@ struct Pace {
 }
 
 impl Pace {
-    /// Whether to fold now, the head at `head` and the index at `at`:
-    /// not while the head moves faster than [`BUSY_RATE`], unless the
-    /// index is [`MOST_DEFERRED`] behind.
-    fn fold_now(&mut self, head: u64, at: u64, now: Instant) -> bool {
+    /// Whether the head, now at `head`, moved faster than [`BUSY_RATE`]
+    /// since the last look.
+    fn busy(&mut self, head: u64, now: Instant) -> bool {
         let busy = self.last.is_some_and(|(seq, then)| {
             let seconds = now.saturating_duration_since(then).as_secs_f64();
             head.saturating_sub(seq) as f64 >= BUSY_RATE * seconds.max(1e-3)
         });
         self.last = Some((head, now));
-        at < head && (!busy || head - at >= MOST_DEFERRED)
+        busy
     }
+}
+
+/// Whether to fold an index `lag` records behind now: not while
+/// deliveries pour in (`busy`), unless it is [`MOST_DEFERRED`] behind.
+fn fold_now(busy: bool, lag: u64) -> bool {
+    lag > 0 && (!busy || lag >= MOST_DEFERRED)
 }
 
 impl Follow {
@@ -165,7 +202,14 @@ impl Follow {
         }
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let wait = match self.step(&mut index) {
+            let now = Instant::now();
+            // An unreadable head is the step's to report.
+            let busy = super::durable_seq(&self.dir)
+                .is_ok_and(|head| self.pace.busy(head.unwrap_or(0), now));
+            let merged = self.step_merged(busy, now);
+            let wait = match self.step(&mut index, busy) {
+                // The merged index has more to fold: go on at once.
+                Ok(Step::Idle) if merged == Step::More => Duration::ZERO,
                 Ok(Step::More) => Duration::ZERO,
                 Ok(Step::Idle) => {
                     backoff = FIRST_BACKOFF;
@@ -190,8 +234,8 @@ impl Follow {
     }
 
     /// Opens the index if it is not open, then folds in up to [`STEP`]
-    /// records past it.
-    fn step(&mut self, index: &mut Option<Index>) -> Result<Step, IndexError> {
+    /// records past it, unless deliveries are pouring in (`busy`).
+    fn step(&mut self, index: &mut Option<Index>, busy: bool) -> Result<Step, IndexError> {
         let index = match index {
             Some(index) => index,
             None => index.insert(self.open()?),
@@ -199,7 +243,7 @@ impl Follow {
         let head = super::durable_seq(&self.dir)?.unwrap_or(0);
         let (at, _) = index.position()?;
         self.size_cache(index, head.saturating_sub(at))?;
-        let (seq, step) = if self.pace.fold_now(head, at, Instant::now()) {
+        let (seq, step) = if fold_now(busy, head.saturating_sub(at)) {
             let caught = index.catch_up_to(head.min(at + STEP), self.clock.as_ref())?;
             // What a long step's fold held is freed now: hand it back, or
             // the indexer's heap keeps the most any step needed. Not after
@@ -252,6 +296,109 @@ impl Follow {
         Ok(())
     }
 
+    /// Folds up to [`STEP`] records of the receivers into the merged
+    /// index, opening it first if it is not open, at the pace this log's
+    /// index keeps (`busy`); a failure is logged and retried after its own
+    /// backoff.
+    fn step_merged(&mut self, busy: bool, now: Instant) -> Step {
+        let Some(merging) = self.merged.as_mut() else {
+            return Step::Idle;
+        };
+        if merging.retry_at.is_some_and(|at| now < at) {
+            return Step::Idle;
+        }
+        if merging.index.is_none() {
+            self.open_merged(now);
+        }
+        let Some(merging) = self.merged.as_mut() else {
+            return Step::Idle;
+        };
+        let Some(index) = merging.index.as_mut() else {
+            return Step::Idle;
+        };
+        let stepped = index.heads().and_then(|heads| {
+            let at: Vec<u64> = index.positions()?.iter().map(|at| at.seq).collect();
+            // A log without a head file is read to its last whole line:
+            // how far that is is known only by reading.
+            let lag = heads
+                .iter()
+                .zip(&at)
+                .map(|(&head, &at)| {
+                    if head == u64::MAX {
+                        1
+                    } else {
+                        head.saturating_sub(at)
+                    }
+                })
+                .sum();
+            if !fold_now(busy, lag) {
+                return Ok(false);
+            }
+            let caught = index.catch_up_each(&heads, STEP, self.clock.as_ref())?;
+            let left: Vec<u64> = index.positions()?.iter().map(|at| at.seq).collect();
+            let more = heads
+                .iter()
+                .zip(&left)
+                .any(|(&head, &at)| head != u64::MAX && at < head);
+            Ok(caught.records > 0 && more)
+        });
+        match stepped {
+            Ok(more) => {
+                merging.backoff = FIRST_BACKOFF;
+                if more { Step::More } else { Step::Idle }
+            }
+            Err(error) => {
+                self.merged_failed(error, now);
+                Step::Idle
+            }
+        }
+    }
+
+    /// Opens the merged index if there are other receivers; a failure is
+    /// logged and retried after a backoff.
+    fn open_merged(&mut self, now: Instant) {
+        let Some(merging) = self.merged.as_mut() else {
+            return;
+        };
+        let home = merging.receivers.all()[0].dir.clone();
+        match Index::open_of(&merging.receivers, &home, self.clock.as_ref()) {
+            Ok((index, opened)) => {
+                let file = index.file();
+                match opened {
+                    Opened::Kept => {}
+                    Opened::Created => tracing::info!(
+                        file = %file.display(),
+                        receivers = %merging.receivers.names().join(", "),
+                        "building the merged index of the receivers' logs, for the console"
+                    ),
+                    Opened::Rebuilt(why) => tracing::warn!(
+                        file = %file.display(),
+                        reason = %why,
+                        "rebuilding the merged index from the receivers' logs"
+                    ),
+                }
+                merging.index = Some(index);
+            }
+            Err(error) => self.merged_failed(error, now),
+        }
+    }
+
+    fn merged_failed(&mut self, error: IndexError, now: Instant) {
+        let Some(merging) = self.merged.as_mut() else {
+            return;
+        };
+        self.metrics.index_failures.fetch_add(1, Relaxed);
+        tracing::error!(
+            error = %anyhow::Error::from(error),
+            retry_in_secs = merging.backoff.as_secs(),
+            "the merged index could not be brought up to the receivers' logs; this log's index and the deliveries are unaffected, and it is retried"
+        );
+        // Opened afresh on the retry, as this log's index is.
+        merging.index = None;
+        merging.retry_at = Some(now + merging.backoff);
+        merging.backoff = (merging.backoff * 2).min(MOST_BACKOFF);
+    }
+
     fn open(&mut self) -> Result<Index, IndexError> {
         // A connection opens with the whole cache.
         self.wide_cache = true;
@@ -272,6 +419,7 @@ impl Follow {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Records are left to fold in: go on at once.
     More,
@@ -284,28 +432,43 @@ enum Step {
 mod tests {
     use super::*;
 
+    /// A look at the head: whether an index at `at` folds now.
+    fn look(pace: &mut Pace, head: u64, at: u64, now: Instant) -> bool {
+        fold_now(pace.busy(head, now), head.saturating_sub(at))
+    }
+
     #[test]
     fn the_indexer_waits_while_deliveries_pour_in_and_folds_once_they_slow() {
         let start = Instant::now();
         let after = |ms| start + Duration::from_millis(ms);
         let mut pace = Pace::default();
         // The first look folds whatever is there.
-        assert!(pace.fold_now(10, 0, after(0)));
+        assert!(look(&mut pace, 10, 0, after(0)));
         // 2,000 records in 200 ms: 10,000 a second.
-        assert!(!pace.fold_now(2_010, 10, after(200)));
+        assert!(!look(&mut pace, 2_010, 10, after(200)));
         // 10 records in 200 ms: 50 a second.
-        assert!(pace.fold_now(2_020, 10, after(400)));
+        assert!(look(&mut pace, 2_020, 10, after(400)));
         // Nothing new past the index: nothing to fold.
-        assert!(!pace.fold_now(2_020, 2_020, after(600)));
+        assert!(!look(&mut pace, 2_020, 2_020, after(600)));
     }
 
     #[test]
     fn a_busy_writer_is_followed_anyway_once_the_index_is_far_behind() {
         let start = Instant::now();
         let mut pace = Pace::default();
-        assert!(!pace.fold_now(0, 0, start));
+        assert!(!look(&mut pace, 0, 0, start));
         let head = MOST_DEFERRED + 5;
-        assert!(!pace.fold_now(head - 1, 5, start + Duration::from_secs(1)));
-        assert!(pace.fold_now(head + 10_000, 5, start + Duration::from_secs(2)));
+        assert!(!look(
+            &mut pace,
+            head - 1,
+            5,
+            start + Duration::from_secs(1)
+        ));
+        assert!(look(
+            &mut pace,
+            head + 10_000,
+            5,
+            start + Duration::from_secs(2)
+        ));
     }
 }

@@ -1,23 +1,31 @@
-//! The SQLite index of who was where (`DIR/index.sqlite`): derived from
-//! the log, never evidence, rebuilt from it whenever it cannot be trusted.
+//! The SQLite index of who was where: derived from the log, never
+//! evidence, rebuilt from it whenever it cannot be trusted. Of one
+//! receiver's log it is `DIR/index.sqlite`; of several receivers' logs
+//! read as one record (`--dir` more than once), `FIRSTDIR/merged.sqlite`
+//! ([`MERGED_FILE`]), which names the receivers it holds.
 //!
-//! [`Index::open`] is the one way in: it opens (or creates) the file,
-//! checks its schema version and that its newest record is still the
-//! log's record at that seq, and rebuilds it otherwise, returning why.
-//! [`Index::catch_up`] folds the log's durable records past the index's
-//! newest into it in batched transactions ([`build`]); [`query`] answers
-//! rosters, rooms and a person's history from it; [`check`] compares it
-//! with a fresh fold of the log; [`follow`] is `serve`'s thread that keeps
-//! it current. The views in [`schema`] are public.
+//! [`Index::open`] (one log) and [`Index::open_of`] (any receivers) are
+//! the ways in: they open (or create) the file, check its schema version,
+//! its receivers, and that the newest record it read of each is still
+//! that log's record at that seq, and rebuild it otherwise, returning
+//! why. [`Index::catch_up`] folds the logs' durable records past the
+//! index's newest into it in batched transactions ([`build`]; several
+//! receivers through the merge, [`merged`]); [`query`] answers rosters,
+//! rooms and a person's history from it; [`check`] compares it with a
+//! fresh fold of the logs; [`follow`] is `serve`'s thread that keeps it
+//! current. The views in [`schema`] are public.
 
 pub mod build;
 pub mod check;
 mod fold;
 pub mod follow;
+mod lines;
+mod merged;
 mod open;
 pub mod pages;
 pub mod query;
 pub mod schema;
+mod state;
 mod statements;
 mod text;
 
@@ -27,11 +35,15 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use crate::log::reader::ReadError;
+use crate::receiver::Receiver;
 
 pub use build::CaughtUp;
 pub use open::Opened;
+pub use schema::Kind;
 
 pub const INDEX_FILE: &str = "index.sqlite";
+/// The index of several receivers, in the first one's directory.
+pub const MERGED_FILE: &str = "merged.sqlite";
 
 /// Why the index could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +60,18 @@ pub enum IndexError {
     },
     #[error("reading the durable head: {0}")]
     Head(String),
+    #[error("naming the receiver: {0}")]
+    Receiver(String),
 }
 
-/// An open index of the log in `dir`.
+/// An open index of one receiver's log, or of several.
 pub struct Index {
     conn: Connection,
-    dir: PathBuf,
+    kind: Kind,
+    /// The receivers it holds, by place.
+    receivers: Vec<Receiver>,
+    /// The directory it lives in.
+    home: PathBuf,
     /// How many texts a generation of a catch-up's text cache holds.
     texts: usize,
     /// Records this connection folded in since it last refreshed the
@@ -74,10 +92,33 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(INDEX_FILE)
 }
 
+/// `DIR/merged.sqlite`.
+pub fn merged_path(dir: &Path) -> PathBuf {
+    dir.join(MERGED_FILE)
+}
+
 impl Index {
-    /// The log directory this index is of.
+    /// The directory the index lives in: its log's, or the first of its
+    /// receivers'.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.home
+    }
+
+    /// Its file.
+    pub fn file(&self) -> PathBuf {
+        match self.kind {
+            Kind::Single => path(&self.home),
+            Kind::Merged => merged_path(&self.home),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The receivers it holds, by place.
+    pub fn receivers(&self) -> &[Receiver] {
+        &self.receivers
     }
 
     /// Lets this index's catch-ups keep `text::BUILD_GENERATION` texts
@@ -107,9 +148,14 @@ impl Index {
     }
 
     /// The newest record the index holds: its seq and hash (0 and empty
-    /// for an empty index).
+    /// for an empty index); of several receivers, the first one's.
     pub fn position(&self) -> Result<(u64, String), IndexError> {
         let at = build::Position::read(&self.conn)?;
         Ok((at.seq, at.hash))
+    }
+
+    /// The newest record the index holds of each receiver, by place.
+    pub fn positions(&self) -> Result<Vec<build::Position>, IndexError> {
+        Ok(state::read(&self.conn)?.into_iter().map(|t| t.at).collect())
     }
 }

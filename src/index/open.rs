@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::build::{self, Position};
-use super::schema::{CREATE, SCHEMA_VERSION};
-use super::{Index, IndexError, path};
+use super::build;
+use super::schema::{Kind, SCHEMA_VERSION};
+use super::{Index, IndexError, merged_path, path, state};
 use crate::clock::Clock;
 use crate::log::files;
-use crate::log::record::format_timestamp;
+use crate::receiver::{Receiver, Receivers};
 
 /// How long a connection waits for another process's write (serve's
 /// indexer, a read command catching up) before giving up.
@@ -36,11 +36,44 @@ pub enum Opened {
     Rebuilt(String),
 }
 
+/// Which index of which receivers, and where: what every open is of.
+pub(super) struct Of<'a> {
+    pub kind: Kind,
+    pub receivers: &'a [Receiver],
+    /// The directory the index lives in.
+    pub home: &'a Path,
+}
+
+impl Of<'_> {
+    fn names(&self) -> Vec<&str> {
+        self.receivers.iter().map(|r| r.name.as_str()).collect()
+    }
+}
+
 impl Index {
     /// Opens `DIR/index.sqlite`, making or remaking it when it is missing,
     /// unreadable, of another schema version, or not of this log.
     pub fn open(dir: &Path, clock: &dyn Clock) -> Result<(Index, Opened), IndexError> {
-        Self::open_for(dir, dir, clock)
+        let receiver = one_receiver(dir)?;
+        Self::open_for(&path(dir), &Of::single(&receiver), clock)
+    }
+
+    /// Opens the index of `receivers`: `DIR/index.sqlite` of one receiver
+    /// whose directory is `home`, else `home/merged.sqlite`, which is
+    /// remade when it holds another set of receivers (or in another
+    /// order), or one of them no longer has the record the index last
+    /// read of it.
+    pub fn open_of(
+        receivers: &Receivers,
+        home: &Path,
+        clock: &dyn Clock,
+    ) -> Result<(Index, Opened), IndexError> {
+        let of = Of::receivers(receivers, home);
+        let file = match of.kind {
+            Kind::Single => path(home),
+            Kind::Merged => merged_path(home),
+        };
+        Self::open_for(&file, &of, clock)
     }
 
     /// Remakes the index empty, in place: a `serve` whose indexer has the
@@ -48,63 +81,148 @@ impl Index {
     /// leave it writing to the old one.
     pub fn rebuild(dir: &Path, clock: &dyn Clock) -> Result<Index, IndexError> {
         let (index, _) = Self::open(dir, clock)?;
-        reset(&index.conn, clock)?;
+        index.reset(clock)?;
         Ok(index)
     }
 
-    /// [`Index::open`] of an index kept in `index_dir` for the log in
-    /// `dir`: a scratch index for `--check`.
+    /// [`Index::rebuild`] of the index [`Index::open_of`] opens.
+    pub fn rebuild_of(
+        receivers: &Receivers,
+        home: &Path,
+        clock: &dyn Clock,
+    ) -> Result<Index, IndexError> {
+        let (index, _) = Self::open_of(receivers, home, clock)?;
+        index.reset(clock)?;
+        Ok(index)
+    }
+
+    fn reset(&self, clock: &dyn Clock) -> Result<(), IndexError> {
+        let names: Vec<&str> = self.receivers.iter().map(|r| r.name.as_str()).collect();
+        reset(&self.conn, self.kind, &names, clock)
+    }
+
+    /// [`Index::open`] of the index at `file`, of `of`: also a scratch
+    /// index for `--check`.
     pub(super) fn open_for(
-        index_dir: &Path,
-        dir: &Path,
+        file: &Path,
+        of: &Of<'_>,
         clock: &dyn Clock,
     ) -> Result<(Index, Opened), IndexError> {
-        let file = path(index_dir);
+        let names = of.names();
         if !file.exists() {
-            let conn = create(&file, clock)?;
-            return Ok((index(conn, dir), Opened::Created));
+            let conn = create(file, of.kind, &names, clock)?;
+            return Ok((index(conn, of), Opened::Created));
         }
-        let conn = match connect(&file).and_then(|conn| version(&conn).map(|v| (conn, v))) {
+        let conn = match connect(file).and_then(|conn| version(&conn).map(|v| (conn, v))) {
             Ok((conn, version)) => {
                 if version != SCHEMA_VERSION {
-                    reset(&conn, clock)?;
+                    reset(&conn, of.kind, &names, clock)?;
                     let reason = format!(
                         "{} has schema version {version}, this rollcall uses {SCHEMA_VERSION}",
                         file.display()
                     );
-                    return Ok((index(conn, dir), Opened::Rebuilt(reason)));
+                    return Ok((index(conn, of), Opened::Rebuilt(reason)));
                 }
                 conn
             }
             Err(error) => {
-                remove(&file)?;
-                let conn = create(&file, clock)?;
+                remove(file)?;
+                let conn = create(file, of.kind, &names, clock)?;
                 let reason = format!("{} could not be read ({error})", file.display());
-                return Ok((index(conn, dir), Opened::Rebuilt(reason)));
+                return Ok((index(conn, of), Opened::Rebuilt(reason)));
             }
         };
-        let at = match Position::read(&conn) {
-            Ok(at) => at,
-            Err(error) => {
-                reset(&conn, clock)?;
-                let reason = format!("{} has no readable state ({error})", file.display());
-                return Ok((index(conn, dir), Opened::Rebuilt(reason)));
-            }
+        let why = match not_of(&conn, file, of) {
+            Ok(why) => why,
+            Err(error) => Some(format!(
+                "{} has no readable state ({error})",
+                file.display()
+            )),
         };
-        match build::still_in_log(dir, &at)? {
-            None => Ok((index(conn, dir), Opened::Kept)),
-            Some(why) => {
-                reset(&conn, clock)?;
-                Ok((index(conn, dir), Opened::Rebuilt(why)))
+        if let Some(why) = why {
+            reset(&conn, of.kind, &names, clock)?;
+            return Ok((index(conn, of), Opened::Rebuilt(why)));
+        }
+        let tracks = state::read(&conn)?;
+        for (receiver, track) in of.receivers.iter().zip(&tracks) {
+            if let Some(why) = build::still_in_log(&receiver.dir, &track.at)? {
+                reset(&conn, of.kind, &names, clock)?;
+                let why = match of.kind {
+                    Kind::Single => why,
+                    Kind::Merged => format!(
+                        "receiver {} ({}): {why}",
+                        receiver.name,
+                        receiver.dir.display()
+                    ),
+                };
+                return Ok((index(conn, of), Opened::Rebuilt(why)));
             }
+        }
+        Ok((index(conn, of), Opened::Kept))
+    }
+}
+
+impl<'a> Of<'a> {
+    pub(super) fn single(receiver: &'a Receiver) -> Self {
+        Of {
+            kind: Kind::Single,
+            receivers: std::slice::from_ref(receiver),
+            home: &receiver.dir,
+        }
+    }
+
+    pub(super) fn receivers(receivers: &'a Receivers, home: &'a Path) -> Self {
+        let kind = match receivers.single() {
+            Some(one) if one.dir == home => Kind::Single,
+            _ => Kind::Merged,
+        };
+        Of {
+            kind,
+            receivers: receivers.all(),
+            home,
         }
     }
 }
 
-pub(super) fn index(conn: Connection, dir: &Path) -> Index {
+/// The receiver whose log is `dir`.
+pub(super) fn one_receiver(dir: &Path) -> Result<Receiver, IndexError> {
+    Receiver::of_dir(dir).map_err(|e| IndexError::Receiver(format!("{e:#}")))
+}
+
+/// Why the index in `conn` is not of `of`'s receivers, if it is not. An
+/// index of one receiver keeps its name up to date instead: a log is the
+/// same log whatever its directory is named.
+fn not_of(conn: &Connection, file: &Path, of: &Of<'_>) -> rusqlite::Result<Option<String>> {
+    let held = state::names(conn)?;
+    let wanted = of.names();
+    Ok(match of.kind {
+        Kind::Single if held.len() != 1 => Some(format!(
+            "{} holds {} receivers, where an index of one log holds one",
+            file.display(),
+            held.len()
+        )),
+        Kind::Single => {
+            if held[0] != wanted[0] {
+                state::rename(conn, &wanted)?;
+            }
+            None
+        }
+        Kind::Merged if held != wanted => Some(format!(
+            "{} holds receivers {}, and these are {}",
+            file.display(),
+            held.join(", "),
+            wanted.join(", ")
+        )),
+        Kind::Merged => None,
+    })
+}
+
+pub(super) fn index(conn: Connection, of: &Of<'_>) -> Index {
     Index {
         conn,
-        dir: dir.to_path_buf(),
+        kind: of.kind,
+        receivers: of.receivers.to_vec(),
+        home: of.home.to_path_buf(),
         texts: super::text::SERVE_GENERATION,
         unanalyzed: 0,
     }
@@ -138,20 +256,30 @@ fn version(conn: &Connection) -> Result<i64, rusqlite::Error> {
 
 /// A new, empty index at `file`, created with the log's file mode (SQLite
 /// gives its `-wal` and `-shm` files the database file's mode).
-fn create(file: &Path, clock: &dyn Clock) -> Result<Connection, IndexError> {
+fn create(
+    file: &Path,
+    kind: Kind,
+    names: &[&str],
+    clock: &dyn Clock,
+) -> Result<Connection, IndexError> {
     files::create_new(file).map_err(|source| IndexError::Io {
         what: "creating the index",
         path: file.to_path_buf(),
         source,
     })?;
     let conn = connect(file)?;
-    reset(&conn, clock)?;
+    reset(&conn, kind, names, clock)?;
     Ok(conn)
 }
 
-/// Empties the index down to its schema, in one transaction: a crash
-/// leaves the old index or the new empty one.
-fn reset(conn: &Connection, clock: &dyn Clock) -> Result<(), IndexError> {
+/// Empties the index down to its schema, of these receivers, in one
+/// transaction: a crash leaves the old index or the new empty one.
+fn reset(
+    conn: &Connection,
+    kind: Kind,
+    names: &[&str],
+    clock: &dyn Clock,
+) -> Result<(), IndexError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let made = (|| {
         let objects: Vec<(String, String)> = conn
@@ -165,12 +293,13 @@ fn reset(conn: &Connection, clock: &dyn Clock) -> Result<(), IndexError> {
             let kind = if kind == "view" { "VIEW" } else { "TABLE" };
             conn.execute_batch(&format!("DROP {kind} IF EXISTS \"{name}\""))?;
         }
-        conn.execute_batch(CREATE)?;
-        conn.execute(
-            "INSERT INTO state (only, seq, hash, day, offset, built_at, schema_version)
-             VALUES (1, 0, '', NULL, 0, ?1, ?2)",
-            (format_timestamp(clock.now()), SCHEMA_VERSION),
-        )?;
+        conn.execute_batch(&kind.create())?;
+        state::create(conn, names, SCHEMA_VERSION, clock)?;
+        if kind == Kind::Single {
+            // The one set of receivers every row of it holds.
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            state::remember_set(conn, &names, 1)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok::<_, rusqlite::Error>(())
     })();

@@ -1,9 +1,11 @@
-//! Bounded answers for the console, read from the public views only
-//! (`records`, `presence`, `rooms`): records newest first and a person's
-//! stays, each a page at a time with a keyset cursor (the seq to go on
-//! below), never an offset or a total; and a read connection opened
-//! without building anything, caught up only when the index lags the
-//! durable head by at most one batch.
+//! Bounded answers for the console, read from the public views (`records`,
+//! `presence`, `rooms`) with the index's own order beside them
+//! (`record_rows`, `stay_rows`): records newest first and a person's
+//! stays, each a page at a time with a keyset cursor (the place in that
+//! order to go on below: the seq itself in an index of one receiver),
+//! never an offset or a total; and a read connection opened without
+//! building anything, caught up only when the index lags the durable
+//! heads by at most one batch.
 //!
 //! A page asks for one row more than it shows, to know whether older
 //! ones follow. A filter with a room or person id walks that id's
@@ -17,10 +19,12 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
-use super::schema::SCHEMA_VERSION;
-use super::{Index, IndexError, path};
+use super::open::Of;
+use super::schema::{Kind, SCHEMA_VERSION};
+use super::{Index, IndexError, merged_path, path, state};
 use crate::clock::Clock;
 use crate::log::record::{Event, Source};
+use crate::receiver::Receivers;
 
 /// Rows on one page.
 pub const PAGE_ROWS: usize = 50;
@@ -67,7 +71,11 @@ pub struct Records {
 /// One record as a page lists it.
 #[derive(Debug, Clone)]
 pub struct RecordRow {
+    /// Its place in the index's order: the page's cursor.
+    pub key: u64,
     pub seq: u64,
+    /// Of several receivers, the one whose seq `seq` is.
+    pub receiver: Option<String>,
     pub received_at: String,
     pub event: String,
     pub room_id: String,
@@ -86,14 +94,19 @@ pub struct RecordPage {
     pub rows: Vec<RecordRow>,
     /// The cursor of the next older page, when older records may match.
     pub older: Option<u64>,
-    /// The page's search window ended at this seq before the page was
-    /// full: older records are still to be searched.
+    /// The page's search window ended at this place in the index's
+    /// order (a seq, of one receiver) before the page was full: older
+    /// records are still to be searched.
     pub searched_to: Option<u64>,
+    /// Its rows are of several receivers: a seq alone places none.
+    pub merged: bool,
 }
 
 /// One stay of a person in a room, as the `presence` view has it.
 #[derive(Debug, Clone)]
 pub struct StayRow {
+    /// When it began in the index's order: the page's cursor.
+    pub key: u64,
     pub room_id: String,
     pub room_title: Option<String>,
     pub person_email: Option<String>,
@@ -102,14 +115,9 @@ pub struct StayRow {
     pub joined_seq: Option<u64>,
     pub left_at: Option<String>,
     pub left_seq: Option<u64>,
-}
-
-impl StayRow {
-    /// The seq of the record that began it (its leave, when the log never
-    /// saw it begin): the key its pages are ordered by.
-    pub fn key(&self) -> u64 {
-        self.joined_seq.or(self.left_seq).unwrap_or(0)
-    }
+    /// Of several receivers, the ones whose seqs the seqs are.
+    pub joined_receiver: Option<String>,
+    pub left_receiver: Option<String>,
 }
 
 /// A page of a person's stays, newest first.
@@ -122,10 +130,14 @@ pub struct StayPage {
 /// How far the index is against the durable head at a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Standing {
-    /// The newest record the index holds (0: none).
+    /// The newest record the index holds (0: none); of several
+    /// receivers, the sum of their newest seqs.
     pub seq: u64,
-    /// The durable head's seq (the index's own when the log has none).
+    /// The durable head's seq (the index's own when the log has none);
+    /// of several receivers, the sum of theirs.
     pub head: u64,
+    /// It is an index of several receivers.
+    pub merged: bool,
 }
 
 impl Standing {
@@ -140,7 +152,21 @@ impl Index {
     /// rebuilt). The connection may still catch up a small lag
     /// ([`Index::catch_up_near`]), so it is opened for writing too.
     pub fn open_read(dir: &Path) -> Result<Option<Index>, IndexError> {
-        let file = path(dir);
+        let receiver = super::open::one_receiver(dir)?;
+        Self::open_read_for(&Of::single(&receiver))
+    }
+
+    /// [`Index::open_read`] of the index [`Index::open_of`] opens: also
+    /// `None` when it holds other receivers (it is being rebuilt).
+    pub fn open_read_of(receivers: &Receivers, home: &Path) -> Result<Option<Index>, IndexError> {
+        Self::open_read_for(&Of::receivers(receivers, home))
+    }
+
+    fn open_read_for(of: &Of<'_>) -> Result<Option<Index>, IndexError> {
+        let file = match of.kind {
+            Kind::Single => path(of.home),
+            Kind::Merged => merged_path(of.home),
+        };
         let conn = match Connection::open_with_flags(
             &file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -155,22 +181,40 @@ impl Index {
         if version != SCHEMA_VERSION {
             return Ok(None);
         }
-        Ok(Some(super::open::index(conn, dir)))
+        if of.kind == Kind::Merged {
+            let held = state::names(&conn)?;
+            if !held
+                .iter()
+                .map(String::as_str)
+                .eq(of.receivers.iter().map(|r| r.name.as_str()))
+            {
+                return Ok(None);
+            }
+        }
+        Ok(Some(super::open::index(conn, of)))
     }
 
-    /// Catches up to the durable head if that is at most
+    /// Catches up to the durable heads if they are at most
     /// [`CATCH_UP_AT_MOST`] records away; says where the index then is.
     pub fn catch_up_near(&mut self, clock: &dyn Clock) -> Result<Standing, IndexError> {
-        let (seq, _) = self.position()?;
-        let head = super::durable_seq(&self.dir)?.unwrap_or(seq);
+        let at: Vec<u64> = self.positions()?.iter().map(|at| at.seq).collect();
+        let heads: Vec<u64> = self
+            .heads()?
+            .iter()
+            .zip(&at)
+            .map(|(&head, &seq)| if head == u64::MAX { seq } else { head })
+            .collect();
+        let (seq, head) = (at.iter().sum(), heads.iter().sum());
+        let merged = self.kind == Kind::Merged;
         if seq < head && head - seq <= CATCH_UP_AT_MOST {
-            let caught = self.catch_up_to(head, clock)?;
+            let caught = self.catch_up_each(&heads, u64::MAX, clock)?;
             return Ok(Standing {
                 seq: caught.seq,
                 head,
+                merged,
             });
         }
-        Ok(Standing { seq, head })
+        Ok(Standing { seq, head, merged })
     }
 
     /// The page of records matching `wanted` with seqs below `before`
@@ -185,7 +229,7 @@ impl Index {
             return Ok(RecordPage::default());
         };
         if let Some(before) = before {
-            sql.push("seq < $1", [before as i64]);
+            sql.push("n < $1", [before as i64]);
         }
         // Without an id to walk, a window of seqs bounds the walk.
         let floor = if sql.anchored {
@@ -193,20 +237,30 @@ impl Index {
         } else {
             let top = match before {
                 Some(before) => before,
-                None => self.position()?.0 + 1,
+                None => self.conn.query_row(
+                    "SELECT coalesce(max(id), 0) + 1 FROM record",
+                    [],
+                    |row| row.get(0),
+                )?,
             };
             let floor = top.saturating_sub(SCAN_WINDOW).max(1);
-            sql.push("seq >= $1", [floor as i64]);
+            sql.push("n >= $1", [floor as i64]);
             Some(floor).filter(|&floor| floor > 1)
         };
         let mut rows = self.conn.prepare(&page_of(sql))?;
+        let merged = self.kind == Kind::Merged;
         let mut found: Vec<RecordRow> = rows
-            .query_map(rusqlite::params_from_iter(&sql.params), record_row)?
+            .query_map(rusqlite::params_from_iter(&sql.params), |row| {
+                record_row(row, merged)
+            })?
             .collect::<Result<_, _>>()?;
-        let mut page = RecordPage::default();
+        let mut page = RecordPage {
+            merged,
+            ..RecordPage::default()
+        };
         if found.len() > PAGE_ROWS {
             found.truncate(PAGE_ROWS);
-            page.older = found.last().map(|r| r.seq);
+            page.older = found.last().map(|r| r.key);
         } else if let Some(floor) = floor {
             page.older = Some(floor);
             page.searched_to = Some(floor);
@@ -223,7 +277,7 @@ impl Index {
             return Ok(0);
         };
         let count = self.conn.query_row(
-            &format!("SELECT count(*) FROM records WHERE {}", sql.clause()),
+            &format!("SELECT count(*) FROM record_rows WHERE {}", sql.clause()),
             rusqlite::params_from_iter(&sql.params),
             |row| row.get(0),
         )?;
@@ -256,35 +310,39 @@ impl Index {
 
     /// The page of the person's stays begun below `before`, newest first.
     pub fn stays_page(&self, person_id: &str, before: Option<u64>) -> Result<StayPage, IndexError> {
+        let merged = self.kind == Kind::Merged;
         let mut found: Vec<StayRow> = self
             .conn
             .prepare_cached(&format!(
-                "SELECT room_id, room_title, person_email, person_display_name, joined_at,
-                    joined_seq, left_at, left_seq
-                 FROM presence
-                 WHERE person_id = ?1 AND coalesce(joined_seq, left_seq) < ?2
-                 ORDER BY coalesce(joined_seq, left_seq) DESC LIMIT {}",
+                "SELECT n, room_id, room_title, person_email, person_display_name, joined_at,
+                    joined_seq, left_at, left_seq, joined_receiver, left_receiver
+                 FROM stay_rows
+                 WHERE person_id = ?1 AND n < ?2
+                 ORDER BY n DESC LIMIT {}",
                 PAGE_ROWS + 1
             ))?
             // A range, never `?2 IS NULL OR`, so an index on the key
             // starts the walk at the cursor.
             .query_map((person_id, before.map_or(i64::MAX, |b| b as i64)), |row| {
                 Ok(StayRow {
-                    room_id: row.get(0)?,
-                    room_title: row.get(1)?,
-                    person_email: row.get(2)?,
-                    person_display_name: row.get(3)?,
-                    joined_at: row.get(4)?,
-                    joined_seq: row.get(5)?,
-                    left_at: row.get(6)?,
-                    left_seq: row.get(7)?,
+                    key: row.get(0)?,
+                    room_id: row.get(1)?,
+                    room_title: row.get(2)?,
+                    person_email: row.get(3)?,
+                    person_display_name: row.get(4)?,
+                    joined_at: row.get(5)?,
+                    joined_seq: row.get(6)?,
+                    left_at: row.get(7)?,
+                    left_seq: row.get(8)?,
+                    joined_receiver: merged.then(|| row.get(9)).transpose()?.flatten(),
+                    left_receiver: merged.then(|| row.get(10)).transpose()?.flatten(),
                 })
             })?
             .collect::<Result<_, _>>()?;
         let mut page = StayPage::default();
         if found.len() > PAGE_ROWS {
             found.truncate(PAGE_ROWS);
-            page.older = found.last().map(StayRow::key);
+            page.older = found.last().map(|stay| stay.key);
         }
         page.rows = found;
         Ok(page)
@@ -316,7 +374,7 @@ impl Index {
     }
 }
 
-fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
+fn record_row(row: &Row<'_>, merged: bool) -> rusqlite::Result<RecordRow> {
     Ok(RecordRow {
         seq: row.get(0)?,
         received_at: row.get(1)?,
@@ -328,6 +386,8 @@ fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
         person_display_name: row.get(7)?,
         source: row.get(8)?,
         not_before: row.get(9)?,
+        key: row.get(10)?,
+        receiver: merged.then(|| row.get(11)).transpose()?,
     })
 }
 
@@ -335,8 +395,8 @@ fn record_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
 fn page_of(sql: &Conditions) -> String {
     format!(
         "SELECT seq, received_at, event, room_id, room_title, person_id, person_email,
-            person_display_name, source, not_before
-         FROM records WHERE {} ORDER BY seq DESC LIMIT {}",
+            person_display_name, source, not_before, n, receiver
+         FROM record_rows WHERE {} ORDER BY n DESC LIMIT {}",
         sql.clause(),
         PAGE_ROWS + 1
     )
@@ -433,14 +493,14 @@ impl Conditions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::schema::{CREATE, INDEXES, query_plan};
+    use crate::index::schema::query_plan;
     use rusqlite::types::Value;
 
     /// An empty index of this schema in `dir`, opened as a page opens it.
     fn empty(dir: &Path) -> Index {
         let conn = Connection::open(path(dir)).unwrap();
-        conn.execute_batch(CREATE).unwrap();
-        conn.execute_batch(INDEXES).unwrap();
+        conn.execute_batch(&Kind::Single.create()).unwrap();
+        conn.execute_batch(&Kind::Single.indexes()).unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .unwrap();
         Index::open_read(dir).unwrap().unwrap()
@@ -461,7 +521,7 @@ mod tests {
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
                  INSERT INTO text (id, key, value) SELECT i, i, 'text ' || i FROM n;
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
-                 INSERT INTO room (id, title, first_at, first_seq, last_at, last_seq, members_now)
+                 INSERT INTO room (id, title, first_at, first_row, last_at, last_row, members_now)
                  SELECT i, i + 20, '', 0, '', 0, 0 FROM n;",
             )
             .unwrap();

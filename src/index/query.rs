@@ -1,12 +1,14 @@
 //! Answers from the index: a room's roster at a time with the warnings
 //! `log::roster` gives, the rooms, and every stay of a person. Each row
 //! names the seqs of the records it rests on, so it can be checked
-//! against the log (`rollcall export --from-seq N --to-seq N`).
+//! against the log (`rollcall export --from-seq N --to-seq N`); of
+//! several receivers, with the receiver each seq is of (`rollcall export
+//! --dir ITS_DIR --seq N`).
 
 use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Index, IndexError};
+use super::{Index, IndexError, Kind};
 use crate::log::members::{Change, Members};
 use crate::log::record::{Event, Record, Source};
 use crate::log::roster::coverage::Gap;
@@ -24,6 +26,15 @@ pub enum QueryError {
 impl From<rusqlite::Error> for QueryError {
     fn from(e: rusqlite::Error) -> Self {
         QueryError::Index(e.into())
+    }
+}
+
+/// A seq as a row shows it: `12`, or `a:12` when it names its receiver
+/// (an index of several).
+pub fn qualified(receiver: Option<&str>, seq: u64) -> String {
+    match receiver {
+        Some(receiver) => format!("{receiver}:{seq}"),
+        None => seq.to_string(),
     }
 }
 
@@ -50,6 +61,11 @@ pub struct RosterMember {
     pub joined_seq: Option<u64>,
     /// The newest record of the membership at that time.
     pub last_seq: u64,
+    /// Of several receivers, the ones whose seqs these are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_receiver: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_receiver: Option<String>,
 }
 
 /// One stay of a person in a room, as the `presence` view has it.
@@ -69,6 +85,12 @@ pub struct Stay {
     pub left_not_before: Option<String>,
     pub leave_source: Option<String>,
     pub is_moderator: Option<bool>,
+    /// Of several receivers, the ones whose seqs `joined_seq` and
+    /// `left_seq` are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_receiver: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_receiver: Option<String>,
 }
 
 const ROOM_COLUMNS: &str =
@@ -148,21 +170,25 @@ impl Index {
             .prepare_cached(
                 "WITH wanted AS (SELECT id FROM text WHERE value = ?1)
                  SELECT person.value, email.value, name.value, s.is_moderator, s.since,
-                    added.value, s.join_source, s.joined_seq, s.from_seq
+                    added.value, s.join_source, s.joined_seq, s.from_seq, joined.name, last.name
                  FROM (
                     SELECT person, person_email, person_display_name, is_moderator, since,
-                        added_by, join_source, joined_seq, from_seq
+                        added_by, join_source, joined_seq, from_seq, joined_receiver,
+                        from_receiver
                     FROM span WHERE room = (SELECT id FROM wanted) AND to_at > ?2 AND from_at <= ?2
                     UNION ALL
                     SELECT person, person_email, person_display_name, is_moderator, since,
-                        added_by, join_source, joined_seq, last_seq
+                        added_by, join_source, joined_seq, last_seq, joined_receiver,
+                        last_receiver
                     FROM membership
                     WHERE room = (SELECT id FROM wanted) AND present AND last_event_at <= ?2
                  ) s
                  JOIN text person ON person.id = s.person
                  LEFT JOIN text email ON email.id = s.person_email
                  LEFT JOIN text name ON name.id = s.person_display_name
-                 LEFT JOIN text added ON added.id = s.added_by",
+                 LEFT JOIN text added ON added.id = s.added_by
+                 LEFT JOIN state joined ON joined.receiver = s.joined_receiver
+                 LEFT JOIN state last ON last.receiver = s.from_receiver",
             )?
             .query_map((&room.room_id, at), |row| {
                 let source: String = row.get(6)?;
@@ -178,6 +204,8 @@ impl Index {
                     },
                     joined_seq: row.get(7)?,
                     last_seq: row.get(8)?,
+                    joined_receiver: self.named(row.get(9)?),
+                    last_receiver: self.named(row.get(10)?),
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -208,7 +236,7 @@ impl Index {
         let gaps = self
             .conn
             .prepare_cached(
-                "SELECT from_at, to_at, after_crash FROM gap
+                "SELECT from_at, to_at, after_crash FROM coverage_gap
                  WHERE from_at < ?2 AND (to_at IS NULL OR to_at > ?1) ORDER BY id",
             )?
             .query_map((from, to), |row| {
@@ -228,7 +256,7 @@ impl Index {
         let found = self
             .conn
             .prepare_cached(
-                "SELECT r.seq, r.received_at, r.event, person.value, email.value, name.value,
+                "SELECT r.id, r.received_at, r.event, person.value, email.value, name.value,
                     r.not_before
                  FROM record r
                  JOIN text person ON person.id = r.person
@@ -237,7 +265,7 @@ impl Index {
                  WHERE r.room = (SELECT id FROM text WHERE value = ?1)
                     AND r.source = 'reconciled' AND r.event <> 'joined'
                     AND r.not_before IS NOT NULL
-                 ORDER BY r.seq",
+                 ORDER BY r.id",
             )?
             .query_map([room_id], |row| {
                 let event: String = row.get(2)?;
@@ -269,13 +297,13 @@ impl Index {
             .prepare_cached(
                 "SELECT room_id, room_title, membership_id, person_id, person_email,
                     person_display_name, joined_at, joined_seq, join_source, left_at, left_seq,
-                    left_not_before, leave_source, is_moderator
-                 FROM presence
+                    left_not_before, leave_source, is_moderator, joined_receiver, left_receiver
+                 FROM stay_rows
                  WHERE person_id IN
                         (SELECT ?1 UNION SELECT person_id FROM person_email WHERE email_key = ?2)
                     AND (?3 IS NULL OR left_at IS NULL OR left_at >= ?3)
                     AND (?4 IS NULL OR joined_at IS NULL OR joined_at < ?4)
-                 ORDER BY coalesce(joined_at, left_at), coalesce(joined_seq, left_seq)",
+                 ORDER BY coalesce(joined_at, left_at), n",
             )?
             .query_map((person, person.to_lowercase(), from, to), |row| {
                 Ok(Stay {
@@ -293,6 +321,8 @@ impl Index {
                     left_not_before: row.get(11)?,
                     leave_source: row.get(12)?,
                     is_moderator: row.get(13)?,
+                    joined_receiver: self.named(row.get(14)?),
+                    left_receiver: self.named(row.get(15)?),
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -301,6 +331,12 @@ impl Index {
 }
 
 impl Index {
+    /// A receiver's name, as a row of an index of several receivers names
+    /// it; of one receiver, rows name none, and read as they always did.
+    fn named(&self, name: Option<String>) -> Option<String> {
+        name.filter(|_| self.kind == Kind::Merged)
+    }
+
     /// Every membership of room `room_id` as its records in the index
     /// leave it, folded by [`Members::apply`] (the fold `roster --at` and
     /// the writer's state share), names and emails included: what the

@@ -157,14 +157,14 @@ impl Hasher for Spread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::schema::CREATE;
+    use crate::index::schema::Kind;
 
     #[test]
     fn a_text_another_connection_added_is_found_not_added_again() {
         let temp = tempfile::tempdir().unwrap();
         let file = temp.path().join("index.sqlite");
         let first = Connection::open(&file).unwrap();
-        first.execute_batch(CREATE).unwrap();
+        first.execute_batch(&Kind::Single.create()).unwrap();
         let second = Connection::open(&file).unwrap();
         // Both begin on an empty table, so both caches start complete.
         let mut mine = Texts::new(&first, SERVE_GENERATION).unwrap();

@@ -88,8 +88,21 @@ impl Chain {
     /// the next link, takes it as the chain's end.
     pub fn push(&mut self, seq: u64, prev_hash: &str, hash: &str) -> Result<(), Break> {
         self.check(seq, prev_hash)?;
-        self.take_checked(seq, hash.to_owned());
+        // Into the last hash's own buffer: verify pushes every record.
+        self.last_hash.clear();
+        self.last_hash.push_str(hash);
+        self.next_seq = seq + 1;
+        self.records += 1;
         Ok(())
+    }
+
+    /// Takes a run of records checked on their own by this same rule
+    /// (`run`, which began at the record after this chain's end) as the
+    /// chain's end.
+    pub fn take_run(&mut self, run: Chain) {
+        self.next_seq = run.next_seq;
+        self.last_hash = run.last_hash;
+        self.records += run.records;
     }
 
     /// [`Chain::push`] for a caller that owns the record and has other

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::StatusCode;
-use rusty_s3::actions::{ListObjectsV2, S3Action};
+use rusty_s3::actions::{ListObjectsV2, ListObjectsV2Response, S3Action};
 use rusty_s3::{Bucket, UrlStyle};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -53,8 +53,10 @@ pub struct Listed {
     pub size: u64,
 }
 
-/// The bucket and prefix of one log.
-#[derive(Debug)]
+/// The bucket and prefix of one log (or, for listing and reading them,
+/// of every receiver's log under a shared prefix: see
+/// [`super::layout`]).
+#[derive(Debug, Clone)]
 pub struct Store {
     http: reqwest::Client,
     bucket: Bucket,
@@ -116,6 +118,19 @@ impl Store {
     /// The bucket's key of the object `name`.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// The same bucket with `folder` (empty, or ending in `/`) added to
+    /// the prefix: the store of one receiver's objects.
+    pub fn under(&self, folder: &str) -> Store {
+        Store {
+            prefix: format!("{}{folder}", self.prefix),
+            ..self.clone()
+        }
+    }
+
+    pub fn bucket_name(&self) -> &str {
+        self.bucket.name()
     }
 
     /// Where `name` is, for messages: `s3://BUCKET/KEY`.
@@ -215,11 +230,52 @@ impl Store {
     /// Every object whose name starts with `under`, in name order.
     pub async fn list(&self, under: &str) -> Result<Vec<Listed>, StoreError> {
         let mut out = Vec::new();
+        for page in self.list_pages(under, false).await? {
+            for object in page.contents {
+                if let Some(name) = object.key.strip_prefix(&self.prefix) {
+                    out.push(Listed {
+                        name: name.to_string(),
+                        size: object.size.unwrap_or(0),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The folders right under `under` (itself empty or ending in `/`):
+    /// each `under` + `NAME/` that some object's name starts with, in
+    /// name order, without listing the objects in them.
+    pub async fn folders(&self, under: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for page in self.list_pages(under, true).await? {
+            out.extend(
+                page.common_prefixes.into_iter().filter_map(|folder| {
+                    Some(folder.prefix.strip_prefix(&self.prefix)?.to_string())
+                }),
+            );
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every page of the listing of `under`; with `folders`, the names
+    /// below a further `/` grouped into their folders.
+    async fn list_pages(
+        &self,
+        under: &str,
+        folders: bool,
+    ) -> Result<Vec<ListObjectsV2Response>, StoreError> {
+        let mut pages = Vec::new();
         let mut token: Option<String> = None;
         let prefix = self.key(under);
         loop {
             let mut action = ListObjectsV2::new(&self.bucket, self.credentials.as_ref());
             action.with_prefix(prefix.as_str());
+            if folders {
+                action.with_delimiter("/");
+            }
             if let Some(token) = &token {
                 action.with_continuation_token(token.as_str());
             }
@@ -234,21 +290,12 @@ impl Store {
                 what,
                 reason: e.to_string(),
             })?;
-            for object in page.contents {
-                if let Some(name) = object.key.strip_prefix(&self.prefix) {
-                    out.push(Listed {
-                        name: name.to_string(),
-                        size: object.size.unwrap_or(0),
-                    });
-                }
-            }
-            match page.next_continuation_token {
-                Some(next) => token = Some(next),
-                None => break,
+            token = page.next_continuation_token.clone();
+            pages.push(page);
+            if token.is_none() {
+                return Ok(pages);
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
     }
 
     pub(super) async fn fetch(&self, url: reqwest::Url) -> Result<reqwest::Response, StoreError> {

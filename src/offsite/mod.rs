@@ -1,7 +1,9 @@
 //! Off the machine: archives, digests and head checkpoints in an
 //! S3-compatible bucket with Object Lock, where the logging host cannot
 //! change them. [`settings`] says where the bucket is and who we are,
-//! [`client`] talks to it, [`ship`] uploads what is not there yet,
+//! [`client`] talks to it, [`layout`] says which folder of it is this
+//! receiver's (and finds every receiver's), [`ship`] uploads what is not
+//! there yet,
 //! [`checkpoint`] uploads the head, [`remote`] checks the local log
 //! against the bucket and [`restore`] rebuilds a directory from it;
 //! [`versions`] reads every version of an object (the oldest is the
@@ -9,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod client;
+pub mod layout;
 pub mod lock;
 pub mod remote;
 pub mod restore;

@@ -4,7 +4,8 @@
 //! retention deleted here must be what its kept digest describes, each
 //! must be locked as configured, and the local chain must hold the hash
 //! every checkpoint names at its seq and reach the newest one, so a log
-//! rewritten or cut on the host, however consistently, is caught.
+//! rewritten or cut on the host, however consistently, is caught. The
+//! bucket's side is this directory's own folder ([`super::layout`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -16,6 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::checkpoint::{CHECKPOINT_DIR, Checkpoint};
 use super::client::Store;
+use super::layout;
 use super::lock;
 use super::ship::{LocalObject, local_objects};
 use super::versions::{BucketLock, Versions};
@@ -40,16 +42,22 @@ struct Link {
     hash: String,
 }
 
-/// Checks `dir` against the bucket. Errors when the store cannot be read
-/// (exit 2: nothing was verified), not for what it finds.
+/// Checks `dir` against its folder of the bucket whose prefix `store`
+/// is. Errors when the store cannot be read (exit 2: nothing was
+/// verified), not for what it finds.
 pub async fn verify_remote(dir: &Path, store: &Store) -> anyhow::Result<RemoteReport> {
+    let name = crate::receiver::resolve(dir, None)?;
+    let store = &layout::of_dir(dir, &name)?.store(store);
     let mut report = RemoteReport::default();
     let bucket_lock = store.object_lock().await?;
     if bucket_lock == BucketLock::Off {
         report.faults.push(lock::unlocked_bucket(store));
     }
     let expected = lock::expected(store, bucket_lock);
-    let remote = store.list_versions("").await?;
+    let mut remote = store.list_versions("").await?;
+    // In the old layout, other receivers' folders are under this log's
+    // prefix: theirs to verify.
+    remote.retain(|key| !in_a_receivers_folder(&key.name));
     let local = local_objects(dir).with_context(|| format!("listing {}", dir.display()))?;
     // A key whose every version is a delete marker holds nothing: the
     // local file it names is as unshipped as one the bucket never had.
@@ -119,6 +127,14 @@ pub async fn verify_remote(dir: &Path, store: &Store) -> anyhow::Result<RemoteRe
     }
     check_checkpoints(dir, checkpoints, &mut report)?;
     Ok(report)
+}
+
+/// Whether an object name is in another receiver's folder: `NAME/FOLDER/...`,
+/// `NAME` not one of a log's own folders.
+fn in_a_receivers_folder(name: &str) -> bool {
+    name.split_once('/').is_some_and(|(first, rest)| {
+        !crate::receiver::RESERVED.contains(&first) && rest.contains('/')
+    })
 }
 
 /// A name with more than one version was written again after rollcall

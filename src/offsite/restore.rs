@@ -1,11 +1,13 @@
-//! `rollcall restore`: every archive, digest and checkpoint of the bucket
-//! into a new, empty directory, where `verify` and `export` work as on
-//! the original. Each object is the oldest version of its name (what was
-//! shipped), each archive is checked against its digest as it lands, and
-//! everything goes into a sibling directory renamed into place at the
-//! end, so a failed restore leaves nothing at the target and can simply
-//! be run again. Records written after the last archival were never
-//! shipped; the newest checkpoint says how far the log had got.
+//! `rollcall restore`: every archive, digest and checkpoint of one
+//! receiver's log in the bucket ([`super::layout`]) into a new, empty
+//! directory, where `verify` and `export` work as on the original. Each
+//! object is the oldest version of its name (what was shipped), each
+//! archive is checked against its digest as it lands ([`download`], which
+//! also brings a copy up to date), and everything goes into a sibling
+//! directory renamed into place at the end, so a failed restore leaves
+//! nothing at the target and can simply be run again. Records written
+//! after the last archival were never shipped; the newest checkpoint says
+//! how far the log had got.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -16,11 +18,13 @@ use sha2::{Digest as _, Sha256};
 
 use super::checkpoint::CHECKPOINT_DIR;
 use super::client::Store;
+use super::layout::{self, Layout, Remote};
 use super::ship::with_backoff;
 use super::versions::Versions;
 use crate::log::archive::DayDigest;
 use crate::log::days::ARCHIVE_DIR;
 use crate::log::files;
+use crate::receiver;
 
 const ARCHIVE_SUFFIX: &str = ".jsonl.gz";
 const DIGEST_SUFFIX: &str = ".digest.json";
@@ -34,9 +38,12 @@ pub struct Restored {
     pub newest_checkpoint: Option<String>,
 }
 
-/// Downloads every object of the log into `dir`, which must be empty or
-/// not exist. Progress goes to stderr when it is a terminal.
-pub async fn restore(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
+/// Downloads every object of `log`, one receiver's log under the prefix
+/// of `store`, into `dir`, which must be empty or not exist, and names
+/// the directory after it (`DIR/.receiver`, `DIR/.offsite-layout`), so
+/// that a `serve` there carries on that receiver's chain and folder.
+/// Progress goes to stderr when it is a terminal.
+pub async fn restore(dir: &Path, store: &Store, log: &Remote) -> anyhow::Result<Restored> {
     if let Ok(mut entries) = std::fs::read_dir(dir)
         && entries.next().is_some()
     {
@@ -51,14 +58,14 @@ pub async fn restore(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
         std::fs::remove_dir_all(&partial)
             .with_context(|| format!("removing {}", partial.display()))?;
     }
-    let filled = fill(&partial, store).await;
+    let filled = fill(&partial, store, log).await;
     let restored = match filled {
         Ok(restored) => restored,
         Err(error) => {
             if let Err(e) = std::fs::remove_dir_all(&partial) {
                 tracing::warn!(dir = %partial.display(), error = %e, "could not remove the partial restore");
             }
-            return Err(error);
+            return Err(error.context(format!("nothing was restored into {}", dir.display())));
         }
     };
     if dir.exists() {
@@ -92,34 +99,52 @@ fn parent_of(dir: &Path) -> PathBuf {
     }
 }
 
-/// Downloads into `dir` (made here), each file synced, then the
-/// directories.
-async fn fill(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
-    let listed = with_backoff(|| store.list_versions("")).await?;
-    let wanted: Vec<Versions> = listed
-        .into_iter()
-        .filter(|o| {
-            o.name.starts_with(&format!("{ARCHIVE_DIR}/"))
-                || o.name.starts_with(&format!("{CHECKPOINT_DIR}/"))
-        })
-        .collect();
-    let total = wanted.len();
-    let progress = std::io::stderr().is_terminal();
-    let mut restored = Restored::default();
+/// Downloads `log` into `dir` (made here) and names the directory after
+/// it.
+async fn fill(dir: &Path, store: &Store, log: &Remote) -> anyhow::Result<Restored> {
     files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let restored = download(dir, &log.store(store)).await?;
+    if let Layout::Folder(name) = &log.layout {
+        receiver::remember(dir, name)?;
+    }
+    layout::record(dir, &log.layout)?;
+    Ok(restored)
+}
+
+/// Downloads into `dir` (which must exist) every archive, digest and
+/// checkpoint of the log whose objects `store` holds (one receiver's:
+/// see [`Remote::store`]) that `dir` does not have yet: the oldest
+/// version of each, every archive checked against its digest (here or
+/// brought in the same run) before it is written, each file synced, then
+/// the directories. What `dir` has already is left as it is, so running
+/// it again over a copy brings only what was shipped since.
+pub async fn download(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
+    let mut wanted: Vec<Versions> = Vec::new();
     for sub in [ARCHIVE_DIR, CHECKPOINT_DIR] {
+        let under = format!("{sub}/");
+        wanted.extend(with_backoff(|| store.list_versions(&under)).await?);
         let path = dir.join(sub);
         files::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
     }
+    let total = wanted.len();
+    let progress = std::io::stderr().is_terminal();
+    let mut restored = Restored::default();
     for (n, object) in wanted.iter().enumerate() {
         if !is_plain_name(&object.name) {
             tracing::warn!(object = %object.name, "skipped an object whose name is not a plain file name");
             continue;
         }
         let relative = Path::new(&object.name);
+        let path = dir.join(relative);
         let Some(oldest) = object.oldest() else {
             continue;
         };
+        if object.name.starts_with(&format!("{CHECKPOINT_DIR}/")) {
+            restored.newest_checkpoint = Some(object.name.clone());
+        }
+        if path.exists() {
+            continue;
+        }
         let Some(fetched) = with_backoff(|| store.get_version(&object.name, &oldest.id)).await?
         else {
             bail!(
@@ -127,7 +152,6 @@ async fn fill(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
                 object.name
             );
         };
-        let path = dir.join(relative);
         // Names sort a day's digest before its archive, so it is here.
         if let Some(day) = object.name.strip_suffix(ARCHIVE_SUFFIX) {
             check_archive(dir, store, &object.name, day, &fetched.bytes)?;
@@ -135,9 +159,6 @@ async fn fill(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
         write_synced(&path, &fetched.bytes)?;
         restored.objects += 1;
         restored.bytes += fetched.bytes.len() as u64;
-        if object.name.starts_with(&format!("{CHECKPOINT_DIR}/")) {
-            restored.newest_checkpoint = Some(object.name.clone());
-        }
         if progress {
             eprint!(
                 "\rrestored {}/{total} objects ({} bytes)",
@@ -171,13 +192,13 @@ fn check_archive(
         .and_then(|bytes| serde_json::from_slice::<DayDigest>(&bytes).ok());
     let Some(digest) = digest else {
         bail!(
-            "{} has no digest in the bucket to check it against (or the digest is not one); nothing was restored",
+            "{} has no digest in the bucket to check it against (or the digest is not one)",
             store.location(name)
         );
     };
     if hex::encode(Sha256::digest(bytes)) != digest.compressed_sha256 {
         bail!(
-            "{} is not the archive its digest describes (its SHA-256 differs): the bucket's copy of that day is damaged or was replaced; nothing was restored",
+            "{} is not the archive its digest describes (its SHA-256 differs): the bucket's copy of that day is damaged or was replaced",
             store.location(name)
         );
     }

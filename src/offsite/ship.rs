@@ -213,7 +213,10 @@ pub async fn ship(dir: &Path, store: &Store, metrics: &Metrics) -> anyhow::Resul
         .collect();
     let mut shipped = Shipped::default();
     if !pending.is_empty() {
-        match with_backoff(|| store.list(ARCHIVE_DIR)).await {
+        // With the slash: in the old layout, `archive` alone would list
+        // the folder of a receiver named `archive-2` too.
+        let under = format!("{ARCHIVE_DIR}/");
+        match with_backoff(|| store.list(&under)).await {
             Err(error) => shipped.failure = Some(error),
             Ok(remote) => {
                 let remote: BTreeSet<_> = remote.into_iter().map(|o| o.name).collect();

@@ -12,6 +12,7 @@ use client::{Client, Webhook};
 use registration::{Action, Registration};
 use titles::{TitleLookups, TitleSettings};
 
+use crate::receiver::Name;
 use crate::secret::Secret;
 use crate::webhook::payload::Target;
 
@@ -51,10 +52,12 @@ impl Default for WebexSettings {
 
 /// The periodic work `serve` does against Webex: make sure its webhooks
 /// exist and are active (when it knows its public URL and secret), warn
-/// about disabled ones, and tell [`TitleLookups`] what the webhook list says.
+/// about disabled ones, and tell [`TitleLookups`] what the webhook list
+/// says. Other receivers' webhooks are never touched.
 #[derive(Debug)]
 pub struct Upkeep {
     client: Client,
+    receiver: Name,
     registration: Option<Registration>,
     secret: Option<Secret>,
     public_url: Option<String>,
@@ -65,16 +68,19 @@ impl Upkeep {
     pub fn new(
         client: Client,
         settings: &WebexSettings,
+        receiver: &Name,
         secret: Option<Secret>,
         titles: TitleLookups,
     ) -> Self {
         let registration = settings.public_url.as_ref().map(|public_url| Registration {
+            receiver: receiver.clone(),
             public_url: public_url.clone(),
             target: settings.target.clone(),
             rooms: settings.rooms.clone(),
         });
         Self {
             client,
+            receiver: receiver.clone(),
             registration,
             secret,
             public_url: settings.public_url.clone(),
@@ -138,6 +144,7 @@ impl Upkeep {
         for webhook in registration::reactivate_inactive(
             &self.client,
             &mut ensured.webhooks,
+            &registration.receiver,
             &registration.public_url,
             secret,
         )
@@ -160,7 +167,8 @@ impl Upkeep {
     /// sure, so it only says which disabled ones look like its own.
     fn warn_inactive(&self, webhooks: &[Webhook]) {
         for webhook in webhooks.iter().filter(|w| !w.is_active()) {
-            if registration::target_of(&webhook.target_url, self.public_url.as_deref()).is_some() {
+            if registration::is_ours(webhook, &self.receiver, self.public_url.as_deref()).is_some()
+            {
                 tracing::error!(
                     name = %webhook.name,
                     target_url = %webhook.target_url,

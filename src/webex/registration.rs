@@ -1,10 +1,20 @@
-//! This server's webhook registrations in Webex: making sure they exist
+//! This receiver's webhook registrations in Webex: making sure they exist
 //! and are active (`subscribe`, and `serve` at start and on each recheck),
+//! telling this receiver's webhooks from other receivers' ([`is_ours`]),
 //! and reading which of our targets a webhook list points at.
+//!
+//! Several receivers may register webhooks for the same rooms, each its
+//! own set (Webex delivers every event to each). A webhook's name says
+//! whose it is: `rollcall@NAME TARGET EVENT [FILTER]`. A webhook is this
+//! receiver's when it points at this receiver's URL and its name is this
+//! receiver's, or names no receiver (made before receivers had names, or
+//! by hand): such a one is adopted, renamed for this receiver the first
+//! time it is touched, so that no other receiver adopts it too.
 
 use std::collections::{HashMap, HashSet};
 
 use super::client::{ApiError, Client, NewWebhook, Webhook, WebhookUpdate};
+use crate::receiver::Name;
 use crate::secret::Secret;
 use crate::webhook::payload::Target;
 
@@ -12,11 +22,17 @@ use crate::webhook::payload::Target;
 /// joins, leaves, and updates (moderator granted or revoked).
 const EVENTS: [&str; 3] = ["created", "deleted", "updated"];
 const RESOURCE: &str = "memberships";
+/// What a webhook's name begins with, `@` and the receiver's name after it.
+const NAMED_BY: &str = "rollcall@";
+/// How webhook names began before receivers had names.
+const OLD_PREFIX: &str = "rollcall ";
 
-/// What should be registered: `PUBLIC_URL/hooks/TARGET`, one set of
-/// webhooks per room, or one unfiltered set when `rooms` is empty.
+/// What should be registered for `receiver`: `PUBLIC_URL/hooks/TARGET`,
+/// one set of webhooks per room, or one unfiltered set when `rooms` is
+/// empty.
 #[derive(Debug, Clone)]
 pub struct Registration {
+    pub receiver: Name,
     pub public_url: String,
     pub target: Target,
     pub rooms: Vec<String>,
@@ -43,9 +59,13 @@ impl Registration {
             .iter()
             .flat_map(|filter| {
                 EVENTS.iter().map(|event| Wanted {
+                    receiver: self.receiver.clone(),
                     name: match filter {
-                        Some(filter) => format!("rollcall {} {event} {filter}", self.target),
-                        None => format!("rollcall {} {event}", self.target),
+                        Some(filter) => format!(
+                            "{NAMED_BY}{} {} {event} {filter}",
+                            self.receiver, self.target
+                        ),
+                        None => format!("{NAMED_BY}{} {} {event}", self.receiver, self.target),
                     },
                     target_url: target_url.clone(),
                     event,
@@ -59,6 +79,8 @@ impl Registration {
 /// One webhook a [`Registration`] needs.
 #[derive(Debug, Clone)]
 pub struct Wanted {
+    /// The receiver it is for.
+    pub receiver: Name,
     pub name: String,
     pub target_url: String,
     pub event: &'static str,
@@ -88,8 +110,9 @@ impl Wanted {
         )
     }
 
-    /// Where this webhook stands in `webhooks`, for a server whose secret
-    /// is `secret` (see [`standing_of`]).
+    /// Where this webhook stands in `webhooks`, for a receiver whose
+    /// secret is `secret` (see [`standing_of`]). Another receiver's
+    /// webhook never stands for it, even at the same URL.
     pub fn standing(&self, webhooks: &[Webhook], secret: &Secret) -> Standing {
         match webhooks.iter().position(|w| self.matches(w)) {
             Some(at) => standing_of(&webhooks[at], at, secret),
@@ -102,6 +125,7 @@ impl Wanted {
             && webhook.event == self.event
             && same_url(&webhook.target_url, &self.target_url)
             && webhook.filter.as_deref().filter(|f| !f.is_empty()) == self.filter.as_deref()
+            && named_for(&webhook.name, &self.receiver)
     }
 
     fn request<'a>(&'a self, secret: &'a Secret) -> NewWebhook<'a> {
@@ -114,6 +138,40 @@ impl Wanted {
             secret: secret.expose(),
         }
     }
+}
+
+/// Whether a webhook named `name` may be `receiver`'s: it names
+/// `receiver`, or no receiver at all (see the module's doc).
+fn named_for(name: &str, receiver: &Name) -> bool {
+    receiver_named(name).is_none_or(|named| named == receiver.as_str())
+}
+
+/// The receiver a webhook's name names: `NAME` of `rollcall@NAME ...`.
+pub fn receiver_named(name: &str) -> Option<&str> {
+    name.split_whitespace().next()?.strip_prefix(NAMED_BY)
+}
+
+/// `name` as `receiver`'s: unchanged if it names a receiver already,
+/// else with `rollcall@NAME` in front (in place of the `rollcall` an old
+/// name begins with).
+fn claimed_name(name: &str, receiver: &Name) -> String {
+    if receiver_named(name).is_some() {
+        name.to_string()
+    } else if let Some(rest) = name.strip_prefix(OLD_PREFIX) {
+        format!("{NAMED_BY}{receiver} {rest}")
+    } else if name.is_empty() {
+        format!("{NAMED_BY}{receiver}")
+    } else {
+        format!("{NAMED_BY}{receiver} {name}")
+    }
+}
+
+/// The target `webhook` delivers to, if it is `receiver`'s: it points at
+/// one of this server's targets (under `public_url` when known, see
+/// [`target_of`]) and its name is `receiver`'s or names no receiver. The
+/// one rule `subscribe`, the recheck, `webhooks` and `doctor` follow.
+pub fn is_ours(webhook: &Webhook, receiver: &Name, public_url: Option<&str>) -> Option<Target> {
+    target_of(&webhook.target_url, public_url).filter(|_| named_for(&webhook.name, receiver))
 }
 
 /// How `webhook`, at `at` in its list, stands for a server whose secret is
@@ -141,6 +199,10 @@ pub enum Action {
     /// Active, but registered with another secret: its deliveries would be
     /// refused, so the secret was replaced.
     SecretUpdated,
+    /// Active and working, but named for no receiver (made before
+    /// receivers had names): renamed for this one, so that no other
+    /// receiver takes it for its own.
+    Adopted,
 }
 
 impl Action {
@@ -150,6 +212,7 @@ impl Action {
             Action::Kept => "kept",
             Action::Reactivated => "re-activated",
             Action::SecretUpdated => "secret updated",
+            Action::Adopted => "adopted",
         }
     }
 }
@@ -162,9 +225,10 @@ pub struct Ensured {
     pub webhooks: Vec<Webhook>,
 }
 
-/// Makes sure every webhook `registration` needs exists, is active and
-/// carries `secret`. Identical webhooks are kept, inactive ones switched
-/// back on with `PUT`, missing ones created; nothing is duplicated.
+/// Makes sure every webhook `registration` needs exists, is active,
+/// carries `secret` and the receiver's name. Identical webhooks are kept,
+/// inactive ones switched back on with `PUT`, missing ones created;
+/// nothing is duplicated, and other receivers' webhooks are left alone.
 pub async fn ensure(
     client: &Client,
     registration: &Registration,
@@ -180,43 +244,48 @@ pub async fn ensure(
                 actions.push((Action::Created, created));
                 continue;
             }
-            Standing::Ready(at) => {
+            Standing::Ready(at) if webhooks[at].name == wanted.name => {
                 actions.push((Action::Kept, webhooks[at].clone()));
                 continue;
             }
+            Standing::Ready(at) => (Action::Adopted, at),
             Standing::Inactive(at) => (Action::Reactivated, at),
             Standing::OtherSecret(at) => (Action::SecretUpdated, at),
         };
-        let updated = switch_on(client, &webhooks[at], secret).await?;
+        let updated = switch_on(client, &webhooks[at], &wanted.name, secret).await?;
         webhooks[at] = updated.clone();
         actions.push((action, updated));
     }
     Ok(Ensured { actions, webhooks })
 }
 
-/// Re-activates every disabled webhook that points at `public_url`'s
-/// targets (including ones `subscribe` made for other targets or rooms
-/// than `serve` registers itself), and returns them.
+/// Re-activates every disabled webhook of `receiver` that points at
+/// `public_url`'s targets (including ones `subscribe` made for other
+/// targets or rooms than `serve` registers itself), and returns them.
 pub async fn reactivate_inactive(
     client: &Client,
     webhooks: &mut [Webhook],
+    receiver: &Name,
     public_url: &str,
     secret: &Secret,
 ) -> Result<Vec<Webhook>, ApiError> {
     let mut reactivated = Vec::new();
     for webhook in webhooks.iter_mut() {
-        if !webhook.is_active() && target_of(&webhook.target_url, Some(public_url)).is_some() {
-            *webhook = switch_on(client, webhook, secret).await?;
+        if !webhook.is_active() && is_ours(webhook, receiver, Some(public_url)).is_some() {
+            let name = claimed_name(&webhook.name, receiver);
+            *webhook = switch_on(client, webhook, &name, secret).await?;
             reactivated.push(webhook.clone());
         }
     }
     Ok(reactivated)
 }
 
-/// `PUT /webhooks/{id}` with `status: active` and this server's secret.
+/// `PUT /webhooks/{id}` with `status: active`, this receiver's secret and
+/// `name`.
 async fn switch_on(
     client: &Client,
     webhook: &Webhook,
+    name: &str,
     secret: &Secret,
 ) -> Result<Webhook, ApiError> {
     if !webhook.is_active() {
@@ -229,7 +298,7 @@ async fn switch_on(
         );
     }
     let update = WebhookUpdate {
-        name: &webhook.name,
+        name,
         target_url: &webhook.target_url,
         secret: secret.expose(),
         status: "active",
@@ -340,6 +409,71 @@ mod tests {
             None
         );
         assert_eq!(target_of("https://a.example/other", None), None);
+    }
+
+    #[test]
+    fn a_webhook_is_ours_by_its_url_and_a_name_that_is_ours_or_names_no_receiver() {
+        let a: Name = "site-a".parse().unwrap();
+        let named = |name: &str, url: &str| Webhook {
+            name: name.into(),
+            ..webhook(url, None)
+        };
+        let ours = "https://a.example/hooks/team";
+        let team = Some("team".parse::<Target>().unwrap());
+        for name in [
+            "rollcall@site-a team created",
+            "rollcall team created",
+            "Team roster",
+            "",
+        ] {
+            let hook = named(name, ours);
+            assert_eq!(
+                is_ours(&hook, &a, Some("https://a.example")),
+                team,
+                "{name}"
+            );
+        }
+        for name in ["rollcall@site-b team created", "rollcall@site-ab team"] {
+            let hook = named(name, ours);
+            assert_eq!(
+                is_ours(&hook, &a, Some("https://a.example")),
+                None,
+                "{name}"
+            );
+            assert_eq!(is_ours(&hook, &a, None), None, "{name}");
+        }
+        let elsewhere = named(
+            "rollcall@site-a team created",
+            "https://b.example/hooks/team",
+        );
+        assert_eq!(is_ours(&elsewhere, &a, Some("https://a.example")), None);
+    }
+
+    #[test]
+    fn an_adopted_webhook_is_renamed_for_its_receiver_keeping_what_its_name_said() {
+        let a: Name = "site-a".parse().unwrap();
+        assert_eq!(
+            claimed_name("rollcall team created roomId=R1", &a),
+            "rollcall@site-a team created roomId=R1"
+        );
+        assert_eq!(
+            claimed_name("Team roster", &a),
+            "rollcall@site-a Team roster"
+        );
+        assert_eq!(claimed_name("", &a), "rollcall@site-a");
+        assert_eq!(
+            claimed_name("rollcall@site-a team created", &a),
+            "rollcall@site-a team created"
+        );
+        let wanted = Registration {
+            receiver: a,
+            public_url: "https://a.example".into(),
+            target: "team".parse().unwrap(),
+            rooms: vec!["R1".into()],
+        }
+        .wanted();
+        assert_eq!(wanted[0].name, "rollcall@site-a team created roomId=R1");
+        assert_eq!(receiver_named(&wanted[0].name), Some("site-a"));
     }
 
     #[test]

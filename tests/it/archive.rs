@@ -49,6 +49,7 @@ fn record(n: u64) -> Record {
         target: "team".into(),
         source: Source::Webhook,
         not_before: None,
+        receiver: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

@@ -248,10 +248,10 @@ async fn records_after_the_index_are_caught_up_before_answering_but_only_to_the_
 // ------------------------------------------------------- differential
 
 /// A small deterministic generator, so a failure can be replayed.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)

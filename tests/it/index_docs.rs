@@ -1,7 +1,9 @@
 //! docs/index.md's SQL examples, run for real: the page's log is written
 //! with the real writer, indexed by the real binary, and every ```sql
 //! block is fed to Debian's `sqlite3` shell, opened as the page says; what
-//! it prints must be the output block the page shows after it.
+//! it prints must be the output block the page shows after it. The
+//! examples of its "Several receivers" section run on the merged index of
+//! that log and a second receiver's.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,16 +11,30 @@ use std::process::{Command, Stdio};
 
 use pulldown_cmark::{CodeBlockKind, Event as Md, Parser, Tag, TagEnd};
 use rollcall::log::record::{Event, Record, Source};
+use rollcall::receiver::remember;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::roster::ok;
+use crate::support::bin::{rollcall, run};
 use crate::support::logs::{TestLog, record};
 
 const PAGE: &str = include_str!("../../docs/index.md");
 
 /// The file the page opens; the test opens its own log's instead.
 const DOCUMENTED_FILE: &str = "audit-logs/index.sqlite";
+/// The file its "Several receivers" section opens.
+const DOCUMENTED_MERGED: &str = "audit-logs/merged.sqlite";
+/// Where that section begins.
+const SEVERAL: &str = "\n## Several receivers\n";
+
+/// The page before its "Several receivers" section, and that section on.
+fn parts(page: &str) -> (&str, &str) {
+    let at = page
+        .find(SEVERAL)
+        .expect("docs/index.md has a Several receivers section");
+    page.split_at(at)
+}
 
 /// One example: the SQL typed at the shell's prompt, and what the page
 /// says it prints.
@@ -66,14 +82,15 @@ fn examples(page: &str) -> Vec<Example> {
     found
 }
 
-/// The shell's options, from the page's own `sqlite3 ... audit-logs/index.sqlite`
-/// line, so the examples run exactly as a reader would run them.
-fn shell_options(page: &str) -> Vec<String> {
+/// The shell's options, from the page's own `sqlite3 ... FILE` line (FILE
+/// being `documented`), so the examples run exactly as a reader would run
+/// them.
+fn shell_options(page: &str, documented: &str) -> Vec<String> {
     let line = page
         .lines()
         .map(str::trim)
-        .find(|line| line.starts_with("sqlite3 ") && line.ends_with(DOCUMENTED_FILE))
-        .unwrap_or_else(|| panic!("docs/index.md shows no `sqlite3 ... {DOCUMENTED_FILE}` line"));
+        .find(|line| line.starts_with("sqlite3 ") && line.ends_with(documented))
+        .unwrap_or_else(|| panic!("docs/index.md shows no `sqlite3 ... {documented}` line"));
     let words: Vec<&str> = line.split_whitespace().collect();
     words[1..words.len() - 1]
         .iter()
@@ -113,9 +130,10 @@ fn normalised(text: &str) -> String {
     lines.join("\n").trim_end().to_string()
 }
 
-/// Each example whose output is not what the page shows, as a report.
-fn mismatches(page: &str, index: &Path) -> Vec<String> {
-    let options = shell_options(page);
+/// Each example whose output is not what the page shows, as a report:
+/// run on `index`, the page's `documented` file.
+fn mismatches(page: &str, documented: &str, index: &Path) -> Vec<String> {
+    let options = shell_options(page, documented);
     examples(page)
         .into_iter()
         .filter_map(|example| {
@@ -133,7 +151,7 @@ fn mismatches(page: &str, index: &Path) -> Vec<String> {
 }
 
 /// Appends `record` so that it is received at `at` (RFC 3339).
-async fn append_at(log: &TestLog, at: &str, record: Record) {
+pub(crate) async fn append_at(log: &TestLog, at: &str, record: Record) {
     let at = OffsetDateTime::parse(at, &Rfc3339).expect("an RFC 3339 time");
     // `append` moves the clock on by one second before writing.
     log.clock.set(at - time::Duration::seconds(1));
@@ -142,7 +160,7 @@ async fn append_at(log: &TestLog, at: &str, record: Record) {
 
 /// `who`'s membership of a room, as the webhook records it: the
 /// membership began when the delivery says, a moment before it arrived.
-fn membership(event: Event, who: &str, room: (&str, &str), began: &str) -> Record {
+pub(crate) fn membership(event: Event, who: &str, room: (&str, &str), began: &str) -> Record {
     let (room_id, title) = room;
     let first = who.split_whitespace().next().unwrap_or(who).to_lowercase();
     let email = format!("{first}@example.com");
@@ -163,46 +181,50 @@ fn reconciled(record: Record, not_before: Option<&str>) -> Record {
     }
 }
 
-const TEAM: (&str, &str) = ("room-team", "Team room");
-const LAUNCH: (&str, &str) = ("room-launch", "Launch");
+pub(crate) const TEAM: (&str, &str) = ("room-team", "Team room");
+/// Team room's members before the log began: who, and since when.
+const ANA: (&str, &str) = ("Ana Silva", "2026-02-10T08:55:12.000Z");
+const BO: (&str, &str) = ("Bo Chen", "2026-02-20T16:02:40.000Z");
+
+/// `who`'s membership of Team room as reconciliation first records it,
+/// Ana a moderator.
+fn baseline((who, began): (&str, &str)) -> Record {
+    reconciled(
+        Record {
+            is_moderator: Some(who == "Ana Silva"),
+            ..membership(Event::Joined, who, TEAM, began)
+        },
+        None,
+    )
+}
+
+/// Bo made a moderator of Team room.
+fn bo_made_moderator() -> Record {
+    Record {
+        is_moderator: Some(true),
+        ..membership(Event::ModeratorGranted, BO.0, TEAM, BO.1)
+    }
+}
+pub(crate) const LAUNCH: (&str, &str) = ("room-launch", "Launch");
 
 /// The log the page's examples describe: Team room's baseline in March
 /// 2026, a join, a moderator granted, a clean restart after which
 /// reconciliation finds a leave, a stay in Launch, a crash, and a rejoin
 /// in April.
-async fn the_pages_log() -> TestLog {
+pub(crate) async fn the_pages_log() -> TestLog {
     let log = TestLog::new();
+    remember(&log.dir, &"site-a".parse().unwrap()).unwrap();
     let started = |not_before: Option<&str>| {
         Record::receiver(Event::ReceiverStarted, not_before.map(str::to_string))
     };
     append_at(&log, "2026-03-02T09:00:00Z", started(None)).await;
-    let baseline = |who, began| {
-        reconciled(
-            Record {
-                is_moderator: Some(who == "Ana Silva"),
-                ..membership(Event::Joined, who, TEAM, began)
-            },
-            None,
-        )
-    };
-    let ana = baseline("Ana Silva", "2026-02-10T08:55:12.000Z");
-    append_at(&log, "2026-03-02T09:00:01Z", ana).await;
-    let bo = baseline("Bo Chen", "2026-02-20T16:02:40.000Z");
-    append_at(&log, "2026-03-02T09:00:02Z", bo).await;
+    append_at(&log, "2026-03-02T09:00:01Z", baseline(ANA)).await;
+    append_at(&log, "2026-03-02T09:00:02Z", baseline(BO)).await;
     let cy = membership(Event::Joined, "Cy Diaz", TEAM, "2026-03-03T10:15:00Z");
     append_at(&log, "2026-03-03T10:15:00Z", cy).await;
     let ana = membership(Event::Joined, "Ana Silva", LAUNCH, "2026-03-05T13:30:00Z");
     append_at(&log, "2026-03-05T13:30:00Z", ana).await;
-    let bo = Record {
-        is_moderator: Some(true),
-        ..membership(
-            Event::ModeratorGranted,
-            "Bo Chen",
-            TEAM,
-            "2026-02-20T16:02:40.000Z",
-        )
-    };
-    append_at(&log, "2026-03-09T11:00:00Z", bo).await;
+    append_at(&log, "2026-03-09T11:00:00Z", bo_made_moderator()).await;
     let stopped = Record::receiver(Event::ReceiverStopped, None);
     append_at(&log, "2026-03-12T18:00:00Z", stopped).await;
     append_at(&log, "2026-03-13T08:00:00Z", started(None)).await;
@@ -221,12 +243,38 @@ async fn the_pages_log() -> TestLog {
     log
 }
 
+/// The second receiver of the "Several receivers" section: Team room's
+/// baseline and Bo's role as the page's log has them, a join only it
+/// recorded, and a clean stop; Cy's join it missed.
+async fn site_b() -> TestLog {
+    let log = TestLog::new();
+    remember(&log.dir, &"site-b".parse().unwrap()).unwrap();
+    let started = Record::receiver(Event::ReceiverStarted, None);
+    append_at(&log, "2026-03-02T08:59:00Z", started).await;
+    append_at(&log, "2026-03-02T09:00:03Z", baseline(ANA)).await;
+    append_at(&log, "2026-03-02T09:00:04Z", baseline(BO)).await;
+    let dee = membership(Event::Joined, "Dee Evans", TEAM, "2026-03-04T09:20:00Z");
+    append_at(&log, "2026-03-04T09:20:00Z", dee).await;
+    append_at(&log, "2026-03-09T11:00:01Z", bo_made_moderator()).await;
+    let stopped = Record::receiver(Event::ReceiverStopped, None);
+    append_at(&log, "2026-03-11T17:00:00Z", stopped).await;
+    log
+}
+
 #[tokio::test]
 async fn every_sql_example_on_the_index_page_prints_the_output_the_page_shows() {
     let log = the_pages_log().await;
+    let other = site_b().await;
     ok(&log.dir, &["index"]);
+    run(rollcall(&log.dir).arg("--dir").arg(&other.dir).arg("index")).success();
 
-    let wrong = mismatches(PAGE, &log.dir.join("index.sqlite"));
+    let (one, several) = parts(PAGE);
+    let mut wrong = mismatches(one, DOCUMENTED_FILE, &log.dir.join("index.sqlite"));
+    wrong.extend(mismatches(
+        several,
+        DOCUMENTED_MERGED,
+        &log.dir.join("merged.sqlite"),
+    ));
 
     assert!(
         wrong.is_empty(),
@@ -234,7 +282,8 @@ async fn every_sql_example_on_the_index_page_prints_the_output_the_page_shows() 
         wrong.len(),
         wrong.join("\n")
     );
-    assert!(examples(PAGE).len() >= 6, "{:#?}", examples(PAGE));
+    assert!(examples(one).len() >= 6, "{:#?}", examples(one));
+    assert!(examples(several).len() >= 2, "{:#?}", examples(several));
 }
 
 #[tokio::test]
@@ -244,9 +293,9 @@ async fn a_wrong_documented_answer_is_reported_with_what_sqlite3_printed() {
     let first = examples(PAGE).remove(0);
     let wrong = first.output.replacen("Bo Chen", "Bo Chan", 1);
     assert_ne!(wrong, first.output, "the first example names Bo Chen");
-    let page = PAGE.replacen(&first.output, &wrong, 1);
+    let page = parts(PAGE).0.replacen(&first.output, &wrong, 1);
 
-    let reports = mismatches(&page, &log.dir.join("index.sqlite"));
+    let reports = mismatches(&page, DOCUMENTED_FILE, &log.dir.join("index.sqlite"));
 
     assert_eq!(reports.len(), 1, "{reports:#?}");
     assert!(

@@ -16,23 +16,37 @@ use crate::support::moto::{self, Moto};
 use crate::support::{eventually, metrics};
 
 const PREFIX: &str = "site-a";
+/// The receiver every test's log is, shipping to `PREFIX/RECEIVER/`.
+const RECEIVER: &str = "site-a-1";
+
+/// The bucket's key of a log's object `name`.
+fn object_key(name: &str) -> String {
+    format!("{PREFIX}/{RECEIVER}/{name}")
+}
+
+/// Points `command` at the bucket, as receiver [`RECEIVER`].
+fn ship_as_receiver(moto: &Moto, command: &mut Command) {
+    moto.configure(command, PREFIX);
+    command.env("ROLLCALL_RECEIVER", RECEIVER);
+}
 
 fn with_bucket(moto: &Moto, dir: &Path, args: &[&str]) -> Run {
     let mut command = rollcall(dir);
     command.args(args);
-    moto.configure(&mut command, PREFIX);
+    ship_as_receiver(moto, &mut command);
     run(&mut command)
 }
 
-/// A closed log over 2026-11-27 and -28, `per_day` records each.
-async fn closed_log(per_day: u32) -> TestLog {
+/// A closed log over 2026-11-27 and -28, `per_day` records each: logs
+/// of different sizes have archives of the same names and other bytes.
+pub(crate) async fn closed_log(per_day: u32) -> TestLog {
     let mut log = TestLog::over_days(2, per_day).await;
     log.close();
     log
 }
 
-/// The archives and digests in `DIR/archive`, as object names.
-fn local_objects(dir: &Path) -> Vec<String> {
+/// The archives and digests in `DIR/archive`, as object names, sorted.
+pub(crate) fn local_objects(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("archive"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -70,7 +84,7 @@ async fn archive_ships_every_archive_and_digest_locked_and_a_second_run_uploads_
             "{}",
             first.report()
         );
-        let key = format!("{PREFIX}/{name}");
+        let key = object_key(name);
         assert!(keys.contains(&key), "{key} not in {keys:?}");
         assert_eq!(
             moto.get(&key).await,
@@ -82,10 +96,10 @@ async fn archive_ships_every_archive_and_digest_locked_and_a_second_run_uploads_
     }
     let head = Head::read(&log.dir).unwrap().unwrap();
     assert!(
-        keys.contains(&format!("{PREFIX}/checkpoints/{:020}.json", head.seq)),
+        keys.contains(&object_key(&format!("checkpoints/{:020}.json", head.seq))),
         "{keys:?}"
     );
-    let archive_key = format!("{PREFIX}/{}", objects[1]);
+    let archive_key = object_key(&objects[1]);
     let refused = moto.delete_version(&archive_key).await;
     assert!(
         (400..500).contains(&refused),
@@ -128,7 +142,9 @@ async fn a_store_down_during_archival_keeps_the_archives_and_the_next_run_ships_
     let down = format!("http://127.0.0.1:{}", moto::free_port());
 
     let mut command = rollcall(&log.dir);
-    command.args(["archive", "--retain-days", "7"]);
+    command
+        .args(["archive", "--retain-days", "7"])
+        .env("ROLLCALL_RECEIVER", RECEIVER);
     moto::configure(
         &mut command,
         &down,
@@ -150,11 +166,7 @@ async fn a_store_down_during_archival_keeps_the_archives_and_the_next_run_ships_
 
     let keys = moto.keys().await;
     for name in &archived {
-        assert!(
-            keys.contains(&format!("{PREFIX}/{name}")),
-            "{}",
-            shipped.report()
-        );
+        assert!(keys.contains(&object_key(name)), "{}", shipped.report());
     }
     for name in archived.iter().filter(|n| n.ends_with(".gz")) {
         assert!(
@@ -334,7 +346,7 @@ async fn serve_ships_what_earlier_runs_could_not_and_checkpoints_the_head_at_shu
     let unshipped = local_objects(&log.dir);
 
     let server = ServerProcess::start(&log.dir, |command| {
-        moto.configure(command, PREFIX);
+        ship_as_receiver(&moto, command);
         command.args(["--checkpoint-every", "1h"]);
     });
     eventually("the archives in the bucket", || async {
@@ -347,13 +359,13 @@ async fn serve_ships_what_earlier_runs_could_not_and_checkpoints_the_head_at_shu
     assert!(text.contains("rollcall_unshipped_archives 0"), "{text}");
     let keys = moto.keys().await;
     for name in &unshipped {
-        assert!(keys.contains(&format!("{PREFIX}/{name}")), "{keys:?}");
+        assert!(keys.contains(&object_key(name)), "{keys:?}");
     }
     assert!(server.terminate().success());
 
     let head = Head::read(&log.dir).unwrap().unwrap();
     let checkpoint = moto
-        .get(&format!("{PREFIX}/checkpoints/{:020}.json", head.seq))
+        .get(&object_key(&format!("checkpoints/{:020}.json", head.seq)))
         .await;
     let checkpoint: serde_json::Value = serde_json::from_slice(&checkpoint).unwrap();
     assert_eq!(
@@ -445,7 +457,7 @@ async fn rewrite_and_overwrite(moto: &Moto, dir: &Path, edit: impl FnOnce(&mut [
     run(rollcall(dir).arg("archive")).success();
     run(rollcall(dir).arg("verify")).success();
     for name in local_objects(dir) {
-        let key = format!("{PREFIX}/{name}");
+        let key = object_key(&name);
         moto.put_plain(&key, &std::fs::read(dir.join(&name)).unwrap())
             .await;
     }
@@ -455,7 +467,7 @@ async fn rewrite_and_overwrite(moto: &Moto, dir: &Path, edit: impl FnOnce(&mut [
         "time": "2026-11-29T00:00:00Z",
     });
     moto.put_plain(
-        &format!("{PREFIX}/checkpoints/{:020}.json", head.seq),
+        &object_key(&format!("checkpoints/{:020}.json", head.seq)),
         checkpoint.to_string().as_bytes(),
     )
     .await;
@@ -472,10 +484,7 @@ async fn a_log_rewritten_and_put_over_its_objects_fails_verify_remote_naming_eve
     })
     .await;
     let checkpoint = format!("checkpoints/{:020}.json", 60);
-    assert_eq!(
-        moto.version_count(&format!("{PREFIX}/{checkpoint}")).await,
-        2
-    );
+    assert_eq!(moto.version_count(&object_key(&checkpoint)).await, 2);
 
     let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
 
@@ -604,7 +613,7 @@ async fn archive_serve_and_verify_remote_warn_of_a_bucket_without_object_lock() 
         verified.report()
     );
     let server = ServerProcess::start(&log.dir, |command| {
-        moto.configure(command, PREFIX);
+        ship_as_receiver(&moto, command);
         command.args(["--checkpoint-every", "1h"]);
     });
     eventually("the warning in serve's log", || async {
@@ -637,8 +646,7 @@ async fn junk_under_an_archives_name_in_the_bucket_fails_archive_and_retention_k
     let moto = Moto::start().await;
     let (log, day) = old_day_and_today(40, 10).await;
     let name = format!("archive/{day}.jsonl.gz");
-    moto.put_plain(&format!("{PREFIX}/{name}"), b"not an archive")
-        .await;
+    moto.put_plain(&object_key(&name), b"not an archive").await;
 
     let failed = with_bucket(&moto, &log.dir, &["archive", "--retain-days", "7"]).code(1);
 
@@ -679,11 +687,10 @@ async fn serve_counts_a_bucket_object_that_does_not_match_its_archive() {
     let log = closed_log(3).await;
     run(rollcall(&log.dir).arg("archive")).success();
     let name = "archive/2026-11-27.jsonl.gz";
-    moto.put_plain(&format!("{PREFIX}/{name}"), b"not an archive")
-        .await;
+    moto.put_plain(&object_key(name), b"not an archive").await;
 
     let server = ServerProcess::start(&log.dir, |command| {
-        moto.configure(command, PREFIX);
+        ship_as_receiver(&moto, command);
         command.args(["--checkpoint-every", "1h"]);
     });
     // The run's gauges are set at its end, after the alarm.
@@ -708,7 +715,7 @@ async fn a_checkpoint_name_holding_another_head_fails_archive() {
     let head = Head::read(&log.dir).unwrap().unwrap();
     let name = format!("checkpoints/{:020}.json", head.seq);
     let forged = serde_json::json!({"seq": head.seq, "hash": "0".repeat(64), "time": "2026-11-29T00:00:00Z"});
-    moto.put_plain(&format!("{PREFIX}/{name}"), forged.to_string().as_bytes())
+    moto.put_plain(&object_key(&name), forged.to_string().as_bytes())
         .await;
 
     let failed = with_bucket(&moto, &log.dir, &["archive"]).code(1);
@@ -732,8 +739,7 @@ async fn a_retired_archive_whose_object_does_not_match_its_digest_fails_verify_r
     assert!(!log.dir.join(&name).exists(), "retired");
     // As a receiver that trusted a name would have left it: junk under the
     // archive's name, its digest shipped.
-    moto.put_plain(&format!("{PREFIX}/{name}"), b"not an archive")
-        .await;
+    moto.put_plain(&object_key(&name), b"not an archive").await;
     with_bucket(&moto, &log.dir, &["archive"]).success();
 
     let failed = with_bucket(&moto, &log.dir, &["verify", "--remote"]).code(1);
@@ -755,7 +761,7 @@ async fn a_restore_refuses_a_junk_archive_naming_it_leaves_no_directory_and_succ
     let log = closed_log(5).await;
     with_bucket(&moto, &log.dir, &["archive"]).success();
     let name = "archive/2026-11-28.jsonl.gz";
-    let key = format!("{PREFIX}/{name}");
+    let key = object_key(name);
     let real = moto.get(&key).await;
     assert!((200..300).contains(&moto.delete_version(&key).await));
     moto.put_plain(&key, b"not an archive").await;

@@ -31,13 +31,17 @@ const GAP_FROM: &str = "2026-11-27T12:00:03.000Z";
 const MEMBER_SINCE: &str = "2026-11-27T11:58:00.125Z";
 /// The exact time of the events API's join.
 const EXACT: &str = "2026-11-27T12:00:04.250Z";
+/// The receiver that wrote the log's last stop and start.
+const RECEIVER: &str = "site-a";
 
 /// A log with one record of each kind, in this order: the receiver's
-/// start, Ana's join (with the room's title), her moderator granted and
-/// revoked (untitled: they get the title recorded before them), a leave
-/// in another room, a reconciled leave, a join from the events API, a
-/// clean stop and a start after it.
+/// start (as written before receivers had names), Ana's join (with the
+/// room's title), her moderator granted and revoked (untitled: they get
+/// the title recorded before them), a leave in another room, a
+/// reconciled leave, a join from the events API, a clean stop and a start
+/// after it (both naming their receiver, [`RECEIVER`]).
 async fn every_kind() -> TestLog {
+    let receiver: rollcall::receiver::Name = RECEIVER.parse().unwrap();
     let log = TestLog::new();
     log.append(Record::receiver(Event::ReceiverStarted, None))
         .await;
@@ -76,13 +80,16 @@ async fn every_kind() -> TestLog {
         ..member(Event::Joined, "cy", "room-2")
     })
     .await;
-    log.append(Record::receiver(Event::ReceiverStopped, None))
+    log.append(Record::receiver(Event::ReceiverStopped, None).by(&receiver))
         .await;
     log.clock.advance(Duration::minutes(5));
-    log.append(Record::receiver(
-        Event::ReceiverStarted,
-        Some("2026-11-27T12:00:08.000Z".into()),
-    ))
+    log.append(
+        Record::receiver(
+            Event::ReceiverStarted,
+            Some("2026-11-27T12:00:08.000Z".into()),
+        )
+        .by(&receiver),
+    )
     .await;
     log
 }
@@ -305,6 +312,12 @@ async fn ocsf_export_maps_each_kind_of_record_to_its_class_and_activity() {
         events[8]["unmapped"]["not_before"],
         "2026-11-27T12:00:08.000Z"
     );
+    // A receiver's stop and start name it; a start from before receivers
+    // had names does not.
+    for named in &events[7..9] {
+        assert_eq!(named["unmapped"]["receiver"], RECEIVER, "{named}");
+    }
+    assert!(events[0]["unmapped"].get("receiver").is_none());
 }
 
 #[tokio::test]
@@ -489,6 +502,11 @@ async fn ecs_export_maps_each_kind_of_record_to_its_category_and_action() {
         documents[6]["@timestamp"], EXACT,
         "the events API's exact time"
     );
+    for named in &documents[7..9] {
+        assert_eq!(named["observer"]["name"], RECEIVER, "{named}");
+        assert_eq!(named["rollcall"]["receiver"], RECEIVER, "{named}");
+    }
+    assert!(documents[0]["observer"].get("name").is_none());
 }
 
 // ---------------------------------------------------------------- tail -f

@@ -28,9 +28,12 @@ fn join(i: usize) -> Vec<u8> {
 }
 
 /// A closed log of 100 joins, seq 1 to 100, the i-th (from 0) for
-/// membership `m{i}`: what [`join`] delivers.
+/// membership `m{i}`: what [`join`] delivers. Written yesterday at noon by
+/// the real clock, so a `serve` started on it has them inside its dedup
+/// window whatever the date.
 async fn hundred_records() -> TestLog {
-    let mut log = TestLog::new();
+    let yesterday = time::OffsetDateTime::now_utc().date() - time::Duration::days(1);
+    let mut log = TestLog::starting_at(yesterday.with_hms(12, 0, 0).unwrap().assume_utc());
     for i in 0..100 {
         log.append(membership_record(&format!("m{i}"))).await;
     }
@@ -40,7 +43,7 @@ async fn hundred_records() -> TestLog {
 
 /// The log's only day file.
 fn day_file(log: &TestLog) -> PathBuf {
-    log.day_file("2026-11-27")
+    log.day_file(&log.date_name())
 }
 
 /// `serve` on `dir` with the test secret.
@@ -207,7 +210,11 @@ async fn after_a_cut_serve_checkpoints_the_head_past_the_kept_one() {
 
     let head = Head::read(&log.dir).unwrap().unwrap();
     assert!(head.seq > *seqs.last().unwrap(), "the stop record");
-    let key = format!("site-cut/checkpoints/{:020}.json", head.seq);
+    let key = format!(
+        "site-cut/{}/checkpoints/{:020}.json",
+        rollcall::receiver::host_name(),
+        head.seq
+    );
     let keys = moto.keys().await;
     assert!(keys.contains(&key), "{key} in {keys:?}");
     let checkpoint: Value = serde_json::from_slice(&moto.get(&key).await).unwrap();
@@ -272,7 +279,7 @@ async fn serve_starts_past_a_damaged_line(line: usize) {
     let stderr = server.stderr();
     assert!(server.terminate().success());
     assert!(
-        stderr.contains("2026-11-27.jsonl")
+        stderr.contains(&format!("{}.jsonl", log.date_name()))
             && stderr.contains(&format!("line {line}"))
             && stderr.contains(&format!("seq {line}")),
         "the start names the damaged line:\n{stderr}"
@@ -280,9 +287,10 @@ async fn serve_starts_past_a_damaged_line(line: usize) {
 
     let verdict = run(rollcall(&log.dir).arg("verify")).code(1);
     assert!(
-        verdict
-            .stdout
-            .contains(&format!("2026-11-27.jsonl line {line}, seq {line}")),
+        verdict.stdout.contains(&format!(
+            "{}.jsonl line {line}, seq {line}",
+            log.date_name()
+        )),
         "{}",
         verdict.report()
     );

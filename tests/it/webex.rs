@@ -163,7 +163,7 @@ fn subscribe_reactivates_an_inactive_webhook_instead_of_adding_another() {
     assert!(
         subscribed
             .stdout
-            .contains("0 created, 2 kept, 1 re-activated"),
+            .contains("0 created, 0 kept, 1 re-activated, 0 secret updated, 2 adopted"),
         "{}",
         subscribed.report()
     );

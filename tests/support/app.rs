@@ -206,6 +206,15 @@ pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
 
 /// Every record in `dir`'s live day files, in file-name then line order.
 pub fn live_records(dir: &Path) -> Vec<Value> {
+    live_lines(dir)
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a record line is JSON"))
+        .collect()
+}
+
+/// Every line of `dir`'s live day files, as stored, in file-name then
+/// line order.
+pub fn live_lines(dir: &Path) -> Vec<String> {
     let mut days: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("reading the log directory")
         .map(|e| e.unwrap().path())
@@ -217,8 +226,8 @@ pub fn live_records(dir: &Path) -> Vec<Value> {
             std::fs::read_to_string(day)
                 .unwrap()
                 .lines()
-                .map(|line| serde_json::from_str(line).expect("a record line is JSON"))
-                .collect::<Vec<Value>>()
+                .map(str::to_string)
+                .collect::<Vec<String>>()
         })
         .collect()
 }

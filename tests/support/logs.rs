@@ -31,9 +31,16 @@ pub struct TestLog {
 impl TestLog {
     /// An empty log whose clock starts at [`START`].
     pub fn new() -> Self {
+        Self::starting_at(START)
+    }
+
+    /// An empty log whose clock starts at `at`: for a log the real binary
+    /// reads by the real clock (the writer's dedup window is the last 7
+    /// days of it).
+    pub fn starting_at(at: time::OffsetDateTime) -> Self {
         let temp = tempfile::tempdir().expect("creating a temp dir");
         let dir = temp.path().join("audit-logs");
-        let clock = Arc::new(FakeClock::new(START));
+        let clock = Arc::new(FakeClock::new(at));
         let writer = LogWriter::open(&dir, clock.clone(), Arc::new(Metrics::default()))
             .expect("opening the log writer");
         Self {
@@ -132,6 +139,7 @@ pub fn record(event: Event, email: &str, name: &str, room_id: &str) -> Record {
         target: "team".into(),
         source: Source::Webhook,
         not_before: None,
+        receiver: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

@@ -41,6 +41,11 @@ impl Block {
         &self.buf[..self.len]
     }
 
+    /// Which of the days being read the block is of (its index).
+    pub fn day(&self) -> usize {
+        self.day
+    }
+
     /// The lines without their newlines, each with whether it had one.
     pub fn lines(&self) -> impl Iterator<Item = (&[u8], bool)> {
         let mut rest = self.bytes();

@@ -47,6 +47,10 @@ pub struct RecordView<'a> {
     pub source: Source,
     #[serde(default, borrow)]
     pub not_before: Option<Cow<'a, str>>,
+    /// The receiver that wrote a `receiver_started` or `receiver_stopped`
+    /// record; `None` for every other record.
+    #[serde(default, borrow)]
+    pub receiver: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub prev_hash: Cow<'a, str>,
     #[serde(borrow)]
@@ -76,6 +80,36 @@ impl<'a> RecordView<'a> {
     /// any other line.
     pub fn parse_sealed(line: &'a [u8], scratch: &'a mut String) -> Option<Self> {
         sealed::parse(std::str::from_utf8(line).ok()?, scratch)
+    }
+}
+
+/// A record parsed in full, viewed as a line read in place is.
+impl From<crate::log::record::Record> for RecordView<'static> {
+    fn from(r: crate::log::record::Record) -> Self {
+        RecordView {
+            seq: r.seq,
+            received_at: Cow::Owned(r.received_at),
+            event: r.event,
+            room_id: Cow::Owned(r.room_id),
+            room_title: r.room_title.map(Cow::Owned),
+            person_id: Cow::Owned(r.person_id),
+            person_email: r.person_email.map(Cow::Owned),
+            person_display_name: r.person_display_name.map(Cow::Owned),
+            is_moderator: r.is_moderator,
+            is_monitor: r.is_monitor,
+            membership_id: Cow::Owned(r.membership_id),
+            membership_created: r.membership_created.map(Cow::Owned),
+            actor_id: r.actor_id.map(Cow::Owned),
+            org_id: r.org_id.map(Cow::Owned),
+            webhook_id: r.webhook_id.map(Cow::Owned),
+            webhook_name: r.webhook_name.map(Cow::Owned),
+            target: Cow::Owned(r.target),
+            source: r.source,
+            not_before: r.not_before.map(Cow::Owned),
+            receiver: r.receiver.map(Cow::Owned),
+            prev_hash: Cow::Owned(r.prev_hash),
+            hash: Cow::Owned(r.hash),
+        }
     }
 }
 
@@ -111,7 +145,21 @@ mod sealed {
         scratch: &'s mut String,
     }
 
+    /// A member's name as it comes before its value: `,"name":`, one
+    /// comparison instead of three.
+    macro_rules! key {
+        ($name:literal) => {
+            concat!(",\"", $name, "\":").as_bytes()
+        };
+    }
+
     pub(super) fn parse<'a>(text: &'a str, scratch: &'a mut String) -> Option<RecordView<'a>> {
+        // A sealed line has no whitespace, and a control byte inside a
+        // string is escaped: one check of the whole line, so that looking
+        // for a string's end only needs to find `"` and `\`.
+        if text.bytes().fold(false, |control, b| control | (b < 0x20)) {
+            return None;
+        }
         scratch.clear();
         let mut p = Parser {
             text,
@@ -121,37 +169,44 @@ mod sealed {
         };
         p.literal(b"{\"seq\":")?;
         let seq = p.number()?;
-        let received_at = p.member(b"received_at", Parser::string)?;
-        let event = p.member(b"event", Parser::string)?;
-        let room_id = p.member(b"room_id", Parser::string)?;
-        let room_title = p.member(b"room_title", Parser::nullable_string)?;
-        p.member(b"room_type", Parser::skipped_string)?;
-        let person_id = p.member(b"person_id", Parser::string)?;
-        let person_email = p.member(b"person_email", Parser::nullable_string)?;
-        let person_display_name = p.member(b"person_display_name", Parser::nullable_string)?;
-        p.member(b"person_org_id", Parser::skipped_string)?;
-        let is_moderator = p.member(b"is_moderator", Parser::flag)?;
-        let is_monitor = p.member(b"is_monitor", Parser::flag)?;
-        p.member(b"is_room_hidden", Parser::flag)?;
-        let membership_id = p.member(b"membership_id", Parser::string)?;
-        let membership_created = p.member(b"membership_created", Parser::nullable_string)?;
-        let actor_id = p.member(b"actor_id", Parser::nullable_string)?;
-        let org_id = p.member(b"org_id", Parser::nullable_string)?;
-        let webhook_id = p.member(b"webhook_id", Parser::nullable_string)?;
-        let webhook_name = p.member(b"webhook_name", Parser::nullable_string)?;
-        let target = p.member(b"target", Parser::string)?;
+        let received_at = p.member(key!("received_at"), Parser::string)?;
+        let event = p.member(key!("event"), Parser::string)?;
+        let room_id = p.member(key!("room_id"), Parser::string)?;
+        let room_title = p.member(key!("room_title"), Parser::nullable_string)?;
+        p.member(key!("room_type"), Parser::skipped_string)?;
+        let person_id = p.member(key!("person_id"), Parser::string)?;
+        let person_email = p.member(key!("person_email"), Parser::nullable_string)?;
+        let person_display_name = p.member(key!("person_display_name"), Parser::nullable_string)?;
+        p.member(key!("person_org_id"), Parser::skipped_string)?;
+        let is_moderator = p.member(key!("is_moderator"), Parser::flag)?;
+        let is_monitor = p.member(key!("is_monitor"), Parser::flag)?;
+        p.member(key!("is_room_hidden"), Parser::flag)?;
+        let membership_id = p.member(key!("membership_id"), Parser::string)?;
+        let membership_created = p.member(key!("membership_created"), Parser::nullable_string)?;
+        let actor_id = p.member(key!("actor_id"), Parser::nullable_string)?;
+        let org_id = p.member(key!("org_id"), Parser::nullable_string)?;
+        let webhook_id = p.member(key!("webhook_id"), Parser::nullable_string)?;
+        let webhook_name = p.member(key!("webhook_name"), Parser::nullable_string)?;
+        let target = p.member(key!("target"), Parser::string)?;
         // Lines written before sources existed end their content here.
-        let (source, not_before) = if p.peek_member(b"source") {
-            let source = p.member(b"source", Parser::string)?;
+        let (source, not_before) = if p.peek_member(key!("source")) {
+            let source = p.member(key!("source"), Parser::string)?;
             (
                 Some(source),
-                p.member(b"not_before", Parser::nullable_string)?,
+                p.member(key!("not_before"), Parser::nullable_string)?,
             )
         } else {
             (None, Text::Null)
         };
-        let prev_hash = p.member(b"prev_hash", Parser::string)?;
-        let hash = p.member(b"hash", Parser::string)?;
+        // Only a receiver's own start and stop name it: one comparison
+        // that fails at its first byte for every other line.
+        let receiver = if p.peek_member(key!("receiver")) {
+            p.member(key!("receiver"), Parser::string)?
+        } else {
+            Text::Null
+        };
+        let prev_hash = p.member(key!("prev_hash"), Parser::string)?;
+        let hash = p.member(key!("hash"), Parser::string)?;
         p.literal(b"}")?;
         if p.at != p.line.len() {
             return None;
@@ -187,6 +242,7 @@ mod sealed {
                 None => Source::Webhook,
             },
             not_before: get(not_before),
+            receiver: get(receiver),
             prev_hash: get(prev_hash)?,
             hash: get(hash)?,
         })
@@ -198,23 +254,18 @@ mod sealed {
             (found == expected).then(|| self.at += expected.len())
         }
 
-        /// Whether `,"key":` comes next.
+        /// Whether `key` (`,"name":`, as [`key!`] makes it) comes next.
         fn peek_member(&self, key: &[u8]) -> bool {
-            let rest = &self.line[self.at..];
-            rest.get(2..2 + key.len()) == Some(key)
-                && rest.starts_with(b",\"")
-                && rest[2 + key.len()..].starts_with(b"\":")
+            self.line[self.at..].starts_with(key)
         }
 
-        /// `,"key":` and then the value.
+        /// `key` (`,"name":`, as [`key!`] makes it) and then the value.
         fn member<V>(
             &mut self,
             key: &[u8],
             value: impl FnOnce(&mut Self) -> Option<V>,
         ) -> Option<V> {
-            self.literal(b",\"")?;
             self.literal(key)?;
-            self.literal(b"\":")?;
             value(self)
         }
 
@@ -313,32 +364,10 @@ mod sealed {
         }
     }
 
-    /// The index of the first `"`, `\` or control byte (which JSON does
-    /// not allow in a string) at or after `from`, eight bytes at a time.
-    fn stop(line: &[u8], mut from: usize) -> Option<usize> {
-        const ONES: u64 = u64::from_le_bytes([1; 8]);
-        const HIGH: u64 = ONES << 7;
-        const QUOTE: u64 = ONES * b'"' as u64;
-        const BACKSLASH: u64 = ONES * b'\\' as u64;
-        const SPACE: u64 = ONES * 0x20;
-        while let Some(chunk) = line[from..].first_chunk::<8>() {
-            let w = u64::from_le_bytes(*chunk);
-            let (q, b) = (w ^ QUOTE, w ^ BACKSLASH);
-            // The lowest flagged byte is exact for each test (borrows only
-            // ever flag bytes above a real match).
-            let found = (q.wrapping_sub(ONES) & !q
-                | b.wrapping_sub(ONES) & !b
-                | w.wrapping_sub(SPACE) & !w)
-                & HIGH;
-            if found != 0 {
-                return Some(from + (found.trailing_zeros() / 8) as usize);
-            }
-            from += 8;
-        }
-        line[from..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-            .map(|i| from + i)
+    /// The index of the first `"` or `\` at or after `from` (control
+    /// bytes were ruled out for the whole line).
+    fn stop(line: &[u8], from: usize) -> Option<usize> {
+        memchr::memchr2(b'"', b'\\', &line[from..]).map(|i| from + i)
     }
 }
 
@@ -358,6 +387,7 @@ mod tests {
             title in proptest::option::of(tricky()),
             seq in 0u64..=u64::MAX,
             moderator in proptest::option::of(proptest::bool::ANY),
+            receiver in proptest::option::of(tricky()),
         ) {
             let mut record = crate::log::record::Record {
                 seq,
@@ -371,6 +401,7 @@ mod tests {
                 is_room_hidden: Some(true),
                 webhook_name: Some(name),
                 target: "team".into(),
+                receiver,
                 ..crate::log::record::example()
             };
             let line = record.seal();
@@ -401,6 +432,8 @@ mod tests {
             text.replace("\"room_id\":\"r\"", "\"room_id\":null"),
             text.replace("\"room_type\":null", "\"room_type\":5"),
             text.replace(",\"hash\":\"h\"", ""),
+            text.replace(",\"prev_hash\"", ",\"receiver\":null,\"prev_hash\""),
+            text.replace(",\"prev_hash\"", ",\"receiver\":7,\"prev_hash\""),
             text.replace("{\"seq\"", "{ \"seq\""),
             format!("{text} "),
             format!("{text}x"),

@@ -142,6 +142,11 @@ pub struct Record {
     /// for `events_api` records, the event's exact time.
     #[serde(default)]
     pub not_before: Option<String>,
+    /// The receiver that wrote a `receiver_started` or `receiver_stopped`
+    /// record; absent from every other record (and from those written
+    /// before receivers had names), so their lines are as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
     pub prev_hash: String,
     /// Empty until the record is sealed into a line.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -189,8 +194,18 @@ impl Record {
             target: String::new(),
             source: Source::Webhook,
             not_before,
+            receiver: None,
             prev_hash: String::new(),
             hash: String::new(),
+        }
+    }
+
+    /// This record, saying it was written by receiver `name`: for its own
+    /// start and stop records.
+    pub fn by(self, name: &crate::receiver::Name) -> Record {
+        Record {
+            receiver: Some(name.to_string()),
+            ..self
         }
     }
 

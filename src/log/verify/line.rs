@@ -1,19 +1,15 @@
-//! One line of the log checked on its own, on any core: parsed (in place
+//! A block of the log checked on any core: each line parsed (in place
 //! when it is laid out as the writer seals it), its own hash checked, and
-//! kept as only what following the chain needs.
+//! each link inside the block followed by the chain's rule. What is left
+//! for the pass in log order is little: the block's first link, the
+//! receiver's own records, the counts, and the records a head names.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
+use crate::log::chain::Chain;
 use crate::log::reader::{Block, RecordView};
 use crate::log::record::{self, Event, LineError, Record, Source, scan};
-
-/// A line checked on its own: what the chain needs of its record, or what
-/// is wrong with it, and its seq as far as it can be read.
-pub(super) struct Parsed {
-    pub record: Result<Link, String>,
-    pub seq: Option<u64>,
-    pub whole: bool,
-}
 
 /// What following the chain needs of a record that checked out on its
 /// own: a few short strings instead of the whole record's.
@@ -31,8 +27,12 @@ pub(super) struct Link {
 impl Link {
     /// `received_at`'s UTC day, `YYYY-MM-DD`.
     pub fn day(&self) -> &str {
-        self.received_at.get(..10).unwrap_or(&self.received_at)
+        day_of(&self.received_at)
     }
+}
+
+fn day_of(received_at: &str) -> &str {
+    received_at.get(..10).unwrap_or(received_at)
 }
 
 impl From<Record> for Link {
@@ -63,46 +63,159 @@ impl From<RecordView<'_>> for Link {
     }
 }
 
-/// Parses and hashes the lines of `block`, up to the first bad one
-/// (nothing after it is checked). Returns the number of lines gone
-/// through.
-pub(super) fn parse_block(block: &Block, parsed: &mut Vec<Parsed>) -> u64 {
-    parsed.clear();
-    let mut scratch = String::new();
-    for (bytes, whole) in block.lines() {
-        let record = parse(bytes, whole, &mut scratch);
-        let bad = record.is_err();
-        parsed.push(Parsed {
-            record,
-            seq: scan::leading_seq(bytes),
-            whole,
-        });
-        if bad {
-            break;
-        }
-    }
-    parsed.len() as u64
+/// A record the pass in log order must see itself: the receiver's own
+/// starts and stops, which make the
+/// coverage, and the block's first record, after which the log has
+/// begun.
+#[derive(Debug)]
+pub(super) struct Mark {
+    pub event: Event,
+    pub received_at: String,
+    pub not_before: Option<String>,
 }
 
-/// The record on a line if it is whole and untouched. A line laid out as
-/// the writer seals it is read in place, every member checked for its
-/// type ([`RecordView::parse_sealed`]); any other gets the full parse.
-/// Either way the hash is of the stored bytes, never of a re-serialised
-/// record ([`record::check_seal`]).
-fn parse(bytes: &[u8], whole: bool, scratch: &mut String) -> Result<Link, String> {
-    if !whole {
-        return Err("the line is cut short (no newline at the end): the file was truncated".into());
+/// A line that does not check out: where in the block, its seq as far as
+/// it can be read, what is wrong, and whether it had its newline.
+#[derive(Debug)]
+pub(super) struct Bad {
+    pub index: u64,
+    pub seq: Option<u64>,
+    pub problem: String,
+    pub whole: bool,
+}
+
+/// One block checked on its own, up to its first bad line.
+#[derive(Debug, Default)]
+pub(super) struct Checked {
+    /// Lines gone through.
+    pub lines: u64,
+    /// The first record, whose link to the block before is the pass's
+    /// to check; `None` when the first line is bad.
+    pub first: Option<Link>,
+    /// The chain after the first record, through every record that
+    /// checked out (`records` of them past the first).
+    pub run: Chain,
+    pub marks: Vec<Mark>,
+    /// The records `wanted` named: their place, seq and hash.
+    pub found: Vec<(u64, u64, String)>,
+    /// Records that checked out, by [`Source::ALL`]'s order.
+    pub by_source: [u64; 3],
+    /// When the last record that checked out was received.
+    pub last_at: String,
+    pub bad: Option<Bad>,
+}
+
+impl Checked {
+    /// The place of the last record that checked out.
+    pub fn last_index(&self) -> Option<u64> {
+        self.first.as_ref().map(|_| self.run.records)
     }
-    let checked = match RecordView::parse_sealed(bytes, scratch) {
-        Some(view) => record::check_seal(bytes, &view.hash).map(|()| Link::from(view)),
-        None => record::parse_line(bytes).map(Link::from),
-    };
-    checked.map_err(|e| match e {
+}
+
+/// Checks the lines of `block`, the day `day` (`YYYY-MM-DD`), up to the
+/// first bad one (nothing after it is checked); `wanted` are the seqs
+/// whose hashes the pass needs.
+pub(super) fn check_block(block: &Block, day: &str, wanted: &BTreeSet<u64>, out: &mut Checked) {
+    *out = Checked::default();
+    let mut scratch = String::new();
+    for (index, (bytes, whole)) in (0u64..).zip(block.lines()) {
+        out.lines += 1;
+        let bad = |problem: String| Bad {
+            index,
+            seq: scan::leading_seq(bytes),
+            problem,
+            whole,
+        };
+        if !whole {
+            out.bad = Some(bad(CUT_SHORT.into()));
+            return;
+        }
+        let view = match checked(bytes, &mut scratch) {
+            Ok(view) => view,
+            Err(problem) => {
+                out.bad = Some(bad(problem));
+                return;
+            }
+        };
+        if out.first.is_some() {
+            if let Err(problem) = out.run.check(view.seq, &view.prev_hash) {
+                out.bad = Some(bad(problem.to_string()));
+                return;
+            }
+            if day_of(&view.received_at) != day {
+                out.bad = Some(bad(wrong_day(&view.received_at, day)));
+                return;
+            }
+            out.run
+                .push(view.seq, &view.prev_hash, &view.hash)
+                .expect("checked above");
+        } else {
+            out.run = Chain::after(view.seq, view.hash.to_string());
+        }
+        if out.first.is_none() || !view.event.is_membership() {
+            out.marks.push(Mark {
+                event: view.event,
+                received_at: view.received_at.to_string(),
+                not_before: view.not_before.as_deref().map(str::to_string),
+            });
+        }
+        if wanted.contains(&view.seq) {
+            out.found.push((index, view.seq, view.hash.to_string()));
+        }
+        out.by_source[source_index(view.source)] += 1;
+        out.last_at.clear();
+        out.last_at.push_str(&view.received_at);
+        if out.first.is_none() {
+            out.first = Some(Link {
+                seq: view.seq,
+                received_at: view.received_at.to_string(),
+                event: view.event,
+                source: view.source,
+                not_before: view.not_before.as_deref().map(str::to_string),
+                prev_hash: view.prev_hash.to_string(),
+                hash: view.hash.to_string(),
+            });
+        }
+    }
+}
+
+fn source_index(source: Source) -> usize {
+    Source::ALL
+        .iter()
+        .position(|&s| s == source)
+        .expect("every source is in ALL")
+}
+
+const CUT_SHORT: &str = "the line is cut short (no newline at the end): the file was truncated";
+
+/// What a record received on another day than its file's says.
+pub(super) fn wrong_day(received_at: &str, day: &str) -> String {
+    format!(
+        "a record received on {} is in the file for {day}",
+        day_of(received_at)
+    )
+}
+
+fn damaged(e: LineError) -> String {
+    match e {
         LineError::HashMismatch => {
             "the record does not match its hash: its content was modified".to_string()
         }
         LineError::Parse(why) => format!("not a record ({why}): the line was damaged"),
-    })
+    }
+}
+
+/// The record on a line, if it is untouched. A line laid out as the
+/// writer seals it is read in place, every member checked for its type
+/// ([`RecordView::parse_sealed`]); any other gets the full parse. Either
+/// way the hash is of the stored bytes, never of a re-serialised record
+/// ([`record::check_seal`]).
+fn checked<'a>(bytes: &'a [u8], scratch: &'a mut String) -> Result<RecordView<'a>, String> {
+    match RecordView::parse_sealed(bytes, scratch) {
+        Some(view) => record::check_seal(bytes, &view.hash).map(|()| view),
+        None => record::parse_line(bytes).map(RecordView::from),
+    }
+    .map_err(damaged)
 }
 
 #[cfg(test)]
@@ -132,6 +245,9 @@ mod tests {
         }
         all.push(Record::receiver(Event::ReceiverStarted, None));
         all.push(Record::receiver(Event::ReceiverStopped, Some("x".into())));
+        let site: crate::receiver::Name = "site-a".parse().unwrap();
+        all.push(Record::receiver(Event::ReceiverStarted, Some("x".into())).by(&site));
+        all.push(Record::receiver(Event::ReceiverStopped, None).by(&site));
         all
     }
 
@@ -149,11 +265,13 @@ mod tests {
                 String::from_utf8_lossy(line)
             );
             let full = Link::from(record::parse_line(line).unwrap());
-            assert_eq!(parse(line, true, &mut scratch), Ok(full));
+            assert_eq!(checked(line, &mut scratch).map(Link::from), Ok(full));
 
             // One byte changed inside the content is a mismatch either way.
             let edited = String::from_utf8_lossy(line).replacen("12:00:00", "12:00:01", 1);
-            let answer = parse(edited.as_bytes(), true, &mut scratch).unwrap_err();
+            let answer = checked(edited.as_bytes(), &mut scratch)
+                .map(Link::from)
+                .unwrap_err();
             assert!(answer.contains("does not match its hash"), "{answer}");
         }
     }
@@ -173,7 +291,7 @@ mod tests {
         let resealed = &resealed[..resealed.len() - 1];
         let mut scratch = String::new();
         assert!(RecordView::parse_sealed(resealed, &mut scratch).is_none());
-        let answer = parse(resealed, true, &mut scratch).unwrap_err();
+        let answer = checked(resealed, &mut scratch).map(Link::from).unwrap_err();
         assert!(answer.contains("not a record"), "{answer}");
     }
 }

@@ -6,7 +6,7 @@
 //! start kept there because the log ended before it. The result is a
 //! [`Report`]: its [`Entry`]s are what `verify --json` prints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ use super::head::{self, Head, KeptHead};
 use super::reader::{self, Place, ReadError};
 use super::record::{Event, Source, format_timestamp};
 use super::roster::coverage::{Coverage, Gap, Start};
-use line::{Link, Parsed, parse_block};
+use line::{Checked, Link};
 
 pub mod cross;
 mod line;
@@ -133,12 +133,16 @@ impl Default for Counts {
 }
 
 impl Counts {
-    fn add(&mut self, record: &Link, start: Option<Start>) {
-        *self
-            .records_by_source
-            .entry(record.source.as_str())
-            .or_default() += 1;
-        match record.event {
+    /// Records that checked out, by [`Source::ALL`]'s order.
+    fn add_sources(&mut self, by_source: &[u64; 3]) {
+        for (source, n) in Source::ALL.iter().zip(by_source) {
+            *self.records_by_source.entry(source.as_str()).or_default() += n;
+        }
+    }
+
+    /// One of the receiver's own records (any other event counts nothing).
+    fn add_event(&mut self, event: Event, start: Option<Start>) {
+        match event {
             Event::ReceiverStarted => self.receiver_starts += 1,
             Event::ReceiverStopped => self.clean_stops += 1,
             _ => {}
@@ -288,9 +292,17 @@ fn verify_chain(
         .chain(kept.iter().map(|(_, head)| head.seq))
         .map(|seq| (seq, None))
         .collect();
-    let checked = reader::in_log_order(&all, Vec::new, parse_block, |place, lines| {
-        check_block(&mut pass, place, lines)
-    });
+    let names: Vec<String> = all.iter().map(|d| days::day_name(d.date)).collect();
+    let wanted: BTreeSet<u64> = pass.found.keys().copied().collect();
+    let checked = reader::in_log_order(
+        &all,
+        Checked::default,
+        |block, checked| {
+            line::check_block(block, &names[block.day()], &wanted, checked);
+            checked.lines
+        },
+        |place, checked| check_block(&mut pass, place, checked),
+    );
     let mut report = Report {
         archive_faults: Vec::new(),
         quarantine: Vec::new(),
@@ -485,47 +497,66 @@ impl Pass {
     }
 }
 
-/// Follows the chain through a block's lines, in order. A line without
-/// its newline is kept aside: it is a fault unless it turns out to be the
-/// log's last line, still being written.
-fn check_block(pass: &mut Pass, place: Place<'_>, lines: &mut [Parsed]) -> Result<(), Stop> {
-    let name = days::day_name(place.day.date);
+/// Follows the chain through a block checked on its own: its first
+/// record's link to the block before, then what its records say, in
+/// order. A line without its newline is kept aside: it is a fault unless
+/// it turns out to be the log's last line, still being written.
+fn check_block(pass: &mut Pass, place: Place<'_>, checked: &mut Checked) -> Result<(), Stop> {
+    if checked.lines == 0 {
+        return Ok(());
+    }
+    if let Some(fragment) = pass.fragment.take() {
+        return Err(Stop::Fault(fragment));
+    }
     let path = place.day.path();
-    for (number, parsed) in (place.lines_before + 1..).zip(lines.iter_mut()) {
-        if let Some(fragment) = pass.fragment.take() {
-            return Err(Stop::Fault(fragment));
-        }
-        let record = std::mem::replace(&mut parsed.record, Err(String::new()));
-        let fault = |problem| Fault {
-            seq: parsed.seq,
-            ..Fault::new(path, problem).at_line(number)
-        };
-        if !parsed.whole {
-            pass.fragment = Some(fault(record.err().unwrap_or_default()));
-            continue;
-        }
-        let record = record
-            .and_then(|record| check_link(&pass.chain, &name, number, record))
-            .map_err(|problem| Stop::Fault(fault(problem)))?;
-        if let Some(slot) = pass.found.get_mut(&record.seq) {
-            *slot = Some(Found {
+    let number = |index: u64| place.lines_before + 1 + index;
+    let last = checked.last_index();
+    if let Some(first) = checked.first.take() {
+        let name = days::day_name(place.day.date);
+        let seq = first.seq;
+        let first = check_link(&pass.chain, &name, number(0), first).map_err(|problem| {
+            Stop::Fault(Fault {
+                seq: Some(seq),
+                ..Fault::new(path, problem).at_line(number(0))
+            })
+        })?;
+        pass.chain.take_checked(first.seq, first.hash);
+        pass.chain.take_run(std::mem::take(&mut checked.run));
+    }
+    for mark in &checked.marks {
+        let start = pass
+            .coverage
+            .see(mark.event, &mark.received_at, mark.not_before.as_deref());
+        pass.counts.add_event(mark.event, start);
+    }
+    pass.counts.add_sources(&checked.by_source);
+    for (index, seq, hash) in checked.found.drain(..) {
+        pass.found.insert(
+            seq,
+            Some(Found {
                 path: path.to_path_buf(),
-                line: number,
-                hash: record.hash.clone(),
-            });
-        }
-        let start = pass.coverage.see(
-            record.event,
-            &record.received_at,
-            record.not_before.as_deref(),
+                line: number(index),
+                hash,
+            }),
         );
-        pass.counts.add(&record, start);
+    }
+    if let Some(index) = last {
+        pass.last_place = Some((path.to_path_buf(), number(index)));
         if pass.first_at.is_none() {
-            pass.first_at = Some(record.received_at.clone());
+            pass.first_at = checked.marks.first().map(|mark| mark.received_at.clone());
         }
-        pass.last_at.clone_from(&record.received_at);
-        pass.chain.take_checked(record.seq, record.hash);
-        pass.last_place = Some((path.to_path_buf(), number));
+        std::mem::swap(&mut pass.last_at, &mut checked.last_at);
+    }
+    if let Some(bad) = checked.bad.take() {
+        let fault = Fault {
+            seq: bad.seq,
+            ..Fault::new(path, bad.problem).at_line(number(bad.index))
+        };
+        if !bad.whole {
+            pass.fragment = Some(fault);
+        } else {
+            return Err(Stop::Fault(fault));
+        }
     }
     Ok(())
 }
@@ -552,10 +583,7 @@ fn check_link(chain: &Chain, day: &str, number: u64, record: Link) -> Result<Lin
         Err(problem) => return Err(problem.to_string()),
     }
     if record.day() != day {
-        return Err(format!(
-            "a record received on {} is in the file for {day}",
-            record.day()
-        ));
+        return Err(line::wrong_day(&record.received_at, day));
     }
     Ok(record)
 }
