@@ -429,10 +429,10 @@ mod tests {
     /// A record for the tests: its time in seconds after 10:00, its
     /// identity and seq.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    struct R {
+    pub(super) struct R {
         at: String,
         id: Option<u128>,
-        seq: u64,
+        pub(super) seq: u64,
     }
 
     impl Mergeable for R {
@@ -447,7 +447,7 @@ mod tests {
         }
     }
 
-    fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
+    pub(super) fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
         let at = time::macros::datetime!(2026-11-27 10:00 UTC) + time::Duration::seconds(seconds);
         R {
             at: crate::log::record::format_timestamp(at),
@@ -456,7 +456,7 @@ mod tests {
         }
     }
 
-    type Input = std::vec::IntoIter<Result<R, ()>>;
+    pub(super) type Input = std::vec::IntoIter<Result<R, ()>>;
 
     fn merge(inputs: Vec<Vec<R>>) -> Vec<Merged<R>> {
         let inputs: Vec<Input> = inputs

@@ -168,39 +168,9 @@ impl Follow {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{Input, R, r};
     use super::super::{DEDUP_DAYS, Merge};
     use super::*;
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    struct R {
-        at: String,
-        id: Option<u128>,
-        seq: u64,
-    }
-
-    impl Mergeable for R {
-        fn received_at(&self) -> &str {
-            &self.at
-        }
-        fn identity(&self) -> Option<u128> {
-            self.id
-        }
-        fn seq(&self) -> u64 {
-            self.seq
-        }
-    }
-
-    /// A record `seconds` after 10:00.
-    fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
-        let at = time::macros::datetime!(2026-11-27 10:00 UTC) + time::Duration::seconds(seconds);
-        R {
-            at: crate::log::record::format_timestamp(at),
-            id,
-            seq,
-        }
-    }
-
-    type Input = std::vec::IntoIter<Result<R, ()>>;
 
     /// What a follower makes of records as they come: `None` for a new
     /// event, else the first record's (receiver, seq).

@@ -57,6 +57,23 @@ struct Key {
     identity: Option<u128>,
 }
 
+impl Key {
+    /// The key of a record parsed in full.
+    fn of(record: &RecordView<'_>) -> Key {
+        Key {
+            seq: record.seq,
+            at_ms: merge::millis(&record.received_at),
+            event: record.event,
+            source: record.source,
+            identity: merge::identity(
+                record.event,
+                &record.membership_id,
+                record.membership_created.as_deref(),
+            ),
+        }
+    }
+}
+
 impl Entry {
     /// The line as stored, without its newline.
     pub fn line(&self) -> &[u8] {
@@ -316,17 +333,7 @@ fn read_key(text: &mut Vec<u8>, line: Range<usize>) -> Result<(Range<usize>, Key
     }
     let bytes = &text[line.clone()];
     let record = RecordView::parse(bytes).map_err(|e| e.to_string())?;
-    let key = Key {
-        seq: record.seq,
-        at_ms: merge::millis(&record.received_at),
-        event: record.event,
-        source: record.source,
-        identity: merge::identity(
-            record.event,
-            &record.membership_id,
-            record.membership_created.as_deref(),
-        ),
-    };
+    let key = Key::of(&record);
     let at = record.received_at.as_bytes();
     let within = bytes.as_ptr_range();
     let at = if within.contains(&at.as_ptr()) {
@@ -419,21 +426,6 @@ mod tests {
         line
     }
 
-    fn key_of_parse(line: &[u8]) -> Key {
-        let record = RecordView::parse(line).unwrap();
-        Key {
-            seq: record.seq,
-            at_ms: merge::millis(&record.received_at),
-            event: record.event,
-            source: record.source,
-            identity: merge::identity(
-                record.event,
-                &record.membership_id,
-                record.membership_created.as_deref(),
-            ),
-        }
-    }
-
     #[test]
     fn a_sealed_line_reads_in_place_as_the_full_parse_reads_it() {
         for event in Event::ALL {
@@ -457,7 +449,7 @@ mod tests {
                     let (at, key) = read_key(&mut text, 0..line.len()).unwrap();
                     assert_eq!(
                         key,
-                        key_of_parse(&line),
+                        Key::of(&RecordView::parse(&line).unwrap()),
                         "{}",
                         String::from_utf8_lossy(&text)
                     );
