@@ -203,6 +203,43 @@ async fn filters_apply_to_the_merged_record() {
     assert_eq!(m4, ["left"], "{}", out.report());
 }
 
+#[tokio::test]
+async fn an_event_whose_first_copy_is_before_the_range_is_not_exported_from_its_later_copy() {
+    let mut pair = Pair::start().await;
+    // `a` has it at 23:59:59 on the 27th, `b` (1.5 s ahead) on the 28th.
+    pair.advance(Duration::hours(12) - Duration::seconds(1));
+    pair.deliver(To::Both, &joined("late-night")).await;
+    pair.advance(Duration::minutes(1));
+    pair.deliver(To::Both, &joined("next-day")).await;
+    pair.stop(To::Both).await;
+
+    let ids = |args: &[&str]| -> Vec<(String, String)> {
+        let out = export(
+            &pair,
+            &[&["--format", "jsonl", "--event", "joined"], args].concat(),
+        );
+        out.stdout
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["membership_id"].as_str().unwrap().to_string(),
+                    v["receivers"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        ids(&["--from", "2026-11-28"]),
+        [("next-day".to_string(), r#"["a","b"]"#.to_string())]
+    );
+    assert_eq!(
+        ids(&["--to", "2026-11-28"]),
+        [("late-night".to_string(), r#"["a","b"]"#.to_string())],
+        "the copy on the next day is read to list its receivers"
+    );
+}
+
 // ---------------------------------------------------------------- tail
 
 #[tokio::test]
