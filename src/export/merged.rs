@@ -11,6 +11,13 @@
 //! later copies (another receiver's, or one reconciled hours later) from
 //! being given out as events of their own; the records read for that
 //! only are never parsed.
+//!
+//! What it costs (`cargo bench --bench merge`: two logs of 1,000,000
+//! records, nine in ten events in both, against one of them alone,
+//! medians of 7 runs alternated, 2 cores): CSV 2.34 s against 1.07 s,
+//! `--format jsonl` 1.94 s against 0.67 s, peak RSS 56 MB against 11 MB.
+//! Twice the lines are read; scanning them (SHA-256 of each identity
+//! included) is about half the CPU, the merge on its own thread a sixth.
 
 use std::collections::BTreeMap;
 use std::io::Write;
