@@ -22,11 +22,13 @@ use super::head::QUARANTINE_DIR;
 use super::head::{self, Head, KeptHead};
 use super::reader::{self, Place, ReadError};
 use super::record::{Event, Source, format_timestamp};
-use super::roster::coverage::{Coverage, Gap, Start};
+use super::roster::coverage::{Coverage, Start};
 use line::{Checked, Link};
 
 pub mod cross;
 mod line;
+
+pub use cross::Receiving;
 
 /// Records the log must hold, with these hashes.
 #[derive(Debug, Clone, Default)]
@@ -68,44 +70,6 @@ pub struct Report {
     pub counts: Counts,
     /// When the receiver was receiving, from the records that check out.
     pub receiving: Receiving,
-}
-
-/// When a receiver was receiving, from its own records (those that
-/// check out): from its first record to its last, except in its coverage
-/// gaps. What the cross-check of several receivers compares against.
-#[derive(Debug, Clone, Default)]
-pub struct Receiving {
-    pub first_at: Option<String>,
-    pub last_at: Option<String>,
-    pub gaps: Vec<Gap>,
-    /// The seq of the last record that checks out (0: none).
-    pub last_seq: u64,
-}
-
-impl Receiving {
-    /// Whether the receiver was surely receiving at `at_ms` (ms since the
-    /// epoch): at least `margin_ms` after its first record, before its
-    /// last and from the edges of each of its gaps.
-    pub fn up_at(&self, at_ms: i64, margin_ms: i64) -> bool {
-        let ms = |at: &str| super::merge::millis(at);
-        let (Some(first), Some(last)) = (
-            self.first_at.as_deref().and_then(ms),
-            self.last_at.as_deref().and_then(ms),
-        ) else {
-            return false;
-        };
-        let within = |from: i64, to: Option<i64>| {
-            at_ms >= from.saturating_sub(margin_ms)
-                && to.is_none_or(|to| at_ms <= to.saturating_add(margin_ms))
-        };
-        at_ms >= first.saturating_add(margin_ms)
-            && at_ms <= last.saturating_sub(margin_ms)
-            && !self.gaps.iter().any(|gap| {
-                // A gap whose edges cannot be read is taken as never ending.
-                let from = ms(&gap.from).unwrap_or(i64::MIN);
-                within(from, gap.to.as_deref().map(|to| ms(to).unwrap_or(i64::MAX)))
-            })
-    }
 }
 
 /// The receiver's runs and where the records came from, over the records
