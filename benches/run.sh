@@ -4,7 +4,8 @@
 # start-up with a big log, tail -f delay, RSS), serve's memory with
 # 100,000 and 1,000,000 memberships and dedup keys, and the read side (export
 # of 1,000,000 records against jq, verify beside SHA-256 alone of the same
-# bytes, archival against gzip -6) and
+# bytes, archival against gzip -6), the merge's cost (two receivers' logs
+# exported as one against one log alone) and
 # the SQLite index (its build against DuckDB's read_json, its size, the
 # read commands that answer from it). Measured, never asserted; not part of CI.
 # Writes the tables to target/bench.md for docs/performance.md.
@@ -27,6 +28,8 @@ mkdir -p target
   cargo bench --quiet --bench memory
   echo
   cargo bench --quiet --bench export
+  echo
+  cargo bench --quiet --bench merge
   echo
   cargo bench --quiet --bench index
 } | tee "$out"

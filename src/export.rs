@@ -5,8 +5,10 @@
 //! schema's JSON lines ([`ocsf`], [`ecs`], what they share in [`siem`]),
 //! titled as the CSV is. Records are formatted on every core a block at a
 //! time, each block through its own writer, and written in log order.
+//! Several receivers' logs are exported as one record ([`write_merged`]).
 
 pub mod ecs;
+mod merged;
 pub mod ocsf;
 pub mod siem;
 
@@ -14,9 +16,12 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use time::Date;
 
 use crate::log::days::Day;
+use crate::log::merge::Receivers;
 use crate::log::reader::{self, Block, Filter, ReadError, RecordView, SeqRange, TitleFallback};
+pub use merged::{with_receivers, write as write_merged};
 pub use siem::Schema;
 
 /// The CSV header: the contract compliance tooling relies on.
@@ -82,7 +87,7 @@ pub fn write(
     seqs: SeqRange,
     options: Options,
     mut out: impl Write,
-    mut done: impl FnMut(&Day, u64),
+    mut done: impl FnMut(Date, u64),
 ) -> anyhow::Result<()> {
     let all = reader::days(dir)?;
     let first = all
@@ -102,6 +107,7 @@ pub fn write(
         seqs,
         format: options.format,
         guard: options.guard,
+        names: &[],
     };
     if job.format == Format::Csv {
         let mut header = csv::Writer::from_writer(&mut out);
@@ -127,7 +133,7 @@ pub fn write(
                 }
                 .into());
             }
-            done(place.day, rows.records);
+            done(place.day.date, rows.records);
             Ok::<_, anyhow::Error>(())
         },
     )?;
@@ -141,6 +147,8 @@ struct Job<'a> {
     seqs: SeqRange,
     format: Format,
     guard: bool,
+    /// The receivers' names, for the lines of a merged read.
+    names: &'a [&'a str],
 }
 
 /// One block's output, built on a worker thread and written in log order.
@@ -168,6 +176,17 @@ impl Rows {
     /// Formats the records of `block` that the filter keeps; returns the
     /// number of lines gone through.
     fn fill(&mut self, block: &Block, job: &Job<'_>) -> u64 {
+        self.fill_lines(block.lines().map(|(line, whole)| (line, whole, None)), job)
+    }
+
+    /// Formats the records of `input`'s lines (each with whether it is whole, and
+    /// for a merged read whose copy it is and who had it) that the filter
+    /// keeps; returns the number of lines gone through.
+    fn fill_lines<'l>(
+        &mut self,
+        input: impl Iterator<Item = (&'l [u8], bool, Option<(usize, Receivers)>)>,
+        job: &Job<'_>,
+    ) -> u64 {
         self.out.clear();
         self.untitled.clear();
         self.untitled_rooms.clear();
@@ -181,7 +200,7 @@ impl Rows {
             None => Formatter::Lines,
         };
         let mut lines = 0;
-        for (line, whole) in block.lines() {
+        for (line, whole, had) in input {
             lines += 1;
             if !whole {
                 // Being written right now, or torn by a crash: either way
@@ -213,7 +232,12 @@ impl Rows {
             };
             let untitled = match &mut out {
                 Formatter::Lines => {
-                    self.out.extend_from_slice(line);
+                    match had {
+                        Some((copy, receivers)) => {
+                            with_receivers(line, copy, receivers, job.names, &mut self.out)
+                        }
+                        None => self.out.extend_from_slice(line),
+                    }
                     self.out.push(b'\n');
                     None
                 }

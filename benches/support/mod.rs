@@ -460,6 +460,38 @@ pub fn generate_organisation(
     )
 }
 
+/// Two receivers' logs of `records` records each, over [`DAYS`] day
+/// files from `first_day` on, of one stream of events: nine in ten
+/// delivered to both, the tenth to one only (to `a` and to `b` in turn).
+/// Each log spreads its records evenly over the days, so the two copies
+/// of an event are up to a second apart, as two hosts' clocks and queues
+/// make them. Every event has an identity of its own, as real joins and
+/// leaves do (a rejoin is a new membership `created`). Returns how many
+/// events there are.
+pub fn generate_receivers(a: &Path, b: &Path, records: u64, first_day: Date) -> u64 {
+    let event = |k: u64, seq: u64, received_at: String, prev_hash: String| Record {
+        seq,
+        membership_created: Some(format_timestamp(
+            first_day.midnight().assume_utc() - time::Duration::days(30)
+                + time::Duration::milliseconds(k as i64),
+        )),
+        ..sample(k + 1, received_at, prev_hash)
+    };
+    // Of every twenty events, `a` lacks the tenth and `b` the twentieth:
+    // a log's `i`-th record is event `k(i, lacking)`.
+    let k = |i: u64, lacking: u64| 20 * (i / 19) + i % 19 + u64::from(i % 19 >= lacking);
+    write_log(a, records, DAYS, first_day, |seq, at, prev| {
+        event(k(seq - 1, 10), seq, at, prev)
+    });
+    write_log(b, records, DAYS, first_day, |seq, at, prev| {
+        event(k(seq - 1, 19), seq, at, prev)
+    });
+    let (last_a, last_b) = (k(records - 1, 10), k(records - 1, 19));
+    (0..=last_a.max(last_b))
+        .filter(|e| (e % 20 != 10 && *e <= last_a) || (e % 20 != 19 && *e <= last_b))
+        .count() as u64
+}
+
 /// Writes `records` records made by `make` (from the seq, `received_at`
 /// and the previous hash) over `days` day files, sealed and chained.
 fn write_log(

@@ -1,6 +1,7 @@
 //! `rollcall export`: the records, filtered, as CSV for spreadsheets, as
 //! the log's own JSON lines, or as OCSF or ECS events for a SIEM, streamed
-//! in seq order over live and archived days.
+//! in seq order over live and archived days; over several receivers'
+//! logs (`--dir` more than once), each event once, in received order.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,13 +9,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use time::Date;
 
 use super::args::{FilterArgs, SeqArgs};
 use crate::cli::Global;
 use crate::export::{self, Format, Options};
-use crate::log::days::{self, Day};
+use crate::log::days;
 use crate::log::files;
 use crate::log::reader::{Filter, SeqRange};
+use crate::receiver::Receivers;
 
 /// How much of the export is buffered before it is written out.
 const OUT_BUFFER: usize = 1 << 20;
@@ -51,17 +54,23 @@ pub struct Command {
 }
 
 pub fn run(global: &Global, command: Command) -> anyhow::Result<ExitCode> {
-    let dir = global.dir()?;
-    days::ensure_log_dir(dir)?;
+    let receivers = Receivers::of_dirs(&global.dirs)?;
+    for receiver in receivers.all() {
+        days::ensure_log_dir(&receiver.dir)?;
+    }
     let Command { args, seqs } = command;
     let filter = args.filter.clone().filter()?;
     let seqs = seqs.range()?;
+    anyhow::ensure!(
+        receivers.single().is_some() || seqs == SeqRange::default(),
+        "--from-seq, --to-seq and --seq name records of one receiver's log (each receiver numbers its own): give that receiver's --dir alone"
+    );
     match &args.output {
         None => {
             let stdout = io::stdout().lock();
-            export_seqs(dir, &filter, seqs, &args, stdout)?;
+            export_seqs(&receivers, &filter, seqs, &args, stdout)?;
         }
-        Some(path) => export_to_file(dir, &filter, seqs, &args, path)?,
+        Some(path) => export_to_file(&receivers, &filter, seqs, &args, path)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -70,7 +79,7 @@ pub fn run(global: &Global, command: Command) -> anyhow::Result<ExitCode> {
 /// only once complete and synced, so a half-written export never looks
 /// like a finished one.
 fn export_to_file(
-    dir: &Path,
+    receivers: &Receivers,
     filter: &Filter,
     seqs: SeqRange,
     args: &Args,
@@ -95,7 +104,7 @@ fn export_to_file(
             folder.display()
         )
     })?;
-    let written = export_seqs(dir, filter, seqs, args, &file)
+    let written = export_seqs(receivers, filter, seqs, args, &file)
         .and_then(|()| file.sync_all().context("syncing the export"))
         .and_then(|()| {
             std::fs::rename(&temp, path)
@@ -110,15 +119,11 @@ fn export_to_file(
     written
 }
 
-/// Streams the matching records to `out`.
-pub fn export(dir: &Path, filter: &Filter, args: &Args, out: impl Write) -> anyhow::Result<()> {
-    export_seqs(dir, filter, SeqRange::default(), args, out)
-}
-
-/// [`export`] of the records in `seqs` only, with a progress line on a
-/// terminal.
+/// Streams the matching records of `receivers` to `out` (one receiver's
+/// in `seqs` only), with a progress line on a terminal. Several
+/// receivers' logs are read as one record: each event once.
 pub fn export_seqs(
-    dir: &Path,
+    receivers: &Receivers,
     filter: &Filter,
     seqs: SeqRange,
     args: &Args,
@@ -133,9 +138,11 @@ pub fn export_seqs(
     // late): buffered, they reach a file, or stdout (which would flush at
     // every newline), in large writes.
     let out = io::BufWriter::with_capacity(OUT_BUFFER, out);
-    export::write(dir, filter, seqs, options, out, |day, records| {
-        progress.tick(day, records)
-    })?;
+    let tick = |date, records| progress.tick(date, records);
+    match receivers.single() {
+        Some(one) => export::write(&one.dir, filter, seqs, options, out, tick)?,
+        None => export::write_merged(receivers, filter, options, out, tick)?,
+    }
     progress.done();
     Ok(())
 }
@@ -165,7 +172,7 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, day: &Day, records: u64) {
+    fn tick(&mut self, date: Date, records: u64) {
         self.records += records;
         if !self.enabled {
             return;
@@ -179,7 +186,7 @@ impl Progress {
         eprint!(
             "\rexporting: {} records, at {} ",
             self.records,
-            days::day_name(day.date)
+            days::day_name(date)
         );
     }
 

@@ -4,14 +4,16 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use notify::{RecursiveMode, Watcher};
-use time::Date;
-use tokio::signal::unix::{SignalKind, signal};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc::UnboundedReceiver;
 
+mod cursor;
+mod merged;
 mod readable;
 
 pub(super) use readable::clean;
@@ -19,13 +21,15 @@ pub use readable::readable;
 
 use super::args::FilterArgs;
 use crate::cli::Global;
-use crate::export::Schema;
+use crate::export::{Schema, with_receivers};
 use crate::log::days::{self, Day};
-use crate::log::head::Head;
+use crate::log::merge::Receivers as Had;
 use crate::log::reader::{
-    self, DayReader, Filter, Line, ReadError, RecordView, TitleFallback, titled_lines,
+    self, DayReader, Filter, ReadError, RecordView, TitleFallback, titled_lines,
 };
 use crate::log::record::Event;
+use crate::receiver::Receivers;
+use cursor::{Cursor, Held, Link, durable_head};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -63,10 +67,12 @@ pub enum Format {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = global.dir()?;
-    days::ensure_log_dir(dir)?;
+    let receivers = Receivers::of_dirs(&global.dirs)?;
+    for receiver in receivers.all() {
+        days::ensure_log_dir(&receiver.dir)?;
+    }
     let filter = args.filter.clone().filter()?;
-    let mut printer = Printer {
+    let printer = Printer {
         out: BufWriter::new(io::stdout()),
         format: if args.json {
             Format::Jsonl
@@ -74,19 +80,33 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             args.format
         },
         titles: None,
-        previous: None,
+        previous: vec![None; receivers.len()],
+        names: receivers.names().iter().map(|n| n.to_string()).collect(),
         line: Vec::new(),
     };
-    if !args.follow {
-        let (latest, _) = latest(dir, &filter, args.lines, &mut printer)?;
-        printer.print_all(&latest)?;
-        return Ok(ExitCode::SUCCESS);
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")
+    };
+    match receivers.single() {
+        Some(one) => {
+            let mut printer = printer;
+            if !args.follow {
+                let (latest, _) = latest(&one.dir, &filter, args.lines, &mut printer)?;
+                printer.print_all(&latest)?;
+            } else {
+                runtime()?.block_on(follow(&one.dir, &filter, args.lines, printer))?;
+            }
+        }
+        None if !args.follow => {
+            let mut printer = printer;
+            let (latest, _, _) = merged::latest(&receivers, &filter, args.lines, &mut printer)?;
+            printer.print_all(&latest)?;
+        }
+        None => runtime()?.block_on(merged::follow(&receivers, &filter, args.lines, printer))?,
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?
-        .block_on(follow(dir, &filter, args.lines, printer))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -97,35 +117,65 @@ async fn follow(
     lines: usize,
     mut printer: Printer,
 ) -> anyhow::Result<()> {
-    // Signals and the watch are set up before the log is first read, so
-    // nothing written meanwhile is missed and an early Ctrl-C still counts
-    // as a clean stop.
-    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Err(error) = &event {
-            tracing::warn!(%error, "watching the log directory");
-        }
-        let _ = changed.send(());
-    })
-    .context("watching the log directory")?;
-    watcher
-        .watch(dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", dir.display()))?;
-
+    let mut watch = Watch::start(&[dir.to_path_buf()])?;
     let (latest, mut cursor) = latest(dir, filter, lines, &mut printer)?;
     printer.print_all(&latest)?;
     loop {
-        cursor.catch_up(dir, filter, &mut printer)?;
-        tokio::select! {
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-            woken = changes.recv() => {
-                if woken.is_none() {
-                    anyhow::bail!("the watch on {} stopped", dir.display());
+        cursor.catch_up(dir, &mut |line, record| {
+            show(&mut printer, filter, line, record, None)
+        })?;
+        printer.flush()?;
+        if !watch.changed().await? {
+            return Ok(());
+        }
+    }
+}
+
+/// What `-f` waits on: a change in a log directory, SIGINT or SIGTERM.
+/// Set up before the log is first read, so nothing written meanwhile is
+/// missed and an early Ctrl-C still counts as a clean stop.
+struct Watch {
+    interrupt: Signal,
+    terminate: Signal,
+    changes: UnboundedReceiver<()>,
+    _watcher: RecommendedWatcher,
+}
+
+impl Watch {
+    fn start(dirs: &[PathBuf]) -> anyhow::Result<Watch> {
+        let interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        let terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let (changed, changes) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Err(error) = &event {
+                    tracing::warn!(%error, "watching the log directory");
                 }
-                while changes.try_recv().is_ok() {}
+                let _ = changed.send(());
+            })
+            .context("watching the log directory")?;
+        for dir in dirs {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", dir.display()))?;
+        }
+        Ok(Watch {
+            interrupt,
+            terminate,
+            changes,
+            _watcher: watcher,
+        })
+    }
+
+    /// Waits for a change (true), or for SIGINT or SIGTERM (false).
+    async fn changed(&mut self) -> anyhow::Result<bool> {
+        tokio::select! {
+            _ = self.interrupt.recv() => Ok(false),
+            _ = self.terminate.recv() => Ok(false),
+            woken = self.changes.recv() => {
+                anyhow::ensure!(woken.is_some(), "the watch on the log directory stopped");
+                while self.changes.try_recv().is_ok() {}
+                Ok(true)
             }
         }
     }
@@ -214,6 +264,8 @@ struct Shown {
     seq: u64,
     room: String,
     title: Option<String>,
+    /// In a merged read, whose copy it is and who had it.
+    had: Option<(usize, Had)>,
 }
 
 impl Shown {
@@ -223,6 +275,7 @@ impl Shown {
             seq: record.seq,
             room: record.room_id.to_string(),
             title: record.room_title.as_ref().map(|t| t.to_string()),
+            had: None,
         }
     }
 }
@@ -263,191 +316,18 @@ fn fill_titles(
     Ok(titles)
 }
 
-/// `DIR/.head`, or `None` for a log from before the witness (then every
-/// whole line counts as written).
-fn durable_head(dir: &Path) -> anyhow::Result<Option<Head>> {
-    Head::read(dir).context("reading the durable head; run `rollcall verify`")
-}
-
-/// Where following has got to: the newest day, read up to its end.
-struct Cursor {
-    date: Option<Date>,
-    reader: Option<DayReader>,
-    /// Records up to this seq have been seen (printed or filtered out).
-    last_seq: u64,
-    /// The hash of that record, when known.
-    last_hash: Option<String>,
-    /// Whole lines read past the durable head, oldest first: not known
-    /// durable yet, so not shown. If their batch fails they are cut off
-    /// the file again, and other records may take their seqs.
-    held: VecDeque<Held>,
-}
-
-/// A line read past the durable head.
-struct Held {
-    link: Link,
-    bytes: Vec<u8>,
-}
-
-impl Held {
-    fn new(line: &Line<'_>) -> anyhow::Result<Self> {
-        Ok(Self {
-            link: Link::parse(line.bytes)?,
-            bytes: line.bytes.to_vec(),
-        })
-    }
-}
-
-/// Where a record sits in the chain.
-#[derive(Debug, serde::Deserialize)]
-struct Link {
-    seq: u64,
-    prev_hash: String,
-    hash: String,
-}
-
-impl Link {
-    fn parse(line: &[u8]) -> anyhow::Result<Self> {
-        serde_json::from_slice(line)
-            .context("a record without its chain link; run `rollcall verify`")
-    }
-}
-
-impl Cursor {
-    /// Prints what has been written since, moving on to each newer day
-    /// once the current one is read to its end.
-    fn catch_up(
-        &mut self,
-        dir: &Path,
-        filter: &Filter,
-        printer: &mut Printer,
-    ) -> anyhow::Result<()> {
-        // Read before the log: the head never leads the log, so every
-        // record up to it is in what is read next.
-        let durable = durable_head(dir)?;
-        loop {
-            self.read_on(durable.as_ref(), filter, printer)?;
-            let all = days::list(dir).with_context(|| format!("listing {}", dir.display()))?;
-            let Some(newer) = all
-                .into_iter()
-                .find(|d| self.date.is_none_or(|date| d.date > date))
-            else {
-                break;
-            };
-            // The writer never returns to a day once it has started the
-            // next, so what is left of this one was written before `newer`
-            // appeared: read it, then switch.
-            self.read_on(durable.as_ref(), filter, printer)?;
-            self.date = Some(newer.date);
-            self.reader = Some(DayReader::open(&newer)?);
-        }
-        if !self.release(durable.as_ref(), filter, printer)? {
-            // What was held is not what became durable: a failed batch was
-            // cut off and the file written again. Read the day afresh.
-            self.held.clear();
-            if let Some(date) = self.date
-                && let Some(day) = days::list(dir)
-                    .with_context(|| format!("listing {}", dir.display()))?
-                    .into_iter()
-                    .find(|d| d.date == date)
-            {
-                self.reader = Some(DayReader::open(&day)?);
-                self.read_on(durable.as_ref(), filter, printer)?;
-                if !self.release(durable.as_ref(), filter, printer)? {
-                    tracing::warn!(
-                        "the log's end does not match its durable head; run `rollcall verify`"
-                    );
-                }
-            }
-        }
-        printer.flush()
-    }
-
-    /// Reads on to the end of the current day. With a durable head, new
-    /// lines are held for [`release`](Self::release); without one, each
-    /// whole line is shown as it comes.
-    fn read_on(
-        &mut self,
-        durable: Option<&Head>,
-        filter: &Filter,
-        printer: &mut Printer,
-    ) -> anyhow::Result<()> {
-        let Some(lines) = &mut self.reader else {
-            return Ok(());
-        };
-        while let Some(line) = lines.next_whole_line()? {
-            let record = match line.record() {
-                Ok(record) => record,
-                // Past the head the file may have been cut and written
-                // again under the reader: `release` finds out and re-reads.
-                Err(_) if durable.is_some() => break,
-                Err(e) => return Err(e.into()),
-            };
-            let seen = self.held.back().map_or(self.last_seq, |h| h.link.seq);
-            if record.seq <= seen {
-                continue;
-            }
-            if durable.is_some() {
-                self.held.push_back(Held::new(&line)?);
-                continue;
-            }
-            self.last_seq = record.seq;
-            show(printer, filter, line.bytes, &record)?;
-        }
-        Ok(())
-    }
-
-    /// Shows the held records the durable head has reached. Returns false
-    /// if they are not the records it made durable (their chain or the
-    /// head's hash disagree), showing none of them.
-    fn release(
-        &mut self,
-        durable: Option<&Head>,
-        filter: &Filter,
-        printer: &mut Printer,
-    ) -> anyhow::Result<bool> {
-        let Some(head) = durable else {
-            return Ok(true);
-        };
-        let ready = self
-            .held
-            .iter()
-            .take_while(|h| h.link.seq <= head.seq)
-            .count();
-        if ready == 0 {
-            return Ok(head.seq <= self.last_seq);
-        }
-        let mut last_hash = self.last_hash.as_deref();
-        for held in self.held.iter().take(ready) {
-            if last_hash.is_some_and(|hash| hash != held.link.prev_hash) {
-                return Ok(false);
-            }
-            last_hash = Some(&held.link.hash);
-        }
-        let newest = &self.held[ready - 1].link;
-        if newest.seq != head.seq || newest.hash != head.hash {
-            return Ok(false);
-        }
-        for held in self.held.drain(..ready) {
-            let record = RecordView::parse(&held.bytes).context("re-reading a record")?;
-            show(printer, filter, &held.bytes, &record)?;
-            self.last_seq = held.link.seq;
-            self.last_hash = Some(held.link.hash);
-        }
-        Ok(true)
-    }
-}
-
-/// Learns a record's room title, and prints it if `filter` keeps it.
+/// Learns a record's room title, and prints it if `filter` keeps it;
+/// `had` as for [`Printer::print`].
 fn show(
     printer: &mut Printer,
     filter: &Filter,
     line: &[u8],
     record: &RecordView<'_>,
+    had: Option<(usize, Had)>,
 ) -> anyhow::Result<()> {
     let Some(titles) = &mut printer.titles else {
         if filter.matches(record) {
-            printer.print(line, record, None)?;
+            printer.print(line, record, None, had)?;
         }
         return Ok(());
     };
@@ -459,7 +339,7 @@ fn show(
             Some(_) => None,
             None => titles.title(&record.room_id)?.map(str::to_string),
         };
-        printer.print(line, record, title.as_deref())?;
+        printer.print(line, record, title.as_deref(), had)?;
     }
     Ok(())
 }
@@ -472,10 +352,12 @@ struct Printer {
     /// The room titles as of the last record shown; none for the log's
     /// own lines.
     titles: Option<TitleFallback>,
-    /// The seq and event of the record shown last, to tell whether a
-    /// receiver start right after it followed a clean stop.
-    previous: Option<(u64, Event)>,
-    /// A record in a SIEM schema, reused.
+    /// Each receiver's record shown last (its seq and event), to tell
+    /// whether a receiver start right after it followed a clean stop.
+    previous: Vec<Option<(u64, Event)>>,
+    /// The receivers' names, for the lines of a merged read.
+    names: Vec<String>,
+    /// A record in a SIEM schema, or with its receivers, reused.
     line: Vec<u8>,
 }
 
@@ -483,33 +365,44 @@ impl Printer {
     fn print_all(&mut self, shown: &[Shown]) -> anyhow::Result<()> {
         for shown in shown {
             let record = RecordView::parse(&shown.line).context("re-reading a record")?;
-            self.print(&shown.line, &record, shown.title.as_deref())?;
+            self.print(&shown.line, &record, shown.title.as_deref(), shown.had)?;
         }
         self.flush()
     }
 
     /// Prints a record; `title` is the room's title when the record has
-    /// none of its own.
+    /// none of its own. `had`, in a merged read: whose copy it is (which
+    /// `previous` it follows) and the receivers known to have had it, which
+    /// JSON lines list after the hash.
     fn print(
         &mut self,
         line: &[u8],
         record: &RecordView<'_>,
         title: Option<&str>,
+        had: Option<(usize, Had)>,
     ) -> anyhow::Result<()> {
         let title = record.room_title.as_deref().or(title);
+        let receiver = had.map_or(0, |(copy, _)| copy);
         match self.format {
             Format::Text => {
                 let room = title.unwrap_or(&record.room_id);
-                let before = self
-                    .previous
+                let before = self.previous[receiver]
                     .filter(|(seq, _)| seq + 1 == record.seq)
                     .map(|(_, event)| event);
                 writeln!(self.out, "{}", readable(record, room, before))?;
             }
-            Format::Jsonl => {
-                self.out.write_all(line)?;
-                self.out.write_all(b"\n")?;
-            }
+            Format::Jsonl => match had {
+                Some((copy, receivers)) => {
+                    self.line.clear();
+                    with_receivers(line, copy, receivers, &self.names, &mut self.line);
+                    self.line.push(b'\n');
+                    self.out.write_all(&self.line)?;
+                }
+                None => {
+                    self.out.write_all(line)?;
+                    self.out.write_all(b"\n")?;
+                }
+            },
             Format::Ocsf | Format::Ecs => {
                 let schema = match self.format {
                     Format::Ocsf => Schema::Ocsf,
@@ -520,7 +413,7 @@ impl Printer {
                 self.out.write_all(&self.line)?;
             }
         }
-        self.previous = Some((record.seq, record.event));
+        self.previous[receiver] = Some((record.seq, record.event));
         Ok(())
     }
 

@@ -19,6 +19,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
+mod memory;
+
+pub use memory::Follow;
+use memory::{Memory, Unmatched};
+
 use super::days::DEDUP_DAYS;
 use super::record::{DedupKey, DigestHasher, Event};
 
@@ -40,6 +45,11 @@ pub const MAX_RECEIVERS: usize = 64;
 pub trait Mergeable {
     /// `received_at` form: fixed-width, so it sorts as text in time order.
     fn received_at(&self) -> &str;
+    /// [`millis`] of `received_at`: a record that has it read already
+    /// saves the merge, which takes records one at a time, reading it.
+    fn received_ms(&self) -> Option<i64> {
+        millis(self.received_at())
+    }
     /// The event's identity ([`identity`]); `None` for a record no other
     /// receiver can have (the receiver's own starts and stops).
     fn identity(&self) -> Option<u128>;
@@ -120,6 +130,40 @@ pub enum Merged<T> {
     },
 }
 
+/// The ids of the waiting events of one identity. Nearly always one:
+/// kept in place, it costs the merge no allocation per record it takes.
+enum Ids {
+    One(u64),
+    More(Vec<u64>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::More(ids) => ids,
+        }
+    }
+
+    fn push(&mut self, id: u64) {
+        match self {
+            Ids::One(first) => *self = Ids::More(vec![*first, id]),
+            Ids::More(ids) => ids.push(id),
+        }
+    }
+
+    /// Removes `id`; true when none is left.
+    fn remove(&mut self, id: u64) -> bool {
+        match self {
+            Ids::One(one) => *one == id,
+            Ids::More(ids) => {
+                ids.retain(|&other| other != id);
+                ids.is_empty()
+            }
+        }
+    }
+}
+
 /// An event waiting for its copies.
 struct Waiting<T> {
     record: T,
@@ -127,14 +171,6 @@ struct Waiting<T> {
     receivers: Receivers,
     at_ms: i64,
     identity: Option<u128>,
-}
-
-/// An event given out that some receiver has not recorded yet.
-#[derive(Debug, Clone, Copy)]
-struct Unmatched {
-    first: (usize, u64),
-    receivers: Receivers,
-    at_ms: i64,
 }
 
 type DigestMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<DigestHasher>>;
@@ -149,12 +185,10 @@ pub struct Merge<T, I> {
     waiting: VecDeque<Waiting<T>>,
     /// Ids of `waiting`'s events by identity: an event's place is its id
     /// less `first_waiting`.
-    waiting_by_identity: DigestMap<Vec<u64>>,
+    waiting_by_identity: DigestMap<Ids>,
     first_waiting: u64,
-    /// Events given out that some receiver has not matched, by identity,
-    /// oldest first; and their identities by time, to forget them.
-    unmatched: DigestMap<VecDeque<Unmatched>>,
-    unmatched_by_time: VecDeque<(i64, u128)>,
+    /// Events given out that some receiver has not matched.
+    unmatched: Memory,
     /// The time of the newest record read.
     now_ms: i64,
     failed: bool,
@@ -181,8 +215,7 @@ where
             waiting: VecDeque::new(),
             waiting_by_identity: DigestMap::default(),
             first_waiting: 0,
-            unmatched: DigestMap::default(),
-            unmatched_by_time: VecDeque::new(),
+            unmatched: Memory::default(),
             now_ms: i64::MIN,
             failed: false,
         }
@@ -203,12 +236,12 @@ where
     /// The input whose next record was received first (the first input
     /// on a tie).
     fn earliest(&self) -> Option<usize> {
-        let mut best: Option<(usize, &str)> = None;
+        let mut best: Option<(usize, &T)> = None;
         for (receiver, head) in self.heads.iter().enumerate() {
             if let Some(head) = head
-                && best.is_none_or(|(_, at)| head.received_at() < at)
+                && best.is_none_or(|(_, best)| earlier(head, best))
             {
-                best = Some((receiver, head.received_at()));
+                best = Some((receiver, head));
             }
         }
         best.map(|(receiver, _)| receiver)
@@ -217,13 +250,13 @@ where
     /// Takes in one record: a copy of an event waiting or given out, or a
     /// new one. Returns a late copy to give out.
     fn take(&mut self, record: T, receiver: usize) -> Option<Merged<T>> {
-        let at_ms = millis(record.received_at()).unwrap_or(self.now_ms);
+        let at_ms = record.received_ms().unwrap_or(self.now_ms);
         self.forget_old();
         let identity = record.identity();
         if let Some(identity) = identity {
             if let Some(ids) = self.waiting_by_identity.get(&identity) {
                 let first = self.first_waiting;
-                if let Some(&id) = ids.iter().find(|&&id| {
+                if let Some(&id) = ids.as_slice().iter().find(|&&id| {
                     !self.waiting[(id - first) as usize]
                         .receivers
                         .contains(receiver)
@@ -234,18 +267,7 @@ where
                     return None;
                 }
             }
-            if let Some(events) = self.unmatched.get_mut(&identity)
-                && let Some(at) = events.iter().position(|e| !e.receivers.contains(receiver))
-            {
-                let event = &mut events[at];
-                event.receivers.insert(receiver);
-                let first = event.first;
-                if event.receivers == self.all {
-                    events.remove(at);
-                    if events.is_empty() {
-                        self.unmatched.remove(&identity);
-                    }
-                }
+            if let Some(first) = self.unmatched.copy_of(identity, receiver, self.all) {
                 return Some(Merged::Late {
                     copy: record,
                     receiver,
@@ -253,10 +275,12 @@ where
                 });
             }
             let id = self.first_waiting + self.waiting.len() as u64;
-            self.waiting_by_identity
-                .entry(identity)
-                .or_default()
-                .push(id);
+            match self.waiting_by_identity.entry(identity) {
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    vacant.insert(Ids::One(id));
+                }
+                std::collections::hash_map::Entry::Occupied(mut ids) => ids.get_mut().push(id),
+            }
         }
         self.waiting.push_back(Waiting {
             record,
@@ -282,22 +306,20 @@ where
         let id = self.first_waiting;
         self.first_waiting += 1;
         if let Some(identity) = event.identity {
-            if let Some(ids) = self.waiting_by_identity.get_mut(&identity) {
-                ids.retain(|&other| other != id);
-                if ids.is_empty() {
-                    self.waiting_by_identity.remove(&identity);
-                }
+            if let Some(ids) = self.waiting_by_identity.get_mut(&identity)
+                && ids.remove(id)
+            {
+                self.waiting_by_identity.remove(&identity);
             }
             if event.receivers != self.all {
-                self.unmatched
-                    .entry(identity)
-                    .or_default()
-                    .push_back(Unmatched {
+                self.unmatched.remember(
+                    identity,
+                    Unmatched {
                         first: (event.receiver, event.record.seq()),
                         receivers: event.receivers,
                         at_ms: event.at_ms,
-                    });
-                self.unmatched_by_time.push_back((event.at_ms, identity));
+                    },
+                );
             }
         }
         self.forget_old();
@@ -310,17 +332,21 @@ where
 
     /// Forgets the unmatched events older than the writer's dedup window.
     fn forget_old(&mut self) {
-        while let Some(&(at_ms, identity)) = self.unmatched_by_time.front() {
-            if at_ms.saturating_add(REMEMBER_MS) >= self.now_ms {
-                break;
-            }
-            self.unmatched_by_time.pop_front();
-            if let Some(events) = self.unmatched.get_mut(&identity) {
-                events.retain(|e| e.at_ms != at_ms);
-                if events.is_empty() {
-                    self.unmatched.remove(&identity);
-                }
-            }
+        self.unmatched.forget_before(self.now_ms);
+    }
+
+    /// Once the merge has given out everything (the iterator has ended):
+    /// what it remembers, to go on with each record as it comes
+    /// ([`Follow`]).
+    pub fn into_follow(self) -> Follow {
+        debug_assert!(
+            self.waiting.is_empty(),
+            "the merge has given out every event"
+        );
+        Follow {
+            all: self.all,
+            unmatched: self.unmatched,
+            now_ms: self.now_ms,
         }
     }
 }
@@ -346,7 +372,7 @@ where
             let earliest = self.earliest();
             if let Some(receiver) = earliest {
                 let head = self.heads[receiver].as_ref().expect("earliest has a head");
-                if let Some(at_ms) = millis(head.received_at()) {
+                if let Some(at_ms) = head.received_ms() {
                     self.now_ms = self.now_ms.max(at_ms);
                 }
             }
@@ -359,6 +385,16 @@ where
                 return Some(Ok(late));
             }
         }
+    }
+}
+
+/// Whether `a` was received before `b`: by their milliseconds when both
+/// have them (the same order as their text, without reading it again for
+/// every record the merge takes), else by their text.
+fn earlier<T: Mergeable>(a: &T, b: &T) -> bool {
+    match (a.received_ms(), b.received_ms()) {
+        (Some(a), Some(b)) => a < b,
+        _ => a.received_at() < b.received_at(),
     }
 }
 
@@ -393,10 +429,10 @@ mod tests {
     /// A record for the tests: its time in seconds after 10:00, its
     /// identity and seq.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    struct R {
+    pub(super) struct R {
         at: String,
         id: Option<u128>,
-        seq: u64,
+        pub(super) seq: u64,
     }
 
     impl Mergeable for R {
@@ -411,7 +447,7 @@ mod tests {
         }
     }
 
-    fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
+    pub(super) fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
         let at = time::macros::datetime!(2026-11-27 10:00 UTC) + time::Duration::seconds(seconds);
         R {
             at: crate::log::record::format_timestamp(at),
@@ -420,7 +456,7 @@ mod tests {
         }
     }
 
-    type Input = std::vec::IntoIter<Result<R, ()>>;
+    pub(super) type Input = std::vec::IntoIter<Result<R, ()>>;
 
     fn merge(inputs: Vec<Vec<R>>) -> Vec<Merged<R>> {
         let inputs: Vec<Input> = inputs

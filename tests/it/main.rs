@@ -28,6 +28,7 @@ mod read_side;
 mod receiver_bucket;
 mod receiver_name;
 mod receiver_webhooks;
+mod receivers;
 mod reconcile;
 mod role_changes;
 mod roster;

@@ -527,9 +527,12 @@ pub(crate) struct Follower {
 
 impl Follower {
     pub(crate) fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = rollcall(dir)
-            .args(["tail", "-f"])
-            .args(args)
+        Self::spawn(rollcall(dir).args(["tail", "-f"]).args(args))
+    }
+
+    /// `command` (a `tail -f`) started with its stdout read.
+    pub(crate) fn spawn(command: &mut Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

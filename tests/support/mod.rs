@@ -1,8 +1,8 @@
 //! Shared test support: the in-process server ([`app`]), the real binary
-//! ([`bin`]), a faulty disk ([`disk`]), generated logs ([`logs`]), the
-//! fake Webex API ([`fake_webex`]), the S3 server ([`moto`]), DuckDB
-//! ([`duckdb`]) and test certificates ([`tls`]). Each test binary uses
-//! only part of it.
+//! ([`bin`]), a faulty disk ([`disk`]), generated logs ([`logs`]), two
+//! receivers side by side ([`receivers`]), the fake Webex API
+//! ([`fake_webex`]), the S3 server ([`moto`]), DuckDB ([`duckdb`]) and
+//! test certificates ([`tls`]). Each test binary uses only part of it.
 #![allow(dead_code)]
 
 pub mod app;
@@ -14,6 +14,7 @@ pub mod duckdb;
 pub mod fake_webex;
 pub mod logs;
 pub mod moto;
+pub mod receivers;
 pub mod tls;
 
 use std::path::PathBuf;

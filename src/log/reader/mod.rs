@@ -5,16 +5,19 @@
 //! an archived day reads like a live one. A [`Filter`] narrows the days
 //! worth opening and the records worth keeping; a [`RecordView`] is a
 //! record parsed once; [`in_log_order`] runs whole-log passes on several
-//! cores; [`TitleFallback`] gives a record written without a room title
-//! the one it had at the time.
+//! cores; [`Stream`] gives one receiver's records to a merge of several;
+//! [`TitleFallback`] gives a record written without a room title the one
+//! it had at the time.
 
 mod blocks;
 mod filter;
+mod stream;
 mod title_fallback;
 mod view;
 
 pub use blocks::{Block, Place, in_log_order};
 pub use filter::{Filter, FilterError, SeqRange, parse_time};
+pub use stream::{Entry, Stream};
 pub use title_fallback::{TitleFallback, titled_lines};
 pub use view::RecordView;
 

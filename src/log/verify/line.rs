@@ -100,6 +100,8 @@ pub(super) struct Checked {
     pub found: Vec<(u64, u64, String)>,
     /// Records that checked out, by [`Source::ALL`]'s order.
     pub by_source: [u64; 3],
+    /// When the last record that checked out was received.
+    pub last_at: String,
     pub bad: Option<Bad>,
 }
 
@@ -161,6 +163,8 @@ pub(super) fn check_block(block: &Block, day: &str, wanted: &BTreeSet<u64>, out:
             out.found.push((index, view.seq, view.hash.to_string()));
         }
         out.by_source[source_index(view.source)] += 1;
+        out.last_at.clear();
+        out.last_at.push_str(&view.received_at);
         if out.first.is_none() {
             out.first = Some(Link {
                 seq: view.seq,

@@ -25,7 +25,10 @@ use super::record::{Event, Source, format_timestamp};
 use super::roster::coverage::{Coverage, Start};
 use line::{Checked, Link};
 
+pub mod cross;
 mod line;
+
+pub use cross::Receiving;
 
 /// Records the log must hold, with these hashes.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +68,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// The receiver's runs and where the records came from.
     pub counts: Counts,
+    /// When the receiver was receiving, from the records that check out.
+    pub receiving: Receiving,
 }
 
 /// The receiver's runs and where the records came from, over the records
@@ -234,6 +239,8 @@ fn verify_chain(
         found: BTreeMap::new(),
         coverage: Coverage::default(),
         counts: Counts::default(),
+        first_at: None,
+        last_at: String::new(),
     };
     let first_seq = pass.chain.next_seq;
     let witnesses: Vec<(&Head, String)> = [
@@ -273,11 +280,13 @@ fn verify_chain(
         head: None,
         notes: Vec::new(),
         counts: Counts::default(),
+        receiving: Receiving::default(),
     };
     let faulty = |fault, pass: &Pass, mut report: Report| {
         check_kept(pass, kept, &mut report);
         report.records = pass.chain.records;
         report.counts = pass.counts.clone();
+        report.receiving = pass.receiving();
         report.chain_fault = Some(fault);
         Ok(report)
     };
@@ -319,6 +328,7 @@ fn verify_chain(
     check_kept(&pass, kept, &mut report);
     report.records = pass.chain.records;
     report.counts = pass.counts.clone();
+    report.receiving = pass.receiving();
     report.head = (last_seq > 0).then(|| Head {
         seq: last_seq,
         hash: pass.chain.last_hash.clone(),
@@ -436,6 +446,19 @@ struct Pass {
     found: BTreeMap<u64, Option<Found>>,
     coverage: Coverage,
     counts: Counts,
+    first_at: Option<String>,
+    last_at: String,
+}
+
+impl Pass {
+    fn receiving(&self) -> Receiving {
+        Receiving {
+            first_at: self.first_at.clone(),
+            last_at: self.first_at.as_ref().map(|_| self.last_at.clone()),
+            gaps: self.coverage.gaps(),
+            last_seq: self.chain.next_seq - 1,
+        }
+    }
 }
 
 /// Follows the chain through a block checked on its own: its first
@@ -483,6 +506,10 @@ fn check_block(pass: &mut Pass, place: Place<'_>, checked: &mut Checked) -> Resu
     }
     if let Some(index) = last {
         pass.last_place = Some((path.to_path_buf(), number(index)));
+        if pass.first_at.is_none() {
+            pass.first_at = checked.marks.first().map(|mark| mark.received_at.clone());
+        }
+        std::mem::swap(&mut pass.last_at, &mut checked.last_at);
     }
     if let Some(bad) = checked.bad.take() {
         let fault = Fault {
