@@ -11,7 +11,9 @@
 # - the merge's cost (two receivers' logs exported as one against one);
 # - the SQLite index at 1,000,000 and 10,000,000 records (its build
 #   against DuckDB's read_json, its size, the read commands that answer
-#   from it) and the console's pages while deliveries arrive.
+#   from it) and the console's pages while deliveries arrive, at both
+#   sizes; and what serve's indexer costs ingest (this build beside
+#   itself with --no-index).
 # With ROLLCALL_BENCH_BASELINE=PATH (a release build of an earlier
 # commit), ingest, memory and the read side measure it beside this
 # build, alternating. ROLLCALL_BENCH_LARGE=0 leaves out the 10,000,000-
@@ -38,6 +40,13 @@ mkdir -p target
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%F)."
   echo
   ROLLCALL_BENCH_ROUNDS=${ROLLCALL_BENCH_ROUNDS:-3} cargo bench --quiet --bench ingest
+  # What serve's indexer costs ingest: this build beside itself with
+  # --no-index, as the baseline.
+  echo
+  printf '#!/bin/sh\nexec "%s" "$@" --no-index\n' "$PWD/target/release/rollcall" > target/rollcall-no-index
+  chmod +x target/rollcall-no-index
+  ROLLCALL_BENCH_BASELINE="$PWD/target/rollcall-no-index" ROLLCALL_BENCH_ROUNDS=${ROLLCALL_BENCH_ROUNDS:-3} \
+    cargo bench --quiet --bench ingest
   echo
   "${startup[@]}" cargo bench --quiet --bench memory
   for records in $read_sizes; do
@@ -52,7 +61,9 @@ mkdir -p target
     echo
     ROLLCALL_BENCH_RECORDS=$records env -u ROLLCALL_BENCH_BASELINE cargo bench --quiet --bench index
   done
-  echo
-  env -u ROLLCALL_BENCH_BASELINE cargo bench --quiet --bench console
+  for records in $index_sizes; do
+    echo
+    ROLLCALL_BENCH_RECORDS=$records env -u ROLLCALL_BENCH_BASELINE cargo bench --quiet --bench console
+  done
 } | tee "$out"
 echo "written to $out" >&2
