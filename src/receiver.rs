@@ -239,6 +239,31 @@ impl Receivers {
     }
 }
 
+/// Receivers known by their directories, named afresh each time they are
+/// read: what `serve`'s console and indexer read beside its own log
+/// (this receiver first). Another receiver's directory is a mount or a
+/// copy this machine does not own; its name going missing or wrong
+/// fails the reads of it, never this receiver's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirs(Vec<PathBuf>);
+
+impl Dirs {
+    /// `own` first, then `others`.
+    pub fn new(own: PathBuf, others: impl IntoIterator<Item = PathBuf>) -> Dirs {
+        Dirs(std::iter::once(own).chain(others).collect())
+    }
+
+    /// The receivers as their directories name them now.
+    pub fn receivers(&self) -> anyhow::Result<Receivers> {
+        Receivers::of_dirs(&self.0)
+    }
+
+    /// This receiver's directory, where the merged index lives.
+    pub fn home(&self) -> &Path {
+        &self.0[0]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

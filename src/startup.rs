@@ -27,7 +27,7 @@ use crate::log::writer::{Disk, LogWriter, RealDisk};
 use crate::metrics::Metrics;
 use crate::offsite::Offsite;
 use crate::offsite::checkpoint::Checkpoints;
-use crate::receiver::{self, Name, Receivers};
+use crate::receiver::{self, Dirs, Name};
 use crate::reconcile::{self, Reconciler};
 use crate::secret::{self, Secret, SecretSource};
 use crate::systemd::Service;
@@ -231,14 +231,9 @@ impl Application {
             titles,
         });
         // This receiver first: the merged index lives in its directory.
-        let merged = if settings.merged_with.is_empty() {
-            None
-        } else {
-            let dirs: Vec<PathBuf> = std::iter::once(state.dir.clone())
-                .chain(settings.merged_with)
-                .collect();
-            Some(Receivers::of_dirs(&dirs)?)
-        };
+        // The others are named when they are read, off this start.
+        let merged = (!settings.merged_with.is_empty())
+            .then(|| Dirs::new(state.dir.clone(), settings.merged_with));
         let index = if settings.index {
             let (dir, clock, metrics) = (state.dir.clone(), clock.clone(), state.metrics.clone());
             let merged = merged.clone();

@@ -39,7 +39,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::clock::Clock;
 use crate::listener::{self, Limits};
-use crate::receiver::Receivers;
+use crate::receiver::Dirs;
 use crate::secret::Secret;
 use crate::webhook::routes::AppState;
 use access::AccessLog;
@@ -91,7 +91,7 @@ pub(crate) struct State {
     dir: PathBuf,
     /// This receiver and the others whose logs the pages read, merged;
     /// `None`: this log alone.
-    merged: Option<Receivers>,
+    merged: Option<Dirs>,
     auth: Auth,
     access: AccessLog,
     /// "Now" for a roster, and the catch-ups' timestamps.
@@ -115,7 +115,7 @@ impl Console {
     pub async fn build(
         settings: &Settings,
         app: Arc<AppState>,
-        merged: Option<Receivers>,
+        merged: Option<Dirs>,
         tls: Option<TlsAcceptor>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {

@@ -24,7 +24,12 @@ pub(super) async fn with_index<T: Send + 'static>(
     let shared = state.clone();
     let done = crate::background::spawn("rollcall-page", move || {
         let opened = match &shared.merged {
-            Some(receivers) => Index::open_read_of(receivers, &shared.dir)?,
+            Some(dirs) => {
+                let receivers = dirs
+                    .receivers()
+                    .map_err(|e| IndexError::Receiver(format!("{e:#}")))?;
+                Index::open_read_of(&receivers, &shared.dir)?
+            }
             None => Index::open_read(&shared.dir)?,
         };
         let Some(mut index) = opened else {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::{Index, IndexError, Opened};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::receiver::Receivers;
+use crate::receiver::Dirs;
 
 /// Records folded in per step at most: one transaction, after which the
 /// lag in `/metrics` is brought up to date and a stop is noticed. Near
@@ -62,7 +62,8 @@ pub struct Opening {
 /// The merged index of this log and other receivers' logs, followed
 /// beside this log's own.
 struct Merging {
-    receivers: Receivers,
+    /// Named each time the merged index is opened.
+    dirs: Dirs,
     index: Option<Index>,
     /// Not before then after a failure, and the wait after the next one.
     retry_at: Option<Instant>,
@@ -83,7 +84,7 @@ impl Opening {
     /// log. A failure is logged and counted; the thread tries again.
     pub fn open(
         dir: PathBuf,
-        merged: Option<Receivers>,
+        merged: Option<Dirs>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -95,8 +96,8 @@ impl Opening {
             stopped,
             wide_cache: true,
             pace: Pace::default(),
-            merged: merged.map(|receivers| Merging {
-                receivers,
+            merged: merged.map(|dirs| Merging {
+                dirs,
                 index: None,
                 retry_at: None,
                 backoff: FIRST_BACKOFF,
@@ -106,7 +107,8 @@ impl Opening {
             .open()
             .map_err(|error| follow.failed(error, FIRST_BACKOFF))
             .ok();
-        follow.open_merged(Instant::now());
+        // The merged index is opened by the thread, at its first step:
+        // the other receivers' directories are never on this start's way.
         Opening {
             follow,
             stop,
@@ -360,15 +362,22 @@ impl Follow {
         let Some(merging) = self.merged.as_mut() else {
             return;
         };
-        let home = merging.receivers.all()[0].dir.clone();
-        match Index::open_of(&merging.receivers, &home, self.clock.as_ref()) {
-            Ok((index, opened)) => {
+        let opened = merging
+            .dirs
+            .receivers()
+            .map_err(|e| IndexError::Receiver(format!("{e:#}")))
+            .and_then(|receivers| {
+                Index::open_of(&receivers, merging.dirs.home(), self.clock.as_ref())
+                    .map(|(index, opened)| (index, opened, receivers))
+            });
+        match opened {
+            Ok((index, opened, receivers)) => {
                 let file = index.file();
                 match opened {
                     Opened::Kept => {}
                     Opened::Created => tracing::info!(
                         file = %file.display(),
-                        receivers = %merging.receivers.names().join(", "),
+                        receivers = %receivers.names().join(", "),
                         "building the merged index of the receivers' logs, for the console"
                     ),
                     Opened::Rebuilt(why) => tracing::warn!(

@@ -165,6 +165,25 @@ impl Input<'_> {
 }
 
 impl Index {
+    /// Whether the file still holds this index's receivers: a read of
+    /// another set with the same first `--dir` may have remade it since
+    /// this connection opened it (serve's indexer keeps one open for
+    /// good). Nothing is folded under another set's names, and the
+    /// caller, opening it again, rebuilds it for its own.
+    fn still_the_set(&self) -> Result<(), IndexError> {
+        let held = state::names(&self.conn)?;
+        let ours = self.receivers.iter().map(|r| r.name.as_str());
+        if held.iter().map(String::as_str).eq(ours.clone()) {
+            return Ok(());
+        }
+        Err(IndexError::Receiver(format!(
+            "{} now holds receivers {} (another read remade it for them), not {}: opened again, it is rebuilt",
+            self.file().display(),
+            held.join(", "),
+            ours.collect::<Vec<_>>().join(", ")
+        )))
+    }
+
     /// Folds in each receiver's records past the index's newest, up to
     /// its seq in `through`, merged; stops after the batch that reads the
     /// `most`th record.
@@ -174,6 +193,7 @@ impl Index {
         most: u64,
         clock: &dyn Clock,
     ) -> Result<CaughtUp, IndexError> {
+        self.still_the_set()?;
         let start = state::read(&self.conn)?;
         let mut done = CaughtUp {
             records: 0,
@@ -188,6 +208,7 @@ impl Index {
         let mut scratch = String::new();
         loop {
             fold.begin()?;
+            self.still_the_set()?;
             let mut next_id: u64 =
                 self.conn
                     .query_row("SELECT coalesce(max(id), 0) + 1 FROM record", [], |row| {

@@ -513,6 +513,84 @@ async fn the_console_of_serve_given_the_other_receivers_dir_shows_both_logs_on_t
     assert!(search.contains(">b:1<"), "{search}");
 }
 
+#[tokio::test]
+async fn serve_starts_and_records_when_the_other_receivers_directory_is_misnamed_and_its_pages_say_why()
+ {
+    let b = named("b");
+    at(
+        &b,
+        START + Duration::seconds(30),
+        member(Event::Joined, "dee", "room-1"),
+    )
+    .await;
+    std::fs::write(b.dir.join(".receiver"), "not a name!\n").unwrap();
+    let b_dir = b.dir.clone();
+    let app = ConsoleApp::spawn_configured(move |settings| {
+        std::fs::create_dir_all(&settings.dir).unwrap();
+        remember(&settings.dir, &"a".parse().unwrap()).unwrap();
+        settings.merged_with = vec![b_dir];
+    })
+    .await;
+    // Recorded: `deliver` asserts its 200.
+    let seq = app
+        .deliver("created", "room-1", "alice@example.com", "Alice")
+        .await;
+    assert!(seq > 1);
+    let cookie = app.login().await;
+
+    let (status, _, page) = app.get("/room?id=room-1", Some(&cookie)).await;
+
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains(".receiver"), "the page says why: {page}");
+
+    // Named again, the receivers are read again: the indexer, retrying,
+    // builds the merged index, and the page shows both logs.
+    std::fs::write(b.dir.join(".receiver"), "b\n").unwrap();
+    eventually("the room page to show both receivers' members", || {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let (status, _, page) = app.get("/room?id=room-1", Some(cookie)).await;
+            status == 200 && page.contains("dee@example.com")
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_merged_index_remade_for_other_receivers_under_an_open_connection_is_not_folded_into() {
+    let (a, b, c) = (named("a"), named("b"), named("c"));
+    for (log, who) in [(&a, "ana"), (&b, "bo"), (&c, "cy")] {
+        at(log, time("10:00:00"), member(Event::Joined, who, "room-1")).await;
+    }
+    at(&b, time("10:01:00"), member(Event::Joined, "bea", "room-1")).await;
+    let clock = FakeClock::new(START);
+    let ab = Receivers::of_dirs(&[a.dir.clone(), b.dir.clone()]).unwrap();
+    let (mut held, _) = Index::open_of(&ab, &a.dir, &clock).unwrap();
+    // serve's indexer keeps its connection; a read of another set with
+    // the same first --dir remakes the file for that set meanwhile.
+    let ac = Receivers::of_dirs(&[a.dir.clone(), c.dir.clone()]).unwrap();
+    let (mut other, _) = Index::open_of(&ac, &a.dir, &clock).unwrap();
+    other.catch_up(&clock).unwrap();
+
+    let refused = held.catch_up(&clock).unwrap_err();
+
+    let why = format!("{:#}", anyhow::Error::from(refused));
+    assert!(why.contains("now holds receivers a, c"), "{why}");
+    let conn = rusqlite::Connection::open(a.dir.join("merged.sqlite")).unwrap();
+    let people: Vec<String> = conn
+        .prepare("SELECT person_email FROM records ORDER BY person_email")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        people,
+        ["ana@example.com", "cy@example.com"],
+        "b's records were never folded in"
+    );
+}
+
 /// A receiver: `serve` in process on a directory named `name` of its
 /// own, with a secret of its own, its clock at `clock`.
 async fn receiver(dir: &std::path::Path, name: &str, at: OffsetDateTime) -> TestApp {
