@@ -334,10 +334,13 @@ pub struct RemoteArgs {
     /// Also read every receiver that ships under this bucket prefix
     /// (repeatable): its archives and checkpoints are mirrored into
     /// DIR/remote/BUCKET/PREFIX/NAME/ (DIR the first --dir, made if
-    /// missing), fetching only what is new, each archive checked against
-    /// its digest, and read as that receiver's log. A receiver's live day
-    /// is never in the bucket. A --dir of the same receiver is read
-    /// instead of its mirror. Credentials as for --s3-url.
+    /// missing; PREFIX as one folder, a '/' in it written %2F), fetching
+    /// only what is new, each archive checked against its digest, and
+    /// read as that receiver's log. A receiver's live day is never in the
+    /// bucket. A --dir of the same receiver is read instead of its mirror.
+    /// Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or
+    /// AWS_PROFILE and ~/.aws/credentials (read access is enough); region:
+    /// AWS_REGION or ~/.aws/config.
     #[arg(
         long = "remote",
         env = "ROLLCALL_REMOTE_URL",
