@@ -52,6 +52,13 @@ pub fn resolve(dirs: &[PathBuf], remotes: &[Store]) -> anyhow::Result<Reading> {
         for dir in dirs {
             days::ensure_log_dir(dir)?;
         }
+        // An officer's home read without --remote: its own log is empty.
+        if dirs.len() == 1 && home.join(REMOTE_DIR).is_dir() && !days::holds_a_log(&home)? {
+            eprintln!(
+                "note: {} holds no log of its own, only mirrors of the bucket ({REMOTE_DIR}/): add --remote s3://BUCKET/PREFIX (or set ROLLCALL_REMOTE_URL) to read them",
+                home.display()
+            );
+        }
         let receivers = Receivers::of_dirs(dirs)?;
         return Ok(Reading { receivers, home });
     }
@@ -173,7 +180,17 @@ fn prefix_folder(prefix: &str) -> String {
 pub async fn update(dir: &Path, store: &Store, remote: &Remote) -> anyhow::Result<Restored> {
     let location = remote.location(store);
     files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _turn = files::lock(dir).with_context(|| format!("locking {}", dir.display()))?;
+    let locking = || format!("locking {}", dir.join(files::LOCK_FILE).display());
+    let _turn = match files::try_lock(dir).with_context(locking)? {
+        Some(turn) => turn,
+        None => {
+            eprintln!(
+                "waiting for another read to finish updating {}",
+                dir.display()
+            );
+            files::lock(dir).with_context(locking)?
+        }
+    };
     match mirrored(dir)? {
         Some(from) if from == location => {}
         Some(from) => bail!(

@@ -198,7 +198,7 @@ async fn fetch(
             );
         }
     }
-    if progress {
+    if progress && restored.objects > 0 {
         eprintln!();
     }
     Ok(restored)

@@ -142,6 +142,13 @@ async fn an_index_built_from_the_bucket_alone_answers_as_the_receivers_own_logs_
         "{}",
         followed.report()
     );
+    // Without --remote, the home has no log of its own to answer from.
+    let forgot = run(rollcall(&home).args(["rooms"])).success();
+    assert!(
+        forgot.stderr.contains("add --remote"),
+        "{}",
+        forgot.report()
+    );
 }
 
 #[tokio::test]
