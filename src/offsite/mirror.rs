@@ -91,7 +91,8 @@ async fn mirror_all(
     remotes: &[Store],
     local: &[Receiver],
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let mut mirrors: Vec<(Name, PathBuf)> = Vec::new();
+    // Each mirrored receiver's name, bucket folder and directory.
+    let mut mirrors: Vec<(Name, String, PathBuf)> = Vec::new();
     for store in remotes {
         let here = store.location("");
         let found = with_backoff(|| layout::receivers(store))
@@ -112,18 +113,16 @@ async fn mirror_all(
                 );
                 continue;
             }
-            let dir = path(home, store, &remote);
-            match mirrors.iter().find(|(name, _)| *name == remote.name) {
+            match mirrors.iter().find(|(name, _, _)| *name == remote.name) {
                 // The same prefix given twice.
-                Some((_, other)) if *other == dir => continue,
-                Some((_, other)) => bail!(
-                    "two receivers named {} are under --remote: {} and {}; a merged read tells receivers apart by name, so read one of them at a time",
+                Some((_, other, _)) if *other == location => continue,
+                Some((_, other, _)) => bail!(
+                    "two receivers named {} are under --remote, {other} and {location}: a merged read tells receivers apart by name, so read one of them at a time",
                     remote.name,
-                    other.display(),
-                    location
                 ),
                 None => {}
             }
+            let dir = path(home, store, &remote);
             let fetched = update(&dir, store, &remote).await?;
             if fetched.objects == 0 {
                 eprintln!("receiver {} from {location}: up to date", remote.name);
@@ -135,10 +134,10 @@ async fn mirror_all(
                     remote.name
                 );
             }
-            mirrors.push((remote.name, dir));
+            mirrors.push((remote.name, location, dir));
         }
     }
-    Ok(mirrors.into_iter().map(|(_, dir)| dir).collect())
+    Ok(mirrors.into_iter().map(|(_, _, dir)| dir).collect())
 }
 
 /// Where the mirror of `remote`, under the prefix of `store`, is kept:

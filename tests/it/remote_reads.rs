@@ -2,9 +2,10 @@
 //! s3://BUCKET/PREFIX`, through the real binary and a moto bucket): an
 //! officer's empty home builds the index from the bucket alone and
 //! answers as the receivers' own logs do, a second read fetches nothing,
-//! a receiver's own `--dir` is read instead of its mirror, an archive
-//! that is not what its digest says is refused by name with nothing of
-//! it kept, and a mirror is never followed nor served.
+//! a receiver's own `--dir` is read instead of its mirror, two receivers
+//! of one name in the bucket are refused, an archive that is not what
+//! its digest says is refused by name with nothing of it kept, and a
+//! mirror is never followed nor served.
 
 use std::path::Path;
 
@@ -152,7 +153,7 @@ async fn an_index_built_from_the_bucket_alone_answers_as_the_receivers_own_logs_
 }
 
 #[tokio::test]
-async fn a_receiver_under_the_prefix_that_is_also_a_dir_is_read_once_from_its_own_log() {
+async fn a_receiver_is_read_once_from_its_own_dir_and_two_of_one_name_in_the_bucket_are_refused() {
     let moto = Moto::start().await;
     let two = two_shipped(&moto).await;
 
@@ -181,6 +182,30 @@ async fn a_receiver_under_the_prefix_that_is_also_a_dir_is_read_once_from_its_ow
     assert_eq!(mirrored, ["b"]);
     // The mirror beside it changes nothing of a's own log.
     run(rollcall(&two.a.dir).arg("verify")).success();
+
+    // b ships under a second prefix too: two logs in the bucket named b.
+    let mut command = rollcall(&two.b.dir);
+    command.arg("archive");
+    moto.configure(&mut command, "elsewhere");
+    run(&mut command).success();
+    let temp = tempfile::tempdir().unwrap();
+    let mut command = rollcall(temp.path());
+    command.arg("export");
+    for prefix in ["elsewhere", PREFIX] {
+        command
+            .arg("--remote")
+            .arg(format!("s3://{}/{prefix}", moto.bucket));
+    }
+    moto.configure(&mut command, PREFIX);
+    let refused = run(&mut command).code(2);
+    assert!(
+        refused.stderr.contains(&format!(
+            "two receivers named b are under --remote, s3://{0}/elsewhere/b/ and s3://{0}/{PREFIX}/b/",
+            moto.bucket
+        )),
+        "{}",
+        refused.report()
+    );
 }
 
 #[tokio::test]
