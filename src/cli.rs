@@ -26,7 +26,10 @@ pub struct Cli {
 pub struct Global {
     /// The audit log directory. The commands that read the log (export,
     /// tail, verify, roster, rooms, history, index) take it more than
-    /// once: one directory per receiver, merged into one record.
+    /// once: one directory per receiver, merged into one record. With
+    /// --remote, the first is also where the mirrors of the bucket's
+    /// receivers and the merged index are kept, and is read as a receiver
+    /// only if it holds a log.
     #[arg(
         long = "dir",
         global = true,

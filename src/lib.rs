@@ -18,7 +18,8 @@
 //! - [`reconcile`]: recovering what the log missed from Webex's roster
 //!   and membership events.
 //! - [`receiver`]: a receiver's name, and the receivers a read command
-//!   reads (one per `--dir`).
+//!   reads (one per `--dir`; those known only by the bucket are mirrored
+//!   and resolved by [`offsite::mirror`]).
 //! - [`startup`]: building and running the server ([`startup::Application`]).
 //! - [`systemd`]: telling systemd how `serve` is doing (`Type=notify`:
 //!   ready, status, stopping; the log writer pings the watchdog).

@@ -154,6 +154,7 @@ impl Application {
         }
         let tls = settings.tls.map(load_tls).transpose()?;
         let dir = settings.dir;
+        crate::offsite::mirror::refuse_to_write(&dir, "serve")?;
         let lock = lock_dir(&dir).await?;
         // Named once the directory is this server's alone, so no other
         // serve can be writing another name there meanwhile.

@@ -43,6 +43,7 @@ pub struct Args {
 /// archival itself failed.
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let store = args.s3.store()?;
+    offsite::mirror::refuse_to_write(global.dir()?, "archive")?;
     let options = Options {
         retain_days: None,
         copies: store.is_some().then(offsite::ship::bucket_copies),

@@ -1,15 +1,18 @@
 //! Arguments that several commands share, defined once: the record
 //! filters (`export`, `tail`), which webhooks to register (`subscribe`,
 //! `serve`), where the Webex API is (`subscribe`, `webhooks`, `serve`),
-//! this receiver's name, this server's public URL and its TLS pair.
+//! this receiver's name, this server's public URL and its TLS pair, the
+//! bucket (`S3Args`) and the receivers read from it (`RemoteArgs`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::cli::Global;
 use crate::log::reader::{self, Filter, SeqRange};
 use crate::log::record::{Event, Source};
 use crate::offsite::Store;
+use crate::offsite::mirror::{self, Reading};
 use crate::offsite::settings::{self, Lock, LockMode, S3Url, Settings};
 use crate::receiver::{self, Name};
 use crate::tls::TlsFiles;
@@ -290,18 +293,11 @@ impl S3Args {
             );
             return Ok(None);
         };
-        let env = settings::process_env;
-        let settings = Settings {
-            url,
-            endpoint: self.s3_endpoint.clone(),
-            region: settings::region(&env),
-            credentials: settings::credentials(&env)?,
-            lock: self.s3_lock_days.map(|days| Lock {
-                mode: self.s3_lock_mode,
-                days,
-            }),
-        };
-        Ok(Some(Store::new(&settings)?))
+        let lock = self.s3_lock_days.map(|days| Lock {
+            mode: self.s3_lock_mode,
+            days,
+        });
+        Ok(Some(store_at(url, self.s3_endpoint.clone(), lock)?))
     }
 
     /// The store, which `what` cannot do without.
@@ -311,5 +307,66 @@ impl S3Args {
                 "{what} needs the bucket: give --s3-url s3://BUCKET/PREFIX (or set ROLLCALL_S3_URL)"
             )
         })
+    }
+}
+
+/// The store of `url`, at `endpoint` (path style) or on AWS, with the
+/// region and credentials found the standard AWS way: what `S3Args` and
+/// `RemoteArgs` both open.
+fn store_at(url: S3Url, endpoint: Option<String>, lock: Option<Lock>) -> anyhow::Result<Store> {
+    let env = settings::process_env;
+    let settings = Settings {
+        url,
+        endpoint,
+        region: settings::region(&env),
+        credentials: settings::credentials(&env)?,
+        lock,
+    };
+    Store::new(&settings)
+}
+
+/// Receivers known only by their bucket prefix, for the commands that
+/// read the log (`export`, `tail`, `roster`, `rooms`, `history`,
+/// `index`): each receiver's log under the prefix is mirrored into the
+/// first --dir and read as a log directory ([`crate::offsite::mirror`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Also read every receiver that ships under this bucket prefix
+    /// (repeatable): its archives and checkpoints are mirrored into
+    /// DIR/remote/BUCKET/PREFIX/NAME/ (DIR the first --dir, made if
+    /// missing; PREFIX as one folder, a '/' in it written %2F), fetching
+    /// only what is new, each archive checked against its digest, and
+    /// read as that receiver's log. A receiver's live day is never in the
+    /// bucket. A --dir of the same receiver is read instead of its mirror.
+    /// Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or
+    /// AWS_PROFILE and ~/.aws/credentials (read access is enough); region:
+    /// AWS_REGION or ~/.aws/config.
+    #[arg(
+        long = "remote",
+        env = "ROLLCALL_REMOTE_URL",
+        value_name = "s3://BUCKET/PREFIX",
+        action = clap::ArgAction::Append
+    )]
+    pub remotes: Vec<S3Url>,
+    /// With --remote: the store's URL, for stores other than AWS S3
+    /// (MinIO, Ceph...), e.g. http://127.0.0.1:9000. Addressed path style.
+    #[arg(long, env = "ROLLCALL_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+}
+
+impl RemoteArgs {
+    /// The store of each --remote prefix, in the order given.
+    pub fn stores(&self) -> anyhow::Result<Vec<Store>> {
+        self.remotes
+            .iter()
+            .map(|url| store_at(url.clone(), self.s3_endpoint.clone(), None))
+            .collect()
+    }
+
+    /// The receivers a read command reads: every --dir holding a log, then
+    /// every receiver under each --remote prefix (mirrored first), and the
+    /// directory its index lives in (see [`mirror::resolve`]).
+    pub fn read(&self, global: &Global) -> anyhow::Result<Reading> {
+        mirror::resolve(&global.dirs, &self.stores()?)
     }
 }

@@ -1,7 +1,8 @@
 //! `rollcall export`: the records, filtered, as CSV for spreadsheets, as
 //! the log's own JSON lines, or as OCSF or ECS events for a SIEM, streamed
 //! in seq order over live and archived days; over several receivers'
-//! logs (`--dir` more than once), each event once, in received order.
+//! logs (`--dir` more than once, `--remote`), each event once, in
+//! received order.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use time::Date;
 
-use super::args::{FilterArgs, SeqArgs};
+use super::args::{FilterArgs, RemoteArgs, SeqArgs};
 use crate::cli::Global;
 use crate::export::{self, Format, Options};
 use crate::log::days;
@@ -51,16 +52,15 @@ pub struct Command {
     pub args: Args,
     #[command(flatten)]
     pub seqs: SeqArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 pub fn run(global: &Global, command: Command) -> anyhow::Result<ExitCode> {
-    let receivers = Receivers::of_dirs(&global.dirs)?;
-    for receiver in receivers.all() {
-        days::ensure_log_dir(&receiver.dir)?;
-    }
-    let Command { args, seqs } = command;
+    let Command { args, seqs, remote } = command;
     let filter = args.filter.clone().filter()?;
     let seqs = seqs.range()?;
+    let receivers = remote.read(global)?.receivers;
     anyhow::ensure!(
         receivers.single().is_some() || seqs == SeqRange::default(),
         "--from-seq, --to-seq and --seq name records of one receiver's log (each receiver numbers its own): give that receiver's --dir alone"

@@ -2,19 +2,20 @@
 //! default), remakes it from them (`--rebuild`), or compares it with a
 //! fresh fold of them (`--check`, exit 1 naming the first difference).
 //! One `--dir` is `DIR/index.sqlite`; several are one receiver each, read
-//! as one record into `FIRSTDIR/merged.sqlite`. [`receivers`] and
-//! [`current`] are how every command that answers from the index opens
-//! it.
+//! as one record into `FIRSTDIR/merged.sqlite`; so are receivers read
+//! from the bucket (`--remote`, mirrored into the first --dir), which an
+//! index can be built from alone. [`current`] is how every command that
+//! answers from the index opens it.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::args::RemoteArgs;
 use crate::cli::Global;
 use crate::clock::{Clock, SystemClock};
 use crate::index::{Index, Kind, Opened};
-use crate::log::days;
 use crate::receiver::Receivers;
 
 #[derive(Debug, clap::Args)]
@@ -26,16 +27,18 @@ pub struct Args {
     /// 1 naming the first difference.
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let receivers = receivers(global)?;
-    let home = home(&receivers);
+    let reading = args.remote.read(global)?;
+    let (receivers, home) = (&reading.receivers, reading.home.as_path());
     if args.rebuild {
-        Index::rebuild_of(&receivers, home, &SystemClock)
+        Index::rebuild_of(receivers, home, &SystemClock)
             .with_context(|| format!("emptying the index in {} to rebuild it", home.display()))?;
     }
-    let index = current(&receivers, home, &SystemClock)?;
+    let index = current(receivers, home, &SystemClock)?;
     let reached = reached(&index)?;
     if args.check {
         let logs = match index.kind() {
@@ -105,25 +108,11 @@ fn reached(index: &Index) -> anyhow::Result<String> {
     })
 }
 
-/// The receivers `--dir` names, one a directory, each checked to be a
-/// log directory.
-pub fn receivers(global: &Global) -> anyhow::Result<Receivers> {
-    for dir in &global.dirs {
-        days::ensure_log_dir(dir)?;
-    }
-    Receivers::of_dirs(&global.dirs)
-}
-
-/// Where the index of `receivers` lives: the first one's directory.
-pub fn home(receivers: &Receivers) -> &std::path::Path {
-    &receivers.all()[0].dir
-}
-
 /// A catch-up this long is worth a summary line on stderr.
 const LONG_CATCH_UP: u64 = 100_000;
 
-/// The index of `receivers` that lives in `home` (the first one's
-/// directory: [`home`]), checked against their logs (rebuilt, with a
+/// The index of `receivers` that lives in `home` (the first --dir:
+/// [`crate::offsite::mirror::Reading`]), checked against their logs (rebuilt, with a
 /// warning on stderr, if it is not theirs) and caught up to their durable
 /// heads.
 pub fn current(

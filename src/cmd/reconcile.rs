@@ -63,6 +63,7 @@ impl PaceArgs {
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let client = args.api.client()?.paced(args.pace.api_rate);
     let dir = global.dir()?;
+    crate::offsite::mirror::refuse_to_write(dir, "reconcile")?;
     files::create_dir(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
     let _lock = files::try_lock(dir)
         .with_context(|| format!("locking {}", dir.join(files::LOCK_FILE).display()))?

@@ -11,7 +11,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::args::ListFormat;
-use super::index::{current, home, receivers};
+use super::args::RemoteArgs;
+use super::index::current;
 use super::table::{write_csv, write_table};
 use crate::cli::Global;
 use crate::clock::SystemClock;
@@ -31,6 +32,8 @@ pub struct Args {
     /// Aligned columns, CSV, or JSON.
     #[arg(long, value_enum, default_value = "table", env = "ROLLCALL_FORMAT")]
     pub format: ListFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// One room, as listed.
@@ -46,8 +49,8 @@ struct Listed<'h> {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let receivers = receivers(global)?;
-    let index = current(&receivers, home(&receivers), &SystemClock)?;
+    let reading = args.remote.read(global)?;
+    let index = current(&reading.receivers, &reading.home, &SystemClock)?;
     let all = index.rooms()?;
     let rooms: Vec<Listed<'_>> = all
         .iter()
@@ -84,6 +87,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     // A table is read by people, who should see the log is incomplete
     // there; CSV and JSON stay parseable, so the lines go to stderr.
+    let receivers = &reading.receivers;
     for receiver in receivers.all() {
         // Of several receivers, each names whose gap it is.
         let whose = match receivers.single() {

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::args::RemoteArgs;
 use super::args::{ListFormat, parse_time_arg};
-use super::index::{current, export_hint, home, receivers};
+use super::index::{current, export_hint};
 use super::table::{write_csv, write_table};
 use super::tail::clean;
 use crate::cli::Global;
@@ -44,11 +45,13 @@ pub struct Args {
     /// Aligned columns, CSV, or JSON (with the warnings inside).
     #[arg(long, value_enum, default_value = "table", env = "ROLLCALL_FORMAT")]
     pub format: ListFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let receivers = receivers(global)?;
-    let index = current(&receivers, home(&receivers), &SystemClock)?;
+    let reading = args.remote.read(global)?;
+    let index = current(&reading.receivers, &reading.home, &SystemClock)?;
     let at = args
         .at
         .unwrap_or_else(|| format_timestamp(SystemClock.now()));

@@ -28,6 +28,7 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let dir = global.dir()?;
+    crate::offsite::mirror::refuse_to_write(dir, "subscribe")?;
     let name = args.receiver.resolve(dir)?;
     let client = args.api.client()?;
     let (secret, _) = secret::webhook_secret(dir, secret::from_env())?;

@@ -1,6 +1,8 @@
 //! `rollcall tail`: the latest records as readable lines (or JSON lines:
 //! the log's own, OCSF or ECS), and with `-f` the new ones as they are
-//! written, across the midnight rollover and archival, until interrupted.
+//! written, across the midnight rollover and archival, until interrupted
+//! (not of receivers read from the bucket, `--remote`, which are no live
+//! logs).
 
 use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
@@ -19,16 +21,15 @@ mod readable;
 pub(super) use readable::clean;
 pub use readable::readable;
 
-use super::args::FilterArgs;
+use super::args::{FilterArgs, RemoteArgs};
 use crate::cli::Global;
 use crate::export::{Schema, with_receivers};
-use crate::log::days::{self, Day};
+use crate::log::days::Day;
 use crate::log::merge::Receivers as Had;
 use crate::log::reader::{
     self, DayReader, Filter, ReadError, RecordView, TitleFallback, titled_lines,
 };
 use crate::log::record::Event;
-use crate::receiver::Receivers;
 use cursor::{Cursor, Held, Link, durable_head};
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,8 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// How `tail` shows a record.
@@ -67,11 +70,14 @@ pub enum Format {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let receivers = Receivers::of_dirs(&global.dirs)?;
-    for receiver in receivers.all() {
-        days::ensure_log_dir(&receiver.dir)?;
-    }
+    // A mirror holds what was archived and shipped: nothing is written
+    // to it as it happens.
+    anyhow::ensure!(
+        !args.follow || args.remote.remotes.is_empty(),
+        "tail -f follows live logs, and a receiver read with --remote is a mirror of its archives in the bucket, not live: drop -f to see its latest archived records, or follow that receiver's own --dir where it runs"
+    );
     let filter = args.filter.clone().filter()?;
+    let receivers = args.remote.read(global)?.receivers;
     let printer = Printer {
         out: BufWriter::new(io::stdout()),
         format: if args.json {

@@ -41,6 +41,11 @@ pub struct Args {
     /// version of every object (a key written twice is a fault), archives
     /// and digests byte for byte, retired archives against their digests,
     /// Object Lock as --s3-lock-days says, and every head checkpoint.
+    /// Unlike the other read commands, verify takes no s3://BUCKET/PREFIX
+    /// after --remote: a receiver known only by the bucket is verified in
+    /// its mirror, `rollcall verify --dir DIR/remote/BUCKET/PREFIX/NAME`,
+    /// once a read with --remote s3://BUCKET/PREFIX made it (or in a
+    /// directory `rollcall restore` made).
     #[arg(long, env = "ROLLCALL_REMOTE")]
     pub remote: bool,
 

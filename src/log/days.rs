@@ -100,6 +100,16 @@ pub fn ensure_log_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `dir` holds a log of its own: a live day, an `archive/`
+/// folder, or a durable head. A read command's first `--dir` given with
+/// `--remote` and holding none is only the home of the mirrors and of
+/// the merged index, not a receiver.
+pub fn holds_a_log(dir: &Path) -> io::Result<bool> {
+    Ok(dir.join(ARCHIVE_DIR).is_dir()
+        || dir.join(super::head::HEAD_FILE).exists()
+        || !list(dir)?.is_empty())
+}
+
 /// Every day in `dir`, oldest first.
 pub fn list(dir: &Path) -> io::Result<Vec<Day>> {
     let mut days: std::collections::BTreeMap<Date, Day> = Default::default();

@@ -107,6 +107,15 @@ pub fn try_lock(dir: &Path) -> io::Result<Option<File>> {
     take_lock(open_append(&dir.join(LOCK_FILE))?)
 }
 
+/// Takes the exclusive lock on `DIR/.lock`, waiting for whoever holds
+/// it: for work that another process may be doing on the same directory
+/// at once and that takes turns (updating a mirror of the bucket).
+pub fn lock(dir: &Path) -> io::Result<File> {
+    let file = open_append(&dir.join(LOCK_FILE))?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// Whether a process holds the lock on `DIR/.lock`, found without
 /// creating or writing anything (`doctor` may run as another user than
 /// `serve`, and a lock file it made would be one `serve` cannot open).

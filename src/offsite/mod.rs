@@ -6,6 +6,8 @@
 //! there yet,
 //! [`checkpoint`] uploads the head, [`remote`] checks the local log
 //! against the bucket and [`restore`] rebuilds a directory from it;
+//! [`mirror`] keeps a copy of every receiver's log under a prefix for the
+//! read commands' `--remote`;
 //! [`versions`] reads every version of an object (the oldest is the
 //! evidence) and [`lock`] what Object Lock keeps them.
 
@@ -13,6 +15,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod layout;
 pub mod lock;
+pub mod mirror;
 pub mod remote;
 pub mod restore;
 pub mod settings;

@@ -115,9 +115,13 @@ async fn fill(dir: &Path, store: &Store, log: &Remote) -> anyhow::Result<Restore
 /// checkpoint of the log whose objects `store` holds (one receiver's:
 /// see [`Remote::store`]) that `dir` does not have yet: the oldest
 /// version of each, every archive checked against its digest (here or
-/// brought in the same run) before it is written, each file synced, then
+/// brought in the same run) before it is kept, each file synced, then
 /// the directories. What `dir` has already is left as it is, so running
-/// it again over a copy brings only what was shipped since.
+/// it again over a copy brings only what was shipped since. New objects
+/// land under temporary names and take their own only once every one of
+/// them is in and checked: a download that fails (an archive that is not
+/// what its digest says, named in the error; the store going away)
+/// leaves `dir` as it was.
 pub async fn download(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
     let mut wanted: Vec<Versions> = Vec::new();
     for sub in [ARCHIVE_DIR, CHECKPOINT_DIR] {
@@ -125,7 +129,34 @@ pub async fn download(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
         wanted.extend(with_backoff(|| store.list_versions(&under)).await?);
         let path = dir.join(sub);
         files::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        remove_landing(&path)?;
     }
+    let mut landed = Landed::default();
+    let fetched = fetch(dir, store, &wanted, &mut landed).await;
+    let restored = match fetched {
+        Ok(restored) => restored,
+        Err(error) => {
+            landed.discard();
+            return Err(error);
+        }
+    };
+    landed.keep()?;
+    for sub in [ARCHIVE_DIR, CHECKPOINT_DIR] {
+        let path = dir.join(sub);
+        files::sync_dir(&path).with_context(|| format!("syncing {}", path.display()))?;
+    }
+    files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(restored)
+}
+
+/// Fetches each of `wanted` that `dir` lacks into `landed`, with progress
+/// on stderr when it is a terminal.
+async fn fetch(
+    dir: &Path,
+    store: &Store,
+    wanted: &[Versions],
+    landed: &mut Landed,
+) -> anyhow::Result<Restored> {
     let total = wanted.len();
     let progress = std::io::stderr().is_terminal();
     let mut restored = Restored::default();
@@ -134,8 +165,7 @@ pub async fn download(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
             tracing::warn!(object = %object.name, "skipped an object whose name is not a plain file name");
             continue;
         }
-        let relative = Path::new(&object.name);
-        let path = dir.join(relative);
+        let path = dir.join(Path::new(&object.name));
         let Some(oldest) = object.oldest() else {
             continue;
         };
@@ -148,46 +178,106 @@ pub async fn download(dir: &Path, store: &Store) -> anyhow::Result<Restored> {
         let Some(fetched) = with_backoff(|| store.get_version(&object.name, &oldest.id)).await?
         else {
             bail!(
-                "{} vanished from the bucket during the restore; run it again",
-                object.name
+                "{} vanished from the bucket while it was being read; run this again",
+                store.location(&object.name)
             );
         };
         // Names sort a day's digest before its archive, so it is here.
         if let Some(day) = object.name.strip_suffix(ARCHIVE_SUFFIX) {
-            check_archive(dir, store, &object.name, day, &fetched.bytes)?;
+            let digest = landed.path_of(&dir.join(format!("{day}{DIGEST_SUFFIX}")));
+            check_archive(&digest, store, &object.name, &fetched.bytes)?;
         }
-        write_synced(&path, &fetched.bytes)?;
+        landed.land(path, &fetched.bytes)?;
         restored.objects += 1;
         restored.bytes += fetched.bytes.len() as u64;
         if progress {
             eprint!(
-                "\rrestored {}/{total} objects ({} bytes)",
+                "\rfetched {}/{total} objects ({} bytes)",
                 n + 1,
                 restored.bytes
             );
         }
     }
-    if progress {
+    if progress && restored.objects > 0 {
         eprintln!();
     }
-    for sub in [ARCHIVE_DIR, CHECKPOINT_DIR] {
-        let path = dir.join(sub);
-        files::sync_dir(&path).with_context(|| format!("syncing {}", path.display()))?;
-    }
-    files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
     Ok(restored)
 }
 
-/// Refuses an archive that is not the one its restored digest describes.
+/// The suffix of an object's file while it waits for the others of its
+/// download: `.NAME.fetching`, beside where it goes.
+const LANDING_SUFFIX: &str = ".fetching";
+
+/// The objects of one download so far, each under its temporary name.
+#[derive(Default)]
+struct Landed(Vec<(PathBuf, PathBuf)>);
+
+impl Landed {
+    /// Writes `bytes` (synced) under the temporary name of `path`.
+    fn land(&mut self, path: PathBuf, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut name = OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(LANDING_SUFFIX);
+        let temporary = path.with_file_name(name);
+        write_synced(&temporary, bytes)?;
+        self.0.push((temporary, path));
+        Ok(())
+    }
+
+    /// Where the file that goes to `path` is now: its temporary name if
+    /// this download brought it.
+    fn path_of(&self, path: &Path) -> PathBuf {
+        self.0
+            .iter()
+            .find(|(_, kept)| kept == path)
+            .map_or_else(|| path.to_path_buf(), |(temporary, _)| temporary.clone())
+    }
+
+    /// Gives every object its own name.
+    fn keep(self) -> anyhow::Result<()> {
+        for (temporary, path) in &self.0 {
+            std::fs::rename(temporary, path).with_context(|| {
+                format!("renaming {} to {}", temporary.display(), path.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn discard(self) {
+        for (temporary, _) in &self.0 {
+            if let Err(e) = std::fs::remove_file(temporary) {
+                tracing::warn!(file = %temporary.display(), error = %e, "could not remove a fetched object");
+            }
+        }
+    }
+}
+
+/// Removes what a download cut short (the process killed) left in
+/// `folder`: only a download writes such names.
+fn remove_landing(folder: &Path) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", folder.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(LANDING_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an archive that is not the one its digest (at `digest_path`,
+/// fetched already) describes.
 fn check_archive(
-    dir: &Path,
+    digest_path: &Path,
     store: &Store,
     name: &str,
-    day: &str,
     bytes: &[u8],
 ) -> anyhow::Result<()> {
-    let digest_path = dir.join(format!("{day}{DIGEST_SUFFIX}"));
-    let digest = std::fs::read(&digest_path)
+    let digest = std::fs::read(digest_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<DayDigest>(&bytes).ok());
     let Some(digest) = digest else {

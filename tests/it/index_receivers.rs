@@ -32,9 +32,9 @@ use crate::support::logs::TestLog;
 
 /// Two receivers' logs, `a` and `b`, each written by the real writer in
 /// a directory of its own.
-struct Two {
-    a: TestLog,
-    b: TestLog,
+pub(crate) struct Two {
+    pub(crate) a: TestLog,
+    pub(crate) b: TestLog,
 }
 
 impl Two {
@@ -46,14 +46,14 @@ impl Two {
     }
 
     /// `rollcall --dir A --dir B ARGS`.
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         run(rollcall(&self.a.dir)
             .arg("--dir")
             .arg(&self.b.dir)
             .args(args))
     }
 
-    fn ok(&self, args: &[&str]) -> Run {
+    pub(crate) fn ok(&self, args: &[&str]) -> Run {
         self.run(args).success()
     }
 
@@ -109,7 +109,7 @@ async fn both(two: &Two, hms: &str, record: Record) {
 /// Two receivers through a day: some deliveries reach both, some one;
 /// `a` restarts 12:10-12:30, `b` 13:00-13:20, and both are down
 /// 14:10-14:50 (a from 14:00 to 15:00, b from 14:10 to 14:50).
-async fn a_day_of_two() -> Two {
+pub(crate) async fn a_day_of_two() -> Two {
     let two = Two::new();
     let (a, b) = (&two.a, &two.b);
     at(a, time("12:00:00"), started()).await;

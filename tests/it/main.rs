@@ -30,6 +30,7 @@ mod receiver_name;
 mod receiver_webhooks;
 mod receivers;
 mod reconcile;
+mod remote_reads;
 mod role_changes;
 mod roster;
 mod siem;
