@@ -207,16 +207,23 @@ pub async fn pick(store: &Store, wanted: Option<&Name>) -> anyhow::Result<Remote
         (_, []) => anyhow::bail!(
             "there is no receiver's log under {here} (no archive/ or checkpoints/ there nor in a folder of it): check --s3-url"
         ),
-        (Some(wanted), _) => found
-            .iter()
-            .find(|r| r.name == *wanted)
-            .cloned()
-            .ok_or_else(|| {
+        (Some(wanted), _) => {
+            let mut named = found.iter().filter(|r| r.name == *wanted);
+            let one = named.next().cloned().ok_or_else(|| {
                 anyhow::anyhow!(
                     "there is no receiver {wanted} under {here}; the receivers there are: {}",
                     names()
                 )
-            }),
+            })?;
+            // An old-layout log is named after the prefix: a receiver's
+            // folder may have the same name. Neither is taken for the other.
+            anyhow::ensure!(
+                named.next().is_none(),
+                "two logs under {here} are named {wanted}: the folder {} and the old-layout log at {here} itself; restore one by moving the other, or with an --s3-url naming the folder itself",
+                store.location(&format!("{wanted}/"))
+            );
+            Ok(one)
+        }
         (None, [one]) => Ok(one.clone()),
         (None, _) => anyhow::bail!(
             "several receivers ship under {here}: {}; give --receiver NAME to pick one",

@@ -234,3 +234,31 @@ async fn restore_without_a_name_takes_the_one_receiver_there_even_of_the_old_lay
     );
     by_name.success();
 }
+
+#[tokio::test]
+async fn a_receiver_named_as_the_old_layout_log_beside_it_is_never_taken_for_it() {
+    let moto = Moto::start().await;
+    let old = shipped_flat_before_names(&moto).await;
+    with_bucket(&moto, &old.dir, None, &["archive"]).success();
+    // A receiver whose name is the prefix's own: its folder is
+    // PREFIX/PREFIX/, and the old-layout log is named PREFIX too.
+    let twin = closed_log(4).await;
+    with_bucket(&moto, &twin.dir, Some(PREFIX), &["archive"]).success();
+    let temp = tempfile::tempdir().unwrap();
+
+    let refused = with_bucket(
+        &moto,
+        &temp.path().join("restored"),
+        None,
+        &["restore", "--receiver", PREFIX],
+    )
+    .code(2);
+
+    assert!(
+        refused.stderr.contains("two logs under")
+            && refused.stderr.contains(&format!("{PREFIX}/{PREFIX}/")),
+        "{}",
+        refused.report()
+    );
+    assert!(!temp.path().join("restored").exists());
+}
