@@ -24,7 +24,7 @@
 
 /// Bumped whenever a table or view changes: an index of another version is
 /// rebuilt, never migrated, since the log can always make it again.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// What an index holds: one receiver's log, or several merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +251,9 @@ CREATE TABLE state (
     offset INTEGER NOT NULL,
     -- `received_at` of the receiver's first record: it was down before.
     first_at TEXT,
+    -- `received_at` of its last record: of several receivers, one whose
+    -- log ends first without a stop was down after it.
+    last_at TEXT,
     built_at TEXT NOT NULL,
     schema_version INTEGER NOT NULL
 );

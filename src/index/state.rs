@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::build::Position;
 use crate::clock::Clock;
 use crate::log::record::{Event, format_timestamp};
-use crate::log::roster::coverage::{self, Coverage, Gap};
+use crate::log::roster::coverage::{self, Coverage, Gap, Heard};
 
 /// One receiver, as a catch-up follows it.
 #[derive(Debug, Clone)]
@@ -22,6 +22,10 @@ pub struct Track {
     pub coverage: Coverage,
     /// `received_at` of its first record.
     pub first_at: Option<String>,
+    /// `received_at` of its last record.
+    last_at: Option<String>,
+    /// Its last record came in this batch.
+    moved: bool,
     /// Its clean stop not followed by a start, as the batch found it.
     stopped_at: Option<String>,
     /// Its first record came in this batch.
@@ -32,6 +36,8 @@ impl Track {
     /// Takes the receiver's next record, in its log's order.
     pub fn see(&mut self, event: Event, received_at: &str, not_before: Option<&str>) {
         self.coverage.see(event, received_at, not_before);
+        self.last_at = Some(received_at.to_string());
+        self.moved = true;
         if self.first_at.is_none() {
             self.first_at = Some(received_at.to_string());
             self.began = true;
@@ -42,7 +48,7 @@ impl Track {
 /// Every receiver's track, by place, as the last commit left them.
 pub fn read(conn: &Connection) -> rusqlite::Result<Vec<Track>> {
     let mut rows = conn.prepare_cached(
-        "SELECT receiver, seq, hash, day, offset, first_at,
+        "SELECT receiver, seq, hash, day, offset, first_at, last_at,
             (SELECT from_at FROM gap WHERE gap.receiver = state.receiver AND to_at IS NULL
              ORDER BY id DESC LIMIT 1)
          FROM state ORDER BY receiver",
@@ -55,11 +61,13 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Vec<Track>> {
                 day: row.get(3)?,
                 offset: row.get(4)?,
             };
-            let stopped_at: Option<String> = row.get(6)?;
+            let stopped_at: Option<String> = row.get(7)?;
             Ok(Track {
                 coverage: Coverage::resume(at.seq > 0, stopped_at.clone()),
                 at,
                 first_at: row.get(5)?,
+                last_at: row.get(6)?,
+                moved: false,
                 stopped_at,
                 began: false,
             })
@@ -72,8 +80,11 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Vec<Track>> {
 /// a receiver's changed.
 pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusqlite::Result<()> {
     let built_at = format_timestamp(clock.now());
-    let mut changed = false;
+    // Of several receivers, where each log ends moves the shared gaps
+    // ([`coverage::shared`]).
+    let mut changed = tracks.len() > 1 && tracks.iter().any(|t| t.moved);
     for (place, track) in tracks.iter_mut().enumerate() {
+        track.moved = false;
         let closed = track.coverage.take_closed();
         let stopped_at = track.coverage.stopped_at().map(str::to_string);
         if !closed.is_empty() || stopped_at != track.stopped_at || track.began {
@@ -99,7 +110,7 @@ pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusq
         }
         conn.prepare_cached(
             "UPDATE state SET seq = ?2, hash = ?3, day = ?4, offset = ?5, first_at = ?6,
-                built_at = ?7
+                last_at = ?7, built_at = ?8
              WHERE receiver = ?1",
         )?
         .execute(params![
@@ -109,6 +120,7 @@ pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusq
             track.at.day,
             track.at.offset,
             track.first_at,
+            track.last_at,
             built_at
         ])?;
     }
@@ -118,11 +130,13 @@ pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusq
     Ok(())
 }
 
-/// Rewrites `coverage_gap` from every receiver's first record and gaps.
+/// Rewrites `coverage_gap` from every receiver's first and last records
+/// and gaps.
 fn shared_gaps(conn: &Connection) -> rusqlite::Result<()> {
-    let mut receivers: Vec<(Option<String>, Vec<Gap>)> = conn
-        .prepare_cached("SELECT first_at FROM state ORDER BY receiver")?
-        .query_map([], |row| Ok((row.get(0)?, Vec::new())))?
+    type Spans = (Option<String>, Option<String>, Vec<Gap>);
+    let mut receivers: Vec<Spans> = conn
+        .prepare_cached("SELECT first_at, last_at FROM state ORDER BY receiver")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, Vec::new())))?
         .collect::<Result<_, _>>()?;
     let mut gaps = conn.prepare_cached(
         "SELECT receiver, from_at, to_at, after_crash FROM gap ORDER BY receiver, id",
@@ -130,7 +144,7 @@ fn shared_gaps(conn: &Connection) -> rusqlite::Result<()> {
     let mut rows = gaps.query([])?;
     while let Some(row) = rows.next()? {
         let place: usize = row.get(0)?;
-        if let Some((_, gaps)) = receivers.get_mut(place) {
+        if let Some((_, _, gaps)) = receivers.get_mut(place) {
             gaps.push(Gap {
                 from: row.get(1)?,
                 to: row.get(2)?,
@@ -138,9 +152,13 @@ fn shared_gaps(conn: &Connection) -> rusqlite::Result<()> {
             });
         }
     }
-    let of: Vec<(Option<&str>, Vec<Gap>)> = receivers
+    let of: Vec<Heard<'_>> = receivers
         .iter_mut()
-        .map(|(first_at, gaps)| (first_at.as_deref(), std::mem::take(gaps)))
+        .map(|(first_at, last_at, gaps)| Heard {
+            first_at: first_at.as_deref(),
+            last_at: last_at.as_deref(),
+            gaps: std::mem::take(gaps),
+        })
         .collect();
     conn.execute("DELETE FROM coverage_gap", [])?;
     let mut insert = conn.prepare_cached(
@@ -162,9 +180,9 @@ pub fn create(
     let built_at = format_timestamp(clock.now());
     for (place, name) in names.iter().enumerate() {
         conn.execute(
-            "INSERT INTO state (receiver, name, seq, hash, day, offset, first_at, built_at,
-                schema_version)
-             VALUES (?1, ?2, 0, '', NULL, 0, NULL, ?3, ?4)",
+            "INSERT INTO state (receiver, name, seq, hash, day, offset, first_at, last_at,
+                built_at, schema_version)
+             VALUES (?1, ?2, 0, '', NULL, 0, NULL, NULL, ?3, ?4)",
             params![place, name, built_at, version],
         )?;
     }

@@ -186,6 +186,35 @@ async fn roster_at_a_time_inside_one_receivers_gap_has_no_warning_and_inside_a_g
 }
 
 #[tokio::test]
+async fn a_receiver_whose_log_ends_without_a_stop_hides_no_later_gap_of_the_other() {
+    let two = a_day_of_two().await;
+    // b dies after 15:05 (no stop recorded); a restarts 16:00-16:30.
+    at(&two.a, time("16:00:00"), stopped()).await;
+    at(&two.a, time("16:30:00"), started()).await;
+    at(
+        &two.a,
+        time("16:40:00"),
+        member(Event::Joined, "gus", "room-1"),
+    )
+    .await;
+
+    let a_down = two.ok(&["roster", "--room", "room-1", "--at", "2026-11-27T16:15:00Z"]);
+    let after = two.ok(&["roster", "--room", "room-1", "--at", "2026-11-27T16:45:00Z"]);
+
+    assert_eq!(
+        gap_warnings(&a_down),
+        [
+            "warning: room-1: 2026-11-27T16:15:00.000Z falls in a coverage gap from 2026-11-27T16:00:00.000Z to 2026-11-27T16:30:00.000Z (the receiver had crashed): deliveries were not being received; the roster at 2026-11-27T16:15:00.000Z is unknown, shown is what the log knew"
+        ],
+        "{}",
+        a_down.report()
+    );
+    // a, whose log is the newest, is up after its last record.
+    assert!(gap_warnings(&after).is_empty(), "{}", after.report());
+    two.ok(&["index", "--check"]);
+}
+
+#[tokio::test]
 async fn roster_rooms_and_history_over_two_receivers_give_each_member_once_naming_seq_and_receiver()
 {
     let two = a_day_of_two().await;

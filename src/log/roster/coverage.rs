@@ -120,23 +120,50 @@ impl Coverage {
     }
 }
 
+/// One receiver of a merged read, as its own records tell when it was
+/// receiving.
+#[derive(Debug, Clone, Default)]
+pub struct Heard<'a> {
+    /// `received_at` of its first record; `None` for one with none.
+    pub first_at: Option<&'a str>,
+    /// `received_at` of its last record.
+    pub last_at: Option<&'a str>,
+    /// Its own gaps, oldest first.
+    pub gaps: Vec<Gap>,
+}
+
 /// Where every receiver was down at once: the only coverage gaps of a
-/// merged read. A receiver is down before its first record (`first_at`;
-/// `None` for one with no record at all) and in its own gaps; what lies
-/// before every receiver's first record is no gap, since nothing was
-/// listening yet. A shared gap is after a crash when one of the gaps it
-/// lies in is.
-pub fn shared(receivers: &[(Option<&str>, Vec<Gap>)]) -> Vec<Gap> {
+/// merged read. A receiver is down before its first record (nothing
+/// before every receiver's first record is a gap: nothing was listening
+/// yet) and in its own gaps. A receiver whose log ends without a clean
+/// stop before another's does counts as down from its last record: it
+/// may have died there, and nothing it wrote says it was listening after
+/// (one that was only quiet is up again at its next record). The newest
+/// log's receiver is up until now, as a receiver read alone is. A shared
+/// gap is after a crash when one of the gaps it lies in is.
+pub fn shared(receivers: &[Heard<'_>]) -> Vec<Gap> {
+    let newest = receivers.iter().filter_map(|r| r.last_at).max();
     // Down-times as (from, to) with "" before any time and `None` after.
     let mut shared: Option<Vec<Gap>> = None;
-    for (first_at, gaps) in receivers {
+    for receiver in receivers {
         let mut down = vec![Gap {
             from: String::new(),
-            to: first_at.map(str::to_string),
+            to: receiver.first_at.map(str::to_string),
             after_crash: false,
         }];
-        if first_at.is_some() {
-            down.extend(gaps.iter().cloned());
+        if receiver.first_at.is_some() {
+            down.extend(receiver.gaps.iter().cloned());
+            let stopped = down.last().is_some_and(|gap| gap.to.is_none());
+            if let Some(last_at) = receiver.last_at
+                && !stopped
+                && newest.is_some_and(|newest| last_at < newest)
+            {
+                down.push(Gap {
+                    from: last_at.to_string(),
+                    to: None,
+                    after_crash: true,
+                });
+            }
         }
         shared = Some(match shared {
             None => down,
@@ -238,20 +265,33 @@ mod tests {
         }
     }
 
+    /// A receiver heard from `first` to `last`, with `gaps`.
+    fn heard<'a>(first: Option<&'a str>, last: Option<&'a str>, gaps: &[Gap]) -> Heard<'a> {
+        Heard {
+            first_at: first,
+            last_at: last,
+            gaps: gaps.to_vec(),
+        }
+    }
+
     #[test]
     fn receivers_share_a_gap_only_where_all_of_them_were_down() {
         let a = vec![gap(T1, Some(T3), false)];
         let b = vec![gap(T2, Some(T4), true)];
-        let both = shared(&[(Some(T1), a.clone()), (Some(T1), b)]);
+        let both = shared(&[heard(Some(T1), Some(T4), &a), heard(Some(T1), Some(T4), &b)]);
         assert_eq!(both, vec![gap(T2, Some(T3), true)]);
         // Alone, a receiver's gaps are its own.
-        assert_eq!(shared(&[(Some(T1), a.clone())]), a);
+        assert_eq!(shared(&[heard(Some(T1), Some(T4), &a)]), a);
     }
 
     #[test]
     fn a_receiver_that_began_later_was_down_before_its_first_record() {
         let a = vec![gap(T1, Some(T3), false)];
-        let shared = shared(&[(Some("2026-11-27T09:00:00.000Z"), a), (Some(T2), vec![])]);
+        let nine = "2026-11-27T09:00:00.000Z";
+        let shared = shared(&[
+            heard(Some(nine), Some(T4), &a),
+            heard(Some(T2), Some(T4), &[]),
+        ]);
         assert_eq!(shared, vec![gap(T1, Some(T2), false)]);
     }
 
@@ -260,11 +300,39 @@ mod tests {
         let a = vec![gap(T2, None, false)];
         let b = vec![gap(T3, None, false)];
         assert_eq!(
-            shared(&[(Some(T1), a.clone()), (Some(T1), b.clone())]),
+            shared(&[heard(Some(T1), Some(T2), &a), heard(Some(T1), Some(T3), &b)]),
             vec![gap(T3, None, false)]
         );
         // A receiver with no record at all adds nothing.
-        assert_eq!(shared(&[(Some(T1), a.clone()), (None, vec![])]), a);
-        assert!(shared(&[(Some(T1), vec![]), (Some(T1), b)]).is_empty());
+        assert_eq!(
+            shared(&[heard(Some(T1), Some(T2), &a), heard(None, None, &[])]),
+            a
+        );
+        assert!(
+            shared(&[
+                heard(Some(T1), Some(T4), &[]),
+                heard(Some(T1), Some(T3), &b)
+            ])
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_receiver_whose_log_ends_first_without_a_stop_is_down_after_its_last_record() {
+        // b died after T1; a was down from T2 to T3 and is up since.
+        let a = vec![gap(T2, Some(T3), true)];
+        let receivers = [
+            heard(Some(T1), Some(T4), &a),
+            heard(Some(T1), Some(T1), &[]),
+        ];
+        assert_eq!(shared(&receivers), vec![gap(T2, Some(T3), true)]);
+        // The newest log's receiver is up until now, stopped or not.
+        let receivers = [
+            heard(Some(T1), Some(T4), &[]),
+            heard(Some(T1), Some(T1), &[]),
+        ];
+        assert!(shared(&receivers).is_empty());
+        // Read alone, a receiver is up after its last record.
+        assert!(shared(&[heard(Some(T1), Some(T1), &[])]).is_empty());
     }
 }
