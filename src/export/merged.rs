@@ -102,12 +102,23 @@ pub fn write(
         |give| -> anyhow::Result<()> {
             let mut batch = Vec::with_capacity(BATCH);
             for merged in Merge::new(streams) {
+                let merged = match merged {
+                    Ok(merged) => merged,
+                    // What came before a damaged line is written, as in an
+                    // export of that log alone.
+                    Err(e) => {
+                        if !batch.is_empty() {
+                            give(batch);
+                        }
+                        return Err(e.into());
+                    }
+                };
                 // A late copy is of an event already given out: once.
                 let Merged::Event {
                     record,
                     receiver,
                     receivers,
-                } = merged?
+                } = merged
                 else {
                     continue;
                 };

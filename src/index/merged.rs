@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::log::days::DEDUP_DAYS;
 use crate::log::merge::{self, Merge, Mergeable, Merged};
 use crate::log::reader::RecordView;
-use crate::log::record::{Event, format_timestamp, scan};
+use crate::log::record::{Event, Source, format_timestamp, scan};
 
 /// A receiver's record, read for the merge; its line is parsed again
 /// only if it is the copy folded in.
@@ -37,6 +37,7 @@ struct Recorded {
     received_at: String,
     identity: Option<u128>,
     event: Event,
+    source: Source,
     not_before: Option<String>,
     hash: String,
     day: String,
@@ -54,6 +55,10 @@ impl Mergeable for Recorded {
 
     fn seq(&self) -> u64 {
         self.seq
+    }
+
+    fn source(&self) -> Source {
+        self.source
     }
 }
 
@@ -148,6 +153,7 @@ impl Input<'_> {
                     view.membership_created.as_deref(),
                 ),
                 event: view.event,
+                source: view.source,
                 // Read only for a start's gap.
                 not_before: own
                     .then(|| view.not_before.as_deref().map(str::to_string))

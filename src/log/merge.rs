@@ -15,7 +15,9 @@
 //! the change hours after the other received it) still counts once: the
 //! events some receiver has not matched yet are remembered for
 //! [`DEDUP_DAYS`], the writer's own window, and such a copy is given out
-//! as [`Merged::Late`] for whoever keeps the list of receivers.
+//! as [`Merged::Late`] for whoever keeps the list of receivers. Only a
+//! change found later can be such a copy: a webhook delivery is of an
+//! event delivered then, so it is a copy only within [`WINDOW`].
 
 use std::collections::{HashMap, VecDeque};
 
@@ -25,7 +27,7 @@ pub use memory::Follow;
 use memory::{Memory, Unmatched};
 
 use super::days::DEDUP_DAYS;
-use super::record::{DedupKey, DigestHasher, Event};
+use super::record::{DedupKey, DigestHasher, Event, Source};
 
 /// How long a record waits for the same event from the other receivers
 /// before it is given out: the copies of one delivery arrive within
@@ -55,6 +57,20 @@ pub trait Mergeable {
     fn identity(&self) -> Option<u128>;
     /// Its seq in its receiver's log.
     fn seq(&self) -> u64;
+    /// How it came to be recorded: a webhook delivery is a copy of an
+    /// event only within [`WINDOW`] of it; a change found later
+    /// (reconciled, or from the events API) may be one hours after.
+    fn source(&self) -> Source;
+}
+
+/// The time from which a remembered event may be the one `record` is a
+/// copy of: a delivery's copies come within [`WINDOW`] of each other;
+/// a change found later may be of any event remembered.
+fn copies_from<T: Mergeable>(record: &T, at_ms: i64) -> i64 {
+    match record.source() {
+        Source::Webhook => at_ms.saturating_sub(WINDOW_MS),
+        Source::Reconciled | Source::EventsApi => i64::MIN,
+    }
 }
 
 /// The identity of the event a record is of: the same in every receiver
@@ -177,7 +193,7 @@ type DigestMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<DigestHasher>
 
 /// The merge of several receivers' records, each input in its log's
 /// order; itself an iterator of [`Merged`] in received order.
-pub struct Merge<T, I> {
+pub struct Merge<T, I, E> {
     inputs: Vec<I>,
     heads: Vec<Option<T>>,
     all: Receivers,
@@ -191,10 +207,12 @@ pub struct Merge<T, I> {
     unmatched: Memory,
     /// The time of the newest record read.
     now_ms: i64,
-    failed: bool,
+    /// An input's error, said once the events read before it are out.
+    failed: Option<E>,
+    ended: bool,
 }
 
-impl<T, E, I> Merge<T, I>
+impl<T, E, I> Merge<T, I, E>
 where
     T: Mergeable,
     I: Iterator<Item = Result<T, E>>,
@@ -217,7 +235,8 @@ where
             first_waiting: 0,
             unmatched: Memory::default(),
             now_ms: i64::MIN,
-            failed: false,
+            failed: None,
+            ended: false,
         }
     }
 
@@ -267,7 +286,11 @@ where
                     return None;
                 }
             }
-            if let Some(first) = self.unmatched.copy_of(identity, receiver, self.all) {
+            let since_ms = copies_from(&record, at_ms);
+            if let Some(first) = self
+                .unmatched
+                .copy_of(identity, receiver, self.all, since_ms)
+            {
                 return Some(Merged::Late {
                     copy: record,
                     receiver,
@@ -351,7 +374,7 @@ where
     }
 }
 
-impl<T, E, I> Iterator for Merge<T, I>
+impl<T, E, I> Iterator for Merge<T, I, E>
 where
     T: Mergeable,
     I: Iterator<Item = Result<T, E>>,
@@ -359,13 +382,26 @@ where
     type Item = Result<Merged<T>, E>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
+        if self.ended {
             return None;
         }
         loop {
-            if let Err(e) = self.fill() {
-                self.failed = true;
-                return Some(Err(e));
+            // An input that fails ends the merge as it ends a read of that
+            // input alone: what was read before it is given out, then the
+            // error.
+            if self.failed.is_none()
+                && let Err(e) = self.fill()
+            {
+                self.failed = Some(e);
+            }
+            if self.failed.is_some() {
+                return match self.ready(true) {
+                    Some(event) => Some(Ok(event)),
+                    None => {
+                        self.ended = true;
+                        self.failed.take().map(Err)
+                    }
+                };
             }
             // The events that waited long enough by the next record's time
             // go out before it is taken in: it can no longer be their copy.
@@ -433,6 +469,7 @@ mod tests {
         at: String,
         id: Option<u128>,
         pub(super) seq: u64,
+        source: Source,
     }
 
     impl Mergeable for R {
@@ -445,6 +482,9 @@ mod tests {
         fn seq(&self) -> u64 {
             self.seq
         }
+        fn source(&self) -> Source {
+            self.source
+        }
     }
 
     pub(super) fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
@@ -453,6 +493,15 @@ mod tests {
             at: crate::log::record::format_timestamp(at),
             id,
             seq,
+            source: Source::Webhook,
+        }
+    }
+
+    /// [`r`], for a change found later by a reconciliation.
+    pub(super) fn reconciled(seconds: i64, id: Option<u128>, seq: u64) -> R {
+        R {
+            source: Source::Reconciled,
+            ..r(seconds, id, seq)
         }
     }
 
@@ -532,7 +581,7 @@ mod tests {
     fn a_copy_made_hours_later_counts_once_and_is_given_out_as_late() {
         // B was down at 10:00 and reconciled the join at 13:00.
         let a = vec![r(0, Some(1), 1), r(20_000, Some(2), 2)];
-        let b = vec![r(3 * 3600, Some(1), 4), r(20_001, Some(2), 5)];
+        let b = vec![reconciled(3 * 3600, Some(1), 4), r(20_001, Some(2), 5)];
         let merged = merge(vec![a, b]);
         assert_eq!(events(&merged), vec![(1, 0, vec![0]), (2, 0, vec![0, 1])]);
         let late: Vec<_> = merged
@@ -553,11 +602,22 @@ mod tests {
     fn a_copy_after_the_dedup_window_is_another_event() {
         let days = DEDUP_DAYS * 24 * 3600;
         let a = vec![r(0, Some(1), 1)];
-        let b = vec![r(days + 3600, Some(1), 1)];
+        let b = vec![reconciled(days + 3600, Some(1), 1)];
         assert_eq!(
             events(&merge(vec![a, b])),
             vec![(1, 0, vec![0]), (1, 1, vec![1])]
         );
+    }
+
+    #[test]
+    fn a_delivery_hours_after_an_event_one_receiver_missed_is_not_its_copy() {
+        // A role granted twice (one identity): B was down for the first
+        // grant, and its delivery of the second is received first.
+        let a = vec![r(0, Some(5), 1), r(4 * 3600, Some(5), 2)];
+        let b = vec![r(4 * 3600 - 1, Some(5), 1)];
+        let merged = merge(vec![a, b]);
+        assert_eq!(events(&merged), vec![(1, 0, vec![0]), (1, 1, vec![0, 1])]);
+        assert!(!merged.iter().any(|m| matches!(m, Merged::Late { .. })));
     }
 
     #[test]
@@ -577,8 +637,24 @@ mod tests {
         let a: Input = vec![Ok(r(0, Some(1), 1)), Err(())].into_iter();
         let b: Input = vec![Ok(r(1, Some(2), 1))].into_iter();
         let out: Vec<_> = Merge::new(vec![a, b]).collect();
-        assert!(out.iter().any(Result::is_err));
+        assert_eq!(out.iter().filter(|m| m.is_err()).count(), 1);
         assert!(out.last().unwrap().is_err());
+    }
+
+    #[test]
+    fn the_events_read_before_an_input_fails_are_given_out_before_its_error() {
+        // A's second line is damaged: its first, and B's that came before
+        // it, are still read, as a read of A alone would give A's first.
+        let a: Input = vec![Ok(r(0, Some(1), 1)), Ok(r(5, Some(2), 2)), Err(())].into_iter();
+        let b: Input = vec![Ok(r(1, Some(1), 1)), Ok(r(2, Some(3), 2))].into_iter();
+        let out: Vec<_> = Merge::new(vec![a, b]).collect();
+        let (given, failed): (Vec<_>, Vec<_>) = out.into_iter().partition(Result::is_ok);
+        let given: Vec<_> = given.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            events(&given),
+            vec![(1, 0, vec![0, 1]), (2, 1, vec![1]), (2, 0, vec![0])]
+        );
+        assert_eq!(failed.len(), 1);
     }
 
     #[test]

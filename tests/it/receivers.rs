@@ -204,6 +204,37 @@ async fn filters_apply_to_the_merged_record() {
 }
 
 #[tokio::test]
+async fn a_damaged_line_in_one_receiver_stops_a_merged_export_after_what_came_before_it() {
+    let pair = delivered().await;
+    let (_, line) = place_of(&pair.b.dir, "left", "m1");
+    let path = pair.b.dir.join("2026-11-27.jsonl");
+    let day = std::fs::read_to_string(&path).unwrap();
+    let damaged: Vec<&str> = day
+        .lines()
+        .enumerate()
+        .map(|(n, l)| if n + 1 == line { "not a record" } else { l })
+        .collect();
+    std::fs::write(&path, damaged.join("\n") + "\n").unwrap();
+
+    let out = run(both(&pair).arg("export")).code(2);
+
+    let where_ = format!("{} line {line}", path.display());
+    assert!(out.stderr.contains(&where_), "{}", out.report());
+    // Every event received before the damaged line is written, as an
+    // export of b alone writes its records before it.
+    let events: Vec<(String, String)> = csv_rows(&out.stdout)
+        .into_iter()
+        .filter(|r| !r["event"].starts_with("receiver_"))
+        .map(|r| (r["event"].clone(), r["membership_id"].clone()))
+        .collect();
+    let before: Vec<(String, String)> = EVENTS[..3]
+        .iter()
+        .map(|(e, m, _)| (e.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(events, before, "{}", out.report());
+}
+
+#[tokio::test]
 async fn an_event_whose_first_copy_is_before_the_range_is_not_exported_from_its_later_copy() {
     let mut pair = Pair::start().await;
     // `a` has it at 23:59:59 on the 27th, `b` (1.5 s ahead) on the 28th.

@@ -13,6 +13,7 @@ use super::{Cursor, Filter, Format, Had, Printer, Shown, Watch, durable_head, sh
 use crate::log::days::{DEDUP_DAYS, Day, day_name};
 use crate::log::merge::{self, Follow, Merge, Mergeable, Merged};
 use crate::log::reader::{self, DayReader, RecordView, Stream, TitleFallback};
+use crate::log::record::Source;
 use crate::receiver::Receivers;
 
 /// The last `n` events `filter` keeps of the merged record, oldest first;
@@ -185,6 +186,10 @@ impl Mergeable for Incoming<'_, '_> {
 
     fn seq(&self) -> u64 {
         self.0.seq
+    }
+
+    fn source(&self) -> Source {
+        self.0.source
     }
 }
 

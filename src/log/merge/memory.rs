@@ -73,20 +73,22 @@ impl Memory {
     }
 
     /// A record of `receiver` with this identity: the oldest remembered
-    /// event `receiver` has no copy of yet gains it; its first record is
-    /// returned. Forgotten once every receiver of `all` has it.
+    /// event from `since_ms` on that `receiver` has no copy of yet gains
+    /// it; its first record is returned. Forgotten once every receiver of
+    /// `all` has it.
     pub(super) fn copy_of(
         &mut self,
         identity: u128,
         receiver: usize,
         all: Receivers,
+        since_ms: i64,
     ) -> Option<(usize, u64)> {
         let events = self.events.get_mut(&identity)?;
         let (front, back) = events.as_slice_mut();
         let at = front
             .iter()
             .chain(back.iter())
-            .position(|e| !e.receivers.contains(receiver))?;
+            .position(|e| !e.receivers.contains(receiver) && e.at_ms >= since_ms)?;
         let event = if at < front.len() {
             &mut front[at]
         } else {
@@ -148,7 +150,11 @@ impl Follow {
         self.now_ms = self.now_ms.max(at_ms);
         self.unmatched.forget_before(self.now_ms);
         let identity = record.identity()?;
-        if let Some(first) = self.unmatched.copy_of(identity, receiver, self.all) {
+        let since_ms = super::copies_from(record, at_ms);
+        if let Some(first) = self
+            .unmatched
+            .copy_of(identity, receiver, self.all, since_ms)
+        {
             return Some(first);
         }
         let receivers = Receivers::one(receiver);
@@ -168,7 +174,7 @@ impl Follow {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Input, R, r};
+    use super::super::tests::{Input, R, r, reconciled};
     use super::super::{DEDUP_DAYS, Merge};
     use super::*;
 
@@ -191,7 +197,7 @@ mod tests {
                 (1, r(1, Some(1), 7)),
                 (1, r(2, Some(2), 8)),
                 // Hours later, A reconciles what it missed.
-                (0, r(3 * 3600, Some(2), 2)),
+                (0, reconciled(3 * 3600, Some(2), 2)),
                 // The same identity again at A is another event (a role
                 // granted twice); its copy at B pairs with it.
                 (0, r(4 * 3600, Some(1), 3)),
@@ -230,10 +236,30 @@ mod tests {
         assert_eq!(
             follow(
                 &mut f,
-                &[(1, r(3600, Some(1), 6)), (1, r(days + 3600, Some(2), 7))]
+                &[
+                    (1, reconciled(3600, Some(1), 6)),
+                    (1, reconciled(days + 3600, Some(2), 7))
+                ]
             ),
             vec![Some((0, 1)), None],
             "B's late copy of A's first event is known; a week on, nothing is"
         );
+    }
+
+    #[test]
+    fn a_follower_takes_a_delivery_as_a_copy_only_within_the_window() {
+        let mut f = Follow::new(2);
+        let seen = follow(
+            &mut f,
+            &[
+                // A role granted at A while B was down...
+                (0, r(0, Some(1), 1)),
+                // ...and granted again hours later: B's delivery of the
+                // second grant is that grant, not a copy of the first.
+                (1, r(4 * 3600, Some(1), 5)),
+                (0, r(4 * 3600 + 1, Some(1), 2)),
+            ],
+        );
+        assert_eq!(seen, vec![None, None, Some((1, 5))]);
     }
 }

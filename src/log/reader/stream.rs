@@ -134,6 +134,10 @@ impl Mergeable for Entry {
     fn seq(&self) -> u64 {
         self.key.seq
     }
+
+    fn source(&self) -> Source {
+        self.key.source
+    }
 }
 
 /// A receiver's records in log order, from the days it was opened on.
