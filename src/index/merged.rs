@@ -24,7 +24,6 @@ use super::lines::Lines;
 use super::state::{self, Track};
 use super::{Index, IndexError};
 use crate::clock::Clock;
-use crate::log::days::DEDUP_DAYS;
 use crate::log::merge::{self, Merge, Mergeable, Merged};
 use crate::log::reader::RecordView;
 use crate::log::record::{Event, Source, format_timestamp, scan};
@@ -59,6 +58,10 @@ impl Mergeable for Recorded {
 
     fn source(&self) -> Source {
         self.source
+    }
+
+    fn event(&self) -> Event {
+        self.event
     }
 }
 
@@ -111,7 +114,12 @@ impl Iterator for Input<'_> {
         cut.read += 1;
         // Read into this batch's merge: it is folded in by the commit.
         let track = &mut self.track;
-        track.see(next.event, &next.received_at, next.not_before.as_deref());
+        track.see(
+            next.event,
+            next.source,
+            &next.received_at,
+            next.not_before.as_deref(),
+        );
         track.at.seq = next.seq;
         track.at.hash.clone_from(&next.hash);
         track.at.day = Some(next.day.clone());
@@ -295,7 +303,14 @@ fn land(
     // receiver's records are never copies of each other.
     if let Some(identity) = record.identity
         && row.receivers != all
-        && let Some((id, before)) = fold.copy_of(identity, row.receivers, &since(record))?
+        && let Some((id, before)) = fold.copy_of(
+            identity,
+            row.receivers,
+            (
+                &since(record, merge::REMEMBER_MS),
+                &since(record, delivered_window(record)),
+            ),
+        )?
     {
         fold.add_receivers(id, before, row.receivers, all)?;
         return Ok(false);
@@ -308,16 +323,23 @@ fn land(
     Ok(true)
 }
 
-/// The oldest time an event `record` is a copy of can have: the writer's
-/// dedup window before it, as the merge remembers unmatched events.
-fn since(record: &Recorded) -> String {
+/// How long before `record` the first copy of its event may be, when that
+/// copy was a delivery ([`merge::delivered_copy_window_ms`]).
+fn delivered_window(record: &Recorded) -> i64 {
+    merge::delivered_copy_window_ms(record.event, record.source)
+}
+
+/// The time `window_ms` before `record`: the oldest an event it is a copy
+/// of can have.
+fn since(record: &Recorded, window_ms: i64) -> String {
     let Some(at) = merge::millis(&record.received_at) else {
         return String::new();
     };
-    let window = i128::from(DEDUP_DAYS) * 24 * 3600 * 1000;
-    time::OffsetDateTime::from_unix_timestamp_nanos((i128::from(at) - window) * 1_000_000)
-        .map(format_timestamp)
-        .unwrap_or_default()
+    time::OffsetDateTime::from_unix_timestamp_nanos(
+        (i128::from(at) - i128::from(window_ms)) * 1_000_000,
+    )
+    .map(format_timestamp)
+    .unwrap_or_default()
 }
 
 /// The receivers as one bit a place.

@@ -251,9 +251,11 @@ CREATE TABLE state (
     offset INTEGER NOT NULL,
     -- `received_at` of the receiver's first record: it was down before.
     first_at TEXT,
-    -- `received_at` of its last record: of several receivers, one whose
-    -- log ends first without a stop was down after it.
+    -- `received_at` of its last record, and of its last webhook delivery
+    -- of a membership event: of several receivers, one whose log ends
+    -- without a stop before another's delivery was down after it.
     last_at TEXT,
+    last_delivery_at TEXT,
     built_at TEXT NOT NULL,
     schema_version INTEGER NOT NULL
 );
@@ -461,7 +463,7 @@ mod tests {
         let copy_of = query_plan(
             &conn,
             super::super::fold::COPY_OF,
-            rusqlite::params![&[0u8; 16][..], 2, ""],
+            rusqlite::params![&[0u8; 16][..], 2, "", ""],
         );
         assert!(
             !copy_of.contains("SCAN") && !copy_of.contains("TEMP B-TREE"),

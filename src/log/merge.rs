@@ -15,9 +15,10 @@
 //! the change hours after the other received it) still counts once: the
 //! events some receiver has not matched yet are remembered for
 //! [`DEDUP_DAYS`], the writer's own window, and such a copy is given out
-//! as [`Merged::Late`] for whoever keeps the list of receivers. Only a
-//! change found later can be such a copy: a webhook delivery is of an
-//! event delivered then, so it is a copy only within [`WINDOW`].
+//! as [`Merged::Late`] for whoever keeps the list of receivers. A role
+//! can be granted again under the same identity: a delivery of a role
+//! change is a copy of another delivery only within [`WINDOW`]
+//! ([`delivered_copy_window_ms`]).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -38,7 +39,7 @@ pub const WINDOW_MS: i64 = 5 * 60 * 1000;
 pub const WINDOW: std::time::Duration = std::time::Duration::from_millis(WINDOW_MS as u64);
 
 /// How long an event some receiver has not matched yet is remembered.
-const REMEMBER_MS: i64 = DEDUP_DAYS * 24 * 3600 * 1000;
+pub const REMEMBER_MS: i64 = DEDUP_DAYS * 24 * 3600 * 1000;
 
 /// At most this many receivers are merged.
 pub const MAX_RECEIVERS: usize = 64;
@@ -57,19 +58,26 @@ pub trait Mergeable {
     fn identity(&self) -> Option<u128>;
     /// Its seq in its receiver's log.
     fn seq(&self) -> u64;
-    /// How it came to be recorded: a webhook delivery is a copy of an
-    /// event only within [`WINDOW`] of it; a change found later
-    /// (reconciled, or from the events API) may be one hours after.
+    /// How it came to be recorded ([`delivered_copy_window_ms`]).
     fn source(&self) -> Source;
+    /// Its event ([`delivered_copy_window_ms`]).
+    fn event(&self) -> Event;
 }
 
-/// The time from which a remembered event may be the one `record` is a
-/// copy of: a delivery's copies come within [`WINDOW`] of each other;
-/// a change found later may be of any event remembered.
-fn copies_from<T: Mergeable>(record: &T, at_ms: i64) -> i64 {
-    match record.source() {
-        Source::Webhook => at_ms.saturating_sub(WINDOW_MS),
-        Source::Reconciled | Source::EventsApi => i64::MIN,
+/// How long before a record of `event` from `source` the first copy of
+/// its event may have been received, when that first copy was a webhook
+/// delivery too. A role can be granted again, with the same identity:
+/// the copies of one delivery of a role change come within [`WINDOW`] of
+/// each other, so a delivery later than that is another grant. A join or
+/// a leave happens once (its identity holds the membership's creation),
+/// and a change found later (reconciled, from the events API) may be
+/// recorded hours after it: for those, the whole of what is remembered.
+pub fn delivered_copy_window_ms(event: Event, source: Source) -> i64 {
+    let recurs = matches!(event, Event::ModeratorGranted | Event::ModeratorRevoked);
+    if recurs && source == Source::Webhook {
+        WINDOW_MS
+    } else {
+        REMEMBER_MS
     }
 }
 
@@ -286,7 +294,8 @@ where
                     return None;
                 }
             }
-            let since_ms = copies_from(&record, at_ms);
+            let since_ms =
+                at_ms.saturating_sub(delivered_copy_window_ms(record.event(), record.source()));
             if let Some(first) = self
                 .unmatched
                 .copy_of(identity, receiver, self.all, since_ms)
@@ -341,6 +350,7 @@ where
                         first: (event.receiver, event.record.seq()),
                         receivers: event.receivers,
                         at_ms: event.at_ms,
+                        delivered: event.record.source() == Source::Webhook,
                     },
                 );
             }
@@ -470,6 +480,7 @@ mod tests {
         id: Option<u128>,
         pub(super) seq: u64,
         source: Source,
+        event: Event,
     }
 
     impl Mergeable for R {
@@ -485,6 +496,9 @@ mod tests {
         fn source(&self) -> Source {
             self.source
         }
+        fn event(&self) -> Event {
+            self.event
+        }
     }
 
     pub(super) fn r(seconds: i64, id: Option<u128>, seq: u64) -> R {
@@ -494,6 +508,15 @@ mod tests {
             id,
             seq,
             source: Source::Webhook,
+            event: Event::Joined,
+        }
+    }
+
+    /// [`r`], of a role granted.
+    pub(super) fn granted(seconds: i64, id: Option<u128>, seq: u64) -> R {
+        R {
+            event: Event::ModeratorGranted,
+            ..r(seconds, id, seq)
         }
     }
 
@@ -613,11 +636,22 @@ mod tests {
     fn a_delivery_hours_after_an_event_one_receiver_missed_is_not_its_copy() {
         // A role granted twice (one identity): B was down for the first
         // grant, and its delivery of the second is received first.
-        let a = vec![r(0, Some(5), 1), r(4 * 3600, Some(5), 2)];
-        let b = vec![r(4 * 3600 - 1, Some(5), 1)];
+        let a = vec![granted(0, Some(5), 1), granted(4 * 3600, Some(5), 2)];
+        let b = vec![granted(4 * 3600 - 1, Some(5), 1)];
         let merged = merge(vec![a, b]);
         assert_eq!(events(&merged), vec![(1, 0, vec![0]), (1, 1, vec![0, 1])]);
         assert!(!merged.iter().any(|m| matches!(m, Merged::Late { .. })));
+    }
+
+    #[test]
+    fn a_join_delivered_an_hour_late_to_one_receiver_is_still_its_copy() {
+        // A join happens once: a delivery of it an hour after the other
+        // receiver's (a clock set wrong, a delayed delivery) is a copy.
+        let a = vec![r(0, Some(5), 1)];
+        let b = vec![r(3600, Some(5), 1)];
+        let merged = merge(vec![a, b]);
+        assert_eq!(events(&merged), vec![(1, 0, vec![0])]);
+        assert!(merged.iter().any(|m| matches!(m, Merged::Late { .. })));
     }
 
     #[test]

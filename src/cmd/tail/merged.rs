@@ -13,7 +13,7 @@ use super::{Cursor, Filter, Format, Had, Printer, Shown, Watch, durable_head, sh
 use crate::log::days::{DEDUP_DAYS, Day, day_name};
 use crate::log::merge::{self, Follow, Merge, Mergeable, Merged};
 use crate::log::reader::{self, DayReader, RecordView, Stream, TitleFallback};
-use crate::log::record::Source;
+use crate::log::record::{Event, Source};
 use crate::receiver::Receivers;
 
 /// The last `n` events `filter` keeps of the merged record, oldest first;
@@ -190,6 +190,10 @@ impl Mergeable for Incoming<'_, '_> {
 
     fn source(&self) -> Source {
         self.0.source
+    }
+
+    fn event(&self) -> Event {
+        self.0.event
     }
 }
 

@@ -52,6 +52,7 @@ const PAIRS: usize = 1 << 16;
 pub(super) const COPY_OF: &str = "SELECT c.id, c.receivers FROM record_copy c
     JOIN record r ON r.id = c.id
     WHERE c.identity = ?1 AND c.receivers & ?2 = 0 AND r.received_at >= ?3
+        AND (r.source <> 'webhook' OR r.received_at >= ?4)
     ORDER BY c.id LIMIT 1";
 
 /// Which event a row is.
@@ -174,7 +175,7 @@ impl<'c> Fold<'c> {
     ) -> Result<(), IndexError> {
         self.fold(r, Row::single(r.seq))?;
         let track = &mut self.tracks[0];
-        track.see(r.event, &r.received_at, r.not_before.as_deref());
+        track.see(r.event, r.source, &r.received_at, r.not_before.as_deref());
         let at = &mut track.at;
         at.seq = r.seq;
         at.hash.clear();
@@ -217,19 +218,25 @@ impl<'c> Fold<'c> {
         Ok(())
     }
 
-    /// The oldest row of the event `identity` received since `since` that
-    /// none of `receivers` recorded: its id and receivers.
+    /// The oldest row of the event `identity` received since `since`
+    /// (since `delivered_since` if it was a webhook delivery) that none of
+    /// `receivers` recorded: its id and receivers.
     pub fn copy_of(
         &self,
         identity: u128,
         receivers: u64,
-        since: &str,
+        (since, delivered_since): (&str, &str),
     ) -> Result<Option<(u64, u64)>, IndexError> {
         let found = self
             .conn
             .prepare_cached(COPY_OF)?
             .query_row(
-                params![&identity.to_le_bytes()[..], receivers as i64, since],
+                params![
+                    &identity.to_le_bytes()[..],
+                    receivers as i64,
+                    since,
+                    delivered_since
+                ],
                 |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)),
             )
             .optional()?;

@@ -13,6 +13,9 @@ pub(super) struct Unmatched {
     pub first: (usize, u64),
     pub receivers: Receivers,
     pub at_ms: i64,
+    /// Its first copy was a webhook delivery
+    /// ([`super::delivered_copy_window_ms`]).
+    pub delivered: bool,
 }
 
 /// The events given out that some receiver has not recorded yet, by
@@ -73,8 +76,9 @@ impl Memory {
     }
 
     /// A record of `receiver` with this identity: the oldest remembered
-    /// event from `since_ms` on that `receiver` has no copy of yet gains
-    /// it; its first record is returned. Forgotten once every receiver of
+    /// event `receiver` has no copy of yet, and whose first copy is from
+    /// `since_ms` on if it was a delivery, gains it; its first record is
+    /// returned. Forgotten once every receiver of
     /// `all` has it.
     pub(super) fn copy_of(
         &mut self,
@@ -85,10 +89,9 @@ impl Memory {
     ) -> Option<(usize, u64)> {
         let events = self.events.get_mut(&identity)?;
         let (front, back) = events.as_slice_mut();
-        let at = front
-            .iter()
-            .chain(back.iter())
-            .position(|e| !e.receivers.contains(receiver) && e.at_ms >= since_ms)?;
+        let at = front.iter().chain(back.iter()).position(|e| {
+            !e.receivers.contains(receiver) && (!e.delivered || e.at_ms >= since_ms)
+        })?;
         let event = if at < front.len() {
             &mut front[at]
         } else {
@@ -150,7 +153,10 @@ impl Follow {
         self.now_ms = self.now_ms.max(at_ms);
         self.unmatched.forget_before(self.now_ms);
         let identity = record.identity()?;
-        let since_ms = super::copies_from(record, at_ms);
+        let since_ms = at_ms.saturating_sub(super::delivered_copy_window_ms(
+            record.event(),
+            record.source(),
+        ));
         if let Some(first) = self
             .unmatched
             .copy_of(identity, receiver, self.all, since_ms)
@@ -165,6 +171,7 @@ impl Follow {
                     first: (receiver, record.seq()),
                     receivers,
                     at_ms,
+                    delivered: record.source() == crate::log::record::Source::Webhook,
                 },
             );
         }
@@ -174,7 +181,7 @@ impl Follow {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Input, R, r, reconciled};
+    use super::super::tests::{Input, R, granted, r, reconciled};
     use super::super::{DEDUP_DAYS, Merge};
     use super::*;
 
@@ -253,11 +260,11 @@ mod tests {
             &mut f,
             &[
                 // A role granted at A while B was down...
-                (0, r(0, Some(1), 1)),
+                (0, granted(0, Some(1), 1)),
                 // ...and granted again hours later: B's delivery of the
                 // second grant is that grant, not a copy of the first.
-                (1, r(4 * 3600, Some(1), 5)),
-                (0, r(4 * 3600 + 1, Some(1), 2)),
+                (1, granted(4 * 3600, Some(1), 5)),
+                (0, granted(4 * 3600 + 1, Some(1), 2)),
             ],
         );
         assert_eq!(seen, vec![None, None, Some((1, 5))]);

@@ -138,6 +138,10 @@ impl Mergeable for Entry {
     fn source(&self) -> Source {
         self.key.source
     }
+
+    fn event(&self) -> Event {
+        self.key.event
+    }
 }
 
 /// A receiver's records in log order, from the days it was opened on.
