@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::build::Position;
 use crate::clock::Clock;
-use crate::log::record::{Event, format_timestamp};
+use crate::log::record::{Event, Source, format_timestamp};
 use crate::log::roster::coverage::{self, Coverage, Gap, Heard};
 
 /// One receiver, as a catch-up follows it.
@@ -24,6 +24,8 @@ pub struct Track {
     pub first_at: Option<String>,
     /// `received_at` of its last record.
     last_at: Option<String>,
+    /// `received_at` of its last webhook delivery of a membership event.
+    last_delivery_at: Option<String>,
     /// Its last record came in this batch.
     moved: bool,
     /// Its clean stop not followed by a start, as the batch found it.
@@ -34,9 +36,18 @@ pub struct Track {
 
 impl Track {
     /// Takes the receiver's next record, in its log's order.
-    pub fn see(&mut self, event: Event, received_at: &str, not_before: Option<&str>) {
+    pub fn see(
+        &mut self,
+        event: Event,
+        source: Source,
+        received_at: &str,
+        not_before: Option<&str>,
+    ) {
         self.coverage.see(event, received_at, not_before);
         self.last_at = Some(received_at.to_string());
+        if event.is_membership() && source == Source::Webhook {
+            self.last_delivery_at = Some(received_at.to_string());
+        }
         self.moved = true;
         if self.first_at.is_none() {
             self.first_at = Some(received_at.to_string());
@@ -48,7 +59,7 @@ impl Track {
 /// Every receiver's track, by place, as the last commit left them.
 pub fn read(conn: &Connection) -> rusqlite::Result<Vec<Track>> {
     let mut rows = conn.prepare_cached(
-        "SELECT receiver, seq, hash, day, offset, first_at, last_at,
+        "SELECT receiver, seq, hash, day, offset, first_at, last_at, last_delivery_at,
             (SELECT from_at FROM gap WHERE gap.receiver = state.receiver AND to_at IS NULL
              ORDER BY id DESC LIMIT 1)
          FROM state ORDER BY receiver",
@@ -61,12 +72,13 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Vec<Track>> {
                 day: row.get(3)?,
                 offset: row.get(4)?,
             };
-            let stopped_at: Option<String> = row.get(7)?;
+            let stopped_at: Option<String> = row.get(8)?;
             Ok(Track {
                 coverage: Coverage::resume(at.seq > 0, stopped_at.clone()),
                 at,
                 first_at: row.get(5)?,
                 last_at: row.get(6)?,
+                last_delivery_at: row.get(7)?,
                 moved: false,
                 stopped_at,
                 began: false,
@@ -110,7 +122,7 @@ pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusq
         }
         conn.prepare_cached(
             "UPDATE state SET seq = ?2, hash = ?3, day = ?4, offset = ?5, first_at = ?6,
-                last_at = ?7, built_at = ?8
+                last_at = ?7, last_delivery_at = ?8, built_at = ?9
              WHERE receiver = ?1",
         )?
         .execute(params![
@@ -121,6 +133,7 @@ pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusq
             track.at.offset,
             track.first_at,
             track.last_at,
+            track.last_delivery_at,
             built_at
         ])?;
     }
@@ -130,13 +143,15 @@ pub fn write(conn: &Connection, tracks: &mut [Track], clock: &dyn Clock) -> rusq
     Ok(())
 }
 
-/// Rewrites `coverage_gap` from every receiver's first and last records
-/// and gaps.
+/// Rewrites `coverage_gap` from every receiver's first and last records,
+/// last delivery and gaps.
 fn shared_gaps(conn: &Connection) -> rusqlite::Result<()> {
-    type Spans = (Option<String>, Option<String>, Vec<Gap>);
+    type Spans = (Option<String>, Option<String>, Option<String>, Vec<Gap>);
     let mut receivers: Vec<Spans> = conn
-        .prepare_cached("SELECT first_at, last_at FROM state ORDER BY receiver")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, Vec::new())))?
+        .prepare_cached("SELECT first_at, last_at, last_delivery_at FROM state ORDER BY receiver")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, Vec::new()))
+        })?
         .collect::<Result<_, _>>()?;
     let mut gaps = conn.prepare_cached(
         "SELECT receiver, from_at, to_at, after_crash FROM gap ORDER BY receiver, id",
@@ -144,7 +159,7 @@ fn shared_gaps(conn: &Connection) -> rusqlite::Result<()> {
     let mut rows = gaps.query([])?;
     while let Some(row) = rows.next()? {
         let place: usize = row.get(0)?;
-        if let Some((_, _, gaps)) = receivers.get_mut(place) {
+        if let Some((_, _, _, gaps)) = receivers.get_mut(place) {
             gaps.push(Gap {
                 from: row.get(1)?,
                 to: row.get(2)?,
@@ -154,9 +169,10 @@ fn shared_gaps(conn: &Connection) -> rusqlite::Result<()> {
     }
     let of: Vec<Heard<'_>> = receivers
         .iter_mut()
-        .map(|(first_at, last_at, gaps)| Heard {
+        .map(|(first_at, last_at, last_delivery_at, gaps)| Heard {
             first_at: first_at.as_deref(),
             last_at: last_at.as_deref(),
+            last_delivery_at: last_delivery_at.as_deref(),
             gaps: std::mem::take(gaps),
         })
         .collect();
@@ -181,8 +197,8 @@ pub fn create(
     for (place, name) in names.iter().enumerate() {
         conn.execute(
             "INSERT INTO state (receiver, name, seq, hash, day, offset, first_at, last_at,
-                built_at, schema_version)
-             VALUES (?1, ?2, 0, '', NULL, 0, NULL, NULL, ?3, ?4)",
+                last_delivery_at, built_at, schema_version)
+             VALUES (?1, ?2, 0, '', NULL, 0, NULL, NULL, NULL, ?3, ?4)",
             params![place, name, built_at, version],
         )?;
     }

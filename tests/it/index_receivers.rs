@@ -209,9 +209,26 @@ async fn a_receiver_whose_log_ends_without_a_stop_hides_no_later_gap_of_the_othe
         "{}",
         a_down.report()
     );
-    // a, whose log is the newest, is up after its last record.
+    // a is up after its last record.
     assert!(gap_warnings(&after).is_empty(), "{}", after.report());
     two.ok(&["index", "--check"]);
+}
+
+#[tokio::test]
+async fn a_receiver_only_quiet_while_the_other_restarts_leaves_no_gap() {
+    let two = a_day_of_two().await;
+    // No delivery after 15:05; b is upgraded 16:00-16:30, a only quiet.
+    at(&two.b, time("16:00:00"), stopped()).await;
+    at(&two.b, time("16:30:00"), started()).await;
+
+    let b_down = two.ok(&["roster", "--room", "room-1", "--at", "2026-11-27T16:15:00Z"]);
+
+    assert!(gap_warnings(&b_down).is_empty(), "{}", b_down.report());
+    assert_eq!(
+        two.query("SELECT count(*) || '' FROM coverage_gaps"),
+        "1",
+        "only the gap of both, 14:10-14:50"
+    );
 }
 
 #[tokio::test]

@@ -128,6 +128,8 @@ pub struct Heard<'a> {
     pub first_at: Option<&'a str>,
     /// `received_at` of its last record.
     pub last_at: Option<&'a str>,
+    /// `received_at` of its last webhook delivery of a membership event.
+    pub last_delivery_at: Option<&'a str>,
     /// Its own gaps, oldest first.
     pub gaps: Vec<Gap>,
 }
@@ -136,13 +138,19 @@ pub struct Heard<'a> {
 /// merged read. A receiver is down before its first record (nothing
 /// before every receiver's first record is a gap: nothing was listening
 /// yet) and in its own gaps. A receiver whose log ends without a clean
-/// stop before another's does counts as down from its last record: it
-/// may have died there, and nothing it wrote says it was listening after
-/// (one that was only quiet is up again at its next record). The newest
-/// log's receiver is up until now, as a receiver read alone is. A shared
-/// gap is after a crash when one of the gaps it lies in is.
+/// stop counts as down from its last record once another receiver
+/// recorded a delivery more than [`WINDOW`](crate::log::merge::WINDOW)
+/// after it: Webex delivers every event to every receiver, so one that
+/// was up would have recorded it too; it died there, without a stop. One
+/// that was only quiet, with no delivery anywhere since, is up until now,
+/// as a receiver read alone is. A shared gap is after a crash when one of
+/// the gaps it lies in is.
 pub fn shared(receivers: &[Heard<'_>]) -> Vec<Gap> {
-    let newest = receivers.iter().filter_map(|r| r.last_at).max();
+    let ms = |at: Option<&str>| at.and_then(crate::log::merge::millis);
+    let last_delivery = receivers
+        .iter()
+        .filter_map(|r| ms(r.last_delivery_at))
+        .max();
     // Down-times as (from, to) with "" before any time and `None` after.
     let mut shared: Option<Vec<Gap>> = None;
     for receiver in receivers {
@@ -154,9 +162,13 @@ pub fn shared(receivers: &[Heard<'_>]) -> Vec<Gap> {
         if receiver.first_at.is_some() {
             down.extend(receiver.gaps.iter().cloned());
             let stopped = down.last().is_some_and(|gap| gap.to.is_none());
+            let missed = |last_at: i64| {
+                last_delivery
+                    .is_some_and(|delivery| delivery > last_at + crate::log::merge::WINDOW_MS)
+            };
             if let Some(last_at) = receiver.last_at
                 && !stopped
-                && newest.is_some_and(|newest| last_at < newest)
+                && ms(Some(last_at)).is_some_and(missed)
             {
                 down.push(Gap {
                     from: last_at.to_string(),
@@ -265,11 +277,13 @@ mod tests {
         }
     }
 
-    /// A receiver heard from `first` to `last`, with `gaps`.
+    /// A receiver heard from `first` to `last` (a delivery then), with
+    /// `gaps`.
     fn heard<'a>(first: Option<&'a str>, last: Option<&'a str>, gaps: &[Gap]) -> Heard<'a> {
         Heard {
             first_at: first,
             last_at: last,
+            last_delivery_at: last,
             gaps: gaps.to_vec(),
         }
     }
@@ -318,20 +332,22 @@ mod tests {
     }
 
     #[test]
-    fn a_receiver_whose_log_ends_first_without_a_stop_is_down_after_its_last_record() {
-        // b died after T1; a was down from T2 to T3 and is up since.
-        let a = vec![gap(T2, Some(T3), true)];
+    fn a_receiver_whose_log_ends_before_a_delivery_it_lacks_is_down_after_its_last_record() {
+        // b died after T1; a was down from T2 to T3, and recorded a
+        // delivery at T4 that b lacks.
+        let a = vec![gap(T2, Some(T3), false)];
         let receivers = [
             heard(Some(T1), Some(T4), &a),
             heard(Some(T1), Some(T1), &[]),
         ];
         assert_eq!(shared(&receivers), vec![gap(T2, Some(T3), true)]);
-        // The newest log's receiver is up until now, stopped or not.
-        let receivers = [
-            heard(Some(T1), Some(T4), &[]),
-            heard(Some(T1), Some(T1), &[]),
-        ];
-        assert!(shared(&receivers).is_empty());
+        // b only quiet: a restarted, and no delivery came since b's last
+        // record. Nothing says b was not listening.
+        let restarted = Heard {
+            last_delivery_at: Some(T1),
+            ..heard(Some(T1), Some(T4), &a)
+        };
+        assert!(shared(&[restarted, heard(Some(T1), Some(T1), &[])]).is_empty());
         // Read alone, a receiver is up after its last record.
         assert!(shared(&[heard(Some(T1), Some(T1), &[])]).is_empty());
     }
