@@ -69,9 +69,11 @@ fn main() -> anyhow::Result<()> {
         let ratio = start.baseline_peak_kib.map_or(String::new(), |b| {
             format!("{:.2}", start.peak_kib as f64 / b as f64)
         });
-        let loaded = start.loaded.map_or("(no role changes)".to_string(), |loaded| {
-            format!("{:.2} s", loaded.as_secs_f64())
-        });
+        let loaded = start
+            .loaded
+            .map_or("(no role changes)".to_string(), |loaded| {
+                format!("{:.2} s", loaded.as_secs_f64())
+            });
         let line = format!(
             "| {label} | {build} | {:.2} s | {loaded} | {} | {} | {ratio} |",
             start.first.as_secs_f64(),
