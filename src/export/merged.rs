@@ -26,7 +26,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use anyhow::Context;
-use time::{Date, Duration};
+use time::Date;
 
 use super::{CSV_HEADER, Format, Job, Options, Rows, TitleCell};
 use crate::log::days::{DEDUP_DAYS, Day};
@@ -60,8 +60,8 @@ pub fn write(
         from: filter
             .from
             .as_deref()
-            .map(|from| shifted(from, -(DEDUP_DAYS + 1))),
-        to: filter.to.as_deref().map(|to| shifted(to, 1)),
+            .map(|from| shifted_days(from, -(DEDUP_DAYS + 1))),
+        to: filter.to.as_deref().map(|to| shifted_days(to, 1)),
         ..Filter::default()
     };
     // Before the first day of the range: only ever searched for titles.
@@ -164,18 +164,9 @@ pub fn write(
     Ok(())
 }
 
-/// A `received_at`-form time moved by `days` (a time of another form is
-/// kept as it is).
-fn shifted(at: &str, days: i64) -> String {
-    match crate::log::merge::millis(at) {
-        Some(ms) => {
-            let at = time::OffsetDateTime::UNIX_EPOCH
-                + Duration::milliseconds(ms)
-                + Duration::days(days);
-            crate::log::record::format_timestamp(at)
-        }
-        None => at.to_string(),
-    }
+/// `at` moved by `days` (a time of another form is kept as it is).
+fn shifted_days(at: &str, days: i64) -> String {
+    crate::log::merge::shifted(at, days * 24 * 3600 * 1000).unwrap_or_else(|| at.to_string())
 }
 
 fn day_name(day: &Day) -> String {

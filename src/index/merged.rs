@@ -26,7 +26,7 @@ use super::{Index, IndexError};
 use crate::clock::Clock;
 use crate::log::merge::{self, Merge, Mergeable, Merged};
 use crate::log::reader::RecordView;
-use crate::log::record::{Event, Source, format_timestamp, scan};
+use crate::log::record::{Event, Source, scan};
 
 /// A receiver's record, read for the merge; its line is parsed again
 /// only if it is the copy folded in.
@@ -332,14 +332,7 @@ fn delivered_window(record: &Recorded) -> i64 {
 /// The time `window_ms` before `record`: the oldest an event it is a copy
 /// of can have.
 fn since(record: &Recorded, window_ms: i64) -> String {
-    let Some(at) = merge::millis(&record.received_at) else {
-        return String::new();
-    };
-    time::OffsetDateTime::from_unix_timestamp_nanos(
-        (i128::from(at) - i128::from(window_ms)) * 1_000_000,
-    )
-    .map(format_timestamp)
-    .unwrap_or_default()
+    merge::shifted(&record.received_at, -window_ms).unwrap_or_default()
 }
 
 /// The receivers as one bit a place.

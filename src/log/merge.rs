@@ -294,11 +294,9 @@ where
                     return None;
                 }
             }
-            let since_ms =
-                at_ms.saturating_sub(delivered_copy_window_ms(record.event(), record.source()));
-            if let Some(first) = self
-                .unmatched
-                .copy_of(identity, receiver, self.all, since_ms)
+            if let Some(first) =
+                self.unmatched
+                    .copy_of(&record, (identity, receiver, at_ms), self.all)
             {
                 return Some(Merged::Late {
                     copy: record,
@@ -346,12 +344,7 @@ where
             if event.receivers != self.all {
                 self.unmatched.remember(
                     identity,
-                    Unmatched {
-                        first: (event.receiver, event.record.seq()),
-                        receivers: event.receivers,
-                        at_ms: event.at_ms,
-                        delivered: event.record.source() == Source::Webhook,
-                    },
+                    Unmatched::of(&event.record, event.receiver, event.receivers, event.at_ms),
                 );
             }
         }
@@ -442,6 +435,14 @@ fn earlier<T: Mergeable>(a: &T, b: &T) -> bool {
         (Some(a), Some(b)) => a < b,
         _ => a.received_at() < b.received_at(),
     }
+}
+
+/// A `received_at`-form time moved by `by_ms` milliseconds; `None` for a
+/// time of another form.
+pub fn shifted(at: &str, by_ms: i64) -> Option<String> {
+    let ms = millis(at)?.checked_add(by_ms)?;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    Some(crate::log::record::format_timestamp(at))
 }
 
 /// Milliseconds since the epoch of a `received_at`

@@ -5,7 +5,8 @@
 
 use std::collections::VecDeque;
 
-use super::{DigestMap, Mergeable, REMEMBER_MS, Receivers};
+use super::{DigestMap, Mergeable, REMEMBER_MS, Receivers, delivered_copy_window_ms};
+use crate::log::record::Source;
 
 /// An event given out that some receiver has not recorded yet.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +17,24 @@ pub(super) struct Unmatched {
     /// Its first copy was a webhook delivery
     /// ([`super::delivered_copy_window_ms`]).
     pub delivered: bool,
+}
+
+impl Unmatched {
+    /// `record`, the first copy of an event, from `receiver`, received at
+    /// `at_ms`, that `receivers` recorded.
+    pub(super) fn of<T: Mergeable>(
+        record: &T,
+        receiver: usize,
+        receivers: Receivers,
+        at_ms: i64,
+    ) -> Self {
+        Unmatched {
+            first: (receiver, record.seq()),
+            receivers,
+            at_ms,
+            delivered: record.source() == Source::Webhook,
+        }
+    }
 }
 
 /// The events given out that some receiver has not recorded yet, by
@@ -75,18 +94,19 @@ impl Memory {
         }
     }
 
-    /// A record of `receiver` with this identity: the oldest remembered
-    /// event `receiver` has no copy of yet, and whose first copy is from
-    /// `since_ms` on if it was a delivery, gains it; its first record is
-    /// returned. Forgotten once every receiver of
-    /// `all` has it.
-    pub(super) fn copy_of(
+    /// `record` of `receiver`, with this identity, received at `at_ms`,
+    /// as a copy: the oldest remembered event `receiver` has no copy of
+    /// yet, and whose first copy is recent enough if it was a delivery
+    /// ([`delivered_copy_window_ms`]), gains it; its first record is
+    /// returned. Forgotten once every receiver of `all` has it.
+    pub(super) fn copy_of<T: Mergeable>(
         &mut self,
-        identity: u128,
-        receiver: usize,
+        record: &T,
+        (identity, receiver, at_ms): (u128, usize, i64),
         all: Receivers,
-        since_ms: i64,
     ) -> Option<(usize, u64)> {
+        let since_ms =
+            at_ms.saturating_sub(delivered_copy_window_ms(record.event(), record.source()));
         let events = self.events.get_mut(&identity)?;
         let (front, back) = events.as_slice_mut();
         let at = front.iter().chain(back.iter()).position(|e| {
@@ -153,27 +173,16 @@ impl Follow {
         self.now_ms = self.now_ms.max(at_ms);
         self.unmatched.forget_before(self.now_ms);
         let identity = record.identity()?;
-        let since_ms = at_ms.saturating_sub(super::delivered_copy_window_ms(
-            record.event(),
-            record.source(),
-        ));
         if let Some(first) = self
             .unmatched
-            .copy_of(identity, receiver, self.all, since_ms)
+            .copy_of(record, (identity, receiver, at_ms), self.all)
         {
             return Some(first);
         }
         let receivers = Receivers::one(receiver);
         if receivers != self.all {
-            self.unmatched.remember(
-                identity,
-                Unmatched {
-                    first: (receiver, record.seq()),
-                    receivers,
-                    at_ms,
-                    delivered: record.source() == crate::log::record::Source::Webhook,
-                },
-            );
+            self.unmatched
+                .remember(identity, Unmatched::of(record, receiver, receivers, at_ms));
         }
         None
     }
