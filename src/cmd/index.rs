@@ -55,7 +55,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             }
             Some(difference) => {
                 println!("index differs from {logs}: {difference}");
-                println!("run `rollcall index --rebuild` to remake it from {logs}");
+                println!(
+                    "run this command again with --rebuild in place of --check (the same --dir or --remote) to remake it from {logs}"
+                );
                 Ok(ExitCode::from(1))
             }
         };

@@ -46,13 +46,20 @@ pub(super) async fn with_index<T: Send + 'static>(
         let standing = index.catch_up_near(shared.clock.as_ref())?;
         Ok::<_, IndexError>((Some(read(&index)?), standing))
     });
-    let error = match done {
+    // What to do about it: a receiver's directory is the operator's to
+    // mend; anything else, the index's check finds.
+    let check = "`rollcall index --check` (with every receiver's --dir, for the index of several) compares the index with the logs";
+    let (error, what_to_do) = match done {
         Ok(reading) => match reading.await {
             Ok(Ok(found)) => return Ok(found),
-            Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
-            Err(_) => "the page's reader stopped".to_string(),
+            Ok(Err(error @ IndexError::Receiver(_))) => (
+                format!("{:#}", anyhow::Error::from(error)),
+                "check that each receiver's directory is there (mounted, readable) and holds its .receiver file; the page reads again at the next request",
+            ),
+            Ok(Err(error)) => (format!("{:#}", anyhow::Error::from(error)), check),
+            Err(_) => ("the page's reader stopped".to_string(), check),
         },
-        Err(error) => format!("starting the page's reader: {error}"),
+        Err(error) => (format!("starting the page's reader: {error}"), check),
     };
     tracing::error!(%error, "the console could not read the index");
     Err(html(
@@ -60,7 +67,7 @@ pub(super) async fn with_index<T: Send + 'static>(
         pages::message(
             None,
             "Cannot read the index",
-            &format!("{error}; `rollcall index --check` compares it with the log"),
+            &format!("{error}; {what_to_do}"),
         ),
     ))
 }

@@ -202,17 +202,22 @@ pub fn receiver(dir: &Path, given: Option<&Name>) -> (Check, Option<Name>) {
             };
             (Check::ok("receiver", format!("{name}, {from}")), Some(name))
         }
-        Err(e) => (
-            Check::fail(
-                "receiver",
-                format!("{e:#}"),
+        Err(e) => {
+            // A kept name that cannot be read is the file's to mend; a
+            // readable one that differs, the option's.
+            let fix = if receiver::read(dir).is_err() {
+                format!(
+                    "write this receiver's name (the one its receiver_started records carry) into {}",
+                    kept.display()
+                )
+            } else {
                 format!(
                     "give --receiver (ROLLCALL_RECEIVER) the name {} holds, or none",
                     kept.display()
-                ),
-            ),
-            None,
-        ),
+                )
+            };
+            (Check::fail("receiver", format!("{e:#}"), fix), None)
+        }
     }
 }
 
@@ -230,5 +235,31 @@ fn secret_file(path: &Path) -> Check {
             ),
         ),
         _ => Check::ok("secret", format!("from {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    #[test]
+    fn a_receiver_name_that_cannot_be_read_is_mended_in_its_file_and_a_different_one_by_the_option()
+    {
+        let temp = tempfile::tempdir().unwrap();
+        let kept = temp.path().join(receiver::RECEIVER_FILE);
+
+        std::fs::write(&kept, "not a name!\n").unwrap();
+        let (unreadable, name) = receiver(temp.path(), None);
+        assert_eq!((unreadable.status, name), (Status::Fail, None));
+        let fix = unreadable.fix.unwrap();
+        assert!(fix.starts_with("write this receiver's name"), "{fix}");
+
+        std::fs::remove_file(&kept).unwrap();
+        receiver::remember(temp.path(), &"site-a".parse().unwrap()).unwrap();
+        let (other, name) = receiver(temp.path(), Some(&"site-b".parse().unwrap()));
+        assert_eq!((other.status, name), (Status::Fail, None));
+        let fix = other.fix.unwrap();
+        assert!(fix.starts_with("give --receiver"), "{fix}");
     }
 }

@@ -191,7 +191,7 @@ impl Index {
             return Ok(());
         }
         Err(IndexError::Receiver(format!(
-            "{} now holds receivers {} (another read remade it for them), not {}: opened again, it is rebuilt",
+            "{} now holds receivers {} (a read of another set of receivers with the same first --dir remade it for them), not {}: run the command again, which rebuilds it for these; give each set a first --dir of its own to keep both",
             self.file().display(),
             held.join(", "),
             ours.collect::<Vec<_>>().join(", ")

@@ -74,7 +74,7 @@ pub fn recorded(dir: &Path) -> anyhow::Result<Option<Layout>> {
     match std::fs::read_to_string(&path) {
         Ok(text) => Layout::parse(&text).map(Some).with_context(|| {
             format!(
-                "{} does not say `folder NAME` or `flat`: restore it from a backup, or write the layout the bucket holds",
+                "{} does not say `folder NAME` or `flat`: write `folder NAME` into it if the bucket keeps this receiver's archives under PREFIX/NAME/archive/, or `flat` if under PREFIX/archive/",
                 path.display()
             )
         }),

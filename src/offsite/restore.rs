@@ -282,13 +282,13 @@ fn check_archive(
         .and_then(|bytes| serde_json::from_slice::<DayDigest>(&bytes).ok());
     let Some(digest) = digest else {
         bail!(
-            "{} has no digest in the bucket to check it against (or the digest is not one)",
+            "{} has no digest in the bucket to check it against (or the digest is not one): the receiver ships a day's .digest.json beside its archive, so look for it in the bucket (a shipping cut short?); until it is there the archive is not read, and the other receivers can be read with their --dir alone",
             store.location(name)
         );
     };
     if hex::encode(Sha256::digest(bytes)) != digest.compressed_sha256 {
         bail!(
-            "{} is not the archive its digest describes (its SHA-256 differs): the bucket's copy of that day is damaged or was replaced",
+            "{} is not the archive its digest describes (its SHA-256 differs): the bucket's copy of that day is damaged or was replaced; compare it with that receiver's own archive of the day (`rollcall verify` on that receiver), and meanwhile read the other receivers with their --dir alone",
             store.location(name)
         );
     }
