@@ -144,7 +144,8 @@ const ROOM_1_AT_1330: [&str; 7] = [
     "csv",
 ];
 
-fn gap_warnings(run: &Run) -> Vec<&str> {
+/// The stderr lines of a run that name a coverage gap.
+pub(crate) fn gap_warnings(run: &Run) -> Vec<&str> {
     run.stderr
         .lines()
         .filter(|line| line.contains("coverage gap"))

@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 use time::Duration;
 
+use crate::index_receivers::gap_warnings;
 use crate::read_side::Follower;
 use crate::support::app::membership;
 use crate::support::bin::{Run, rollcall, run};
@@ -268,6 +269,46 @@ async fn an_event_whose_first_copy_is_before_the_range_is_not_exported_from_its_
         ids(&["--to", "2026-11-28"]),
         [("late-night".to_string(), r#"["a","b"]"#.to_string())],
         "the copy on the next day is read to list its receivers"
+    );
+}
+
+#[tokio::test]
+async fn roster_over_two_served_receivers_warns_only_where_both_were_down() {
+    let mut pair = Pair::start().await;
+    pair.deliver(To::Both, &joined("m1")).await;
+    // a stops at 12:01 and b at 12:21; a starts again at 12:31, b at 12:41.
+    pair.advance(Duration::minutes(1));
+    pair.stop(To::A).await;
+    pair.advance(Duration::minutes(10));
+    pair.deliver(To::B, &joined("m2")).await;
+    pair.advance(Duration::minutes(10));
+    pair.stop(To::B).await;
+    pair.advance(Duration::minutes(10));
+    pair.start_again(To::A).await;
+    pair.advance(Duration::minutes(10));
+    pair.start_again(To::B).await;
+    pair.deliver(To::Both, &left("m1")).await;
+    pair.stop(To::Both).await;
+    let roster_at =
+        |at: &str| run(both(&pair).args(["roster", "--room", "room-1", "--at", at])).success();
+
+    let a_down = roster_at("2026-11-27T12:11:30Z");
+    let both_down = roster_at("2026-11-27T12:25:00Z");
+
+    assert!(gap_warnings(&a_down).is_empty(), "{}", a_down.report());
+    // m2, delivered to b alone while a was down, is a member all the same.
+    assert!(
+        a_down.stdout.contains("2 members") && a_down.stdout.contains(" b:3 "),
+        "{}",
+        a_down.report()
+    );
+    let warned = gap_warnings(&both_down);
+    assert_eq!(warned.len(), 1, "{}", both_down.report());
+    assert!(
+        warned[0]
+            .contains("coverage gap from 2026-11-27T12:21:01.500Z to 2026-11-27T12:31:00.000Z"),
+        "b stopped last, a started first: {}",
+        both_down.report()
     );
 }
 
