@@ -207,6 +207,8 @@ impl Index {
         most: u64,
         clock: &dyn Clock,
     ) -> Result<CaughtUp, IndexError> {
+        // Before the positions are read: another set's would say nothing
+        // of this one's (checked again under the batch's lock).
         self.still_the_set()?;
         let start = state::read(&self.conn)?;
         let mut done = CaughtUp {

@@ -98,12 +98,6 @@ pub fn merged_path(dir: &Path) -> PathBuf {
 }
 
 impl Index {
-    /// The directory the index lives in: its log's, or the first of its
-    /// receivers'.
-    pub fn dir(&self) -> &Path {
-        &self.home
-    }
-
     /// Its file.
     pub fn file(&self) -> PathBuf {
         match self.kind {

@@ -11,9 +11,8 @@ use time::{Date, Duration};
 
 use super::{Cursor, Filter, Format, Had, Printer, Shown, Watch, durable_head, show};
 use crate::log::days::{DEDUP_DAYS, Day, day_name};
-use crate::log::merge::{self, Follow, Merge, Mergeable, Merged};
-use crate::log::reader::{self, DayReader, RecordView, Stream, TitleFallback};
-use crate::log::record::{Event, Source};
+use crate::log::merge::{Follow, Merge, Mergeable, Merged};
+use crate::log::reader::{self, DayReader, Stream, TitleFallback};
 use crate::receiver::Receivers;
 
 /// The last `n` events `filter` keeps of the merged record, oldest first;
@@ -154,7 +153,7 @@ pub(super) async fn follow(
     loop {
         for (receiver, (cursor, dir)) in cursors.iter_mut().zip(&dirs).enumerate() {
             cursor.catch_up(dir, &mut |line, record| {
-                if seen.take(&Incoming(record), receiver).is_some() {
+                if seen.take(record, receiver).is_some() {
                     return Ok(());
                 }
                 let had = Some((receiver, Had::one(receiver)));
@@ -165,35 +164,6 @@ pub(super) async fn follow(
         if !watch.changed().await? {
             return Ok(());
         }
-    }
-}
-
-/// A record as a follower sees it.
-struct Incoming<'r, 'a>(&'r RecordView<'a>);
-
-impl Mergeable for Incoming<'_, '_> {
-    fn received_at(&self) -> &str {
-        &self.0.received_at
-    }
-
-    fn identity(&self) -> Option<u128> {
-        merge::identity(
-            self.0.event,
-            &self.0.membership_id,
-            self.0.membership_created.as_deref(),
-        )
-    }
-
-    fn seq(&self) -> u64 {
-        self.0.seq
-    }
-
-    fn source(&self) -> Source {
-        self.0.source
-    }
-
-    fn event(&self) -> Event {
-        self.0.event
     }
 }
 

@@ -136,7 +136,8 @@ impl<'c> Fold<'c> {
             conn,
             sql: Statements::prepare(conn)?,
             texts: Texts::new(conn, texts)?,
-            tracks: state::read(conn)?,
+            // Read where each batch begins ([`Fold::begin`]).
+            tracks: Vec::new(),
             names: state::names(conn)?,
             sets: Vec::new(),
             pending: 0,

@@ -62,14 +62,10 @@ impl Key {
     fn of(record: &RecordView<'_>) -> Key {
         Key {
             seq: record.seq,
-            at_ms: merge::millis(&record.received_at),
+            at_ms: record.received_ms(),
             event: record.event,
             source: record.source,
-            identity: merge::identity(
-                record.event,
-                &record.membership_id,
-                record.membership_created.as_deref(),
-            ),
+            identity: record.identity(),
         }
     }
 }
@@ -106,14 +102,6 @@ impl Entry {
     /// Its line number in [`path`](Self::path), from 1.
     pub fn number(&self) -> u64 {
         self.number
-    }
-
-    pub fn event(&self) -> Event {
-        self.key.event
-    }
-
-    pub fn source(&self) -> Source {
-        self.key.source
     }
 }
 
