@@ -4,7 +4,6 @@
 //! for the pass in log order is little: the block's first link, the
 //! receiver's own records, the counts, and the records a head names.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::log::chain::Chain;
@@ -17,9 +16,6 @@ use crate::log::record::{self, Event, LineError, Record, Source, scan};
 pub(super) struct Link {
     pub seq: u64,
     pub received_at: String,
-    pub event: Event,
-    pub source: Source,
-    pub not_before: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -40,9 +36,6 @@ impl From<Record> for Link {
         Link {
             seq: r.seq,
             received_at: r.received_at,
-            event: r.event,
-            source: r.source,
-            not_before: r.not_before,
             prev_hash: r.prev_hash,
             hash: r.hash,
         }
@@ -54,9 +47,6 @@ impl From<RecordView<'_>> for Link {
         Link {
             seq: r.seq,
             received_at: r.received_at.into_owned(),
-            event: r.event,
-            source: r.source,
-            not_before: r.not_before.map(Cow::into_owned),
             prev_hash: r.prev_hash.into_owned(),
             hash: r.hash.into_owned(),
         }
@@ -169,9 +159,6 @@ pub(super) fn check_block(block: &Block, day: &str, wanted: &BTreeSet<u64>, out:
             out.first = Some(Link {
                 seq: view.seq,
                 received_at: view.received_at.to_string(),
-                event: view.event,
-                source: view.source,
-                not_before: view.not_before.as_deref().map(str::to_string),
                 prev_hash: view.prev_hash.to_string(),
                 hash: view.hash.to_string(),
             });
