@@ -151,11 +151,9 @@ fn mismatches(page: &str, documented: &str, index: &Path) -> Vec<String> {
 }
 
 /// Appends `record` so that it is received at `at` (RFC 3339).
-pub(crate) async fn append_at(log: &TestLog, at: &str, record: Record) {
+async fn append_at(log: &TestLog, at: &str, record: Record) {
     let at = OffsetDateTime::parse(at, &Rfc3339).expect("an RFC 3339 time");
-    // `append` moves the clock on by one second before writing.
-    log.clock.set(at - time::Duration::seconds(1));
-    log.append(record).await;
+    log.append_at(at, record).await;
 }
 
 /// `who`'s membership of a room, as the webhook records it: the

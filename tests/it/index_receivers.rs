@@ -84,13 +84,6 @@ fn time(hms: &str) -> OffsetDateTime {
     )
 }
 
-/// Appends `record` so that it is received at `at`.
-async fn at(log: &TestLog, at: OffsetDateTime, record: Record) -> u64 {
-    // `append` moves the clock on by one second before writing.
-    log.clock.set(at - Duration::seconds(1));
-    log.append(record).await
-}
-
 fn started() -> Record {
     Record::receiver(Event::ReceiverStarted, None)
 }
@@ -102,8 +95,10 @@ fn stopped() -> Record {
 /// The same delivery at both receivers: at `a` at `hms`, at `b` a second
 /// later.
 async fn both(two: &Two, hms: &str, record: Record) {
-    at(&two.a, time(hms), record.clone()).await;
-    at(&two.b, time(hms) + Duration::seconds(1), record).await;
+    two.a.append_at(time(hms), record.clone()).await;
+    two.b
+        .append_at(time(hms) + Duration::seconds(1), record)
+        .await;
 }
 
 /// Two receivers through a day: some deliveries reach both, some one;
@@ -112,23 +107,27 @@ async fn both(two: &Two, hms: &str, record: Record) {
 pub(crate) async fn a_day_of_two() -> Two {
     let two = Two::new();
     let (a, b) = (&two.a, &two.b);
-    at(a, time("12:00:00"), started()).await;
-    at(b, time("12:00:02"), started()).await;
+    a.append_at(time("12:00:00"), started()).await;
+    b.append_at(time("12:00:02"), started()).await;
     both(&two, "12:01:00", member(Event::Joined, "ana", "room-1")).await; // a:2
     both(&two, "12:02:00", member(Event::Joined, "bo", "room-1")).await; // a:3
-    at(a, time("12:03:00"), member(Event::Joined, "cy", "room-2")).await; // a:4
-    at(b, time("12:04:00"), member(Event::Joined, "dee", "room-2")).await; // b:4
-    at(a, time("12:10:00"), stopped()).await;
-    at(b, time("12:20:00"), member(Event::Joined, "eve", "room-1")).await; // b:5
-    at(a, time("12:30:00"), started()).await;
+    a.append_at(time("12:03:00"), member(Event::Joined, "cy", "room-2"))
+        .await; // a:4
+    b.append_at(time("12:04:00"), member(Event::Joined, "dee", "room-2"))
+        .await; // b:4
+    a.append_at(time("12:10:00"), stopped()).await;
+    b.append_at(time("12:20:00"), member(Event::Joined, "eve", "room-1"))
+        .await; // b:5
+    a.append_at(time("12:30:00"), started()).await;
     both(&two, "12:35:00", member(Event::Left, "bo", "room-1")).await; // a:7
-    at(b, time("13:00:00"), stopped()).await;
-    at(a, time("13:10:00"), member(Event::Joined, "fay", "room-1")).await; // a:8
-    at(b, time("13:20:00"), started()).await;
-    at(a, time("14:00:00"), stopped()).await;
-    at(b, time("14:10:00"), stopped()).await;
-    at(b, time("14:50:00"), started()).await;
-    at(a, time("15:00:00"), started()).await;
+    b.append_at(time("13:00:00"), stopped()).await;
+    a.append_at(time("13:10:00"), member(Event::Joined, "fay", "room-1"))
+        .await; // a:8
+    b.append_at(time("13:20:00"), started()).await;
+    a.append_at(time("14:00:00"), stopped()).await;
+    b.append_at(time("14:10:00"), stopped()).await;
+    b.append_at(time("14:50:00"), started()).await;
+    a.append_at(time("15:00:00"), started()).await;
     both(&two, "15:05:00", member(Event::Left, "ana", "room-1")).await; // a:11
     two
 }
@@ -190,14 +189,11 @@ async fn roster_at_a_time_inside_one_receivers_gap_has_no_warning_and_inside_a_g
 async fn a_receiver_whose_log_ends_without_a_stop_hides_no_later_gap_of_the_other() {
     let two = a_day_of_two().await;
     // b dies after 15:05 (no stop recorded); a restarts 16:00-16:30.
-    at(&two.a, time("16:00:00"), stopped()).await;
-    at(&two.a, time("16:30:00"), started()).await;
-    at(
-        &two.a,
-        time("16:40:00"),
-        member(Event::Joined, "gus", "room-1"),
-    )
-    .await;
+    two.a.append_at(time("16:00:00"), stopped()).await;
+    two.a.append_at(time("16:30:00"), started()).await;
+    two.a
+        .append_at(time("16:40:00"), member(Event::Joined, "gus", "room-1"))
+        .await;
 
     let a_down = two.ok(&["roster", "--room", "room-1", "--at", "2026-11-27T16:15:00Z"]);
     let after = two.ok(&["roster", "--room", "room-1", "--at", "2026-11-27T16:45:00Z"]);
@@ -219,8 +215,8 @@ async fn a_receiver_whose_log_ends_without_a_stop_hides_no_later_gap_of_the_othe
 async fn a_receiver_only_quiet_while_the_other_restarts_leaves_no_gap() {
     let two = a_day_of_two().await;
     // No delivery after 15:05; b is upgraded 16:00-16:30, a only quiet.
-    at(&two.b, time("16:00:00"), stopped()).await;
-    at(&two.b, time("16:30:00"), started()).await;
+    two.b.append_at(time("16:00:00"), stopped()).await;
+    two.b.append_at(time("16:30:00"), started()).await;
 
     let b_down = two.ok(&["roster", "--room", "room-1", "--at", "2026-11-27T16:15:00Z"]);
 
@@ -337,10 +333,11 @@ async fn one_dir_prints_seqs_as_before_with_no_receiver_column_or_hint() {
 async fn a_copy_reconciled_later_at_the_other_receiver_counts_once_and_adds_it_to_receivers() {
     let two = Two::new();
     let (a, b) = (&two.a, &two.b);
-    at(a, time("12:00:00"), started()).await;
-    at(b, time("12:00:01"), started()).await;
-    at(b, time("12:04:00"), stopped()).await;
-    at(a, time("12:05:00"), member(Event::Joined, "fay", "room-1")).await;
+    a.append_at(time("12:00:00"), started()).await;
+    b.append_at(time("12:00:01"), started()).await;
+    b.append_at(time("12:04:00"), stopped()).await;
+    a.append_at(time("12:05:00"), member(Event::Joined, "fay", "room-1"))
+        .await;
     let before = two.ok(&["roster", "--room", "room-1", "--format", "csv"]);
     assert_eq!(column(&before.stdout, "joined_seq"), ["a:2"]);
     let fay =
@@ -348,13 +345,13 @@ async fn a_copy_reconciled_later_at_the_other_receiver_counts_once_and_adds_it_t
     assert_eq!(two.query(fay), r#"["[\"a\"]"]"#);
 
     // b comes back and its reconciliation finds fay, as a copy of its own.
-    at(b, time("12:30:00"), started()).await;
+    b.append_at(time("12:30:00"), started()).await;
     let found = Record {
         source: Source::Reconciled,
         not_before: Some("2026-11-27T12:04:00.000Z".into()),
         ..member(Event::Joined, "fay", "room-1")
     };
-    at(b, time("12:30:05"), found).await;
+    b.append_at(time("12:30:05"), found).await;
     let after = two.ok(&["roster", "--room", "room-1", "--format", "csv"]);
 
     assert_eq!(
@@ -382,8 +379,9 @@ async fn the_merged_index_opened_with_another_set_of_receivers_is_rebuilt_saying
     let two = a_day_of_two().await;
     two.ok(&["index"]);
     let c = named("c");
-    at(&c, time("12:00:00"), started()).await;
-    at(&c, time("12:01:30"), member(Event::Joined, "gus", "room-1")).await;
+    c.append_at(time("12:00:00"), started()).await;
+    c.append_at(time("12:01:30"), member(Event::Joined, "gus", "room-1"))
+        .await;
 
     let other = run(rollcall(&two.a.dir)
         .arg("--dir")
@@ -420,11 +418,10 @@ async fn a_receivers_log_rewritten_under_the_merged_index_rebuilds_it_naming_tha
     two.ok(&["index"]);
     // b's log replaced by another whose records differ (c's, same day).
     let c = named("c");
-    at(&c, time("12:00:00"), started()).await;
+    c.append_at(time("12:00:00"), started()).await;
     for n in 0..12 {
         let who = format!("x{n}");
-        at(
-            &c,
+        c.append_at(
             time("12:05:00") + Duration::seconds(n),
             member(Event::Joined, &who, "room-9"),
         )
@@ -502,22 +499,32 @@ fn serve_with_a_second_dir_and_no_console_is_refused_saying_why() {
     );
 }
 
-#[tokio::test]
-async fn the_console_of_serve_given_the_other_receivers_dir_shows_both_logs_on_the_room_page() {
+/// Receiver b's log, in which dee joined room 1.
+async fn b_with_dee() -> TestLog {
     let b = named("b");
-    at(
-        &b,
+    b.append_at(
         START + Duration::seconds(30),
         member(Event::Joined, "dee", "room-1"),
     )
     .await;
+    b
+}
+
+/// The console of receiver a's serve, given `b`'s directory to read too.
+async fn console_beside(b: &TestLog) -> ConsoleApp {
     let b_dir = b.dir.clone();
-    let app = ConsoleApp::spawn_configured(move |settings| {
+    ConsoleApp::spawn_configured(move |settings| {
         std::fs::create_dir_all(&settings.dir).unwrap();
         remember(&settings.dir, &"a".parse().unwrap()).unwrap();
         settings.merged_with = vec![b_dir];
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn the_console_of_serve_given_the_other_receivers_dir_shows_both_logs_on_the_room_page() {
+    let b = b_with_dee().await;
+    let app = console_beside(&b).await;
     app.deliver("created", "room-1", "alice@example.com", "Alice")
         .await;
     // Serve's indexer brings the merged index up to both heads by itself.
@@ -563,21 +570,9 @@ async fn the_console_of_serve_given_the_other_receivers_dir_shows_both_logs_on_t
 #[tokio::test]
 async fn serve_starts_and_records_when_the_other_receivers_directory_is_misnamed_and_its_pages_say_why()
  {
-    let b = named("b");
-    at(
-        &b,
-        START + Duration::seconds(30),
-        member(Event::Joined, "dee", "room-1"),
-    )
-    .await;
+    let b = b_with_dee().await;
     std::fs::write(b.dir.join(".receiver"), "not a name!\n").unwrap();
-    let b_dir = b.dir.clone();
-    let app = ConsoleApp::spawn_configured(move |settings| {
-        std::fs::create_dir_all(&settings.dir).unwrap();
-        remember(&settings.dir, &"a".parse().unwrap()).unwrap();
-        settings.merged_with = vec![b_dir];
-    })
-    .await;
+    let app = console_beside(&b).await;
     // Recorded: `deliver` asserts its 200.
     let seq = app
         .deliver("created", "room-1", "alice@example.com", "Alice")
@@ -607,9 +602,11 @@ async fn serve_starts_and_records_when_the_other_receivers_directory_is_misnamed
 async fn a_merged_index_remade_for_other_receivers_under_an_open_connection_is_not_folded_into() {
     let (a, b, c) = (named("a"), named("b"), named("c"));
     for (log, who) in [(&a, "ana"), (&b, "bo"), (&c, "cy")] {
-        at(log, time("10:00:00"), member(Event::Joined, who, "room-1")).await;
+        log.append_at(time("10:00:00"), member(Event::Joined, who, "room-1"))
+            .await;
     }
-    at(&b, time("10:01:00"), member(Event::Joined, "bea", "room-1")).await;
+    b.append_at(time("10:01:00"), member(Event::Joined, "bea", "room-1"))
+        .await;
     let clock = FakeClock::new(START);
     let ab = Receivers::of_dirs(&[a.dir.clone(), b.dir.clone()]).unwrap();
     let (mut held, _) = Index::open_of(&ab, &a.dir, &clock).unwrap();
@@ -835,9 +832,9 @@ async fn write(log: &TestLog, copies: Vec<(OffsetDateTime, Record)>) -> Vec<(Off
     let mut copies = copies;
     copies.sort_by_key(|(at, _)| *at);
     let mut seqs = Vec::new();
-    at(log, START, started()).await;
+    log.append_at(START, started()).await;
     for (when, record) in copies {
-        let seq = at(log, when, record).await;
+        let seq = log.append_at(when, record).await;
         seqs.push((when, seq));
     }
     seqs

@@ -15,7 +15,7 @@ use rollcall::log::record::{Event, Record, format_timestamp};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::index_docs::{LAUNCH, TEAM, append_at, membership, the_pages_log};
+use crate::index_docs::{LAUNCH, TEAM, membership, the_pages_log};
 use crate::roster::{json, ok};
 use crate::support::bin::{rollcall, run};
 use crate::support::duckdb::{Answer, session};
@@ -449,7 +449,7 @@ async fn a_room_query_that_forgets_leaves_is_caught_naming_who_roster_says_had_l
 async fn received_by(logs: &[&TestLog], at: &str, record: Record) {
     let mut when = OffsetDateTime::parse(at, &Rfc3339).expect("an RFC 3339 time");
     for log in logs {
-        append_at(log, &format_timestamp(when), record.clone()).await;
+        log.append_at(when, record.clone()).await;
         when += time::Duration::milliseconds(250);
     }
 }

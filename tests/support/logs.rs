@@ -77,6 +77,14 @@ impl TestLog {
         }
     }
 
+    /// Appends `record` so that it is received at `at`, and returns its
+    /// seq.
+    pub async fn append_at(&self, at: time::OffsetDateTime, record: Record) -> u64 {
+        // `append` moves the clock on by one second before writing.
+        self.clock.set(at - Duration::seconds(1));
+        self.append(record).await
+    }
+
     /// A distinct, realistic membership record.
     pub fn member(&self, event: Event) -> Record {
         let n = self.made.fetch_add(1, Ordering::Relaxed) + 1;
