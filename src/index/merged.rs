@@ -24,19 +24,16 @@ use super::lines::Lines;
 use super::state::{self, Track};
 use super::{Index, IndexError};
 use crate::clock::Clock;
-use crate::log::merge::{self, Merge, Mergeable, Merged};
+use crate::log::merge::{self, Key, Merge, Mergeable, Merged};
 use crate::log::reader::RecordView;
-use crate::log::record::{Event, Source, scan};
+use crate::log::record::scan;
 
 /// A receiver's record, read for the merge; its line is parsed again
 /// only if it is the copy folded in.
 struct Recorded {
     line: Vec<u8>,
-    seq: u64,
     received_at: String,
-    identity: Option<u128>,
-    event: Event,
-    source: Source,
+    key: Key,
     not_before: Option<String>,
     hash: String,
     day: String,
@@ -48,20 +45,8 @@ impl Mergeable for Recorded {
         &self.received_at
     }
 
-    fn identity(&self) -> Option<u128> {
-        self.identity
-    }
-
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn source(&self) -> Source {
-        self.source
-    }
-
-    fn event(&self) -> Event {
-        self.event
+    fn key(&self) -> Key {
+        self.key
     }
 }
 
@@ -115,12 +100,12 @@ impl Iterator for Input<'_> {
         // Read into this batch's merge: it is folded in by the commit.
         let track = &mut self.track;
         track.see(
-            next.event,
-            next.source,
+            next.key.event,
+            next.key.source,
             &next.received_at,
             next.not_before.as_deref(),
         );
-        track.at.seq = next.seq;
+        track.at.seq = next.key.seq;
         track.at.hash.clone_from(&next.hash);
         track.at.day = Some(next.day.clone());
         track.at.offset = next.offset;
@@ -153,15 +138,8 @@ impl Input<'_> {
             };
             let own = !view.event.is_membership();
             let mut recorded = Recorded {
-                seq,
                 received_at: view.received_at.to_string(),
-                identity: merge::identity(
-                    view.event,
-                    &view.membership_id,
-                    view.membership_created.as_deref(),
-                ),
-                event: view.event,
-                source: view.source,
+                key: view.key(),
                 // Read only for a start's gap.
                 not_before: own
                     .then(|| view.not_before.as_deref().map(str::to_string))
@@ -262,9 +240,9 @@ impl Index {
                 let row = Row {
                     id: next_id,
                     receiver,
-                    seq: Some(record.seq),
+                    seq: Some(record.key.seq),
                     receivers,
-                    identity: record.identity.filter(|_| receivers != all),
+                    identity: record.key.identity.filter(|_| receivers != all),
                 };
                 if land(&mut fold, &record, row, all, &mut scratch)? {
                     next_id += 1;
@@ -303,7 +281,7 @@ fn land(
 ) -> Result<bool, IndexError> {
     // An event every receiver recorded is no copy of an earlier one: one
     // receiver's records are never copies of each other.
-    if let Some(identity) = record.identity
+    if let Some(identity) = record.key.identity
         && row.receivers != all
         && let Some((id, before)) = fold.copy_of(
             identity,
@@ -328,7 +306,7 @@ fn land(
 /// How long before `record` the first copy of its event may be, when that
 /// copy was a delivery ([`merge::delivered_copy_window_ms`]).
 fn delivered_window(record: &Recorded) -> i64 {
-    merge::delivered_copy_window_ms(record.event, record.source)
+    merge::delivered_copy_window_ms(record.key.event, record.key.source)
 }
 
 /// The time `window_ms` before `record`: the oldest an event it is a copy

@@ -44,24 +44,44 @@ pub const REMEMBER_MS: i64 = DEDUP_DAYS * 24 * 3600 * 1000;
 /// At most this many receivers are merged.
 pub const MAX_RECEIVERS: usize = 64;
 
+/// What the merge needs to know of a record besides its time's text: read
+/// once, and carried by a record that was scanned for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// Its seq in its receiver's log.
+    pub seq: u64,
+    /// `received_at` as [`millis`] reads it.
+    pub at_ms: Option<i64>,
+    /// Its event ([`delivered_copy_window_ms`]).
+    pub event: Event,
+    /// How it came to be recorded ([`delivered_copy_window_ms`]).
+    pub source: Source,
+    /// The event's identity ([`identity`]); `None` for a record no other
+    /// receiver can have (the receiver's own starts and stops).
+    pub identity: Option<u128>,
+}
+
 /// What the merge needs to know of a record.
 pub trait Mergeable {
     /// `received_at` form: fixed-width, so it sorts as text in time order.
     fn received_at(&self) -> &str;
-    /// [`millis`] of `received_at`: a record that has it read already
-    /// saves the merge, which takes records one at a time, reading it.
+    /// The rest of what the merge reads of it.
+    fn key(&self) -> Key;
     fn received_ms(&self) -> Option<i64> {
-        millis(self.received_at())
+        self.key().at_ms
     }
-    /// The event's identity ([`identity`]); `None` for a record no other
-    /// receiver can have (the receiver's own starts and stops).
-    fn identity(&self) -> Option<u128>;
-    /// Its seq in its receiver's log.
-    fn seq(&self) -> u64;
-    /// How it came to be recorded ([`delivered_copy_window_ms`]).
-    fn source(&self) -> Source;
-    /// Its event ([`delivered_copy_window_ms`]).
-    fn event(&self) -> Event;
+    fn identity(&self) -> Option<u128> {
+        self.key().identity
+    }
+    fn seq(&self) -> u64 {
+        self.key().seq
+    }
+    fn source(&self) -> Source {
+        self.key().source
+    }
+    fn event(&self) -> Event {
+        self.key().event
+    }
 }
 
 /// How long before a record of `event` from `source` the first copy of
@@ -277,9 +297,10 @@ where
     /// Takes in one record: a copy of an event waiting or given out, or a
     /// new one. Returns a late copy to give out.
     fn take(&mut self, record: T, receiver: usize) -> Option<Merged<T>> {
-        let at_ms = record.received_ms().unwrap_or(self.now_ms);
+        let key = record.key();
+        let at_ms = key.at_ms.unwrap_or(self.now_ms);
         self.forget_old();
-        let identity = record.identity();
+        let identity = key.identity;
         if let Some(identity) = identity {
             if let Some(ids) = self.waiting_by_identity.get(&identity) {
                 let first = self.first_waiting;
@@ -294,9 +315,9 @@ where
                     return None;
                 }
             }
-            if let Some(first) =
-                self.unmatched
-                    .copy_of(&record, (identity, receiver, at_ms), self.all)
+            if let Some(first) = self
+                .unmatched
+                .copy_of(&key, (identity, receiver, at_ms), self.all)
             {
                 return Some(Merged::Late {
                     copy: record,
@@ -344,7 +365,12 @@ where
             if event.receivers != self.all {
                 self.unmatched.remember(
                     identity,
-                    Unmatched::of(&event.record, event.receiver, event.receivers, event.at_ms),
+                    Unmatched::of(
+                        &event.record.key(),
+                        event.receiver,
+                        event.receivers,
+                        event.at_ms,
+                    ),
                 );
             }
         }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::{DigestMap, Mergeable, REMEMBER_MS, Receivers, delivered_copy_window_ms};
+use super::{DigestMap, Key, Mergeable, REMEMBER_MS, Receivers, delivered_copy_window_ms};
 use crate::log::record::Source;
 
 /// An event given out that some receiver has not recorded yet.
@@ -20,19 +20,14 @@ pub(super) struct Unmatched {
 }
 
 impl Unmatched {
-    /// `record`, the first copy of an event, from `receiver`, received at
+    /// The record of `key`, the first copy of an event, from `receiver`, received at
     /// `at_ms`, that `receivers` recorded.
-    pub(super) fn of<T: Mergeable>(
-        record: &T,
-        receiver: usize,
-        receivers: Receivers,
-        at_ms: i64,
-    ) -> Self {
+    pub(super) fn of(key: &Key, receiver: usize, receivers: Receivers, at_ms: i64) -> Self {
         Unmatched {
-            first: (receiver, record.seq()),
+            first: (receiver, key.seq),
             receivers,
             at_ms,
-            delivered: record.source() == Source::Webhook,
+            delivered: key.source == Source::Webhook,
         }
     }
 }
@@ -94,19 +89,18 @@ impl Memory {
         }
     }
 
-    /// `record` of `receiver`, with this identity, received at `at_ms`,
+    /// The record of `record` (its key) of `receiver`, with this identity, received at `at_ms`,
     /// as a copy: the oldest remembered event `receiver` has no copy of
     /// yet, and whose first copy is recent enough if it was a delivery
     /// ([`delivered_copy_window_ms`]), gains it; its first record is
     /// returned. Forgotten once every receiver of `all` has it.
-    pub(super) fn copy_of<T: Mergeable>(
+    pub(super) fn copy_of(
         &mut self,
-        record: &T,
+        record: &Key,
         (identity, receiver, at_ms): (u128, usize, i64),
         all: Receivers,
     ) -> Option<(usize, u64)> {
-        let since_ms =
-            at_ms.saturating_sub(delivered_copy_window_ms(record.event(), record.source()));
+        let since_ms = at_ms.saturating_sub(delivered_copy_window_ms(record.event, record.source));
         let events = self.events.get_mut(&identity)?;
         let (front, back) = events.as_slice_mut();
         let at = front.iter().chain(back.iter()).position(|e| {
@@ -169,20 +163,21 @@ impl Follow {
     /// order): `None` for a new event, to give out now; for a copy of one
     /// given out already, that event's first record (receiver and seq).
     pub fn take<T: Mergeable>(&mut self, record: &T, receiver: usize) -> Option<(usize, u64)> {
-        let at_ms = record.received_ms().unwrap_or(self.now_ms);
+        let key = record.key();
+        let at_ms = key.at_ms.unwrap_or(self.now_ms);
         self.now_ms = self.now_ms.max(at_ms);
         self.unmatched.forget_before(self.now_ms);
-        let identity = record.identity()?;
+        let identity = key.identity?;
         if let Some(first) = self
             .unmatched
-            .copy_of(record, (identity, receiver, at_ms), self.all)
+            .copy_of(&key, (identity, receiver, at_ms), self.all)
         {
             return Some(first);
         }
         let receivers = Receivers::one(receiver);
         if receivers != self.all {
             self.unmatched
-                .remember(identity, Unmatched::of(record, receiver, receivers, at_ms));
+                .remember(identity, Unmatched::of(&key, receiver, receivers, at_ms));
         }
         None
     }

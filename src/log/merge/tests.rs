@@ -18,17 +18,14 @@ impl Mergeable for R {
     fn received_at(&self) -> &str {
         &self.at
     }
-    fn identity(&self) -> Option<u128> {
-        self.id
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn source(&self) -> Source {
-        self.source
-    }
-    fn event(&self) -> Event {
-        self.event
+    fn key(&self) -> Key {
+        Key {
+            seq: self.seq,
+            at_ms: millis(&self.at),
+            event: self.event,
+            source: self.source,
+            identity: self.id,
+        }
     }
 }
 

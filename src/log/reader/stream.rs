@@ -20,7 +20,7 @@ use time::Date;
 
 use super::{Block, ReadError, RecordView, in_log_order};
 use crate::log::days::Day;
-use crate::log::merge::{self, Mergeable};
+use crate::log::merge::{self, Key, Mergeable};
 use crate::log::record::{Event, Source, scan};
 
 /// Blocks read ahead of the merge, per receiver.
@@ -44,30 +44,6 @@ pub struct Entry {
     /// 1-based, in its day's file.
     number: u64,
     key: Key,
-}
-
-/// What is read of a line before the merge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    seq: u64,
-    /// `received_at` as [`merge::millis`] reads it.
-    at_ms: Option<i64>,
-    event: Event,
-    source: Source,
-    identity: Option<u128>,
-}
-
-impl Key {
-    /// The key of a record parsed in full.
-    fn of(record: &RecordView<'_>) -> Key {
-        Key {
-            seq: record.seq,
-            at_ms: record.received_ms(),
-            event: record.event,
-            source: record.source,
-            identity: record.identity(),
-        }
-    }
 }
 
 impl Entry {
@@ -111,24 +87,8 @@ impl Mergeable for Entry {
         std::str::from_utf8(&self.chunk.text[self.at.clone()]).unwrap_or_default()
     }
 
-    fn received_ms(&self) -> Option<i64> {
-        self.key.at_ms
-    }
-
-    fn identity(&self) -> Option<u128> {
-        self.key.identity
-    }
-
-    fn seq(&self) -> u64 {
-        self.key.seq
-    }
-
-    fn source(&self) -> Source {
-        self.key.source
-    }
-
-    fn event(&self) -> Event {
-        self.key.event
+    fn key(&self) -> Key {
+        self.key
     }
 }
 
@@ -329,7 +289,7 @@ fn read_key(text: &mut Vec<u8>, line: Range<usize>) -> Result<(Range<usize>, Key
     }
     let bytes = &text[line.clone()];
     let record = RecordView::parse(bytes).map_err(|e| e.to_string())?;
-    let key = Key::of(&record);
+    let key = record.key();
     let at = record.received_at.as_bytes();
     let within = bytes.as_ptr_range();
     let at = if within.contains(&at.as_ptr()) {
@@ -445,7 +405,7 @@ mod tests {
                     let (at, key) = read_key(&mut text, 0..line.len()).unwrap();
                     assert_eq!(
                         key,
-                        Key::of(&RecordView::parse(&line).unwrap()),
+                        RecordView::parse(&line).unwrap().key(),
                         "{}",
                         String::from_utf8_lossy(&text)
                     );

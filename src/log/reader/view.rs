@@ -83,7 +83,6 @@ impl<'a> RecordView<'a> {
     }
 }
 
-/// A record parsed in full, viewed as a line read in place is.
 /// A record parsed in full, as a merge takes it (`tail -f` over several
 /// receivers).
 impl crate::log::merge::Mergeable for RecordView<'_> {
@@ -91,27 +90,22 @@ impl crate::log::merge::Mergeable for RecordView<'_> {
         &self.received_at
     }
 
-    fn identity(&self) -> Option<u128> {
-        crate::log::merge::identity(
-            self.event,
-            &self.membership_id,
-            self.membership_created.as_deref(),
-        )
-    }
-
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn source(&self) -> Source {
-        self.source
-    }
-
-    fn event(&self) -> Event {
-        self.event
+    fn key(&self) -> crate::log::merge::Key {
+        crate::log::merge::Key {
+            seq: self.seq,
+            at_ms: crate::log::merge::millis(&self.received_at),
+            event: self.event,
+            source: self.source,
+            identity: crate::log::merge::identity(
+                self.event,
+                &self.membership_id,
+                self.membership_created.as_deref(),
+            ),
+        }
     }
 }
 
+/// A record parsed in full, viewed as a line read in place is.
 impl From<crate::log::record::Record> for RecordView<'static> {
     fn from(r: crate::log::record::Record) -> Self {
         RecordView {
